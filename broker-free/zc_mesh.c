@@ -1,0 +1,913 @@
+/*  zc_mesh — the broker-free messaging plane: one node's sockets and peers.
+
+    Why it looks like this. Zyre moves every message through an actor pipe,
+    which costs two extra socket hops and a thread switch per message. Here
+    the caller's thread owns the sockets: a send is three zmq_send calls on
+    the PUB or a DEALER, a receive is zmq_msg_recv on the SUB or ROUTER, and
+    the only per-message work beside that is encoding or decoding a header
+    of a few dozen bytes into a fixed buffer. The receive path first tries
+    every socket without waiting and calls zmq_poll only when all are empty,
+    so a busy receiver makes no poll system call per message.
+
+    Sequence numbers. A sender numbers each stream a receiver sees whole:
+    its public messages, its messages to each group, and its private-plane
+    messages to each peer. The receiver keeps the next expected number per
+    (sender, stream). The first message of a stream sets the baseline (a
+    subscriber that joins late misses earlier messages by design, which is
+    not loss); a number that goes backwards means the sender restarted and
+    also sets the baseline; a number that skips ahead counts the gap as
+    lost. Leaving a group forgets that group's baselines.
+
+    Bad input is dropped, counted, and logged once per source (sender id,
+    or the ROUTER routing id, or "unknown" for SUB frames whose header
+    cannot be read). The log-once set is bounded.
+*/
+#include "zc_mesh.h"
+#include "zc_log.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ENDPOINT_MAX 256
+#define MAX_TRACKED_SENDERS 4096 //  sequence state kept for at most this many senders
+#define MAX_REPORTED 1024        //  sources remembered for log-once
+
+typedef struct {
+    char id[ZC_NAME_MAX + 1];
+    char pub_endpoint[ENDPOINT_MAX];
+    char router_endpoint[ENDPOINT_MAX];
+    zsock_t *dealer;
+    void *dealer_handle;
+    uint64_t private_seq; //  last sequence number sent to this peer
+} s_peer_t;
+
+//  What a receiver remembers of one sender's streams: next expected numbers.
+typedef struct {
+    uint64_t next_public;
+    uint64_t next_private;
+    zhashx_t *next_group; //  group name -> uint64_t *
+} s_sender_t;
+
+typedef struct {
+    zc_mesh_handler_fn *fn;
+    void *arg;
+} s_handler_t;
+
+struct _zc_msg_t {
+    zc_header_t header;
+    char group[ZC_NAME_MAX + 1];
+    zmq_msg_t payload; //  kept open until the next receive; data is not copied
+};
+
+struct _zc_mesh_t {
+    char id[ZC_NAME_MAX + 1];
+    char bind_pub[ENDPOINT_MAX], bind_router[ENDPOINT_MAX];
+    char pub_endpoint[ENDPOINT_MAX], router_endpoint[ENDPOINT_MAX];
+    char advertise_host[ENDPOINT_MAX];
+    char monitor_endpoint[64];
+    zc_security_t *security;     //  borrowed, or owned_security
+    zc_security_t *owned_security;
+    size_t max_msg_size;
+    int hwm, heartbeat_ivl, heartbeat_timeout;
+    int started;
+
+    zsock_t *pub, *router, *sub, *monitor;
+    void *pub_handle, *router_handle, *sub_handle, *monitor_handle;
+
+    zhashx_t *peers;     //  id -> s_peer_t
+    zhashx_t *groups;    //  joined groups (set)
+    zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
+    uint64_t public_seq;
+    zhashx_t *senders;   //  sender id -> s_sender_t
+    zhashx_t *handlers;  //  type -> s_handler_t
+    zhashx_t *reported;  //  sources already logged (set)
+    zc_mesh_peer_fn *peer_lost_fn;
+    void *peer_lost_arg;
+
+    zc_mesh_stats_t stats;
+    zc_msg_t msg;
+    int msg_open;
+    int next_socket; //  round-robin start for non-blocking receive
+};
+
+//  --------------------------------------------------------------------------
+//  Containers
+
+static void s_peer_destroy(void **item)
+{
+    s_peer_t *peer = (s_peer_t *) *item;
+    if (peer) {
+        zsock_destroy(&peer->dealer);
+        free(peer);
+        *item = NULL;
+    }
+}
+
+static void s_sender_destroy(void **item)
+{
+    s_sender_t *sender = (s_sender_t *) *item;
+    if (sender) {
+        zhashx_destroy(&sender->next_group);
+        free(sender);
+        *item = NULL;
+    }
+}
+
+static void s_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static zhashx_t *s_hash_new(zhashx_destructor_fn *destructor)
+{
+    zhashx_t *hash = zhashx_new();
+    assert(hash);
+    zhashx_set_destructor(hash, destructor);
+    return hash;
+}
+
+//  --------------------------------------------------------------------------
+//  Construction
+
+zc_mesh_t *zc_mesh_new(const char *id)
+{
+    char generated[ZC_NAME_MAX + 1];
+    if (!id) {
+        zuuid_t *uuid = zuuid_new();
+        snprintf(generated, sizeof generated, "%.12s", zuuid_str_canonical(uuid));
+        zuuid_destroy(&uuid);
+        id = generated;
+    }
+    if (!zc_wire_name_valid(id))
+        return NULL;
+    zc_mesh_t *self = (zc_mesh_t *) calloc(1, sizeof(zc_mesh_t));
+    assert(self);
+    snprintf(self->id, sizeof self->id, "%s", id);
+    snprintf(self->bind_pub, ENDPOINT_MAX, "tcp://127.0.0.1:*");
+    snprintf(self->bind_router, ENDPOINT_MAX, "tcp://127.0.0.1:*");
+    self->max_msg_size = ZC_MESH_MAX_MSG_SIZE_DEFAULT;
+    self->hwm = 100000;
+    self->heartbeat_ivl = 500;
+    self->heartbeat_timeout = 1500;
+    self->peers = s_hash_new(s_peer_destroy);
+    self->groups = s_hash_new(NULL);
+    self->group_seq = s_hash_new(s_free);
+    self->senders = s_hash_new(s_sender_destroy);
+    self->handlers = s_hash_new(s_free);
+    self->reported = s_hash_new(NULL);
+    return self;
+}
+
+void zc_mesh_destroy(zc_mesh_t **self_p)
+{
+    assert(self_p);
+    zc_mesh_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->msg_open)
+        zmq_msg_close(&self->msg.payload);
+    zhashx_destroy(&self->peers);
+    zhashx_destroy(&self->groups);
+    zhashx_destroy(&self->group_seq);
+    zhashx_destroy(&self->senders);
+    zhashx_destroy(&self->handlers);
+    zhashx_destroy(&self->reported);
+    if (self->sub_handle && self->monitor_handle)
+        zmq_socket_monitor(self->sub_handle, NULL, 0);
+    zsock_destroy(&self->monitor);
+    zsock_destroy(&self->sub);
+    zsock_destroy(&self->pub);
+    zsock_destroy(&self->router);
+    zc_security_destroy(&self->owned_security);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *zc_mesh_id(zc_mesh_t *self)
+{
+    assert(self);
+    return self->id;
+}
+
+void zc_mesh_set_endpoints(zc_mesh_t *self, const char *pub, const char *router)
+{
+    assert(self && !self->started);
+    if (pub)
+        snprintf(self->bind_pub, ENDPOINT_MAX, "%s", pub);
+    if (router)
+        snprintf(self->bind_router, ENDPOINT_MAX, "%s", router);
+}
+
+void zc_mesh_set_advertise_host(zc_mesh_t *self, const char *host)
+{
+    assert(self && !self->started);
+    snprintf(self->advertise_host, ENDPOINT_MAX, "%s", host ? host : "");
+}
+
+void zc_mesh_set_security(zc_mesh_t *self, zc_security_t *security)
+{
+    assert(self && !self->started);
+    self->security = security;
+}
+
+void zc_mesh_set_max_msg_size(zc_mesh_t *self, size_t max_size)
+{
+    assert(self && !self->started);
+    self->max_msg_size = max_size;
+}
+
+void zc_mesh_set_hwm(zc_mesh_t *self, int hwm)
+{
+    assert(self && !self->started);
+    self->hwm = hwm;
+}
+
+void zc_mesh_set_heartbeat(zc_mesh_t *self, int interval_ms, int timeout_ms)
+{
+    assert(self && !self->started);
+    self->heartbeat_ivl = interval_ms;
+    self->heartbeat_timeout = timeout_ms;
+}
+
+//  Replaces a wildcard host in a bound endpoint with the advertised host.
+static void s_advertise(zc_mesh_t *self, zsock_t *sock, char *out)
+{
+    char *last = zsock_last_endpoint(sock);
+    const char *wild = "tcp://0.0.0.0:";
+    if (last && strncmp(last, wild, strlen(wild)) == 0) {
+        char host[ENDPOINT_MAX] = "localhost";
+        if (*self->advertise_host)
+            snprintf(host, sizeof host, "%s", self->advertise_host);
+        else
+            gethostname(host, sizeof host - 1);
+        snprintf(out, ENDPOINT_MAX, "tcp://%s:%s", host, last + strlen(wild));
+    }
+    else
+        snprintf(out, ENDPOINT_MAX, "%s", last ? last : "");
+    zstr_free(&last);
+}
+
+static void s_set_common(zc_mesh_t *self, zsock_t *sock)
+{
+    zsock_set_linger(sock, 0);
+    zsock_set_sndhwm(sock, self->hwm);
+    zsock_set_rcvhwm(sock, self->hwm);
+    zsock_set_maxmsgsize(sock, (int) (self->max_msg_size + ZC_MESH_TRANSPORT_SLACK));
+}
+
+int zc_mesh_start(zc_mesh_t *self)
+{
+    assert(self && !self->started);
+    if (!self->security) {
+        self->owned_security = zc_security_new();
+        self->security = self->owned_security;
+    }
+    self->pub = zsock_new(ZMQ_PUB);
+    self->router = zsock_new(ZMQ_ROUTER);
+    self->sub = zsock_new(ZMQ_SUB);
+    if (!self->pub || !self->router || !self->sub)
+        return -1;
+    self->pub_handle = zsock_resolve(self->pub);
+    self->router_handle = zsock_resolve(self->router);
+    self->sub_handle = zsock_resolve(self->sub);
+    s_set_common(self, self->pub);
+    s_set_common(self, self->router);
+    s_set_common(self, self->sub);
+    //  A restarted peer that reuses its id takes over its old routing id.
+    zsock_set_router_handover(self->router, 1);
+    zsock_set_heartbeat_ivl(self->sub, self->heartbeat_ivl);
+    zsock_set_heartbeat_timeout(self->sub, self->heartbeat_timeout);
+    zsock_set_heartbeat_ttl(self->sub, self->heartbeat_timeout);
+    zsock_set_subscribe(self->sub, "P");
+    if (zc_security_apply_server(self->security, self->pub_handle)
+        || zc_security_apply_server(self->security, self->router_handle))
+        return -1;
+    if (zsock_bind(self->pub, "%s", self->bind_pub) == -1
+        || zsock_bind(self->router, "%s", self->bind_router) == -1) {
+        zc_log(ZC_LOG_ERROR, self->id, "cannot bind %s / %s: %s", self->bind_pub,
+               self->bind_router, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    s_advertise(self, self->pub, self->pub_endpoint);
+    s_advertise(self, self->router, self->router_endpoint);
+
+    //  Connections to peers' PUBs are watched: a drop means the peer closed,
+    //  died (the kernel resets the connection) or went silent past the
+    //  heartbeat timeout.
+    snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
+             (void *) self);
+    if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint, ZMQ_EVENT_DISCONNECTED))
+        return -1;
+    self->monitor = zsock_new_pair(self->monitor_endpoint);
+    if (!self->monitor)
+        return -1;
+    self->monitor_handle = zsock_resolve(self->monitor);
+    self->started = 1;
+    return 0;
+}
+
+const char *zc_mesh_pub_endpoint(zc_mesh_t *self)
+{
+    assert(self);
+    return self->pub_endpoint;
+}
+
+const char *zc_mesh_router_endpoint(zc_mesh_t *self)
+{
+    assert(self);
+    return self->router_endpoint;
+}
+
+//  --------------------------------------------------------------------------
+//  Peers
+
+static int s_endpoint_valid(const char *endpoint)
+{
+    return endpoint && strlen(endpoint) < ENDPOINT_MAX && strstr(endpoint, "://") != NULL;
+}
+
+int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
+                     const char *router_endpoint, const char *curve_key)
+{
+    assert(self && self->started);
+    if (!zc_wire_name_valid(id) || strcmp(id, self->id) == 0 || !s_endpoint_valid(pub_endpoint)
+        || !s_endpoint_valid(router_endpoint))
+        return -1;
+    s_peer_t *known = (s_peer_t *) zhashx_lookup(self->peers, id);
+    if (known) {
+        if (strcmp(known->pub_endpoint, pub_endpoint) == 0
+            && strcmp(known->router_endpoint, router_endpoint) == 0)
+            return 0;
+        zc_mesh_peer_remove(self, id);
+    }
+    s_peer_t *peer = (s_peer_t *) calloc(1, sizeof(s_peer_t));
+    assert(peer);
+    snprintf(peer->id, sizeof peer->id, "%s", id);
+    snprintf(peer->pub_endpoint, ENDPOINT_MAX, "%s", pub_endpoint);
+    snprintf(peer->router_endpoint, ENDPOINT_MAX, "%s", router_endpoint);
+    peer->dealer = zsock_new(ZMQ_DEALER);
+    if (!peer->dealer) {
+        free(peer);
+        return -1;
+    }
+    peer->dealer_handle = zsock_resolve(peer->dealer);
+    s_set_common(self, peer->dealer);
+    zsock_set_identity(peer->dealer, self->id);
+    zsock_set_heartbeat_ivl(peer->dealer, self->heartbeat_ivl);
+    zsock_set_heartbeat_timeout(peer->dealer, self->heartbeat_timeout);
+    //  The SUB's CURVE server key is taken per connection at connect time.
+    if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key)
+        || zc_security_apply_client(self->security, self->sub_handle, curve_key)
+        || zmq_connect(peer->dealer_handle, router_endpoint)
+        || zmq_connect(self->sub_handle, pub_endpoint)) {
+        zc_log(ZC_LOG_WARNING, self->id, "cannot connect to peer %s at %s / %s: %s", id,
+               pub_endpoint, router_endpoint, zmq_strerror(zmq_errno()));
+        zmq_disconnect(self->sub_handle, pub_endpoint);
+        zsock_destroy(&peer->dealer);
+        free(peer);
+        return -1;
+    }
+    zhashx_insert(self->peers, id, peer);
+    zc_log(ZC_LOG_DEBUG, self->id, "peer %s added (%s, %s)", id, pub_endpoint, router_endpoint);
+    return 0;
+}
+
+int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
+{
+    assert(self);
+    s_peer_t *peer = (s_peer_t *) zhashx_lookup(self->peers, id);
+    if (!peer)
+        return -1;
+    zmq_disconnect(self->sub_handle, peer->pub_endpoint);
+    zhashx_delete(self->peers, id);
+    zhashx_delete(self->senders, id);
+    zc_log(ZC_LOG_DEBUG, self->id, "peer %s removed", id);
+    return 0;
+}
+
+int zc_mesh_peer_exists(zc_mesh_t *self, const char *id)
+{
+    assert(self);
+    return id && zhashx_lookup(self->peers, id) != NULL;
+}
+
+size_t zc_mesh_peer_count(zc_mesh_t *self)
+{
+    assert(self);
+    return zhashx_size(self->peers);
+}
+
+void zc_mesh_on_peer_lost(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg)
+{
+    assert(self);
+    self->peer_lost_fn = fn;
+    self->peer_lost_arg = arg;
+}
+
+//  --------------------------------------------------------------------------
+//  Groups
+
+int zc_mesh_join(zc_mesh_t *self, const char *group)
+{
+    assert(self && self->started);
+    uint8_t topic[ZC_WIRE_TOPIC_MAX];
+    int len = zc_wire_topic_encode(ZC_KIND_GROUP, group, topic, sizeof topic);
+    if (len < 0)
+        return -1;
+    if (zhashx_lookup(self->groups, group))
+        return 0;
+    zhashx_insert(self->groups, group, (void *) 1);
+    return zmq_setsockopt(self->sub_handle, ZMQ_SUBSCRIBE, topic, (size_t) len);
+}
+
+int zc_mesh_leave(zc_mesh_t *self, const char *group)
+{
+    assert(self && self->started);
+    if (!group || !zhashx_lookup(self->groups, group))
+        return -1;
+    uint8_t topic[ZC_WIRE_TOPIC_MAX];
+    int len = zc_wire_topic_encode(ZC_KIND_GROUP, group, topic, sizeof topic);
+    zhashx_delete(self->groups, group);
+    for (s_sender_t *s = (s_sender_t *) zhashx_first(self->senders); s;
+         s = (s_sender_t *) zhashx_next(self->senders))
+        if (s->next_group)
+            zhashx_delete(s->next_group, group);
+    return zmq_setsockopt(self->sub_handle, ZMQ_UNSUBSCRIBE, topic, (size_t) len);
+}
+
+int zc_mesh_in_group(zc_mesh_t *self, const char *group)
+{
+    assert(self);
+    return group && zhashx_lookup(self->groups, group) != NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
+                    uint8_t *buf)
+{
+    zc_header_t header = {.version = ZC_WIRE_VERSION, .kind = (uint8_t) kind, .seq = seq,
+                          .corr = corr};
+    size_t len = type ? strlen(type) : 0;
+    if (len == 0 || len > ZC_NAME_MAX)
+        return -1;
+    memcpy(header.type, type, len + 1);
+    memcpy(header.sender, self->id, strlen(self->id) + 1);
+    return zc_wire_header_encode(&header, buf, ZC_WIRE_HEADER_MAX);
+}
+
+//  Sends [topic][header][payload] on the PUB socket.
+static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type,
+                      uint64_t seq, const void *data, size_t size)
+{
+    uint8_t topic[ZC_WIRE_TOPIC_MAX], header[ZC_WIRE_HEADER_MAX];
+    int topic_len = zc_wire_topic_encode(kind, group, topic, sizeof topic);
+    int header_len = s_header(self, kind, type, seq, 0, header);
+    if (topic_len < 0 || header_len < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (zmq_send(self->pub_handle, topic, (size_t) topic_len, ZMQ_SNDMORE) < 0
+        || zmq_send(self->pub_handle, header, (size_t) header_len, ZMQ_SNDMORE) < 0
+        || zmq_send(self->pub_handle, data, size, 0) < 0)
+        return -1;
+    self->stats.bytes_sent += size;
+    return 0;
+}
+
+int zc_mesh_publish(zc_mesh_t *self, const char *type, const void *data, size_t size)
+{
+    assert(self && self->started);
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (s_send_pub(self, ZC_KIND_PUBLIC, NULL, type, self->public_seq + 1, data, size))
+        return -1;
+    self->public_seq++;
+    self->stats.sent_public++;
+    return 0;
+}
+
+int zc_mesh_shout(zc_mesh_t *self, const char *group, const char *type, const void *data,
+                  size_t size)
+{
+    assert(self && self->started);
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (!zc_wire_name_valid(group)) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t *seq = (uint64_t *) zhashx_lookup(self->group_seq, group);
+    if (!seq) {
+        seq = (uint64_t *) calloc(1, sizeof(uint64_t));
+        assert(seq);
+        zhashx_insert(self->group_seq, group, seq);
+    }
+    if (s_send_pub(self, ZC_KIND_GROUP, group, type, *seq + 1, data, size))
+        return -1;
+    (*seq)++;
+    self->stats.sent_group++;
+    return 0;
+}
+
+int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *type,
+                    uint64_t corr, const void *data, size_t size)
+{
+    assert(self && self->started);
+    if (kind != ZC_KIND_PRIVATE && kind != ZC_KIND_REQUEST && kind != ZC_KIND_REPLY) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    s_peer_t *peer = peer_id ? (s_peer_t *) zhashx_lookup(self->peers, peer_id) : NULL;
+    if (!peer) {
+        self->stats.no_route++;
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    uint8_t header[ZC_WIRE_HEADER_MAX];
+    int header_len = s_header(self, kind, type, peer->private_seq + 1, corr, header);
+    if (header_len < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    //  libzmq accepts or refuses a multipart message at its first frame.
+    if (zmq_send(peer->dealer_handle, header, (size_t) header_len, ZMQ_SNDMORE | ZMQ_DONTWAIT)
+        < 0) {
+        if (errno == EAGAIN)
+            self->stats.send_dropped++;
+        return -1;
+    }
+    if (zmq_send(peer->dealer_handle, data, size, ZMQ_DONTWAIT) < 0)
+        return -1;
+    peer->private_seq++;
+    self->stats.bytes_sent += size;
+    if (kind == ZC_KIND_PRIVATE)
+        self->stats.sent_private++;
+    else if (kind == ZC_KIND_REQUEST)
+        self->stats.sent_request++;
+    else
+        self->stats.sent_reply++;
+    return 0;
+}
+
+int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const void *data,
+                    size_t size)
+{
+    return zc_mesh_send_to(self, peer, ZC_KIND_PRIVATE, type, 0, data, size);
+}
+
+//  --------------------------------------------------------------------------
+//  Handlers
+
+int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *arg)
+{
+    assert(self);
+    if (!zc_wire_name_valid(type))
+        return -1;
+    if (!fn) {
+        zhashx_delete(self->handlers, type);
+        return 0;
+    }
+    s_handler_t *handler = (s_handler_t *) malloc(sizeof(s_handler_t));
+    assert(handler);
+    handler->fn = fn;
+    handler->arg = arg;
+    zhashx_update(self->handlers, type, handler);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+//  Logs bad input once per source.
+static void s_report(zc_mesh_t *self, const char *source, const char *what)
+{
+    if (zhashx_lookup(self->reported, source))
+        return;
+    if (zhashx_size(self->reported) < MAX_REPORTED)
+        zhashx_insert(self->reported, source, (void *) 1);
+    zc_log(ZC_LOG_WARNING, self->id, "dropped %s from %s (further drops from it are only counted)",
+           what, source);
+}
+
+//  Advances the expected sequence number of one stream; returns messages lost.
+static uint64_t s_track(uint64_t *next, uint64_t seq)
+{
+    uint64_t lost = 0;
+    if (*next != 0 && seq > *next)
+        lost = seq - *next;
+    *next = seq + 1;
+    return lost;
+}
+
+static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *group)
+{
+    s_sender_t *sender = (s_sender_t *) zhashx_lookup(self->senders, header->sender);
+    if (!sender) {
+        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS)
+            return;
+        sender = (s_sender_t *) calloc(1, sizeof(s_sender_t));
+        assert(sender);
+        zhashx_insert(self->senders, header->sender, sender);
+    }
+    uint64_t *next;
+    if (header->kind == ZC_KIND_PUBLIC)
+        next = &sender->next_public;
+    else if (header->kind == ZC_KIND_GROUP) {
+        if (!sender->next_group)
+            sender->next_group = s_hash_new(s_free);
+        next = (uint64_t *) zhashx_lookup(sender->next_group, group);
+        if (!next) {
+            next = (uint64_t *) calloc(1, sizeof(uint64_t));
+            assert(next);
+            zhashx_insert(sender->next_group, group, next);
+        }
+    }
+    else
+        next = &sender->next_private;
+    self->stats.lost += s_track(next, header->seq);
+}
+
+//  Receives one whole multipart message into parts[0..2] (initialised by
+//  the caller) without waiting. Returns the number of frames, with frames
+//  past the third read and discarded and the count capped at 4; 0 if
+//  nothing was waiting, -1 on interruption.
+static int s_recv_parts(void *socket, zmq_msg_t *parts)
+{
+    int count = 0, more = 1;
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_t *part = count < 3 ? &parts[count] : &extra;
+        if (part == &extra)
+            zmq_msg_init(&extra);
+        int rc = zmq_msg_recv(part, socket, count == 0 ? ZMQ_DONTWAIT : 0);
+        more = rc >= 0 && zmq_msg_more(part);
+        if (part == &extra)
+            zmq_msg_close(&extra);
+        if (rc < 0)
+            return count > 0 ? count : zmq_errno() == EAGAIN ? 0 : -1;
+        if (count < 4)
+            count++;
+    }
+    return count;
+}
+
+static void s_parts_init(zmq_msg_t *parts)
+{
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init(&parts[i]);
+}
+
+static void s_parts_close(zmq_msg_t *parts)
+{
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static const char *s_kind_name(int kind)
+{
+    static const char *names[] = {"?", "public", "group", "private", "request", "reply"};
+    return kind >= 1 && kind <= 5 ? names[kind] : names[0];
+}
+
+//  Validates one received message and fills self->msg. Returns 1 to deliver,
+//  0 if dropped (and counted). router is 1 for the ROUTER socket.
+static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
+{
+    zc_msg_t *msg = &self->msg;
+    char source[ZC_NAME_MAX + 1] = "unknown";
+    if (router) {
+        size_t len = zmq_msg_size(&parts[0]);
+        snprintf(source, sizeof source, "routing id %.*s",
+                 (int) (len < 64 ? len : 64), (const char *) zmq_msg_data(&parts[0]));
+    }
+    if (count != 3) {
+        self->stats.malformed++;
+        s_report(self, source, "a message with the wrong number of frames");
+        return 0;
+    }
+    int kind = 0;
+    msg->group[0] = 0;
+    if (!router && zc_wire_topic_decode((const uint8_t *) zmq_msg_data(&parts[0]),
+                                        zmq_msg_size(&parts[0]), &kind, msg->group)) {
+        self->stats.malformed++;
+        s_report(self, source, "a message with a malformed topic");
+        return 0;
+    }
+    int rc = zc_wire_header_decode((const uint8_t *) zmq_msg_data(&parts[1]),
+                                   zmq_msg_size(&parts[1]), &msg->header);
+    if (rc == ZC_WIRE_VERSION_BAD) {
+        self->stats.bad_version++;
+        char what[64];
+        snprintf(what, sizeof what, "a message of protocol version %d", msg->header.version);
+        s_report(self, *msg->header.sender ? msg->header.sender : source, what);
+        return 0;
+    }
+    const zc_header_t *header = &msg->header;
+    int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
+    //  On the ROUTER, the routing id is the sender's DEALER identity: a
+    //  header that names another sender is spoofed.
+    if (rc == ZC_WIRE_OK && router
+        && (zmq_msg_size(&parts[0]) != strlen(header->sender)
+            || memcmp(zmq_msg_data(&parts[0]), header->sender, zmq_msg_size(&parts[0])) != 0))
+        rc = ZC_WIRE_MALFORMED;
+    if (rc != ZC_WIRE_OK || !kind_ok) {
+        self->stats.malformed++;
+        s_report(self, source, "a message with a malformed header");
+        return 0;
+    }
+    s_sequence(self, header, msg->group);
+    size_t size = zmq_msg_size(&parts[2]);
+    if (size > self->max_msg_size) {
+        self->stats.oversized++;
+        char what[96];
+        snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", size,
+                 s_kind_name(header->kind), self->max_msg_size);
+        s_report(self, header->sender, what);
+        return 0;
+    }
+    if (header->kind == ZC_KIND_GROUP && !zhashx_lookup(self->groups, msg->group)) {
+        self->stats.unsubscribed++;
+        return 0;
+    }
+    switch (header->kind) {
+    case ZC_KIND_PUBLIC: self->stats.recv_public++; break;
+    case ZC_KIND_GROUP: self->stats.recv_group++; break;
+    case ZC_KIND_PRIVATE: self->stats.recv_private++; break;
+    case ZC_KIND_REQUEST: self->stats.recv_request++; break;
+    default: self->stats.recv_reply++; break;
+    }
+    self->stats.bytes_received += size;
+    return 1;
+}
+
+//  Reads monitor events: each DISCONNECTED names the endpoint of a peer PUB.
+static void s_monitor_events(zc_mesh_t *self)
+{
+    zmq_msg_t parts[3];
+    s_parts_init(parts);
+    while (s_recv_parts(self->monitor_handle, parts) == 2) {
+        if (zmq_msg_size(&parts[0]) == 6) {
+            char endpoint[ENDPOINT_MAX];
+            size_t len = zmq_msg_size(&parts[1]);
+            len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
+            memcpy(endpoint, zmq_msg_data(&parts[1]), len);
+            endpoint[len] = 0;
+            for (s_peer_t *peer = (s_peer_t *) zhashx_first(self->peers); peer;
+                 peer = (s_peer_t *) zhashx_next(self->peers))
+                if (strcmp(peer->pub_endpoint, endpoint) == 0) {
+                    self->stats.peers_lost++;
+                    zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
+                    if (self->peer_lost_fn) {
+                        char id[ZC_NAME_MAX + 1];
+                        memcpy(id, peer->id, sizeof id);
+                        //  The callback may remove the peer: stop iterating.
+                        self->peer_lost_fn(self, id, self->peer_lost_arg);
+                    }
+                    break;
+                }
+        }
+    }
+    s_parts_close(parts);
+}
+
+//  Tries each socket once without waiting. Returns 1 with self->msg filled,
+//  0 if nothing was deliverable, -1 on interruption.
+static int s_recv_nowait(zc_mesh_t *self)
+{
+    void *sockets[2] = {self->sub_handle, self->router_handle};
+    for (int i = 0; i < 2; i++) {
+        int which = (self->next_socket + i) % 2;
+        zmq_msg_t parts[3];
+        s_parts_init(parts);
+        int count = s_recv_parts(sockets[which], parts);
+        if (count < 0) {
+            s_parts_close(parts);
+            return -1;
+        }
+        int deliver = count > 0 && s_accept(self, parts, count, which == 1);
+        if (deliver) {
+            zmq_msg_move(&self->msg.payload, &parts[2]);
+        }
+        s_parts_close(parts);
+        if (count > 0) {
+            self->next_socket = which + 1;
+            return deliver;
+        }
+    }
+    return 0;
+}
+
+zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
+{
+    assert(self && self->started);
+    int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
+    while (1) {
+        if (self->msg_open) {
+            zmq_msg_close(&self->msg.payload);
+            self->msg_open = 0;
+        }
+        zmq_msg_init(&self->msg.payload);
+        self->msg_open = 1;
+        int rc = s_recv_nowait(self);
+        if (rc < 0) {
+            errno = EINTR;
+            return NULL;
+        }
+        if (rc > 0) {
+            s_handler_t *handler = (s_handler_t *) zhashx_lookup(self->handlers,
+                                                                 self->msg.header.type);
+            if (!handler)
+                return &self->msg;
+            handler->fn(self, &self->msg, handler->arg);
+            continue;
+        }
+        long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long) (deadline - zclock_mono());
+        if (timeout_ms >= 0 && wait <= 0) {
+            //  One last look at the monitor so a poll-free caller sees losses.
+            s_monitor_events(self);
+            errno = EAGAIN;
+            return NULL;
+        }
+        zmq_pollitem_t items[3];
+        int n = zc_mesh_pollitems(self, items);
+        if (zmq_poll(items, n, wait) < 0) {
+            errno = EINTR;
+            return NULL;
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            s_monitor_events(self);
+    }
+}
+
+int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
+{
+    assert(self && self->started);
+    void *sockets[3] = {self->sub_handle, self->router_handle, self->monitor_handle};
+    for (int i = 0; i < 3; i++)
+        items[i] = (zmq_pollitem_t){.socket = sockets[i], .events = ZMQ_POLLIN};
+    return 3;
+}
+
+void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats)
+{
+    assert(self && stats);
+    *stats = self->stats;
+}
+
+//  --------------------------------------------------------------------------
+//  Message accessors
+
+int zc_msg_kind(const zc_msg_t *msg)
+{
+    return msg->header.kind;
+}
+
+const char *zc_msg_type(const zc_msg_t *msg)
+{
+    return msg->header.type;
+}
+
+const char *zc_msg_sender(const zc_msg_t *msg)
+{
+    return msg->header.sender;
+}
+
+const char *zc_msg_group(const zc_msg_t *msg)
+{
+    return msg->header.kind == ZC_KIND_GROUP ? msg->group : NULL;
+}
+
+uint64_t zc_msg_seq(const zc_msg_t *msg)
+{
+    return msg->header.seq;
+}
+
+uint64_t zc_msg_corr(const zc_msg_t *msg)
+{
+    return msg->header.corr;
+}
+
+const void *zc_msg_data(const zc_msg_t *msg)
+{
+    return zmq_msg_data((zmq_msg_t *) &msg->payload);
+}
+
+size_t zc_msg_size(const zc_msg_t *msg)
+{
+    return zmq_msg_size((zmq_msg_t *) &msg->payload);
+}

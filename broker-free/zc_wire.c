@@ -1,0 +1,279 @@
+/*  zc_wire — encode and decode the zcluster wire protocol.
+
+    Encoding goes through msgpack-c's packer into a caller-provided buffer.
+    Decoding is a strict reader written for exactly the header's shape:
+    msgpack-c's generic unpacker allocates for whatever element count a frame
+    declares before it has read the elements, so a five-byte hostile frame
+    could ask for gigabytes. This reader allocates nothing, checks every
+    length against the bytes actually present, and skips unknown trailing
+    fields without recursion.
+*/
+#include "zc_wire.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+int zc_wire_name_valid(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t len = 0;
+    for (const unsigned char *p = (const unsigned char *) name; *p; p++, len++)
+        if (*p <= 0x20 || *p == 0x7f || len >= ZC_NAME_MAX)
+            return 0;
+    return len > 0;
+}
+
+int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap)
+{
+    if (kind == ZC_KIND_PUBLIC) {
+        if (cap < 1)
+            return -1;
+        buf[0] = 'P';
+        return 1;
+    }
+    if (kind != ZC_KIND_GROUP || !zc_wire_name_valid(group))
+        return -1;
+    size_t len = strlen(group);
+    if (cap < len + 2)
+        return -1;
+    buf[0] = 'G';
+    memcpy(buf + 1, group, len);
+    buf[len + 1] = 0;
+    return (int) len + 2;
+}
+
+int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group[ZC_NAME_MAX + 1])
+{
+    group[0] = 0;
+    if (size == 1 && data[0] == 'P') {
+        *kind = ZC_KIND_PUBLIC;
+        return ZC_WIRE_OK;
+    }
+    if (size < 3 || size > ZC_WIRE_TOPIC_MAX || data[0] != 'G' || data[size - 1] != 0)
+        return ZC_WIRE_MALFORMED;
+    memcpy(group, data + 1, size - 2);
+    group[size - 2] = 0;
+    if (!zc_wire_name_valid(group))
+        return ZC_WIRE_MALFORMED;
+    *kind = ZC_KIND_GROUP;
+    return ZC_WIRE_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Encoding
+
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    int overflow;
+} s_fixed_buffer_t;
+
+static int s_fixed_write(void *data, const char *bytes, size_t len)
+{
+    s_fixed_buffer_t *fb = (s_fixed_buffer_t *) data;
+    if (fb->len + len > fb->cap) {
+        fb->overflow = 1;
+        return -1;
+    }
+    memcpy(fb->buf + fb->len, bytes, len);
+    fb->len += len;
+    return 0;
+}
+
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, s, len);
+}
+
+int zc_wire_header_encode(const zc_header_t *h, uint8_t *buf, size_t cap)
+{
+    if (h->kind < ZC_KIND_PUBLIC || h->kind > ZC_KIND_REPLY || !zc_wire_name_valid(h->type)
+        || !zc_wire_name_valid(h->sender))
+        return -1;
+    s_fixed_buffer_t fb = {buf, cap, 0, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &fb, s_fixed_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint8(&pk, h->version);
+    msgpack_pack_uint8(&pk, h->kind);
+    s_pack_str(&pk, h->type);
+    s_pack_str(&pk, h->sender);
+    msgpack_pack_uint64(&pk, h->seq);
+    msgpack_pack_uint64(&pk, h->corr);
+    return fb.overflow ? -1 : (int) fb.len;
+}
+
+//  --------------------------------------------------------------------------
+//  Decoding: a cursor over untrusted bytes
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} s_reader_t;
+
+static int s_take(s_reader_t *r, size_t n, const uint8_t **out)
+{
+    if ((size_t) (r->end - r->p) < n)
+        return -1;
+    *out = r->p;
+    r->p += n;
+    return 0;
+}
+
+static uint64_t s_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+//  Reads a big-endian length of n bytes.
+static int s_len(s_reader_t *r, int n, uint64_t *len)
+{
+    const uint8_t *p;
+    if (s_take(r, (size_t) n, &p))
+        return -1;
+    *len = s_be(p, n);
+    return 0;
+}
+
+static int s_read_array(s_reader_t *r, uint64_t *count)
+{
+    const uint8_t *t;
+    if (s_take(r, 1, &t))
+        return -1;
+    if (*t >= 0x90 && *t <= 0x9f) {
+        *count = *t & 0x0f;
+        return 0;
+    }
+    if (*t == 0xdc)
+        return s_len(r, 2, count);
+    if (*t == 0xdd)
+        return s_len(r, 4, count);
+    return -1;
+}
+
+static int s_read_uint(s_reader_t *r, uint64_t *value)
+{
+    const uint8_t *t, *p;
+    if (s_take(r, 1, &t))
+        return -1;
+    if (*t <= 0x7f) {
+        *value = *t;
+        return 0;
+    }
+    int n = *t == 0xcc ? 1 : *t == 0xcd ? 2 : *t == 0xce ? 4 : *t == 0xcf ? 8 : 0;
+    if (!n || s_take(r, (size_t) n, &p))
+        return -1;
+    *value = s_be(p, n);
+    return 0;
+}
+
+//  Reads a str into out (NUL-terminated) and checks it is a valid name.
+static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
+{
+    const uint8_t *t, *p;
+    uint64_t len;
+    if (s_take(r, 1, &t))
+        return -1;
+    if (*t >= 0xa0 && *t <= 0xbf)
+        len = *t & 0x1f;
+    else if (*t == 0xd9 || *t == 0xda || *t == 0xdb) {
+        if (s_len(r, *t == 0xd9 ? 1 : *t == 0xda ? 2 : 4, &len))
+            return -1;
+    }
+    else
+        return -1;
+    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p))
+        return -1;
+    memcpy(out, p, (size_t) len);
+    out[len] = 0;
+    return zc_wire_name_valid(out) ? 0 : -1;
+}
+
+//  Skips `pending` complete msgpack objects of any type. Containers add their
+//  elements to the pending count; since every object takes at least one
+//  byte, a count above the bytes left is malformed and refused at once.
+static int s_skip(s_reader_t *r, uint64_t pending)
+{
+    while (pending > 0) {
+        if (pending > (uint64_t) (r->end - r->p))
+            return -1;
+        const uint8_t *t;
+        uint64_t len = 0, children = 0;
+        if (s_take(r, 1, &t))
+            return -1;
+        uint8_t b = *t;
+        pending--;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            continue; //  fixints, nil, booleans
+        if (b >= 0x80 && b <= 0x8f)
+            children = 2u * (b & 0x0f);
+        else if (b >= 0x90 && b <= 0x9f)
+            children = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf)
+            len = b & 0x1f;
+        else
+            switch (b) {
+            case 0xcc: case 0xd0: len = 1; break;
+            case 0xcd: case 0xd1: len = 2; break;
+            case 0xca: case 0xce: case 0xd2: len = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: len = 8; break;
+            case 0xd4: len = 2; break; //  fixext: type byte + data
+            case 0xd5: len = 3; break;
+            case 0xd6: len = 5; break;
+            case 0xd7: len = 9; break;
+            case 0xd8: len = 17; break;
+            case 0xc4: case 0xd9: if (s_len(r, 1, &len)) return -1; break;
+            case 0xc5: case 0xda: if (s_len(r, 2, &len)) return -1; break;
+            case 0xc6: case 0xdb: if (s_len(r, 4, &len)) return -1; break;
+            case 0xc7: if (s_len(r, 1, &len)) return -1; len++; break;
+            case 0xc8: if (s_len(r, 2, &len)) return -1; len++; break;
+            case 0xc9: if (s_len(r, 4, &len)) return -1; len++; break;
+            case 0xdc: if (s_len(r, 2, &children)) return -1; break;
+            case 0xdd: if (s_len(r, 4, &children)) return -1; break;
+            case 0xde: if (s_len(r, 2, &children)) return -1; children *= 2; break;
+            case 0xdf: if (s_len(r, 4, &children)) return -1; children *= 2; break;
+            default: return -1; //  0xc1 is never used
+            }
+        const uint8_t *skip;
+        if (len && s_take(r, (size_t) len, &skip))
+            return -1;
+        pending += children;
+    }
+    return 0;
+}
+
+int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h)
+{
+    s_reader_t r = {data, data + size};
+    uint64_t count, version, kind;
+    h->version = 0;
+    h->kind = 0;
+    h->type[0] = 0;
+    h->sender[0] = 0;
+    h->seq = h->corr = 0;
+    if (s_read_array(&r, &count) || count < 1 || s_read_uint(&r, &version))
+        return ZC_WIRE_MALFORMED;
+    h->version = version > 255 ? 255 : (uint8_t) version;
+    if (version != ZC_WIRE_VERSION) {
+        //  Best effort: name the sender in the report if the shape allows.
+        zc_header_t probe;
+        s_reader_t again = r;
+        if (count >= 4 && !s_read_uint(&again, &kind) && !s_read_name(&again, probe.type)
+            && !s_read_name(&again, probe.sender))
+            memcpy(h->sender, probe.sender, sizeof h->sender);
+        return ZC_WIRE_VERSION_BAD;
+    }
+    if (count < 6 || s_read_uint(&r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY
+        || s_read_name(&r, h->type) || s_read_name(&r, h->sender) || s_read_uint(&r, &h->seq)
+        || s_read_uint(&r, &h->corr) || s_skip(&r, count - 6) || r.p != r.end)
+        return ZC_WIRE_MALFORMED;
+    h->kind = (uint8_t) kind;
+    return ZC_WIRE_OK;
+}

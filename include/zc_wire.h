@@ -1,0 +1,88 @@
+/*  zc_wire — the zcluster wire codec (protocol version 1).
+
+    A message is a ZeroMQ multipart message:
+
+        PUB/SUB (public, group):   [topic] [header] [payload]
+        DEALER->ROUTER (private):  [header] [payload]
+
+    The topic frame makes SUB prefix filtering exact: public is "P", group G
+    is "G" + G + NUL, so a subscription to group "a" ("Ga\0") never matches
+    group "ab" ("Gab\0"). The header is a msgpack array:
+
+        [version, kind, type, sender, seq, corr]
+
+    docs/PROTOCOL.md is the normative description with hex test vectors.
+    The codec never allocates; decoding validates every byte of untrusted
+    input and never reads past the frame.
+*/
+#ifndef ZC_WIRE_H_INCLUDED
+#define ZC_WIRE_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZC_WIRE_VERSION 1
+//  Longest node id, message type or group name, in bytes.
+#define ZC_NAME_MAX 255
+//  Largest encoded header and topic; a buffer this size always suffices.
+#define ZC_WIRE_HEADER_MAX (1 + 1 + 1 + 2 * (2 + ZC_NAME_MAX) + 2 * 9)
+#define ZC_WIRE_TOPIC_MAX  (1 + ZC_NAME_MAX + 1)
+
+typedef enum {
+    ZC_KIND_PUBLIC = 1,  //  to every node (PUB/SUB)
+    ZC_KIND_GROUP = 2,   //  to the members of a group (PUB/SUB)
+    ZC_KIND_PRIVATE = 3, //  to one node (DEALER/ROUTER)
+    ZC_KIND_REQUEST = 4, //  RPC request to one node (DEALER/ROUTER)
+    ZC_KIND_REPLY = 5    //  RPC reply (DEALER/ROUTER)
+} zc_kind_t;
+
+typedef enum {
+    ZC_WIRE_OK = 0,
+    ZC_WIRE_MALFORMED = -1, //  not a valid frame for this protocol
+    ZC_WIRE_VERSION_BAD = -2 //  well formed, but a protocol version we do not speak
+} zc_wire_result_t;
+
+//  A decoded header. Strings are NUL-terminated copies.
+typedef struct {
+    uint8_t version;
+    uint8_t kind;
+    char type[ZC_NAME_MAX + 1];
+    char sender[ZC_NAME_MAX + 1];
+    uint64_t seq;
+    uint64_t corr;
+} zc_header_t;
+
+//  Returns 1 if name is a valid node id, type or group name: 1..ZC_NAME_MAX
+//  bytes, no NUL (it is a C string) and no ASCII control characters or space.
+int zc_wire_name_valid(const char *name);
+
+//  Encodes the topic frame for a kind (PUBLIC or GROUP; group is ignored for
+//  PUBLIC) into buf. Returns its length, or -1 if the group name is invalid or
+//  buf is smaller than needed.
+int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap);
+
+//  Decodes a topic frame. On success sets *kind and copies the group name
+//  (empty for PUBLIC) into group, and returns ZC_WIRE_OK.
+int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind,
+                         char group[ZC_NAME_MAX + 1]);
+
+//  Encodes a header into buf (cap >= ZC_WIRE_HEADER_MAX always suffices).
+//  Returns its length, or -1 if a field is invalid or buf is too small.
+int zc_wire_header_encode(const zc_header_t *header, uint8_t *buf, size_t cap);
+
+//  Decodes a header frame. Returns ZC_WIRE_OK, ZC_WIRE_MALFORMED or
+//  ZC_WIRE_VERSION_BAD (header->version and, if readable, header->sender are
+//  then set so the caller can report it). Arrays longer than six elements
+//  are accepted and the extra elements skipped: later minor revisions may
+//  append fields.
+int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *header);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

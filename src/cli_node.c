@@ -1,0 +1,319 @@
+/*  zcluster node — one mesh node driven by line commands on stdin.
+
+    A console for people trying the messaging plane by hand and a driver for
+    the multi-process tests: every command answers exactly one line ("ok
+    ..." or "error ..."), received messages and lost peers are printed as
+    they arrive, so a script can wait for what it expects.
+*/
+#include "cli.h"
+#include "zcluster.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096
+
+typedef struct {
+    zc_mesh_t *mesh;
+    int quiet; //  count received messages but do not print them
+    int done;
+} s_console_t;
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
+            "                     [--max-msg-size BYTES] [--group NAME]...\n\n"
+            "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
+            "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`:\n"
+            "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
+            "  join GROUP | leave GROUP        group membership\n"
+            "  publish TYPE TEXT               public message to every node\n"
+            "  shout GROUP TYPE TEXT           message to a group's members\n"
+            "  whisper ID TYPE TEXT            private message to one node\n"
+            "  flood public TYPE COUNT SIZE | flood group GROUP TYPE COUNT SIZE\n"
+            "  flood private ID TYPE COUNT SIZE  send COUNT messages of SIZE bytes\n"
+            "  quiet on|off                    stop/start printing received messages\n"
+            "  stats                           counters as key=value pairs\n"
+            "  quit\n"
+            "Received messages print as `msg KIND SENDER GROUP|- TYPE SEQ TEXT`,\n"
+            "dropped peer connections as `lost ID`.\n");
+}
+
+static void s_print_msg(const zc_msg_t *msg)
+{
+    static const char *kinds[] = {"?", "public", "group", "private", "request", "reply"};
+    char text[201];
+    size_t size = zc_msg_size(msg) < 200 ? zc_msg_size(msg) : 200;
+    const unsigned char *data = (const unsigned char *) zc_msg_data(msg);
+    for (size_t i = 0; i < size; i++)
+        text[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char) data[i] : '.';
+    text[size] = 0;
+    int kind = zc_msg_kind(msg);
+    printf("msg %s %s %s %s %" PRIu64 " %s\n", kinds[kind >= 1 && kind <= 5 ? kind : 0],
+           zc_msg_sender(msg), zc_msg_group(msg) ? zc_msg_group(msg) : "-", zc_msg_type(msg),
+           zc_msg_seq(msg), text);
+}
+
+static void s_print_stats(zc_mesh_t *mesh)
+{
+    zc_mesh_stats_t s;
+    zc_mesh_stats(mesh, &s);
+    printf("stats sent_public=%" PRIu64 " sent_group=%" PRIu64 " sent_private=%" PRIu64
+           " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
+           " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64
+           " malformed=%" PRIu64 " bad_version=%" PRIu64 " oversized=%" PRIu64
+           " unsubscribed=%" PRIu64 " send_dropped=%" PRIu64 " no_route=%" PRIu64
+           " peers_lost=%" PRIu64 " peers=%zu\n",
+           s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group,
+           s.recv_private, s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version,
+           s.oversized, s.unsubscribed, s.send_dropped, s.no_route, s.peers_lost,
+           zc_mesh_peer_count(mesh));
+}
+
+static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer, void *arg)
+{
+    printf("lost %s\n", peer);
+    fflush(stdout);
+}
+
+//  Drains whatever has arrived, printing it unless quiet.
+static void s_drain(s_console_t *console)
+{
+    zc_msg_t *msg;
+    while ((msg = zc_mesh_recv(console->mesh, 0)) != NULL)
+        if (!console->quiet)
+            s_print_msg(msg);
+    fflush(stdout);
+}
+
+//  Sends count messages of size bytes; private sends wait while the peer's
+//  queue is full. Returns 0 or -1 with errno.
+static int s_flood(s_console_t *console, const char *kind, const char *target, const char *type,
+                   long count, long size)
+{
+    if (count < 0 || size < 0 || size > 64 * 1024 * 1024) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *payload = (char *) malloc((size_t) size + 1);
+    if (!payload)
+        return -1;
+    memset(payload, 'x', (size_t) size);
+    int rc = 0;
+    for (long i = 0; i < count && rc == 0; i++) {
+        if (strcmp(kind, "public") == 0)
+            rc = zc_mesh_publish(console->mesh, type, payload, (size_t) size);
+        else if (strcmp(kind, "group") == 0)
+            rc = zc_mesh_shout(console->mesh, target, type, payload, (size_t) size);
+        else if (strcmp(kind, "private") == 0) {
+            while ((rc = zc_mesh_whisper(console->mesh, target, type, payload, (size_t) size))
+                       != 0
+                   && errno == EAGAIN)
+                zclock_sleep(1);
+        }
+        else {
+            errno = EINVAL;
+            rc = -1;
+        }
+    }
+    free(payload);
+    return rc;
+}
+
+//  Splits line into at most max words; the last word takes the rest of the line.
+static int s_split(char *line, char **words, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (*p && n < max) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        words[n++] = p;
+        if (n == max)
+            break;
+        while (*p && *p != ' ')
+            p++;
+        if (*p)
+            *p++ = 0;
+    }
+    return n;
+}
+
+static void s_reply(const char *command, int rc)
+{
+    if (rc == 0)
+        printf("ok %s\n", command);
+    else
+        printf("error %s: %s\n", command, errno ? strerror(errno) : "invalid arguments");
+}
+
+static void s_execute(s_console_t *console, char *line)
+{
+    char *p = line + strspn(line, " ");
+    if (!*p)
+        return;
+    char *w[7] = {p};
+    const char *cmd = p;
+    p += strcspn(p, " ");
+    if (*p)
+        *p++ = 0;
+    //  Message commands keep the rest of the line, spaces and all, as text.
+    int words = strcmp(cmd, "publish") == 0 ? 2
+                : strcmp(cmd, "shout") == 0 || strcmp(cmd, "whisper") == 0 ? 3 : 6;
+    int n = 1 + s_split(p, w + 1, words);
+    zc_mesh_t *mesh = console->mesh;
+    int rc = -1;
+    errno = 0;
+    if (strcmp(cmd, "peer") == 0 && (n == 4 || n == 5))
+        rc = zc_mesh_peer_add(mesh, w[1], w[2], w[3], n == 5 ? w[4] : NULL);
+    else if (strcmp(cmd, "unpeer") == 0 && n == 2)
+        rc = zc_mesh_peer_remove(mesh, w[1]);
+    else if (strcmp(cmd, "join") == 0 && n == 2)
+        rc = zc_mesh_join(mesh, w[1]);
+    else if (strcmp(cmd, "leave") == 0 && n == 2)
+        rc = zc_mesh_leave(mesh, w[1]);
+    else if (strcmp(cmd, "publish") == 0 && n >= 2) {
+        rc = zc_mesh_publish(mesh, w[1], n > 2 ? w[2] : "", n > 2 ? strlen(w[2]) : 0);
+    }
+    else if (strcmp(cmd, "shout") == 0 && n >= 3) {
+        rc = zc_mesh_shout(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
+    }
+    else if (strcmp(cmd, "whisper") == 0 && n >= 3) {
+        rc = zc_mesh_whisper(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
+    }
+    else if (strcmp(cmd, "flood") == 0 && n >= 5) {
+        int targeted = strcmp(w[1], "public") != 0;
+        if (n == 5 + targeted)
+            rc = s_flood(console, w[1], targeted ? w[2] : NULL, w[2 + targeted],
+                         atol(w[3 + targeted]), atol(w[4 + targeted]));
+    }
+    else if (strcmp(cmd, "quiet") == 0 && n == 2) {
+        console->quiet = strcmp(w[1], "on") == 0;
+        rc = 0;
+    }
+    else if (strcmp(cmd, "stats") == 0) {
+        s_drain(console);
+        s_print_stats(mesh);
+        fflush(stdout);
+        return;
+    }
+    else if (strcmp(cmd, "quit") == 0) {
+        console->done = 1;
+        rc = 0;
+    }
+    else {
+        printf("error %s: unknown command or wrong arguments\n", cmd);
+        fflush(stdout);
+        return;
+    }
+    s_reply(cmd, rc);
+    fflush(stdout);
+}
+
+int cli_node(int argc, char **argv)
+{
+    static struct option options[] = {{"id", required_argument, 0, 'i'},
+                                      {"pub", required_argument, 0, 'p'},
+                                      {"router", required_argument, 0, 'r'},
+                                      {"max-msg-size", required_argument, 0, 'm'},
+                                      {"group", required_argument, 0, 'g'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    const char *id = NULL, *pub = NULL, *router = NULL;
+    const char *groups[64];
+    int group_count = 0;
+    long max_msg_size = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:p:r:m:g:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'i': id = optarg; break;
+        case 'p': pub = optarg; break;
+        case 'r': router = optarg; break;
+        case 'm':
+            max_msg_size = atol(optarg);
+            if (max_msg_size <= 0) {
+                fprintf(stderr, "zcluster node: --max-msg-size must be a positive number\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'g':
+            if (group_count == 64) {
+                fprintf(stderr, "zcluster node: at most 64 --group options\n");
+                return CLI_USAGE;
+            }
+            groups[group_count++] = optarg;
+            break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zcluster node: unexpected argument '%s'\n", argv[optind]);
+        return CLI_USAGE;
+    }
+    zc_mesh_t *mesh = zc_mesh_new(id);
+    if (!mesh) {
+        fprintf(stderr, "zcluster node: invalid node id '%s'\n", id);
+        return CLI_USAGE;
+    }
+    zc_mesh_set_endpoints(mesh, pub, router);
+    if (max_msg_size)
+        zc_mesh_set_max_msg_size(mesh, (size_t) max_msg_size);
+    if (zc_mesh_start(mesh)) {
+        zc_mesh_destroy(&mesh);
+        return 1;
+    }
+    for (int i = 0; i < group_count; i++)
+        if (zc_mesh_join(mesh, groups[i])) {
+            fprintf(stderr, "zcluster node: invalid group name '%s'\n", groups[i]);
+            zc_mesh_destroy(&mesh);
+            return CLI_USAGE;
+        }
+    zc_mesh_on_peer_lost(mesh, s_on_peer_lost, NULL);
+    printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
+           zc_mesh_router_endpoint(mesh));
+    fflush(stdout);
+
+    s_console_t console = {mesh, 0, 0};
+    char buffer[LINE_MAX_BYTES];
+    size_t used = 0;
+    while (!console.done) {
+        zmq_pollitem_t items[4] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+        int n = 1 + zc_mesh_pollitems(mesh, items + 1);
+        if (zmq_poll(items, n, -1) < 0 && errno != EINTR)
+            break;
+        s_drain(&console);
+        if (!(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+            continue;
+        ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
+        if (got <= 0)
+            break; //  stdin closed: the driver is gone
+        used += (size_t) got;
+        char *start = buffer, *eol;
+        while (!console.done && (eol = memchr(start, '\n', used - (size_t) (start - buffer)))) {
+            *eol = 0;
+            if (eol > start && eol[-1] == '\r')
+                eol[-1] = 0;
+            s_execute(&console, start);
+            start = eol + 1;
+        }
+        used -= (size_t) (start - buffer);
+        memmove(buffer, start, used);
+        if (used == sizeof buffer) {
+            printf("error line longer than %d bytes\n", LINE_MAX_BYTES - 1);
+            fflush(stdout);
+            used = 0;
+        }
+    }
+    zc_mesh_destroy(&mesh);
+    return 0;
+}

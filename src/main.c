@@ -1,0 +1,47 @@
+/*  zcluster — the command-line tool: one executable, one subcommand per job. */
+#include "cli.h"
+#include "zcluster.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
+    {"node", cli_node, "run one node driven by line commands on stdin (see `zcluster node --help`)"},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: zcluster [--version] [--help] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", s_commands[i].name, s_commands[i].summary);
+    fprintf(out, "\n`zcluster COMMAND --help` describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("zcluster %s\n", zcluster_version());
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strcmp(argv[1], s_commands[i].name) == 0)
+            return s_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "zcluster: unknown command '%s'\n\n", argv[1]);
+    s_usage(stderr);
+    return CLI_USAGE;
+}
