@@ -740,10 +740,6 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         s_report(self, header->sender, what);
         return 0;
     }
-    if (header->kind == ZC_KIND_GROUP && !zhashx_lookup(self->groups, msg->group)) {
-        self->stats.unsubscribed++;
-        return 0;
-    }
     switch (header->kind) {
     case ZC_KIND_PUBLIC: self->stats.recv_public++; break;
     case ZC_KIND_GROUP: self->stats.recv_group++; break;

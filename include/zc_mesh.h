@@ -49,7 +49,6 @@ typedef struct {
     uint64_t malformed;    //  frames that are not this protocol, or spoofed senders
     uint64_t bad_version;  //  well-formed headers of another protocol version
     uint64_t oversized;    //  payloads above max_msg_size, dropped
-    uint64_t unsubscribed; //  group messages that arrived after we left the group
     uint64_t send_dropped; //  private sends refused: the peer's queue was full
     uint64_t no_route;     //  private sends to a node id that is not a peer
     uint64_t peers_lost;   //  peer connections that dropped (closed or silent)
@@ -130,7 +129,8 @@ void zc_mesh_on_peer_lost(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg);
 int zc_mesh_join(zc_mesh_t *self, const char *group);
 
 //  Leaves a group: no message to it is delivered after this returns, even
-//  one already queued. Returns 0, or -1 if not a member.
+//  one already queued (the SUB socket filters its queue too). Returns 0, or
+//  -1 if not a member.
 int zc_mesh_leave(zc_mesh_t *self, const char *group);
 
 //  Returns 1 if this node is in the group.

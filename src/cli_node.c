@@ -68,11 +68,11 @@ static void s_print_stats(zc_mesh_t *mesh)
            " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
            " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64
            " malformed=%" PRIu64 " bad_version=%" PRIu64 " oversized=%" PRIu64
-           " unsubscribed=%" PRIu64 " send_dropped=%" PRIu64 " no_route=%" PRIu64
+           " send_dropped=%" PRIu64 " no_route=%" PRIu64
            " peers_lost=%" PRIu64 " peers=%zu\n",
            s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group,
            s.recv_private, s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version,
-           s.oversized, s.unsubscribed, s.send_dropped, s.no_route, s.peers_lost,
+           s.oversized, s.send_dropped, s.no_route, s.peers_lost,
            zc_mesh_peer_count(mesh));
 }
 

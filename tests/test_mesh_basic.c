@@ -1,0 +1,117 @@
+/*  In-process checks of zc_mesh: two meshes in one process over tcp loopback. */
+#include "testkit.h"
+#include "zcluster.h"
+
+#include <errno.h>
+#include <string.h>
+
+//  Receives the next message or fails after timeout_ms.
+static zc_msg_t *s_recv(zc_mesh_t *mesh, int timeout_ms)
+{
+    return zc_mesh_recv(mesh, timeout_ms);
+}
+
+static int s_handled;
+static void s_on_ping(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    s_handled++;
+    ZT_CHECK(strcmp(zc_msg_type(msg), "ping") == 0);
+    ZT_CHECK(arg == (void *) mesh);
+}
+
+int main(void)
+{
+    zt_section("names and construction");
+    ZT_CHECK(zc_mesh_new("bad id") == NULL);
+    ZT_CHECK(zc_mesh_new("") == NULL);
+    zc_mesh_t *generated = zc_mesh_new(NULL);
+    ZT_CHECK(generated && strlen(zc_mesh_id(generated)) > 0);
+    zc_mesh_destroy(&generated);
+    zc_mesh_destroy(&generated);
+    ZT_CHECK(generated == NULL);
+
+    zc_mesh_t *a = zc_mesh_new("alpha");
+    zc_mesh_t *b = zc_mesh_new("beta");
+    zc_mesh_set_max_msg_size(b, 1000);
+    ZT_EQ(zc_mesh_start(a), 0);
+    ZT_EQ(zc_mesh_start(b), 0);
+    ZT_CHECK(strncmp(zc_mesh_pub_endpoint(a), "tcp://127.0.0.1:", 16) == 0);
+    ZT_EQ(zc_mesh_peer_add(a, "alpha", "tcp://x:1", "tcp://x:2", NULL), -1);
+    ZT_EQ(zc_mesh_peer_add(a, "beta", "nonsense", "tcp://x:2", NULL), -1);
+    ZT_EQ(zc_mesh_peer_add(a, "beta", zc_mesh_pub_endpoint(b), zc_mesh_router_endpoint(b), NULL), 0);
+    ZT_EQ(zc_mesh_peer_add(b, "alpha", zc_mesh_pub_endpoint(a), zc_mesh_router_endpoint(a), NULL), 0);
+    ZT_EQ(zc_mesh_peer_count(a), 1);
+    ZT_CHECK(zc_mesh_peer_exists(a, "beta"));
+    ZT_EQ(zc_mesh_join(b, "g1"), 0);
+    ZT_EQ(zc_mesh_join(b, "bad group"), -1);
+    zc_mesh_recv(b, 300); //  let subscriptions reach alpha's PUB
+
+    zt_section("public, group, private between two meshes");
+    ZT_EQ(zc_mesh_publish(a, "greet", "hello", 5), 0);
+    zc_msg_t *msg = s_recv(b, 2000);
+    ZT_CHECK(msg != NULL);
+    if (msg) {
+        ZT_EQ(zc_msg_kind(msg), ZC_KIND_PUBLIC);
+        ZT_CHECK(strcmp(zc_msg_sender(msg), "alpha") == 0);
+        ZT_CHECK(strcmp(zc_msg_type(msg), "greet") == 0);
+        ZT_CHECK(zc_msg_group(msg) == NULL);
+        ZT_EQ(zc_msg_seq(msg), 1);
+        ZT_EQ(zc_msg_size(msg), 5);
+        ZT_CHECK(memcmp(zc_msg_data(msg), "hello", 5) == 0);
+    }
+    ZT_EQ(zc_mesh_shout(a, "g1", "news", "n", 1), 0);
+    msg = s_recv(b, 2000);
+    ZT_CHECK(msg && zc_msg_kind(msg) == ZC_KIND_GROUP && strcmp(zc_msg_group(msg), "g1") == 0);
+    ZT_EQ(zc_mesh_whisper(a, "beta", "secret", "s", 1), 0);
+    msg = s_recv(b, 2000);
+    ZT_CHECK(msg && zc_msg_kind(msg) == ZC_KIND_PRIVATE && strcmp(zc_msg_sender(msg), "alpha") == 0);
+    ZT_EQ(zc_mesh_whisper(a, "nobody", "secret", "s", 1), -1);
+    ZT_EQ(errno, EHOSTUNREACH);
+
+    zt_section("limits on the sending side");
+    ZT_EQ(zc_mesh_publish(a, "bad type", "x", 1), -1);
+    ZT_EQ(errno, EINVAL);
+
+    zt_section("handlers consume messages of their type");
+    ZT_EQ(zc_mesh_on(b, "ping", s_on_ping, b), 0);
+    ZT_EQ(zc_mesh_publish(a, "ping", "", 0), 0);
+    ZT_EQ(zc_mesh_publish(a, "after", "", 0), 0);
+    msg = s_recv(b, 2000);
+    ZT_CHECK(msg && strcmp(zc_msg_type(msg), "after") == 0);
+    ZT_EQ(s_handled, 1);
+
+    zt_section("leave stops delivery, even of queued messages");
+    ZT_EQ(zc_mesh_shout(a, "g1", "news", "1", 1), 0);
+    zc_mesh_recv(a, 200); //  let it arrive in beta's queue
+    ZT_EQ(zc_mesh_leave(b, "g1"), 0);
+    ZT_EQ(zc_mesh_leave(b, "g1"), -1);
+    msg = s_recv(b, 300);
+    ZT_CHECK(msg == NULL);
+
+    zc_mesh_stats_t sa, sb;
+    zc_mesh_stats(a, &sa);
+    zc_mesh_stats(b, &sb);
+    ZT_EQ(sa.sent_public, 3);
+    ZT_EQ(sa.sent_group, 2);
+    ZT_EQ(sa.sent_private, 1);
+    ZT_EQ(sa.no_route, 1);
+    ZT_EQ(sb.recv_public, 3);
+    ZT_EQ(sb.recv_group, 1);
+    ZT_EQ(sb.recv_private, 1);
+    ZT_EQ(sb.lost, 0);
+
+    zt_section("peer lost when the other side closes");
+    ZT_EQ(zc_mesh_peer_remove(a, "beta"), 0);
+    ZT_EQ(zc_mesh_peer_remove(a, "beta"), -1);
+    zc_mesh_destroy(&a);
+    int64_t start = zt_now_ms();
+    while (zt_now_ms() - start < 3000) {
+        zc_mesh_recv(b, 50);
+        zc_mesh_stats(b, &sb);
+        if (sb.peers_lost)
+            break;
+    }
+    ZT_EQ(sb.peers_lost, 1);
+    zc_mesh_destroy(&b);
+    return zt_done();
+}
