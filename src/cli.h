@@ -5,6 +5,8 @@
 
 int cli_node(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_cache(int argc, char **argv);
+int cli_worker(int argc, char **argv);
 
 //  Exit code for bad command-line usage (as BSD sysexits' EX_USAGE).
 #define CLI_USAGE 64

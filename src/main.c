@@ -12,8 +12,10 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
+    {"cache", cli_cache, "use the shared cache: a line console on stdin (see `zcluster cache --help`)"},
     {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
     {"node", cli_node, "run one node driven by line commands on stdin (see `zcluster node --help`)"},
+    {"worker", cli_worker, "drain task queues with the built-in tasks (see `zcluster worker --help`)"},
 };
 
 static void s_usage(FILE *out)
