@@ -201,20 +201,41 @@ int zt_proc_command(zt_proc_t *self, const char *format, ...)
     char ok[80], error[80];
     snprintf(ok, sizeof ok, "ok %s", command);
     snprintf(error, sizeof error, "error %s", command);
+    //  Lines that are not the answer (messages printed meanwhile) are kept
+    //  for later zt_proc_expect calls.
+    char *kept = NULL;
+    size_t kept_len = 0;
+    int rc = -2;
     int64_t deadline = zt_now_ms() + 10000;
-    while (zt_now_ms() < deadline) {
+    while (rc == -2 && zt_now_ms() < deadline) {
         const char *reply = zt_proc_expect(self, "", (int) (deadline - zt_now_ms()));
         if (!reply)
             break;
         if (strncmp(reply, ok, strlen(ok)) == 0)
-            return 0;
-        if (strncmp(reply, error, strlen(error)) == 0) {
+            rc = 0;
+        else if (strncmp(reply, error, strlen(error)) == 0) {
             fprintf(stderr, "  command '%s' answered: %s\n", line, reply);
-            return -1;
+            rc = -1;
+        }
+        else {
+            size_t len = strlen(reply);
+            kept = (char *) realloc(kept, kept_len + len + 1);
+            memcpy(kept + kept_len, reply, len);
+            kept[kept_len + len] = '\n';
+            kept_len += len + 1;
         }
     }
-    fprintf(stderr, "  command '%s' got no answer\n", line);
-    return -1;
+    if (rc == -2)
+        fprintf(stderr, "  command '%s' got no answer\n", line);
+    if (kept_len) {
+        if (kept_len + self->used <= sizeof self->buf) {
+            memmove(self->buf + kept_len, self->buf, self->used);
+            memcpy(self->buf, kept, kept_len);
+            self->used += kept_len;
+        }
+        free(kept);
+    }
+    return rc == 0 ? 0 : -1;
 }
 
 pid_t zt_proc_pid(zt_proc_t *self)
