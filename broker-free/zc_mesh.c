@@ -907,3 +907,24 @@ size_t zc_msg_size(const zc_msg_t *msg)
 {
     return zmq_msg_size((zmq_msg_t *) &msg->payload);
 }
+
+zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
+{
+    zc_msg_t *copy = (zc_msg_t *) malloc(sizeof(zc_msg_t));
+    assert(copy);
+    copy->header = msg->header;
+    memcpy(copy->group, msg->group, sizeof copy->group);
+    zmq_msg_init(&copy->payload);
+    zmq_msg_copy(&copy->payload, (zmq_msg_t *) &msg->payload);
+    return copy;
+}
+
+void zc_msg_destroy(zc_msg_t **msg_p)
+{
+    assert(msg_p);
+    if (*msg_p) {
+        zmq_msg_close(&(*msg_p)->payload);
+        free(*msg_p);
+        *msg_p = NULL;
+    }
+}

@@ -1,5 +1,5 @@
 /*  zcluster_version — the library version string. */
-#include "zcluster.h"
+#include "zc_version.h"
 
 #define ZC_STR2(x) #x
 #define ZC_STR(x)  ZC_STR2(x)

@@ -187,6 +187,13 @@ uint64_t zc_msg_corr(const zc_msg_t *msg);
 const void *zc_msg_data(const zc_msg_t *msg);
 size_t zc_msg_size(const zc_msg_t *msg);
 
+//  Returns a copy of msg that outlives the next receive (the payload is
+//  shared, not copied); the caller frees it with zc_msg_destroy.
+zc_msg_t *zc_msg_dup(const zc_msg_t *msg);
+
+//  Frees a copy made by zc_msg_dup and sets *msg_p to NULL; idempotent.
+void zc_msg_destroy(zc_msg_t **msg_p);
+
 #ifdef __cplusplus
 }
 #endif

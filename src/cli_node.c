@@ -1,9 +1,11 @@
-/*  zcluster node — one mesh node driven by line commands on stdin.
+/*  zcluster node — one node driven by line commands on stdin.
 
-    A console for people trying the messaging plane by hand and a driver for
-    the multi-process tests: every command answers exactly one line ("ok
-    ..." or "error ..."), received messages and lost peers are printed as
-    they arrive, so a script can wait for what it expects.
+    A console for people trying zcluster by hand and a driver for the
+    multi-process tests: every command answers exactly one line ("ok ..." or
+    "error ..."), received messages and membership events are printed as
+    they arrive, so a script can wait for what it expects. With a Redis URL
+    (--redis or ZC_REDIS_URL) it is a full cluster node that finds its peers
+    in the registry; without, a bare mesh node whose peers are given by hand.
 */
 #include "cli.h"
 #include "zcluster.h"
@@ -19,6 +21,7 @@
 #define LINE_MAX_BYTES 4096
 
 typedef struct {
+    zc_node_t *node; //  NULL for a bare mesh node
     zc_mesh_t *mesh;
     int quiet; //  count received messages but do not print them
     int done;
@@ -28,9 +31,13 @@ static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
-            "                     [--max-msg-size BYTES] [--group NAME]...\n\n"
+            "                     [--max-msg-size BYTES] [--group NAME]...\n"
+            "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
+            "                     [--header KEY=VALUE]... [--no-election]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
-            "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`:\n"
+            "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
+            "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
+            "registry; otherwise peers are added by hand with `peer`.\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -41,8 +48,16 @@ static void s_usage(FILE *out)
             "  quiet on|off                    stop/start printing received messages\n"
             "  stats                           counters as key=value pairs\n"
             "  quit\n"
+            "With the registry also:\n"
+            "  info                            the cluster as JSON (`ok info {...}`)\n"
+            "  leader                          `ok leader 1|0 EPOCH`\n"
+            "  kill ID CODE                    ask node ID to exit with CODE\n"
+            "  confirm NAME                    send a named confirmation to every peer\n"
+            "  wait NAME COUNT MS              wait for COUNT peers' NAME confirmations:\n"
+            "                                  `ok wait ID,ID...`\n"
             "Received messages print as `msg KIND SENDER GROUP|- TYPE SEQ TEXT`,\n"
-            "dropped peer connections as `lost ID`.\n");
+            "dropped peer connections as `lost ID`; with the registry, membership as\n"
+            "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`.\n");
 }
 
 static void s_print_msg(const zc_msg_t *msg)
@@ -82,11 +97,42 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer, void *arg)
     fflush(stdout);
 }
 
+static void s_on_added(zc_node_t *node, const char *peer, void *arg)
+{
+    printf("added %s\n", peer);
+    fflush(stdout);
+}
+
+static void s_on_removed(zc_node_t *node, const char *peer, zc_removed_t reason, void *arg)
+{
+    static const char *reasons[] = {"?", "left", "expired", "crashed"};
+    printf("removed %s %s\n", peer, reasons[reason >= 1 && reason <= 3 ? reason : 0]);
+    fflush(stdout);
+}
+
+static void s_on_promoted(zc_node_t *node, uint64_t epoch, void *arg)
+{
+    printf("promoted %" PRIu64 "\n", epoch);
+    fflush(stdout);
+}
+
+static void s_on_demoted(zc_node_t *node, uint64_t epoch, void *arg)
+{
+    printf("demoted %" PRIu64 "\n", epoch);
+    fflush(stdout);
+}
+
+static zc_msg_t *s_recv(s_console_t *console, int timeout_ms)
+{
+    return console->node ? zc_node_recv(console->node, timeout_ms)
+                         : zc_mesh_recv(console->mesh, timeout_ms);
+}
+
 //  Drains whatever has arrived, printing it unless quiet.
 static void s_drain(s_console_t *console)
 {
     zc_msg_t *msg;
-    while ((msg = zc_mesh_recv(console->mesh, 0)) != NULL)
+    while ((msg = s_recv(console, 0)) != NULL)
         if (!console->quiet)
             s_print_msg(msg);
     fflush(stdout);
@@ -115,7 +161,7 @@ static int s_flood(s_console_t *console, const char *kind, const char *target, c
             while ((rc = zc_mesh_whisper(console->mesh, target, type, payload, (size_t) size))
                        != 0
                    && errno == EAGAIN)
-                zclock_sleep(1);
+                s_recv(console, 1);
         }
         else {
             errno = EINVAL;
@@ -155,6 +201,43 @@ static void s_reply(const char *command, int rc)
         printf("error %s: %s\n", command, errno ? strerror(errno) : "invalid arguments");
 }
 
+//  Commands that need the registry. Returns 1 if it was one (and answered).
+static int s_execute_cluster(s_console_t *console, char **w, int n)
+{
+    zc_node_t *node = console->node;
+    const char *cmd = w[0];
+    if (strcmp(cmd, "info") == 0 && n == 1) {
+        char *info = zc_node_cluster_info(node);
+        printf("ok info %s\n", info);
+        free(info);
+    }
+    else if (strcmp(cmd, "leader") == 0 && n == 1)
+        printf("ok leader %d %" PRIu64 "\n", zc_node_leader(node), zc_node_epoch(node));
+    else if (strcmp(cmd, "kill") == 0 && n == 3)
+        s_reply(cmd, zc_node_kill(node, w[1], atoi(w[2])));
+    else if (strcmp(cmd, "confirm") == 0 && n == 2)
+        s_reply(cmd, zc_node_confirm(node, w[1]));
+    else if (strcmp(cmd, "wait") == 0 && n == 4) {
+        zlist_t *ids = zc_node_wait_confirmations(node, w[1], (size_t) atol(w[2]), atoi(w[3]));
+        if (!ids)
+            printf("error wait: timed out\n");
+        else {
+            printf("ok wait ");
+            int first = 1;
+            for (char *id = (char *) zlist_first(ids); id; id = (char *) zlist_next(ids)) {
+                printf("%s%s", first ? "" : ",", id);
+                first = 0;
+            }
+            printf("\n");
+            zlist_destroy(&ids);
+        }
+    }
+    else
+        return 0;
+    fflush(stdout);
+    return 1;
+}
+
 static void s_execute(s_console_t *console, char *line)
 {
     char *p = line + strspn(line, " ");
@@ -177,9 +260,11 @@ static void s_execute(s_console_t *console, char *line)
     else if (strcmp(cmd, "unpeer") == 0 && n == 2)
         rc = zc_mesh_peer_remove(mesh, w[1]);
     else if (strcmp(cmd, "join") == 0 && n == 2)
-        rc = zc_mesh_join(mesh, w[1]);
+        rc = console->node ? zc_node_join(console->node, w[1]) : zc_mesh_join(mesh, w[1]);
     else if (strcmp(cmd, "leave") == 0 && n == 2)
-        rc = zc_mesh_leave(mesh, w[1]);
+        rc = console->node ? zc_node_leave(console->node, w[1]) : zc_mesh_leave(mesh, w[1]);
+    else if (console->node && s_execute_cluster(console, w, n))
+        return;
     else if (strcmp(cmd, "publish") == 0 && n >= 2) {
         rc = zc_mesh_publish(mesh, w[1], n > 2 ? w[2] : "", n > 2 ? strlen(w[2]) : 0);
     }
@@ -225,9 +310,16 @@ int cli_node(int argc, char **argv)
                                       {"router", required_argument, 0, 'r'},
                                       {"max-msg-size", required_argument, 0, 'm'},
                                       {"group", required_argument, 0, 'g'},
+                                      {"redis", required_argument, 0, 'R'},
+                                      {"cluster", required_argument, 0, 'C'},
+                                      {"lease-ttl", required_argument, 0, 'L'},
+                                      {"header", required_argument, 0, 'H'},
+                                      {"no-election", no_argument, 0, 'E'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    const char *id = NULL, *pub = NULL, *router = NULL;
+    const char *id = NULL, *pub = NULL, *router = NULL, *redis = getenv("ZC_REDIS_URL");
+    const char *cluster = NULL, *headers[64];
+    int header_count = 0, lease_ttl = 0, election = 1;
     const char *groups[64];
     int group_count = 0;
     long max_msg_size = 0;
@@ -252,6 +344,23 @@ int cli_node(int argc, char **argv)
             }
             groups[group_count++] = optarg;
             break;
+        case 'R': redis = optarg; break;
+        case 'C': cluster = optarg; break;
+        case 'L':
+            lease_ttl = atoi(optarg);
+            if (lease_ttl < 300) {
+                fprintf(stderr, "zcluster node: --lease-ttl must be at least 300 ms\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'H':
+            if (header_count == 64 || !strchr(optarg, '=') || optarg[0] == '=') {
+                fprintf(stderr, "zcluster node: --header takes KEY=VALUE (at most 64)\n");
+                return CLI_USAGE;
+            }
+            headers[header_count++] = optarg;
+            break;
+        case 'E': election = 0; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return CLI_USAGE;
         }
@@ -260,7 +369,14 @@ int cli_node(int argc, char **argv)
         fprintf(stderr, "zcluster node: unexpected argument '%s'\n", argv[optind]);
         return CLI_USAGE;
     }
-    zc_mesh_t *mesh = zc_mesh_new(id);
+    zc_node_t *node = NULL;
+    zc_mesh_t *mesh;
+    if (redis && *redis) {
+        node = zc_node_new(id);
+        mesh = node ? zc_node_mesh(node) : NULL;
+    }
+    else
+        mesh = zc_mesh_new(id);
     if (!mesh) {
         fprintf(stderr, "zcluster node: invalid node id '%s'\n", id);
         return CLI_USAGE;
@@ -268,27 +384,53 @@ int cli_node(int argc, char **argv)
     zc_mesh_set_endpoints(mesh, pub, router);
     if (max_msg_size)
         zc_mesh_set_max_msg_size(mesh, (size_t) max_msg_size);
-    if (zc_mesh_start(mesh)) {
-        zc_mesh_destroy(&mesh);
-        return 1;
-    }
-    for (int i = 0; i < group_count; i++)
-        if (zc_mesh_join(mesh, groups[i])) {
-            fprintf(stderr, "zcluster node: invalid group name '%s'\n", groups[i]);
-            zc_mesh_destroy(&mesh);
-            return CLI_USAGE;
+    int rc = 0;
+    if (node) {
+        zc_node_set_redis(node, redis);
+        if (cluster)
+            zc_node_set_cluster(node, cluster);
+        if (lease_ttl)
+            zc_node_set_lease_ttl(node, lease_ttl);
+        zc_node_set_election(node, election);
+        for (int i = 0; i < header_count; i++) {
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int) (strchr(headers[i], '=') - headers[i]),
+                     headers[i]);
+            zc_node_set_header(node, key, strchr(headers[i], '=') + 1);
         }
-    zc_mesh_on_peer_lost(mesh, s_on_peer_lost, NULL);
+        for (int i = 0; i < group_count && rc == 0; i++)
+            rc = zc_node_join(node, groups[i]);
+        zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
+        zc_node_set_events(node, &events, NULL);
+        if (rc == 0 && zc_node_start(node))
+            rc = 1;
+    }
+    else {
+        rc = zc_mesh_start(mesh) ? 1 : 0;
+        for (int i = 0; i < group_count && rc == 0; i++)
+            rc = zc_mesh_join(mesh, groups[i]) ? CLI_USAGE : 0;
+    }
+    if (rc) {
+        if (rc == CLI_USAGE || rc == -1)
+            fprintf(stderr, "zcluster node: invalid group name\n");
+        if (node)
+            zc_node_destroy(&node);
+        else
+            zc_mesh_destroy(&mesh);
+        return rc == 1 ? 1 : CLI_USAGE;
+    }
+    if (!node)
+        zc_mesh_on_peer_lost(mesh, s_on_peer_lost, NULL); //  a node reports `removed` instead
     printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
            zc_mesh_router_endpoint(mesh));
     fflush(stdout);
 
-    s_console_t console = {mesh, 0, 0};
+    s_console_t console = {node, mesh, 0, 0};
     char buffer[LINE_MAX_BYTES];
     size_t used = 0;
     while (!console.done) {
-        zmq_pollitem_t items[4] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
-        int n = 1 + zc_mesh_pollitems(mesh, items + 1);
+        zmq_pollitem_t items[5] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+        int n = 1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
         if (zmq_poll(items, n, -1) < 0 && errno != EINTR)
             break;
         s_drain(&console);
@@ -314,6 +456,9 @@ int cli_node(int argc, char **argv)
             used = 0;
         }
     }
-    zc_mesh_destroy(&mesh);
+    if (node)
+        zc_node_destroy(&node);
+    else
+        zc_mesh_destroy(&mesh);
     return 0;
 }

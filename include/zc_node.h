@@ -1,0 +1,163 @@
+/*  zc_node — a cluster node: a mesh plus its place in the Redis registry.
+
+    A node registers itself under zc:{CLUSTER}: with a record (id, host, pid,
+    endpoints, groups, headers, start time, version) and a lease it refreshes
+    every lease_ttl/3, learns every live peer from the registry and connects
+    to it, and hears joins and leaves as they are announced. A background
+    actor does the Redis work; the node's own thread keeps the data path
+    (see zc_mesh.h) and handles membership events inside zc_node_recv, so
+    call zc_node_recv regularly (or poll zc_node_pollitems).
+
+    A peer is removed when it leaves (reason LEFT), when its lease expires
+    (EXPIRED: silent past the TTL), or when its connection drops: it died or
+    stopped answering heartbeats (CRASHED). Removal of a dead peer's record
+    is atomic and done by whichever survivor sees it first.
+
+    One node per cluster is the leader, holding a lease in Redis renewed
+    atomically; each new leader gets a higher fencing epoch.
+
+    Message types starting with "zc." are reserved for the node itself.
+*/
+#ifndef ZC_NODE_H_INCLUDED
+#define ZC_NODE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "zc_mesh.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zc_node_t zc_node_t;
+
+typedef enum {
+    ZC_REMOVED_LEFT = 1,    //  the peer left the cluster
+    ZC_REMOVED_EXPIRED = 2, //  its lease expired: silent past the lease TTL
+    ZC_REMOVED_CRASHED = 3  //  its connection dropped: died or stopped answering
+} zc_removed_t;
+
+//  Membership callbacks, called on the node's thread inside zc_node_recv.
+//  Any may be NULL.
+typedef struct {
+    void (*peer_added)(zc_node_t *node, const char *peer_id, void *arg);
+    void (*peer_removed)(zc_node_t *node, const char *peer_id, zc_removed_t reason, void *arg);
+    void (*promoted)(zc_node_t *node, uint64_t epoch, void *arg);
+    void (*demoted)(zc_node_t *node, uint64_t epoch, void *arg);
+} zc_node_events_t;
+
+//  Called when a peer asks this node to exit (zc_node_kill). Without one,
+//  the node leaves the cluster and the process exits with the code.
+typedef void(zc_node_kill_fn)(zc_node_t *node, const char *from, int exit_code, void *arg);
+
+//  Creates a node with this id, or a generated one if NULL. NULL if invalid.
+zc_node_t *zc_node_new(const char *id);
+
+//  Leaves the cluster (announced at once to peers), stops and destroys the
+//  node, and sets *self_p to NULL; idempotent.
+void zc_node_destroy(zc_node_t **self_p);
+
+//  Returns "NAME-worker-N" in buf, the id a supervisor gives its Nth worker.
+const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n);
+
+//  Before start: the Redis URL (see zc_redis.h). Default: $ZC_REDIS_URL.
+void zc_node_set_redis(zc_node_t *self, const char *url);
+
+//  Before start: the cluster name. Default: $ZC_CLUSTER, else "zcluster".
+void zc_node_set_cluster(zc_node_t *self, const char *cluster);
+
+//  Before start: a header published in the node's record. Returns 0, or -1
+//  if the key is empty.
+int zc_node_set_header(zc_node_t *self, const char *key, const char *value);
+
+//  Before start: lease TTL in ms (default 3000); also the leader lease.
+void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms);
+
+//  Before start: take part in leader election (default 1).
+void zc_node_set_election(zc_node_t *self, int enabled);
+
+//  Before start: the security configuration (borrowed; must outlive the
+//  node). Its public key is published in the record.
+void zc_node_set_security(zc_node_t *self, zc_security_t *security);
+
+//  Sets the membership callbacks (copied) and their argument.
+void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *arg);
+
+//  Sets the kill handler (NULL restores the default: leave and exit).
+void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);
+
+//  The node's mesh, to set endpoints, limits and handlers before start or
+//  to send and receive directly.
+zc_mesh_t *zc_node_mesh(zc_node_t *self);
+
+//  Binds the sockets and starts the registry actor. Returns 0, or -1 with a
+//  message logged if there is no usable Redis URL or binding fails. Redis
+//  being unreachable is not an error: the node retries in the background.
+int zc_node_start(zc_node_t *self);
+
+//  Returns the node id.
+const char *zc_node_id(zc_node_t *self);
+
+//  Returns the cluster name.
+const char *zc_node_cluster(zc_node_t *self);
+
+//  Joins a group (before or after start); the registry record and the
+//  cluster's view follow. Returns 0 or -1 on an invalid name.
+int zc_node_join(zc_node_t *self, const char *group);
+
+//  Leaves a group. Returns 0, or -1 if not a member.
+int zc_node_leave(zc_node_t *self, const char *group);
+
+//  Public, group and private messages: see zc_mesh_publish/shout/whisper.
+int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size);
+int zc_node_shout(zc_node_t *self, const char *group, const char *type, const void *data,
+                  size_t size);
+int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const void *data,
+                    size_t size);
+
+//  Handles registry events, dispatches handled messages and returns the
+//  next unhandled message (owned by the node, valid until the next call),
+//  or NULL after timeout_ms (-1 forever) with errno EAGAIN, or EINTR.
+zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms);
+
+//  Fills items (room for 4) with what zc_node_recv polls; returns the count.
+int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items);
+
+//  Returns 1 if id is a live peer.
+int zc_node_peer_exists(zc_node_t *self, const char *id);
+
+//  Returns the number of live peers.
+size_t zc_node_peer_count(zc_node_t *self);
+
+//  Returns 1 if this node is the leader.
+int zc_node_leader(zc_node_t *self);
+
+//  Returns the fencing epoch of the current leadership as last seen.
+uint64_t zc_node_epoch(zc_node_t *self);
+
+//  Returns 1 while the registry connection to Redis is up.
+int zc_node_redis_up(zc_node_t *self);
+
+//  Returns the cluster as this node sees it, as JSON the caller frees:
+//  {"cluster","self","leader","epoch","nodes":[records],"groups":{group:[{"id","pid"}]}}
+char *zc_node_cluster_info(zc_node_t *self);
+
+//  Asks a peer to exit with exit_code. Returns 0 or -1 as zc_mesh_whisper.
+int zc_node_kill(zc_node_t *self, const char *peer, int exit_code);
+
+//  Sends the named confirmation to every peer. Returns 0 or -1.
+int zc_node_confirm(zc_node_t *self, const char *name);
+
+//  Waits up to timeout_ms until `count` distinct peers have sent the named
+//  confirmation. Returns a list of their ids (the caller destroys it), or
+//  NULL on timeout (errno ETIMEDOUT). Messages without a handler that arrive
+//  meanwhile are kept for later zc_node_recv calls.
+zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count,
+                                    int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,696 @@
+/*  zc_node — a cluster node: a mesh plus its place in the Redis registry.
+
+    The node's thread owns the mesh; the registry actor (zc_registry.c) owns
+    the Redis connections. Membership flows actor -> node as ADD / REMOVE
+    events, which the node applies to the mesh between messages. Failure
+    signs the node sees itself flow the other way: when the mesh reports a
+    peer's connection dropped, the node removes the peer at once (that is
+    what makes a killed process disappear everywhere within a second or so)
+    and asks the actor to delete the record, conditionally on the
+    incarnation, so the first survivor's removal is announced to all.
+
+    A removed incarnation is remembered for a while (a tombstone), so a
+    registry read that raced with the removal cannot bring a dead peer back;
+    a restarted node has a new incarnation and is added normally.
+
+    A graceful leave is announced twice: a "zc.leave" public message, which
+    travels ahead of the socket close on the same connection so peers never
+    mistake a leave for a crash, and the registry's leave announcement.
+*/
+#include "zc_node.h"
+#include "zc_log.h"
+#include "zc_registry.h"
+#include "zcluster.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOMBSTONE_MS 60000
+
+typedef struct {
+    char inc[40];
+    json_t *record;
+} s_peer_info_t;
+
+struct _zc_node_t {
+    zc_mesh_t *mesh;
+    zactor_t *registry;
+    zc_registry_config_t config;
+    char redis_url[512];
+    zc_security_t *security;
+    json_t *headers;
+    zhashx_t *groups;     //  set
+    zhashx_t *peers;      //  id -> s_peer_info_t
+    zhashx_t *tombstones; //  incarnation -> expiry (ms, as intptr)
+    zhashx_t *confirmations; //  name -> set of ids
+    zlist_t *backlog;     //  zc_msg_t copies kept during waits
+    zc_msg_t *current;    //  the backlog message last returned
+    zc_node_events_t events;
+    void *events_arg;
+    zc_node_kill_fn *kill_fn;
+    void *kill_arg;
+    int kill_code, kill_requested;
+    int leader;
+    uint64_t epoch;
+    int redis_up;
+    int started;
+};
+
+static void s_peer_info_destroy(void **item)
+{
+    s_peer_info_t *info = (s_peer_info_t *) *item;
+    if (info) {
+        json_decref(info->record);
+        free(info);
+        *item = NULL;
+    }
+}
+
+static void s_set_destroy(void **item)
+{
+    zhashx_destroy((zhashx_t **) item);
+}
+
+zc_node_t *zc_node_new(const char *id)
+{
+    zc_mesh_t *mesh = zc_mesh_new(id);
+    if (!mesh)
+        return NULL;
+    zc_node_t *self = (zc_node_t *) calloc(1, sizeof(zc_node_t));
+    assert(self);
+    self->mesh = mesh;
+    const char *cluster = getenv("ZC_CLUSTER");
+    snprintf(self->config.cluster, sizeof self->config.cluster, "%s",
+             cluster && *cluster ? cluster : "zcluster");
+    self->config.lease_ttl_ms = 3000;
+    self->config.election = 1;
+    self->headers = json_object();
+    self->groups = zhashx_new();
+    self->peers = zhashx_new();
+    zhashx_set_destructor(self->peers, s_peer_info_destroy);
+    self->tombstones = zhashx_new();
+    self->confirmations = zhashx_new();
+    zhashx_set_destructor(self->confirmations, s_set_destroy);
+    self->backlog = zlist_new();
+    return self;
+}
+
+void zc_node_destroy(zc_node_t **self_p)
+{
+    assert(self_p);
+    zc_node_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->started)
+        zc_mesh_publish(self->mesh, "zc.leave", "", 0);
+    zactor_destroy(&self->registry); //  deregisters and announces the leave
+    zc_mesh_destroy(&self->mesh);
+    json_decref(self->headers);
+    zhashx_destroy(&self->groups);
+    zhashx_destroy(&self->peers);
+    zhashx_destroy(&self->tombstones);
+    zhashx_destroy(&self->confirmations);
+    for (zc_msg_t *msg = (zc_msg_t *) zlist_pop(self->backlog); msg;
+         msg = (zc_msg_t *) zlist_pop(self->backlog))
+        zc_msg_destroy(&msg);
+    zlist_destroy(&self->backlog);
+    zc_msg_destroy(&self->current);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n)
+{
+    snprintf(buf, cap, "%s-worker-%d", name, n);
+    return buf;
+}
+
+void zc_node_set_redis(zc_node_t *self, const char *url)
+{
+    assert(self && !self->started);
+    snprintf(self->redis_url, sizeof self->redis_url, "%s", url ? url : "");
+}
+
+void zc_node_set_cluster(zc_node_t *self, const char *cluster)
+{
+    assert(self && !self->started && cluster);
+    snprintf(self->config.cluster, sizeof self->config.cluster, "%s", cluster);
+}
+
+int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
+{
+    assert(self && !self->started);
+    if (!key || !*key)
+        return -1;
+    json_object_set_new(self->headers, key, json_string(value ? value : ""));
+    return 0;
+}
+
+void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms)
+{
+    assert(self && !self->started);
+    self->config.lease_ttl_ms = ttl_ms < 300 ? 300 : ttl_ms;
+}
+
+void zc_node_set_election(zc_node_t *self, int enabled)
+{
+    assert(self && !self->started);
+    self->config.election = enabled;
+}
+
+void zc_node_set_security(zc_node_t *self, zc_security_t *security)
+{
+    assert(self && !self->started);
+    self->security = security;
+    zc_mesh_set_security(self->mesh, security);
+}
+
+void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *arg)
+{
+    assert(self);
+    if (events)
+        self->events = *events;
+    else
+        memset(&self->events, 0, sizeof self->events);
+    self->events_arg = arg;
+}
+
+void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg)
+{
+    assert(self);
+    self->kill_fn = fn;
+    self->kill_arg = arg;
+}
+
+zc_mesh_t *zc_node_mesh(zc_node_t *self)
+{
+    assert(self);
+    return self->mesh;
+}
+
+const char *zc_node_id(zc_node_t *self)
+{
+    assert(self);
+    return zc_mesh_id(self->mesh);
+}
+
+const char *zc_node_cluster(zc_node_t *self)
+{
+    assert(self);
+    return self->config.cluster;
+}
+
+//  --------------------------------------------------------------------------
+//  Membership
+
+static void s_tombstone(zc_node_t *self, const char *inc)
+{
+    int64_t now = zclock_mono();
+    //  Purge old tombstones while here; there are few.
+    zlist_t *old = zlist_new();
+    for (void *t = zhashx_first(self->tombstones); t; t = zhashx_next(self->tombstones))
+        if ((int64_t) (intptr_t) t < now)
+            zlist_append(old, (void *) zhashx_cursor(self->tombstones));
+    for (char *key = (char *) zlist_first(old); key; key = (char *) zlist_next(old))
+        zhashx_delete(self->tombstones, key);
+    zlist_destroy(&old);
+    zhashx_update(self->tombstones, inc, (void *) (intptr_t) (now + TOMBSTONE_MS));
+}
+
+//  Removes a peer if the incarnation matches (NULL inc: any). Returns 1 if removed.
+static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_removed_t reason)
+{
+    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, id);
+    if (!info || (inc && strcmp(info->inc, inc) != 0))
+        return 0;
+    char peer_id[ZC_NAME_MAX + 1];
+    snprintf(peer_id, sizeof peer_id, "%s", id);
+    s_tombstone(self, info->inc);
+    zhashx_delete(self->peers, peer_id);
+    zc_mesh_peer_remove(self->mesh, peer_id);
+    static const char *reasons[] = {"", "left", "expired", "crashed"};
+    zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
+    if (self->events.peer_removed)
+        self->events.peer_removed(self, peer_id, reason, self->events_arg);
+    return 1;
+}
+
+static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const char *pub,
+                       const char *router, const char *curve, const char *record_text)
+{
+    if (zhashx_lookup(self->tombstones, inc))
+        return; //  a removal already seen for this incarnation
+    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, id);
+    json_t *record = json_loads(record_text, 0, NULL);
+    if (info && strcmp(info->inc, inc) == 0) {
+        //  Same incarnation: a record update (groups).
+        json_decref(info->record);
+        info->record = record;
+        return;
+    }
+    if (info)
+        s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED); //  it restarted
+    if (zc_mesh_peer_add(self->mesh, id, pub, router, *curve ? curve : NULL) != 0) {
+        zc_log(ZC_LOG_WARNING, zc_node_id(self), "cannot add peer %s (%s, %s)", id, pub, router);
+        json_decref(record);
+        return;
+    }
+    info = (s_peer_info_t *) calloc(1, sizeof(s_peer_info_t));
+    assert(info);
+    snprintf(info->inc, sizeof info->inc, "%s", inc);
+    info->record = record;
+    zhashx_insert(self->peers, id, info);
+    zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s added", id);
+    if (self->events.peer_added)
+        self->events.peer_added(self, id, self->events_arg);
+}
+
+static zc_removed_t s_reason(const char *reason)
+{
+    return strcmp(reason, "left") == 0      ? ZC_REMOVED_LEFT
+           : strcmp(reason, "expired") == 0 ? ZC_REMOVED_EXPIRED
+                                            : ZC_REMOVED_CRASHED;
+}
+
+//  Applies one event from the registry actor.
+static void s_registry_event(zc_node_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->registry);
+    if (!msg)
+        return;
+    char *frames[7] = {0};
+    size_t n = zmsg_size(msg);
+    for (size_t i = 0; i < n && i < 7; i++)
+        frames[i] = zmsg_popstr(msg);
+    const char *event = frames[0] ? frames[0] : "";
+    if (strcmp(event, "ADD") == 0 && n == 7)
+        s_add_peer(self, frames[1], frames[2], frames[3], frames[4], frames[5], frames[6]);
+    else if (strcmp(event, "REMOVE") == 0 && n == 4)
+        s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]));
+    else if (strcmp(event, "LEADER") == 0 && n == 3) {
+        self->leader = strcmp(frames[1], "1") == 0;
+        self->epoch = strtoull(frames[2], NULL, 10);
+        zc_log(ZC_LOG_INFO, zc_node_id(self), "%s (epoch %" PRIu64 ")",
+               self->leader ? "promoted to leader" : "demoted", self->epoch);
+        if (self->leader && self->events.promoted)
+            self->events.promoted(self, self->epoch, self->events_arg);
+        else if (!self->leader && self->events.demoted)
+            self->events.demoted(self, self->epoch, self->events_arg);
+    }
+    else if (strcmp(event, "REDIS") == 0 && n == 2)
+        self->redis_up = strcmp(frames[1], "up") == 0;
+    for (int i = 0; i < 7; i++)
+        zstr_free(&frames[i]);
+    zmsg_destroy(&msg);
+}
+
+static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
+{
+    zc_node_t *self = (zc_node_t *) arg;
+    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, peer_id);
+    if (!info)
+        return;
+    char inc[40];
+    snprintf(inc, sizeof inc, "%s", info->inc);
+    zstr_sendx(self->registry, "DEAD", peer_id, inc, "crashed", NULL);
+    s_remove_peer(self, peer_id, inc, ZC_REMOVED_CRASHED);
+}
+
+//  --------------------------------------------------------------------------
+//  Reserved message types
+
+static void s_on_leave(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    s_remove_peer((zc_node_t *) arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT);
+}
+
+static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    zc_node_t *self = (zc_node_t *) arg;
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t offset = 0;
+    int code = -1;
+    if (msgpack_unpack_next(&result, (const char *) zc_msg_data(msg), zc_msg_size(msg), &offset)
+            == MSGPACK_UNPACK_SUCCESS
+        && result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && result.data.via.u64 <= 255)
+        code = (int) result.data.via.u64;
+    msgpack_unpacked_destroy(&result);
+    if (code < 0) {
+        zc_log(ZC_LOG_WARNING, zc_node_id(self), "ignored a malformed kill request from %s",
+               zc_msg_sender(msg));
+        return;
+    }
+    zc_log(ZC_LOG_INFO, zc_node_id(self), "%s asked this node to exit with code %d",
+           zc_msg_sender(msg), code);
+    if (self->kill_fn)
+        self->kill_fn(self, zc_msg_sender(msg), code, self->kill_arg);
+    else {
+        self->kill_requested = 1;
+        self->kill_code = code;
+    }
+}
+
+static void s_on_confirm(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    zc_node_t *self = (zc_node_t *) arg;
+    char name[ZC_NAME_MAX + 1];
+    size_t size = zc_msg_size(msg);
+    if (size == 0 || size > ZC_NAME_MAX)
+        return;
+    memcpy(name, zc_msg_data(msg), size);
+    name[size] = 0;
+    if (!zc_wire_name_valid(name))
+        return;
+    zhashx_t *set = (zhashx_t *) zhashx_lookup(self->confirmations, name);
+    if (!set) {
+        set = zhashx_new();
+        zhashx_insert(self->confirmations, name, set);
+    }
+    zhashx_update(set, zc_msg_sender(msg), (void *) 1);
+}
+
+//  --------------------------------------------------------------------------
+//  Start
+
+static void s_groups_text(zc_node_t *self, char *out, size_t cap)
+{
+    out[0] = 0;
+    size_t used = 0;
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups)) {
+        const char *name = (const char *) zhashx_cursor(self->groups);
+        int n = snprintf(out + used, cap - used, "%s%s", used ? " " : "", name);
+        if (n < 0 || (size_t) n >= cap - used)
+            break;
+        used += (size_t) n;
+    }
+}
+
+int zc_node_start(zc_node_t *self)
+{
+    assert(self && !self->started);
+    zc_registry_config_t *c = &self->config;
+    const char *url = *self->redis_url ? self->redis_url : getenv("ZC_REDIS_URL");
+    char err[512];
+    if (!url || !*url) {
+        zc_log(ZC_LOG_ERROR, zc_node_id(self), "no Redis URL: set one or ZC_REDIS_URL");
+        return -1;
+    }
+    if (zc_redis_url_parse(url, &c->url, err, sizeof err)) {
+        zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
+        return -1;
+    }
+    if (!zc_wire_name_valid(c->cluster) || strpbrk(c->cluster, "{}")) {
+        zc_log(ZC_LOG_ERROR, zc_node_id(self), "invalid cluster name '%s'", c->cluster);
+        return -1;
+    }
+    //  Heartbeats make a silent peer's connection drop within 2 s.
+    zc_mesh_set_heartbeat(self->mesh, 500, 2000);
+    if (zc_mesh_start(self->mesh))
+        return -1;
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        zc_mesh_join(self->mesh, (const char *) zhashx_cursor(self->groups));
+    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
+    zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
+    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
+    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
+
+    snprintf(c->id, sizeof c->id, "%s", zc_node_id(self));
+    zuuid_t *uuid = zuuid_new();
+    snprintf(c->inc, sizeof c->inc, "%s", zuuid_str(uuid));
+    zuuid_destroy(&uuid);
+    gethostname(c->host, sizeof c->host - 1);
+    c->pid = (int) getpid();
+    c->started_ms = zclock_time();
+    snprintf(c->pub, sizeof c->pub, "%s", zc_mesh_pub_endpoint(self->mesh));
+    snprintf(c->router, sizeof c->router, "%s", zc_mesh_router_endpoint(self->mesh));
+    snprintf(c->curve, sizeof c->curve, "%s",
+             self->security ? zc_security_public_key(self->security) : "");
+    s_groups_text(self, c->groups, sizeof c->groups);
+    char *headers = json_dumps(self->headers, JSON_COMPACT);
+    snprintf(c->headers, sizeof c->headers, "%s", headers);
+    free(headers);
+    snprintf(c->version, sizeof c->version, "%s", zcluster_version());
+    self->registry = zactor_new(zc_registry_actor, c);
+    if (!self->registry)
+        return -1;
+    self->started = 1;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Groups and sending
+
+static void s_groups_changed(zc_node_t *self)
+{
+    if (!self->started)
+        return;
+    char groups[sizeof self->config.groups];
+    s_groups_text(self, groups, sizeof groups);
+    zstr_sendx(self->registry, "GROUPS", groups, NULL);
+}
+
+int zc_node_join(zc_node_t *self, const char *group)
+{
+    assert(self);
+    if (!zc_wire_name_valid(group))
+        return -1;
+    if (zhashx_lookup(self->groups, group))
+        return 0;
+    zhashx_insert(self->groups, group, (void *) 1);
+    if (self->started && zc_mesh_join(self->mesh, group))
+        return -1;
+    s_groups_changed(self);
+    return 0;
+}
+
+int zc_node_leave(zc_node_t *self, const char *group)
+{
+    assert(self);
+    if (!group || !zhashx_lookup(self->groups, group))
+        return -1;
+    zhashx_delete(self->groups, group);
+    if (self->started)
+        zc_mesh_leave(self->mesh, group);
+    s_groups_changed(self);
+    return 0;
+}
+
+int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size)
+{
+    assert(self);
+    return zc_mesh_publish(self->mesh, type, data, size);
+}
+
+int zc_node_shout(zc_node_t *self, const char *group, const char *type, const void *data,
+                  size_t size)
+{
+    assert(self);
+    return zc_mesh_shout(self->mesh, group, type, data, size);
+}
+
+int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const void *data,
+                    size_t size)
+{
+    assert(self);
+    return zc_mesh_whisper(self->mesh, peer, type, data, size);
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+//  Leaves the cluster and exits, as a peer asked (default kill action).
+static void s_exit(zc_node_t *self)
+{
+    int code = self->kill_code;
+    zc_node_destroy(&self);
+    exit(code);
+}
+
+int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
+{
+    assert(self && self->started);
+    items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
+    return 1 + zc_mesh_pollitems(self->mesh, items + 1);
+}
+
+//  Receives from the mesh and the registry until a message no handler took.
+static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
+{
+    int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
+    while (1) {
+        while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
+            s_registry_event(self);
+        zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
+        if (self->kill_requested)
+            s_exit(self);
+        if (msg)
+            return msg;
+        if (errno == EINTR)
+            return NULL;
+        long wait = timeout_ms < 0 ? -1 : (long) (deadline - zclock_mono());
+        if (timeout_ms >= 0 && wait <= 0) {
+            errno = EAGAIN;
+            return NULL;
+        }
+        zmq_pollitem_t items[4];
+        int n = zc_node_pollitems(self, items);
+        if (zmq_poll(items, n, wait) < 0) {
+            errno = EINTR;
+            return NULL;
+        }
+    }
+}
+
+zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
+{
+    assert(self && self->started);
+    zc_msg_destroy(&self->current);
+    self->current = (zc_msg_t *) zlist_pop(self->backlog);
+    if (self->current)
+        return self->current;
+    return s_recv(self, timeout_ms);
+}
+
+//  --------------------------------------------------------------------------
+//  Queries
+
+int zc_node_peer_exists(zc_node_t *self, const char *id)
+{
+    assert(self);
+    return id && zhashx_lookup(self->peers, id) != NULL;
+}
+
+size_t zc_node_peer_count(zc_node_t *self)
+{
+    assert(self);
+    return zhashx_size(self->peers);
+}
+
+int zc_node_leader(zc_node_t *self)
+{
+    assert(self);
+    return self->leader;
+}
+
+uint64_t zc_node_epoch(zc_node_t *self)
+{
+    assert(self);
+    return self->epoch;
+}
+
+int zc_node_redis_up(zc_node_t *self)
+{
+    assert(self);
+    return self->redis_up;
+}
+
+static json_t *s_self_record(zc_node_t *self)
+{
+    zc_registry_config_t *c = &self->config;
+    json_t *groups = json_array();
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        json_array_append_new(groups, json_string((const char *) zhashx_cursor(self->groups)));
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", c->id, "inc",
+                     c->inc, "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router,
+                     "groups", groups, "headers", self->headers, "started",
+                     (json_int_t) c->started_ms, "version", c->version);
+}
+
+char *zc_node_cluster_info(zc_node_t *self)
+{
+    assert(self && self->started);
+    json_t *nodes = json_array();
+    json_t *groups = json_object();
+    json_array_append_new(nodes, s_self_record(self));
+    for (s_peer_info_t *info = (s_peer_info_t *) zhashx_first(self->peers); info;
+         info = (s_peer_info_t *) zhashx_next(self->peers))
+        if (info->record)
+            json_array_append(nodes, info->record);
+    size_t i;
+    json_t *record;
+    json_array_foreach(nodes, i, record)
+    {
+        size_t j;
+        json_t *group;
+        json_array_foreach(json_object_get(record, "groups"), j, group)
+        {
+            const char *name = json_string_value(group);
+            if (!name)
+                continue;
+            json_t *members = json_object_get(groups, name);
+            if (!members) {
+                members = json_array();
+                json_object_set_new(groups, name, members);
+            }
+            json_array_append_new(members, json_pack("{s:O, s:O}", "id",
+                                                      json_object_get(record, "id"), "pid",
+                                                      json_object_get(record, "pid")));
+        }
+    }
+    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->config.cluster,
+                             "self", self->config.id, "leader", self->leader, "epoch",
+                             (json_int_t) self->epoch, "nodes", nodes, "groups", groups);
+    char *text = json_dumps(info, JSON_COMPACT);
+    json_decref(info);
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Kill and confirmations
+
+int zc_node_kill(zc_node_t *self, const char *peer, int exit_code)
+{
+    assert(self);
+    if (exit_code < 0 || exit_code > 255) {
+        errno = EINVAL;
+        return -1;
+    }
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_int(&pk, exit_code);
+    int rc = zc_mesh_whisper(self->mesh, peer, "zc.kill", sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy(&sbuf);
+    return rc;
+}
+
+int zc_node_confirm(zc_node_t *self, const char *name)
+{
+    assert(self);
+    if (!zc_wire_name_valid(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return zc_mesh_publish(self->mesh, "zc.confirm", name, strlen(name));
+}
+
+zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count,
+                                    int timeout_ms)
+{
+    assert(self && self->started);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (1) {
+        zhashx_t *set = name ? (zhashx_t *) zhashx_lookup(self->confirmations, name) : NULL;
+        if (set && zhashx_size(set) >= count) {
+            zlist_t *ids = zlist_new();
+            zlist_autofree(ids);
+            for (void *v = zhashx_first(set); v; v = zhashx_next(set))
+                zlist_append(ids, (void *) zhashx_cursor(set));
+            return ids;
+        }
+        long wait = (long) (deadline - zclock_mono());
+        if (wait <= 0) {
+            errno = ETIMEDOUT;
+            return NULL;
+        }
+        zc_msg_t *msg = s_recv(self, (int) wait);
+        if (msg)
+            zlist_append(self->backlog, zc_msg_dup(msg));
+    }
+}

@@ -1,0 +1,600 @@
+/*  zc_registry — the background actor that keeps a node in the Redis registry.
+
+    Why an actor: registry work is slow (Redis round trips, reconnect
+    back-off, timers) and must never stall the data path, which lives on the
+    application's thread in zc_mesh. The actor talks to the node over the
+    CZMQ actor pipe (inproc), so the node sees membership as events it
+    handles between messages.
+
+    Keys (all under zc:{CLUSTER}: so a cluster's keys share one Redis Cluster
+    slot and the Lua scripts below are legal there):
+
+        nodes          set of registered node ids
+        node:<id>      hash: the node's record (id, inc, host, pid, pub, router,
+                       curve, groups, headers, started, version)
+        lease:<id>     the node's lease, value = its incarnation, PX lease_ttl;
+                       refreshed every lease_ttl/3 while the node lives
+        leader         "<id> <epoch>", PX lease_ttl: the leader lease
+        epoch          fencing epoch, INCR on each new leader
+        events         pub/sub channel: "join <id>", "update <id>", "leave <id> <reason>"
+
+    Each change is one Lua script, so a record, its set entry and its lease
+    never disagree and the announcement goes out with the change. Removing a
+    record is conditional on the incarnation the remover saw, so a survivor
+    that reports a crash can never delete the record of the node's restarted
+    successor. Any node reaps expired leases (nodes silent past their TTL)
+    on its timer: the reap is idempotent, so there is no single reaper.
+
+    Redis outages: the actor logs once, retries with exponential back-off
+    (100 ms doubling to 5 s) and re-registers and resynchronises when Redis
+    is back. Messaging between known peers carries on meanwhile. A leader
+    that cannot renew its lease for a whole TTL demotes itself.
+*/
+#include "zc_registry.h"
+#include "zc_log.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SCRIPT_REGISTER, SCRIPT_REFRESH, SCRIPT_UPDATE, SCRIPT_REMOVE, SCRIPT_REAP, SCRIPT_ELECT,
+       SCRIPT_COUNT };
+
+static const char *s_scripts[SCRIPT_COUNT] = {
+    //  REGISTER  KEYS: nodes node:id lease:id  ARGV: id ttl channel inc field value...
+    "redis.call('DEL', KEYS[2])\n"
+    "redis.call('HSET', KEYS[2], unpack(ARGV, 5))\n"
+    "redis.call('SADD', KEYS[1], ARGV[1])\n"
+    "redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[2])\n"
+    "redis.call('PUBLISH', ARGV[3], 'join ' .. ARGV[1])\n"
+    "return 1\n",
+    //  REFRESH  KEYS: node:id lease:id  ARGV: inc ttl
+    "if redis.call('HGET', KEYS[1], 'inc') ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n",
+    //  UPDATE  KEYS: node:id  ARGV: inc field value channel id
+    "if redis.call('HGET', KEYS[1], 'inc') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
+    "redis.call('PUBLISH', ARGV[4], 'update ' .. ARGV[5])\n"
+    "return 1\n",
+    //  REMOVE  KEYS: nodes node:id lease:id leader  ARGV: id inc channel reason
+    "if redis.call('HGET', KEYS[2], 'inc') ~= ARGV[2] then return 0 end\n"
+    "redis.call('SREM', KEYS[1], ARGV[1])\n"
+    "redis.call('DEL', KEYS[2], KEYS[3])\n"
+    "local holder = redis.call('GET', KEYS[4])\n"
+    "if holder and string.match(holder, '^(%S+)') == ARGV[1] then redis.call('DEL', KEYS[4]) end\n"
+    "redis.call('PUBLISH', ARGV[3], 'leave ' .. ARGV[1] .. ' ' .. ARGV[4])\n"
+    "return 1\n",
+    //  REAP  KEYS: nodes leader  ARGV: prefix channel
+    "local removed = 0\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. id) == 0 then\n"
+    "    redis.call('SREM', KEYS[1], id)\n"
+    "    redis.call('DEL', ARGV[1] .. 'node:' .. id)\n"
+    "    local holder = redis.call('GET', KEYS[2])\n"
+    "    if holder and string.match(holder, '^(%S+)') == id then redis.call('DEL', KEYS[2]) end\n"
+    "    redis.call('PUBLISH', ARGV[2], 'leave ' .. id .. ' expired')\n"
+    "    removed = removed + 1\n"
+    "  end\n"
+    "end\n"
+    "return removed\n",
+    //  ELECT  KEYS: leader epoch  ARGV: id ttl  -> {is_leader, epoch, holder}
+    //  A value that is not "<id> <epoch>" is corrupt and taken over.
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "local holder, epoch\n"
+    "if cur then holder, epoch = string.match(cur, '^(%S+) (%d+)$') end\n"
+    "if not holder then\n"
+    "  local e = redis.call('INCR', KEYS[2])\n"
+    "  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])\n"
+    "  return {1, e, ARGV[1]}\n"
+    "end\n"
+    "if holder == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return {1, tonumber(epoch), holder}\n"
+    "end\n"
+    "return {0, tonumber(epoch), holder}\n",
+};
+
+typedef struct {
+    zsock_t *pipe;
+    zc_registry_config_t config;
+    char prefix[160];  //  "zc:{CLUSTER}:"
+    char channel[176]; //  prefix + "events"
+    char sha[SCRIPT_COUNT][41];
+    redisContext *cmd;
+    redisContext *sub;
+    int up;
+    int reported_down;
+    int backoff_ms;
+    int64_t next_retry, next_tick;
+    zhashx_t *known; //  peer id -> incarnation (strdup'd), as last told to the node
+    int leader;
+    uint64_t epoch;
+    char leader_id[256];
+    int64_t last_renew;
+    int terminated;
+} s_registry_t;
+
+static void s_key(s_registry_t *self, char *out, size_t cap, const char *kind, const char *id)
+{
+    snprintf(out, cap, "%s%s%s", self->prefix, kind, id ? id : "");
+}
+
+//  --------------------------------------------------------------------------
+//  Connection
+
+static void s_down(s_registry_t *self, const char *why)
+{
+    if (self->cmd) {
+        redisFree(self->cmd);
+        self->cmd = NULL;
+    }
+    if (self->sub) {
+        redisFree(self->sub);
+        self->sub = NULL;
+    }
+    if (self->up || !self->reported_down) {
+        zc_log(ZC_LOG_WARNING, self->config.id, "Redis registry unreachable (%s); retrying",
+               why);
+        self->reported_down = 1;
+        zstr_sendx(self->pipe, "REDIS", "down", NULL);
+    }
+    self->up = 0;
+    self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
+    if (self->backoff_ms > 5000)
+        self->backoff_ms = 5000;
+    self->next_retry = zclock_mono() + self->backoff_ms;
+}
+
+//  Runs a script by SHA, loading it again if Redis forgot it (restart,
+//  SCRIPT FLUSH). Returns the reply (caller frees) or NULL when Redis is down.
+static redisReply *s_script(s_registry_t *self, int script, int numkeys, const char **args,
+                            int nargs)
+{
+    if (!self->up)
+        return NULL;
+    const char *argv[64];
+    size_t lens[64];
+    char nk[8];
+    snprintf(nk, sizeof nk, "%d", numkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = self->sha[script];
+    argv[2] = nk;
+    for (int i = 0; i < nargs && i < 61; i++)
+        argv[3 + i] = args[i];
+    for (int i = 0; i < 3 + nargs; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *reply = (redisReply *) redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(reply);
+        argv[0] = "EVAL";
+        argv[1] = s_scripts[script];
+        lens[0] = 4;
+        lens[1] = strlen(s_scripts[script]);
+        reply = (redisReply *) redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
+    }
+    if (!reply) {
+        s_down(self, self->cmd->errstr);
+        return NULL;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        zc_log(ZC_LOG_ERROR, self->config.id, "registry script failed: %s", reply->str);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+static long long s_script_int(s_registry_t *self, int script, int numkeys, const char **args,
+                              int nargs)
+{
+    redisReply *reply = s_script(self, script, numkeys, args, nargs);
+    long long value = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    if (reply)
+        freeReplyObject(reply);
+    return value;
+}
+
+static int s_register(s_registry_t *self)
+{
+    zc_registry_config_t *c = &self->config;
+    char nodes[256], node[512], lease[512], ttl[16], pid[16], started[24];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    s_key(self, node, sizeof node, "node:", c->id);
+    s_key(self, lease, sizeof lease, "lease:", c->id);
+    snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
+    snprintf(pid, sizeof pid, "%d", c->pid);
+    snprintf(started, sizeof started, "%" PRId64, c->started_ms);
+    const char *args[] = {nodes, node, lease, c->id, ttl, self->channel, c->inc,
+                          "id", c->id, "inc", c->inc, "host", c->host, "pid", pid,
+                          "pub", c->pub, "router", c->router, "curve", c->curve,
+                          "groups", c->groups, "headers", c->headers, "started", started,
+                          "version", c->version};
+    int ok = s_script_int(self, SCRIPT_REGISTER, 3, args, sizeof args / sizeof args[0]) == 1;
+    if (ok)
+        self->last_renew = zclock_mono();
+    return ok ? 0 : -1;
+}
+
+static void s_sync(s_registry_t *self);
+static void s_elect(s_registry_t *self);
+
+static void s_connect(s_registry_t *self)
+{
+    char err[256];
+    int timeout = self->config.lease_ttl_ms / 3 > 200 ? self->config.lease_ttl_ms / 3 : 200;
+    self->cmd = zc_redis_connect(&self->config.url, timeout, err, sizeof err);
+    self->sub = self->cmd ? zc_redis_connect(&self->config.url, timeout, err, sizeof err) : NULL;
+    if (!self->cmd || !self->sub) {
+        self->up = 0;
+        s_down(self, err);
+        return;
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        redisReply *reply = (redisReply *) redisCommand(self->cmd, "SCRIPT LOAD %s", s_scripts[i]);
+        if (!reply || reply->type != REDIS_REPLY_STRING) {
+            snprintf(err, sizeof err, "SCRIPT LOAD: %s",
+                     reply ? (reply->str ? reply->str : "unexpected reply") : self->cmd->errstr);
+            if (reply)
+                freeReplyObject(reply);
+            s_down(self, err);
+            return;
+        }
+        snprintf(self->sha[i], sizeof self->sha[i], "%s", reply->str);
+        freeReplyObject(reply);
+    }
+    //  Subscribe before reading the membership, so no announcement falls
+    //  between the read and the subscription.
+    redisReply *reply = (redisReply *) redisCommand(self->sub, "SUBSCRIBE %s", self->channel);
+    if (!reply) {
+        s_down(self, self->sub->errstr);
+        return;
+    }
+    freeReplyObject(reply);
+    self->up = 1;
+    if (s_register(self) != 0) {
+        if (self->up)
+            s_down(self, "registration failed");
+        return;
+    }
+    if (self->reported_down)
+        zc_log(ZC_LOG_INFO, self->config.id, "Redis registry reachable again; re-registered");
+    self->reported_down = 0;
+    self->backoff_ms = 0;
+    zstr_sendx(self->pipe, "REDIS", "up", NULL);
+    s_sync(self);
+    s_elect(self);
+}
+
+//  --------------------------------------------------------------------------
+//  Membership
+
+//  Builds the JSON record from an HGETALL reply. Returns NULL if unusable.
+static json_t *s_record(redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2)
+        return NULL;
+    json_t *record = json_object();
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "groups") == 0) {
+            json_t *groups = json_array();
+            char *copy = strdup(v->str), *save = NULL;
+            for (char *g = strtok_r(copy, " ", &save); g; g = strtok_r(NULL, " ", &save))
+                json_array_append_new(groups, json_string(g));
+            free(copy);
+            json_object_set_new(record, "groups", groups);
+        }
+        else if (strcmp(k->str, "headers") == 0) {
+            json_t *headers = json_loads(v->str, 0, NULL);
+            json_object_set_new(record, "headers",
+                                json_is_object(headers) ? headers : json_object());
+            if (headers && !json_is_object(headers))
+                json_decref(headers);
+        }
+        else if (strcmp(k->str, "pid") == 0 || strcmp(k->str, "started") == 0)
+            json_object_set_new(record, k->str, json_integer(atoll(v->str)));
+        else
+            json_object_set_new(record, k->str, json_string(v->str));
+    }
+    const char *fields[] = {"id", "inc", "pub", "router"};
+    for (int i = 0; i < 4; i++)
+        if (!json_is_string(json_object_get(record, fields[i]))) {
+            json_decref(record);
+            return NULL;
+        }
+    return record;
+}
+
+static void s_tell_add(s_registry_t *self, json_t *record)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    const char *inc = json_string_value(json_object_get(record, "inc"));
+    json_t *curve = json_object_get(record, "curve");
+    char *text = json_dumps(record, JSON_COMPACT);
+    zstr_sendx(self->pipe, "ADD", id, inc, json_string_value(json_object_get(record, "pub")),
+               json_string_value(json_object_get(record, "router")),
+               json_is_string(curve) ? json_string_value(curve) : "", text, NULL);
+    free(text);
+    zhashx_update(self->known, id, strdup(inc));
+}
+
+static void s_tell_remove(s_registry_t *self, const char *id, const char *reason)
+{
+    const char *inc = (const char *) zhashx_lookup(self->known, id);
+    if (!inc)
+        return;
+    zstr_sendx(self->pipe, "REMOVE", id, inc, reason, NULL);
+    zhashx_delete(self->known, id);
+}
+
+//  Fetches one peer's record and tells the node. The lease must be live:
+//  a record whose lease lapsed is about to be reaped.
+static void s_fetch(s_registry_t *self, const char *id)
+{
+    if (!self->up || strcmp(id, self->config.id) == 0)
+        return;
+    char node[512], lease[512];
+    s_key(self, node, sizeof node, "node:", id);
+    s_key(self, lease, sizeof lease, "lease:", id);
+    redisAppendCommand(self->cmd, "HGETALL %s", node);
+    redisAppendCommand(self->cmd, "EXISTS %s", lease);
+    redisReply *record_reply = NULL, *lease_reply = NULL;
+    if (redisGetReply(self->cmd, (void **) &record_reply) != REDIS_OK
+        || redisGetReply(self->cmd, (void **) &lease_reply) != REDIS_OK) {
+        if (record_reply)
+            freeReplyObject(record_reply);
+        s_down(self, self->cmd->errstr);
+        return;
+    }
+    json_t *record = s_record(record_reply);
+    int live = lease_reply->type == REDIS_REPLY_INTEGER && lease_reply->integer == 1;
+    if (record && live)
+        s_tell_add(self, record);
+    else
+        zc_log(ZC_LOG_DEBUG, self->config.id, "no usable record for node %s", id);
+    json_decref(record);
+    freeReplyObject(record_reply);
+    freeReplyObject(lease_reply);
+}
+
+//  Reads the whole membership and tells the node what changed since it
+//  last knew: catches announcements missed while Redis was unreachable.
+static void s_sync(s_registry_t *self)
+{
+    char nodes[256];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    redisReply *reply = (redisReply *) redisCommand(self->cmd, "SMEMBERS %s", nodes);
+    if (!reply) {
+        s_down(self, self->cmd->errstr);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        zc_log(ZC_LOG_ERROR, self->config.id, "registry key %s is not a set", nodes);
+        freeReplyObject(reply);
+        return;
+    }
+    zhashx_t *present = zhashx_new();
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            zhashx_insert(present, reply->element[i]->str, (void *) 1);
+    for (size_t i = 0; i < reply->elements && self->up; i++) {
+        const char *id = reply->element[i]->str;
+        if (reply->element[i]->type == REDIS_REPLY_STRING && !zhashx_lookup(self->known, id))
+            s_fetch(self, id);
+    }
+    freeReplyObject(reply);
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (void *inc = zhashx_first(self->known); inc; inc = zhashx_next(self->known))
+        if (!zhashx_lookup(present, zhashx_cursor(self->known)))
+            zlist_append(gone, (void *) zhashx_cursor(self->known));
+    for (char *id = (char *) zlist_first(gone); id; id = (char *) zlist_next(gone))
+        s_tell_remove(self, id, "expired");
+    zlist_destroy(&gone);
+    zhashx_destroy(&present);
+}
+
+static void s_announcement(s_registry_t *self, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    char verb[16], id[256], reason[32] = "left";
+    if (sscanf(reply->element[2]->str, "%15s %255s %31s", verb, id, reason) < 2)
+        return;
+    if (strcmp(id, self->config.id) == 0) {
+        //  Someone removed us (we went silent): come back.
+        if (strcmp(verb, "leave") == 0) {
+            zc_log(ZC_LOG_WARNING, self->config.id, "registry removed this node (%s); re-registering",
+                   reason);
+            s_register(self);
+        }
+        return;
+    }
+    if (strcmp(verb, "join") == 0 || strcmp(verb, "update") == 0)
+        s_fetch(self, id);
+    else if (strcmp(verb, "leave") == 0)
+        s_tell_remove(self, id, reason);
+}
+
+static void s_read_announcements(s_registry_t *self)
+{
+    if (redisBufferRead(self->sub) != REDIS_OK) {
+        s_down(self, self->sub->errstr);
+        return;
+    }
+    redisReply *reply;
+    while (self->up && self->sub && redisGetReplyFromReader(self->sub, (void **) &reply) == REDIS_OK
+           && reply) {
+        s_announcement(self, reply);
+        freeReplyObject(reply);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+static void s_elect(s_registry_t *self)
+{
+    zc_registry_config_t *c = &self->config;
+    int was_leader = self->leader;
+    if (c->election && self->up) {
+        char leader[256], epoch[256], ttl[16];
+        s_key(self, leader, sizeof leader, "leader", NULL);
+        s_key(self, epoch, sizeof epoch, "epoch", NULL);
+        snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
+        const char *args[] = {leader, epoch, c->id, ttl};
+        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 4);
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+            && reply->element[2]->type == REDIS_REPLY_STRING) {
+            self->leader = reply->element[0]->integer == 1;
+            self->epoch = (uint64_t) reply->element[1]->integer;
+            snprintf(self->leader_id, sizeof self->leader_id, "%s", reply->element[2]->str);
+            if (self->leader)
+                self->last_renew = zclock_mono();
+        }
+        if (reply)
+            freeReplyObject(reply);
+    }
+    //  Fencing: a leader that could not renew for a whole TTL may already
+    //  have been replaced, so it steps down on its own.
+    if (self->leader && zclock_mono() - self->last_renew > c->lease_ttl_ms)
+        self->leader = 0;
+    if (self->leader != was_leader) {
+        char epoch[24];
+        snprintf(epoch, sizeof epoch, "%" PRIu64, self->epoch);
+        zstr_sendx(self->pipe, "LEADER", self->leader ? "1" : "0", epoch, NULL);
+    }
+}
+
+static void s_tick(s_registry_t *self)
+{
+    zc_registry_config_t *c = &self->config;
+    char node[512], lease[512], ttl[16];
+    s_key(self, node, sizeof node, "node:", c->id);
+    s_key(self, lease, sizeof lease, "lease:", c->id);
+    snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
+    const char *args[] = {node, lease, c->inc, ttl};
+    long long refreshed = self->up ? s_script_int(self, SCRIPT_REFRESH, 2, args, 4) : -1;
+    if (refreshed == 0) {
+        zc_log(ZC_LOG_WARNING, c->id, "registry record lost (lease expired?); re-registering");
+        s_register(self);
+    }
+    if (self->up) {
+        char nodes[256], leader[256];
+        s_key(self, nodes, sizeof nodes, "nodes", NULL);
+        s_key(self, leader, sizeof leader, "leader", NULL);
+        const char *reap[] = {nodes, leader, self->prefix, self->channel};
+        s_script_int(self, SCRIPT_REAP, 2, reap, 4);
+    }
+    if (self->up)
+        s_sync(self);
+    s_elect(self);
+}
+
+//  --------------------------------------------------------------------------
+//  Commands from the node
+
+static void s_command(s_registry_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg) {
+        self->terminated = 1;
+        return;
+    }
+    char *command = zmsg_popstr(msg);
+    zc_registry_config_t *c = &self->config;
+    if (!command || strcmp(command, "$TERM") == 0)
+        self->terminated = 1;
+    else if (strcmp(command, "GROUPS") == 0) {
+        char *groups = zmsg_popstr(msg);
+        snprintf(c->groups, sizeof c->groups, "%s", groups ? groups : "");
+        zstr_free(&groups);
+        char node[512];
+        s_key(self, node, sizeof node, "node:", c->id);
+        const char *args[] = {node, c->inc, "groups", c->groups, self->channel, c->id};
+        s_script_int(self, SCRIPT_UPDATE, 1, args, 6);
+    }
+    else if (strcmp(command, "DEAD") == 0) {
+        char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg), *reason = zmsg_popstr(msg);
+        if (id && inc && reason) {
+            char nodes[256], node[512], lease[512], leader[256];
+            s_key(self, nodes, sizeof nodes, "nodes", NULL);
+            s_key(self, node, sizeof node, "node:", id);
+            s_key(self, lease, sizeof lease, "lease:", id);
+            s_key(self, leader, sizeof leader, "leader", NULL);
+            const char *args[] = {nodes, node, lease, leader, id, inc, self->channel, reason};
+            s_script_int(self, SCRIPT_REMOVE, 4, args, 8);
+            zhashx_delete(self->known, id);
+            //  The dead node may have been the leader: contend at once.
+            s_elect(self);
+        }
+        zstr_free(&id);
+        zstr_free(&inc);
+        zstr_free(&reason);
+    }
+    zstr_free(&command);
+    zmsg_destroy(&msg);
+}
+
+static void s_deregister(s_registry_t *self)
+{
+    zc_registry_config_t *c = &self->config;
+    char nodes[256], node[512], lease[512], leader[256];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    s_key(self, node, sizeof node, "node:", c->id);
+    s_key(self, lease, sizeof lease, "lease:", c->id);
+    s_key(self, leader, sizeof leader, "leader", NULL);
+    const char *args[] = {nodes, node, lease, leader, c->id, c->inc, self->channel, "left"};
+    s_script_int(self, SCRIPT_REMOVE, 4, args, 8);
+}
+
+void zc_registry_actor(zsock_t *pipe, void *args)
+{
+    s_registry_t *self = (s_registry_t *) calloc(1, sizeof(s_registry_t));
+    assert(self);
+    self->pipe = pipe;
+    self->config = *(zc_registry_config_t *) args;
+    snprintf(self->prefix, sizeof self->prefix, "zc:{%s}:", self->config.cluster);
+    snprintf(self->channel, sizeof self->channel, "%sevents", self->prefix);
+    self->known = zhashx_new();
+    zhashx_set_destructor(self->known, (zhashx_destructor_fn *) zstr_free);
+    zsock_signal(pipe, 0);
+
+    int tick_ms = self->config.lease_ttl_ms / 3;
+    s_connect(self);
+    self->next_tick = zclock_mono() + tick_ms;
+    while (!self->terminated) {
+        int64_t now = zclock_mono();
+        int64_t wake = self->up || self->next_tick < self->next_retry ? self->next_tick
+                                                                      : self->next_retry;
+        zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+                                   {NULL, self->up ? self->sub->fd : -1, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, self->up ? 2 : 1, wake > now ? wake - now : 0);
+        if (rc < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_command(self);
+        if (self->up && (items[1].revents & ZMQ_POLLIN))
+            s_read_announcements(self);
+        now = zclock_mono();
+        if (!self->up && now >= self->next_retry && !self->terminated) {
+            s_connect(self);
+            self->next_tick = zclock_mono() + tick_ms;
+        }
+        else if (now >= self->next_tick) {
+            s_tick(self); //  while Redis is down this only checks leader fencing
+            self->next_tick = now + tick_ms;
+        }
+    }
+    s_deregister(self);
+    if (self->cmd)
+        redisFree(self->cmd);
+    if (self->sub)
+        redisFree(self->sub);
+    zhashx_destroy(&self->known);
+    free(self);
+}
