@@ -50,7 +50,8 @@ int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group
         *kind = ZC_KIND_PUBLIC;
         return ZC_WIRE_OK;
     }
-    if (size < 3 || size > ZC_WIRE_TOPIC_MAX || data[0] != 'G' || data[size - 1] != 0)
+    if (size < 3 || size > ZC_WIRE_TOPIC_MAX || data[0] != 'G' || memchr(data + 1, 0, size - 2)
+        || data[size - 1] != 0)
         return ZC_WIRE_MALFORMED;
     memcpy(group, data + 1, size - 2);
     group[size - 2] = 0;
@@ -189,7 +190,7 @@ static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
     }
     else
         return -1;
-    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p))
+    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p) || memchr(p, 0, (size_t) len))
         return -1;
     memcpy(out, p, (size_t) len);
     out[len] = 0;
