@@ -1,0 +1,183 @@
+/*  zc_cache — the cluster's shared cache in Redis: values with TTLs, lists,
+    locks owned by a node, and dump/restore to a file.
+
+    Values are msgpack bytes (one well-formed msgpack object each) so peers in
+    any language read them. Everything lives under the cluster's prefix,
+    `zc:{CLUSTER}:cache:KEY` for values and lists and `zc:{CLUSTER}:lock:KEY`
+    for locks (whose value is the owning node's id); the hash tag keeps one
+    cluster in one Redis Cluster slot.
+
+    Locks are advisory for other nodes' writes: while another node holds the
+    lock on KEY, save, destroy and load of KEY fail with ZC_CACHE_LOCKED (load
+    can wait for the lock to clear). The lock's owner, and nodes that do not
+    use the lock, are not slowed down. Lists (push/pop/length) are queues and
+    ignore locks. Every multi-step operation is one Lua script, so a check and
+    the write it guards cannot be split by another client.
+
+    Every operation returns ZC_CACHE_OK (0) or a negative zc_cache_rc_t; the
+    message of the last failure is on the object (zc_cache_errstr), like
+    hiredis's c->errstr. A cache object belongs to one thread at a time. A
+    lost Redis connection fails the operation in progress with
+    ZC_CACHE_REDIS; the next operation reconnects.
+
+    The dump file format is described in docs/CACHE.md.
+*/
+#ifndef ZC_CACHE_H_INCLUDED
+#define ZC_CACHE_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zc_cache_t zc_cache_t;
+
+//  Result codes. Every failure is negative.
+typedef enum {
+    ZC_CACHE_OK = 0,
+    ZC_CACHE_MISSING = -1, //  no such key (or empty list, or lock not held)
+    ZC_CACHE_LOCKED = -2,  //  the key is locked by another node
+    ZC_CACHE_TYPE = -3,    //  the key holds another kind of data (a list, a hash...)
+    ZC_CACHE_INVALID = -4, //  bad argument: key, value not msgpack, TTL, name
+    ZC_CACHE_REDIS = -5,   //  Redis unreachable, timed out or answered an error
+    ZC_CACHE_TIMEOUT = -6, //  a blocking pop found nothing in time
+    ZC_CACHE_CORRUPT = -7, //  a dump file or a stored value is damaged
+    ZC_CACHE_IO = -8       //  a dump file cannot be read or written
+} zc_cache_rc_t;
+
+//  Longest key, in bytes (keys are C strings, without NUL).
+#define ZC_CACHE_KEY_MAX 1024
+
+//  Options for zc_cache_load; a NULL pointer means all zero.
+typedef struct {
+    int64_t slide_ms; //  > 0: a value that has a TTL gets this TTL again from now
+    int64_t wait_ms;  //  > 0: wait up to this long for another node's lock to clear
+} zc_cache_load_opts_t;
+
+//  One entry of a pipelined batch (zc_cache_save_many / zc_cache_load_many).
+typedef struct {
+    const char *key;
+    void *value;    //  save: the msgpack bytes (not modified); load: set to a
+                    //  malloc'd copy the caller frees, or NULL on failure
+    size_t size;    //  size of value in bytes
+    int64_t ttl_ms; //  save: expiry in ms, 0 for none; load: unused
+    int rc;         //  out: ZC_CACHE_OK or this entry's failure
+} zc_cache_entry_t;
+
+//  Connects to Redis at redis_url (NULL: $ZC_REDIS_URL) for cluster (NULL:
+//  $ZC_CLUSTER, else "zcluster") as node owner_id (NULL: a generated id).
+//  Names follow zc_wire_name_valid; a cluster name has no '{' or '}'.
+//  Returns NULL, after logging why, if a name is invalid or Redis cannot be
+//  reached.
+zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char *owner_id);
+
+//  Closes the connections, frees the cache and sets *self_p to NULL; idempotent.
+void zc_cache_destroy(zc_cache_t **self_p);
+
+//  Returns the node id that owns this cache's locks.
+const char *zc_cache_owner(zc_cache_t *self);
+
+//  Returns the cluster name.
+const char *zc_cache_cluster(zc_cache_t *self);
+
+//  Returns the message of the last failure on this object ("" if none).
+const char *zc_cache_errstr(zc_cache_t *self);
+
+//  Returns a short, static description of a result code.
+const char *zc_cache_strerror(int rc);
+
+//  Stores value (size bytes, one msgpack object) under key, replacing a value
+//  already there, with an expiry of ttl_ms (0: none). Fails with LOCKED if
+//  another node holds key's lock, TYPE if key holds a list.
+int zc_cache_save(zc_cache_t *self, const char *key, const void *value, size_t size,
+                  int64_t ttl_ms);
+
+//  Loads key's value into *value_p (malloc'd, the caller frees) and *size_p.
+//  Fails with MISSING, TYPE (a list), LOCKED (after opts->wait_ms), or CORRUPT
+//  if the stored bytes are not one msgpack object.
+int zc_cache_load(zc_cache_t *self, const char *key, const zc_cache_load_opts_t *opts,
+                  void **value_p, size_t *size_p);
+
+//  Removes key (a value or a list). Fails with MISSING if absent, LOCKED if
+//  another node holds its lock. The lock itself, if any, is left to its owner.
+int zc_cache_destroy_key(zc_cache_t *self, const char *key);
+
+//  Sets *ttl_ms_p to key's remaining time to live in ms, or -1 if it never
+//  expires. Fails with MISSING if absent.
+int zc_cache_ttl(zc_cache_t *self, const char *key, int64_t *ttl_ms_p);
+
+//  Appends value (one msgpack object) to the list at key, creating it.
+//  Fails with TYPE if key holds a value.
+int zc_cache_push(zc_cache_t *self, const char *key, const void *value, size_t size);
+
+//  Removes the list's first item into *value_p (malloc'd, the caller frees)
+//  and *size_p. Fails with MISSING if the list is empty or absent.
+int zc_cache_pop(zc_cache_t *self, const char *key, void **value_p, size_t *size_p);
+
+//  As zc_cache_pop, but waits up to timeout_ms (> 0) for an item, on a
+//  connection of its own; fails with TIMEOUT if none came.
+int zc_cache_pop_wait(zc_cache_t *self, const char *key, int64_t timeout_ms, void **value_p,
+                      size_t *size_p);
+
+//  Sets *length_p to the number of items in the list at key (0 if absent).
+int zc_cache_length(zc_cache_t *self, const char *key, size_t *length_p);
+
+//  Takes key's lock for this node for ttl_ms (> 0), or extends it if this
+//  node holds it already. Fails with LOCKED if another node holds it.
+int zc_cache_lock(zc_cache_t *self, const char *key, int64_t ttl_ms);
+
+//  Releases key's lock. Fails with MISSING if nobody holds it (it may have
+//  expired), LOCKED if another node holds it.
+int zc_cache_unlock(zc_cache_t *self, const char *key);
+
+//  Sets *owner_p to a malloc'd copy of the id of the node holding key's lock
+//  (the caller frees), or NULL if it is not locked.
+int zc_cache_locked(zc_cache_t *self, const char *key, char **owner_p);
+
+//  Lists the keys matching pattern (a Redis glob over the key, NULL for all)
+//  into *keys_p, a NULL-terminated array freed with zc_cache_keys_free, and
+//  *count_p. Uses SCAN: keys changed meanwhile may or may not be listed.
+int zc_cache_keys(zc_cache_t *self, const char *pattern, char ***keys_p, size_t *count_p);
+
+//  Frees an array from zc_cache_keys and sets *keys_p to NULL; idempotent.
+void zc_cache_keys_free(char ***keys_p);
+
+//  Sets *count_p to the number of keys (values and lists) in the cache.
+int zc_cache_size(zc_cache_t *self, size_t *count_p);
+
+//  Removes every value and list, except keys locked by another node, and sets
+//  *removed_p (may be NULL) to how many went. Fails with LOCKED, after
+//  removing the rest, if some keys were kept for that reason.
+int zc_cache_clear(zc_cache_t *self, size_t *removed_p);
+
+//  Writes every value and list, with its remaining TTL, to path (replaced
+//  atomically by a rename) and sets *count_p (may be NULL) to the number of
+//  keys written. Locks are not dumped.
+int zc_cache_dump(zc_cache_t *self, const char *path, size_t *count_p);
+
+//  Reads a dump from path and writes its keys, replacing what is there, with
+//  their TTLs, in one atomic step; other keys are left alone. A damaged file
+//  (CORRUPT) or a dumped key locked by another node (LOCKED) changes nothing.
+//  Sets *count_p (may be NULL) to the number of keys restored.
+int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p);
+
+//  Saves count entries (key, value, size, ttl_ms) in pipelined round trips.
+//  Sets each entry's rc; returns OK if all succeeded, else the first failure.
+int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count);
+
+//  Loads count entries by key in pipelined round trips, setting each entry's
+//  value (malloc'd, the caller frees), size and rc; opts as zc_cache_load.
+//  Returns OK if all succeeded, else the first failure.
+int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
+                       const zc_cache_load_opts_t *opts);
+
+//  Returns 1 if data (size bytes) is exactly one well-formed msgpack object.
+int zc_cache_msgpack_valid(const void *data, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
