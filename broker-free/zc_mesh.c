@@ -43,6 +43,7 @@ typedef struct {
     zsock_t *dealer;
     void *dealer_handle;
     uint64_t private_seq; //  last sequence number sent to this peer
+    int connected;        //  our SUB's connection to its PUB is up
 } s_peer_t;
 
 //  What a receiver remembers of one sender's streams: next expected numbers.
@@ -283,6 +284,9 @@ int zc_mesh_start(zc_mesh_t *self)
     zsock_set_heartbeat_ivl(self->sub, self->heartbeat_ivl);
     zsock_set_heartbeat_timeout(self->sub, self->heartbeat_timeout);
     zsock_set_heartbeat_ttl(self->sub, self->heartbeat_timeout);
+    //  Heartbeats start after the ZMTP handshake: a peer that stops answering
+    //  during it must drop within the same bound.
+    zsock_set_handshake_ivl(self->sub, self->heartbeat_timeout);
     zsock_set_subscribe(self->sub, "P");
     if (zc_security_apply_server(self->security, self->pub_handle)
         || zc_security_apply_server(self->security, self->router_handle))
@@ -301,7 +305,8 @@ int zc_mesh_start(zc_mesh_t *self)
     //  heartbeat timeout.
     snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
              (void *) self);
-    if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint, ZMQ_EVENT_DISCONNECTED))
+    if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
         return -1;
     self->monitor = zsock_new_pair(self->monitor_endpoint);
     if (!self->monitor)
@@ -360,6 +365,7 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
     zsock_set_identity(peer->dealer, self->id);
     zsock_set_heartbeat_ivl(peer->dealer, self->heartbeat_ivl);
     zsock_set_heartbeat_timeout(peer->dealer, self->heartbeat_timeout);
+    zsock_set_handshake_ivl(peer->dealer, self->heartbeat_timeout);
     //  The SUB's CURVE server key is taken per connection at connect time.
     if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key)
         || zc_security_apply_client(self->security, self->sub_handle, curve_key)
@@ -751,31 +757,42 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
     return 1;
 }
 
-//  Reads monitor events: each DISCONNECTED names the endpoint of a peer PUB.
+//  Reads monitor events, each naming the endpoint of a peer's PUB. A peer
+//  counts as lost only when a connection that was up drops: events about an
+//  earlier connection to the same endpoint (a peer removed and added again)
+//  can arrive after the new peer entry exists, and must not count.
 static void s_monitor_events(zc_mesh_t *self)
 {
     zmq_msg_t parts[3];
     s_parts_init(parts);
     while (s_recv_parts(self->monitor_handle, parts) == 2) {
-        if (zmq_msg_size(&parts[0]) == 6) {
-            char endpoint[ENDPOINT_MAX];
-            size_t len = zmq_msg_size(&parts[1]);
-            len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
-            memcpy(endpoint, zmq_msg_data(&parts[1]), len);
-            endpoint[len] = 0;
-            for (s_peer_t *peer = (s_peer_t *) zhashx_first(self->peers); peer;
-                 peer = (s_peer_t *) zhashx_next(self->peers))
-                if (strcmp(peer->pub_endpoint, endpoint) == 0) {
-                    self->stats.peers_lost++;
-                    zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
-                    if (self->peer_lost_fn) {
-                        char id[ZC_NAME_MAX + 1];
-                        memcpy(id, peer->id, sizeof id);
-                        //  The callback may remove the peer: stop iterating.
-                        self->peer_lost_fn(self, id, self->peer_lost_arg);
-                    }
-                    break;
-                }
+        if (zmq_msg_size(&parts[0]) != 6)
+            continue;
+        uint16_t event;
+        memcpy(&event, zmq_msg_data(&parts[0]), sizeof event);
+        char endpoint[ENDPOINT_MAX];
+        size_t len = zmq_msg_size(&parts[1]);
+        len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
+        memcpy(endpoint, zmq_msg_data(&parts[1]), len);
+        endpoint[len] = 0;
+        s_peer_t *peer = (s_peer_t *) zhashx_first(self->peers);
+        while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
+            peer = (s_peer_t *) zhashx_next(self->peers);
+        if (!peer)
+            continue;
+        if (event == ZMQ_EVENT_CONNECTED) {
+            peer->connected = 1;
+            continue;
+        }
+        if (!peer->connected)
+            continue;
+        peer->connected = 0;
+        self->stats.peers_lost++;
+        zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
+        if (self->peer_lost_fn) {
+            char id[ZC_NAME_MAX + 1];
+            memcpy(id, peer->id, sizeof id);
+            self->peer_lost_fn(self, id, self->peer_lost_arg); //  may remove the peer
         }
     }
     s_parts_close(parts);

@@ -92,7 +92,8 @@ void zc_mesh_set_max_msg_size(zc_mesh_t *self, size_t max_size);
 void zc_mesh_set_hwm(zc_mesh_t *self, int hwm);
 
 //  Before start: ZMTP heartbeat interval and timeout in ms on connections to
-//  peers (default 500 and 1500); a peer silent for timeout_ms is reported lost.
+//  peers (default 500 and 1500); a peer silent for timeout_ms, or that does
+//  not finish the ZMTP handshake within it, is reported lost.
 void zc_mesh_set_heartbeat(zc_mesh_t *self, int interval_ms, int timeout_ms);
 
 //  Binds the sockets. Returns 0, or -1 if an endpoint cannot be bound.

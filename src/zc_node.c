@@ -221,15 +221,20 @@ static void s_tombstone(zc_node_t *self, const char *inc)
     zhashx_update(self->tombstones, inc, (void *) (intptr_t) (now + TOMBSTONE_MS));
 }
 
-//  Removes a peer if the incarnation matches (NULL inc: any). Returns 1 if removed.
-static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_removed_t reason)
+//  Removes a peer if the incarnation matches (NULL inc: any). A removal the
+//  registry confirmed leaves a tombstone; one this node only suspects does
+//  not, so the registry can give the peer back if it is alive after all.
+//  Returns 1 if removed.
+static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_removed_t reason,
+                         int tombstone)
 {
     s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, id);
     if (!info || (inc && strcmp(info->inc, inc) != 0))
         return 0;
     char peer_id[ZC_NAME_MAX + 1];
     snprintf(peer_id, sizeof peer_id, "%s", id);
-    s_tombstone(self, info->inc);
+    if (tombstone)
+        s_tombstone(self, info->inc);
     zhashx_delete(self->peers, peer_id);
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
@@ -253,7 +258,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
         return;
     }
     if (info)
-        s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED); //  it restarted
+        s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED, 1); //  it restarted
     if (zc_mesh_peer_add(self->mesh, id, pub, router, *curve ? curve : NULL) != 0) {
         zc_log(ZC_LOG_WARNING, zc_node_id(self), "cannot add peer %s (%s, %s)", id, pub, router);
         json_decref(record);
@@ -290,7 +295,7 @@ static void s_registry_event(zc_node_t *self)
     if (strcmp(event, "ADD") == 0 && n == 7)
         s_add_peer(self, frames[1], frames[2], frames[3], frames[4], frames[5], frames[6]);
     else if (strcmp(event, "REMOVE") == 0 && n == 4)
-        s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]));
+        s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]), 1);
     else if (strcmp(event, "LEADER") == 0 && n == 3) {
         self->leader = strcmp(frames[1], "1") == 0;
         self->epoch = strtoull(frames[2], NULL, 10);
@@ -303,6 +308,8 @@ static void s_registry_event(zc_node_t *self)
     }
     else if (strcmp(event, "REDIS") == 0 && n == 2)
         self->redis_up = strcmp(frames[1], "up") == 0;
+    else if (strcmp(event, "INC") == 0 && n == 2)
+        snprintf(self->config.inc, sizeof self->config.inc, "%s", frames[1]);
     for (int i = 0; i < 7; i++)
         zstr_free(&frames[i]);
     zmsg_destroy(&msg);
@@ -317,7 +324,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
     char inc[40];
     snprintf(inc, sizeof inc, "%s", info->inc);
     zstr_sendx(self->registry, "DEAD", peer_id, inc, "crashed", NULL);
-    s_remove_peer(self, peer_id, inc, ZC_REMOVED_CRASHED);
+    s_remove_peer(self, peer_id, inc, ZC_REMOVED_CRASHED, 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -325,7 +332,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 
 static void s_on_leave(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
-    s_remove_peer((zc_node_t *) arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT);
+    s_remove_peer((zc_node_t *) arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT, 1);
 }
 
 static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
@@ -408,8 +415,8 @@ int zc_node_start(zc_node_t *self)
         zc_log(ZC_LOG_ERROR, zc_node_id(self), "invalid cluster name '%s'", c->cluster);
         return -1;
     }
-    //  Heartbeats make a silent peer's connection drop within 2 s.
-    zc_mesh_set_heartbeat(self->mesh, 500, 2000);
+    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
+    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
     if (zc_mesh_start(self->mesh))
         return -1;
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))

@@ -16,7 +16,8 @@
                        refreshed every lease_ttl/3 while the node lives
         leader         "<id> <epoch>", PX lease_ttl: the leader lease
         epoch          fencing epoch, INCR on each new leader
-        events         pub/sub channel: "join <id>", "update <id>", "leave <id> <reason>"
+        events         pub/sub channel: "join <id>", "update <id>",
+                       "leave <id> <reason> <incarnation>"
 
     Each change is one Lua script, so a record, its set entry and its lease
     never disagree and the announcement goes out with the change. Removing a
@@ -57,23 +58,29 @@ static const char *s_scripts[SCRIPT_COUNT] = {
     "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
     "redis.call('PUBLISH', ARGV[4], 'update ' .. ARGV[5])\n"
     "return 1\n",
-    //  REMOVE  KEYS: nodes node:id lease:id leader  ARGV: id inc channel reason
+    //  REMOVE  KEYS: nodes node:id lease:id leader node:reporter
+    //          ARGV: id inc channel reason reporter-inc
+    //  Only a reporter in good standing may remove: a node that was itself
+    //  frozen sees every peer's connection time out when it wakes, and must
+    //  not remove the healthy peers that already removed it.
+    "if redis.call('HGET', KEYS[5], 'inc') ~= ARGV[5] then return 0 end\n"
     "if redis.call('HGET', KEYS[2], 'inc') ~= ARGV[2] then return 0 end\n"
     "redis.call('SREM', KEYS[1], ARGV[1])\n"
     "redis.call('DEL', KEYS[2], KEYS[3])\n"
     "local holder = redis.call('GET', KEYS[4])\n"
     "if holder and string.match(holder, '^(%S+)') == ARGV[1] then redis.call('DEL', KEYS[4]) end\n"
-    "redis.call('PUBLISH', ARGV[3], 'leave ' .. ARGV[1] .. ' ' .. ARGV[4])\n"
+    "redis.call('PUBLISH', ARGV[3], 'leave ' .. ARGV[1] .. ' ' .. ARGV[4] .. ' ' .. ARGV[2])\n"
     "return 1\n",
     //  REAP  KEYS: nodes leader  ARGV: prefix channel
     "local removed = 0\n"
     "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. id) == 0 then\n"
+    "    local inc = redis.call('HGET', ARGV[1] .. 'node:' .. id, 'inc') or ''\n"
     "    redis.call('SREM', KEYS[1], id)\n"
     "    redis.call('DEL', ARGV[1] .. 'node:' .. id)\n"
     "    local holder = redis.call('GET', KEYS[2])\n"
     "    if holder and string.match(holder, '^(%S+)') == id then redis.call('DEL', KEYS[2]) end\n"
-    "    redis.call('PUBLISH', ARGV[2], 'leave ' .. id .. ' expired')\n"
+    "    redis.call('PUBLISH', ARGV[2], 'leave ' .. id .. ' expired ' .. inc)\n"
     "    removed = removed + 1\n"
     "  end\n"
     "end\n"
@@ -112,6 +119,8 @@ typedef struct {
     uint64_t epoch;
     char leader_id[256];
     int64_t last_renew;
+    int64_t grace_until; //  after (re)connecting, peers missing from Redis are not removed yet
+    int64_t reincarnated_at;
     int terminated;
 } s_registry_t;
 
@@ -123,8 +132,10 @@ static void s_key(s_registry_t *self, char *out, size_t cap, const char *kind, c
 //  --------------------------------------------------------------------------
 //  Connection
 
-static void s_down(s_registry_t *self, const char *why)
+static void s_down(s_registry_t *self, const char *reason)
 {
+    char why[256]; //  reason may live in a context freed below
+    snprintf(why, sizeof why, "%s", reason && *reason ? reason : "connection lost");
     if (self->cmd) {
         redisFree(self->cmd);
         self->cmd = NULL;
@@ -216,6 +227,18 @@ static int s_register(s_registry_t *self)
     return ok ? 0 : -1;
 }
 
+//  Registers again under a new incarnation, after peers removed this node
+//  (it went silent): they remember the old one as dead.
+static void s_reincarnate(s_registry_t *self)
+{
+    zuuid_t *uuid = zuuid_new();
+    snprintf(self->config.inc, sizeof self->config.inc, "%s", zuuid_str(uuid));
+    zuuid_destroy(&uuid);
+    zstr_sendx(self->pipe, "INC", self->config.inc, NULL);
+    self->reincarnated_at = zclock_mono();
+    s_register(self);
+}
+
 static void s_sync(s_registry_t *self);
 static void s_elect(s_registry_t *self);
 
@@ -261,6 +284,7 @@ static void s_connect(s_registry_t *self)
         zc_log(ZC_LOG_INFO, self->config.id, "Redis registry reachable again; re-registered");
     self->reported_down = 0;
     self->backoff_ms = 0;
+    self->grace_until = zclock_mono() + self->config.lease_ttl_ms;
     zstr_sendx(self->pipe, "REDIS", "up", NULL);
     s_sync(self);
     s_elect(self);
@@ -321,10 +345,13 @@ static void s_tell_add(s_registry_t *self, json_t *record)
     zhashx_update(self->known, id, strdup(inc));
 }
 
-static void s_tell_remove(s_registry_t *self, const char *id, const char *reason)
+//  Tells the node a peer is gone, if it is the incarnation we know (any, if
+//  removed_inc is NULL): a late announcement about an earlier one is stale.
+static void s_tell_remove(s_registry_t *self, const char *id, const char *removed_inc,
+                          const char *reason)
 {
     const char *inc = (const char *) zhashx_lookup(self->known, id);
-    if (!inc)
+    if (!inc || (removed_inc && strcmp(inc, removed_inc) != 0))
         return;
     zstr_sendx(self->pipe, "REMOVE", id, inc, reason, NULL);
     zhashx_delete(self->known, id);
@@ -388,11 +415,14 @@ static void s_sync(s_registry_t *self)
     freeReplyObject(reply);
     zlist_t *gone = zlist_new();
     zlist_autofree(gone);
-    for (void *inc = zhashx_first(self->known); inc; inc = zhashx_next(self->known))
+    //  A Redis that restarted empty fills up again as every node re-registers
+    //  within its lease TTL: until then, absence from the set proves nothing.
+    int grace = zclock_mono() < self->grace_until;
+    for (void *inc = zhashx_first(self->known); inc && !grace; inc = zhashx_next(self->known))
         if (!zhashx_lookup(present, zhashx_cursor(self->known)))
             zlist_append(gone, (void *) zhashx_cursor(self->known));
     for (char *id = (char *) zlist_first(gone); id; id = (char *) zlist_next(gone))
-        s_tell_remove(self, id, "expired");
+        s_tell_remove(self, id, NULL, "expired");
     zlist_destroy(&gone);
     zhashx_destroy(&present);
 }
@@ -402,22 +432,22 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
         || reply->element[2]->type != REDIS_REPLY_STRING)
         return;
-    char verb[16], id[256], reason[32] = "left";
-    if (sscanf(reply->element[2]->str, "%15s %255s %31s", verb, id, reason) < 2)
+    char verb[16], id[256], reason[32] = "left", inc[40] = "";
+    if (sscanf(reply->element[2]->str, "%15s %255s %31s %39s", verb, id, reason, inc) < 2)
         return;
     if (strcmp(id, self->config.id) == 0) {
-        //  Someone removed us (we went silent): come back.
-        if (strcmp(verb, "leave") == 0) {
+        //  Someone removed us (we went silent): come back as a new incarnation.
+        if (strcmp(verb, "leave") == 0 && strcmp(inc, self->config.inc) == 0) {
             zc_log(ZC_LOG_WARNING, self->config.id, "registry removed this node (%s); re-registering",
                    reason);
-            s_register(self);
+            s_reincarnate(self);
         }
         return;
     }
     if (strcmp(verb, "join") == 0 || strcmp(verb, "update") == 0)
         s_fetch(self, id);
     else if (strcmp(verb, "leave") == 0)
-        s_tell_remove(self, id, reason);
+        s_tell_remove(self, id, inc, reason);
 }
 
 static void s_read_announcements(s_registry_t *self)
@@ -481,7 +511,7 @@ static void s_tick(s_registry_t *self)
     long long refreshed = self->up ? s_script_int(self, SCRIPT_REFRESH, 2, args, 4) : -1;
     if (refreshed == 0) {
         zc_log(ZC_LOG_WARNING, c->id, "registry record lost (lease expired?); re-registering");
-        s_register(self);
+        s_reincarnate(self);
     }
     if (self->up) {
         char nodes[256], leader[256];
@@ -497,6 +527,21 @@ static void s_tick(s_registry_t *self)
 
 //  --------------------------------------------------------------------------
 //  Commands from the node
+
+//  Removes node id (incarnation inc) from the registry, reported by this
+//  node. Returns 1 if removed, 0 if refused, -1 if Redis is down.
+static long long s_remove(s_registry_t *self, const char *id, const char *inc, const char *reason)
+{
+    char nodes[256], node[512], lease[512], leader[256], reporter[512];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    s_key(self, node, sizeof node, "node:", id);
+    s_key(self, lease, sizeof lease, "lease:", id);
+    s_key(self, leader, sizeof leader, "leader", NULL);
+    s_key(self, reporter, sizeof reporter, "node:", self->config.id);
+    const char *args[] = {nodes,  node, lease,         leader, reporter,
+                          id,     inc,  self->channel, reason, self->config.inc};
+    return s_script_int(self, SCRIPT_REMOVE, 5, args, 10);
+}
 
 static void s_command(s_registry_t *self)
 {
@@ -521,16 +566,14 @@ static void s_command(s_registry_t *self)
     else if (strcmp(command, "DEAD") == 0) {
         char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg), *reason = zmsg_popstr(msg);
         if (id && inc && reason) {
-            char nodes[256], node[512], lease[512], leader[256];
-            s_key(self, nodes, sizeof nodes, "nodes", NULL);
-            s_key(self, node, sizeof node, "node:", id);
-            s_key(self, lease, sizeof lease, "lease:", id);
-            s_key(self, leader, sizeof leader, "leader", NULL);
-            const char *args[] = {nodes, node, lease, leader, id, inc, self->channel, reason};
-            s_script_int(self, SCRIPT_REMOVE, 4, args, 8);
             zhashx_delete(self->known, id);
-            //  The dead node may have been the leader: contend at once.
-            s_elect(self);
+            //  Peers remove a node that froze, and it re-registers anew when it
+            //  wakes; the connection losses it sees on waking are its own doing.
+            int suspect = zclock_mono() - self->reincarnated_at < 2 * c->lease_ttl_ms;
+            if (!suspect && s_remove(self, id, inc, reason) == 1)
+                s_elect(self); //  the dead node may have been the leader: contend at once
+            else
+                s_fetch(self, id); //  refused: if it is still registered, the node re-adds it
         }
         zstr_free(&id);
         zstr_free(&inc);
@@ -540,17 +583,6 @@ static void s_command(s_registry_t *self)
     zmsg_destroy(&msg);
 }
 
-static void s_deregister(s_registry_t *self)
-{
-    zc_registry_config_t *c = &self->config;
-    char nodes[256], node[512], lease[512], leader[256];
-    s_key(self, nodes, sizeof nodes, "nodes", NULL);
-    s_key(self, node, sizeof node, "node:", c->id);
-    s_key(self, lease, sizeof lease, "lease:", c->id);
-    s_key(self, leader, sizeof leader, "leader", NULL);
-    const char *args[] = {nodes, node, lease, leader, c->id, c->inc, self->channel, "left"};
-    s_script_int(self, SCRIPT_REMOVE, 4, args, 8);
-}
 
 void zc_registry_actor(zsock_t *pipe, void *args)
 {
@@ -590,7 +622,7 @@ void zc_registry_actor(zsock_t *pipe, void *args)
             self->next_tick = now + tick_ms;
         }
     }
-    s_deregister(self);
+    s_remove(self, self->config.id, self->config.inc, "left");
     if (self->cmd)
         redisFree(self->cmd);
     if (self->sub)

@@ -4,13 +4,14 @@
     Pipe protocol (CZMQ zstr frames):
 
     node -> actor:  GROUPS <space-separated groups>   record update, announced
-                    DEAD <id> <incarnation> <reason>   a peer's connection dropped:
+                    DEAD <id> <inc> <reason>           a peer's connection dropped:
                                                        remove its record atomically
                     $TERM                              deregister and exit
     actor -> node:  ADD <id> <inc> <pub> <router> <curve> <record-json>
                     REMOVE <id> <inc> <reason>         reason: left, expired, crashed
                     LEADER <1|0> <epoch>               this node was promoted/demoted
                     REDIS <up|down>                    the registry connection changed
+                    INC <incarnation>                  this node re-registered anew
 */
 #ifndef ZC_REGISTRY_H_INCLUDED
 #define ZC_REGISTRY_H_INCLUDED

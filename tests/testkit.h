@@ -49,6 +49,9 @@ int zt_proc_send(zt_proc_t *self, const char *format, ...) __attribute__((format
 //  NULL on timeout or end of output.
 const char *zt_proc_expect(zt_proc_t *self, const char *prefix, int timeout_ms);
 
+//  Reads and discards the child's output for ms milliseconds.
+void zt_proc_drain(zt_proc_t *self, int ms);
+
 //  Sends a command and waits for its one-line answer ("ok CMD" or "error
 //  CMD..."). Returns 0 if the answer was ok.
 int zt_proc_command(zt_proc_t *self, const char *format, ...) __attribute__((format(printf, 2, 3)));
