@@ -599,13 +599,24 @@ int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *
 //  --------------------------------------------------------------------------
 //  Receiving
 
-//  Logs bad input once per source.
+//  Logs bad input once per source. Past MAX_REPORTED sources one last line
+//  says so and drops are only counted: sender names are claims, and a peer
+//  can make up a new one for every message.
 static void s_report(zc_mesh_t *self, const char *source, const char *what)
 {
     if (zhashx_lookup(self->reported, source))
         return;
-    if (zhashx_size(self->reported) < MAX_REPORTED)
-        zhashx_insert(self->reported, source, (void *) 1);
+    size_t known = zhashx_size(self->reported);
+    if (known > MAX_REPORTED)
+        return;
+    if (known == MAX_REPORTED) {
+        zhashx_insert(self->reported, "", (void *) 1); //  never a source: marks this line
+        zc_log(ZC_LOG_WARNING, self->id,
+               "bad input from more than %d sources; further drops are only counted",
+               MAX_REPORTED);
+        return;
+    }
+    zhashx_insert(self->reported, source, (void *) 1);
     zc_log(ZC_LOG_WARNING, self->id, "dropped %s from %s (further drops from it are only counted)",
            what, source);
 }
@@ -697,9 +708,14 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
     zc_msg_t *msg = &self->msg;
     char source[ZC_NAME_MAX + 1] = "unknown";
     if (router) {
+        //  The routing id is whatever the connecting side declared: print
+        //  only visible ASCII so that it cannot forge log lines.
         size_t len = zmq_msg_size(&parts[0]);
-        snprintf(source, sizeof source, "routing id %.*s",
-                 (int) (len < 64 ? len : 64), (const char *) zmq_msg_data(&parts[0]));
+        const uint8_t *id = (const uint8_t *) zmq_msg_data(&parts[0]);
+        size_t n = (size_t) snprintf(source, sizeof source, "routing id ");
+        for (size_t i = 0; i < len && i < 64; i++)
+            source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char) id[i] : '?';
+        source[n] = 0;
     }
     if (count != 3) {
         self->stats.malformed++;
@@ -720,7 +736,8 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         self->stats.bad_version++;
         char what[64];
         snprintf(what, sizeof what, "a message of protocol version %d", msg->header.version);
-        s_report(self, *msg->header.sender ? msg->header.sender : source, what);
+        //  On the ROUTER the connection is known; a header's sender is a claim.
+        s_report(self, !router && *msg->header.sender ? msg->header.sender : source, what);
         return 0;
     }
     const zc_header_t *header = &msg->header;
