@@ -332,8 +332,8 @@ int cli_node(int argc, char **argv)
         case 'r': router = optarg; break;
         case 'm':
             max_msg_size = atol(optarg);
-            if (max_msg_size <= 0) {
-                fprintf(stderr, "zcluster node: --max-msg-size must be a positive number\n");
+            if (max_msg_size <= 0 || max_msg_size > 1024L * 1024 * 1024) {
+                fprintf(stderr, "zcluster node: --max-msg-size must be 1..1073741824 bytes\n");
                 return CLI_USAGE;
             }
             break;
