@@ -4,6 +4,7 @@
 #define ZC_CLI_H_INCLUDED
 
 int cli_node(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_cache(int argc, char **argv);
 int cli_worker(int argc, char **argv);

@@ -12,6 +12,7 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
+    {"bench", cli_bench, "measure throughput next to raw libzmq in the same run"},
     {"cache", cli_cache, "use the shared cache: a line console on stdin (see `zcluster cache --help`)"},
     {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
     {"node", cli_node, "run one node driven by line commands on stdin (see `zcluster node --help`)"},
