@@ -69,8 +69,9 @@ typedef struct {
 //  Connects to Redis at redis_url (NULL: $ZC_REDIS_URL) for cluster (NULL:
 //  $ZC_CLUSTER, else "zcluster") as node owner_id (NULL: a generated id).
 //  Names follow zc_wire_name_valid; a cluster name has no '{' or '}'.
-//  Returns NULL, after logging why, if a name is invalid or Redis cannot be
-//  reached.
+//  Sets SIGPIPE to be ignored if it has its default action, so a lost Redis
+//  connection fails a call rather than killing the process. Returns NULL, after logging why, if a
+//  name is invalid or Redis cannot be reached.
 zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char *owner_id);
 
 //  Closes the connections, frees the cache and sets *self_p to NULL; idempotent.

@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,8 +527,10 @@ static redisReply *s_command(zc_cache_t *self, int argc, const char **argv, cons
 zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char *owner_id)
 {
     if (!redis_url) redis_url = getenv("ZC_REDIS_URL");
-    if (!cluster) cluster = getenv("ZC_CLUSTER");
-    if (!cluster || !*cluster) cluster = "zcluster";
+    if (!cluster) {
+        cluster = getenv("ZC_CLUSTER");
+        if (!cluster || !*cluster) cluster = "zcluster";
+    }
     if (!redis_url || !*redis_url) {
         zc_log(ZC_LOG_ERROR, "cache", "no Redis URL given and ZC_REDIS_URL is not set");
         return NULL;
@@ -549,6 +552,12 @@ zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char 
         zc_log(ZC_LOG_ERROR, "cache", "invalid node id '%.100s'", owner_id);
         return NULL;
     }
+    //  hiredis writes with write(2): a Redis that went away would kill the
+    //  process with SIGPIPE instead of failing the call. An application's
+    //  own SIGPIPE handling is left as it is.
+    struct sigaction pipe_action;
+    if (sigaction(SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     zc_cache_t *self = (zc_cache_t *)calloc(1, sizeof(zc_cache_t));
     assert(self);
     char err[300];
@@ -1188,7 +1197,8 @@ static int s_dump_write(zc_cache_t *self, const char *path, s_dump_t *dump)
         rc = s_fail(self, ZC_CACHE_IO, "cannot create %.200s: %s", tmp, strerror(errno));
     else {
         int ok = fwrite(header, 1, (size_t)header_len, file) == (size_t)header_len &&
-                 fwrite(dump->body.data, 1, dump->body.size, file) == dump->body.size &&
+                 (dump->body.size == 0 ||
+                  fwrite(dump->body.data, 1, dump->body.size, file) == dump->body.size) &&
                  fwrite(trailer, 1, S_DUMP_TRAILER, file) == S_DUMP_TRAILER && fflush(file) == 0 &&
                  fsync(fileno(file)) == 0;
         int saved = errno;
@@ -1597,7 +1607,8 @@ static int s_pipeline(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                       s_append_fn *append, s_finish_fn *finish, s_redo_fn *redo, const void *arg)
 {
     int first = ZC_CACHE_OK;
-    char sent[S_PIPELINE];
+    enum { SKIPPED, SENT, REDO };
+    char state[S_PIPELINE];
     for (size_t start = 0; start < count; start += S_PIPELINE) {
         size_t end = count - start > S_PIPELINE ? start + S_PIPELINE : count;
         if (s_connect(self)) {
@@ -1606,23 +1617,24 @@ static int s_pipeline(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
             return first ? first : ZC_CACHE_REDIS;
         }
         for (size_t i = start; i < end; i++)
-            sent[i - start] = append(self, &entries[i], arg) == 0;
+            state[i - start] = append(self, &entries[i], arg) == 0 ? SENT : SKIPPED;
         for (size_t i = start; i < end; i++) {
             zc_cache_entry_t *entry = &entries[i];
-            if (sent[i - start]) {
-                redisReply *reply = NULL;
-                if (self->redis && redisGetReply(self->redis, (void **)&reply) != REDIS_OK)
-                    reply = NULL;
-                if (s_noscript(reply)) {
-                    freeReplyObject(reply);
-                    entry->rc = redo(self, entry, arg);
-                } else if (reply || self->redis)
-                    entry->rc = finish(self, entry, reply, arg);
-                else
-                    entry->rc = s_fail(self, ZC_CACHE_REDIS, "Redis connection failed");
-                if (reply) freeReplyObject(reply);
-            }
-            if (entry->rc && !first) first = entry->rc;
+            if (state[i - start] != SENT) continue;
+            redisReply *reply = NULL;
+            if (self->redis && redisGetReply(self->redis, (void **)&reply) != REDIS_OK)
+                reply = NULL;
+            if (s_noscript(reply))
+                state[i - start] = REDO; //  once every pending reply is read
+            else if (reply || self->redis)
+                entry->rc = finish(self, entry, reply, arg);
+            else
+                entry->rc = s_fail(self, ZC_CACHE_REDIS, "Redis connection failed");
+            if (reply) freeReplyObject(reply);
+        }
+        for (size_t i = start; i < end; i++) {
+            if (state[i - start] == REDO) entries[i].rc = redo(self, &entries[i], arg);
+            if (entries[i].rc && !first) first = entries[i].rc;
         }
         if (!self->redis) { //  lost mid-window: the rest is not attempted
             for (size_t i = end; i < count; i++)
