@@ -1391,18 +1391,19 @@ static int s_parse_header(zc_cache_t *self, const s_restore_t *restore, uint64_t
             return s_fail(self, ZC_CACHE_CORRUPT, "dump header is malformed");
         fields[i] = 0;
         for (; p < eol && *p >= '0' && *p <= '9'; p++) {
-            if (fields[i] > UINT64_MAX / 10 - 1)
+            uint64_t digit = (uint64_t)(*p - '0');
+            if (fields[i] > (UINT64_MAX - digit) / 10)
                 return s_fail(self, ZC_CACHE_CORRUPT, "dump header is malformed");
-            fields[i] = fields[i] * 10 + (uint64_t)(*p - '0');
+            fields[i] = fields[i] * 10 + digit;
         }
         if (i == 0 && fields[0] != S_DUMP_VERSION)
             return s_fail(self, ZC_CACHE_CORRUPT,
                           "unsupported dump version %" PRIu64 " (this build reads version %d)",
                           fields[0], S_DUMP_VERSION);
-        if (p != eol && *p++ != ' ')
+        //  Fields are separated by one space; the last one ends the line.
+        if (i < 2 ? *p++ != ' ' : p != eol)
             return s_fail(self, ZC_CACHE_CORRUPT, "dump header is malformed");
     }
-    if (p != eol) return s_fail(self, ZC_CACHE_CORRUPT, "dump header is malformed");
     *count = fields[1];
     *body_start = (size_t)(eol - text) + 1;
     return ZC_CACHE_OK;
@@ -1412,10 +1413,10 @@ static int s_parse_header(zc_cache_t *self, const s_restore_t *restore, uint64_t
 static int s_check_trailer(zc_cache_t *self, const s_restore_t *restore, size_t body_start)
 {
     if (restore->size < body_start + S_DUMP_TRAILER)
-        return s_fail(self, ZC_CACHE_CORRUPT, "dump is truncated (no checksum trailer)");
+        return s_fail(self, ZC_CACHE_CORRUPT, "dump has no checksum trailer (truncated?)");
     const char *trailer = (const char *)restore->file + restore->size - S_DUMP_TRAILER;
     if (memcmp(trailer, "crc32 ", 6) != 0 || trailer[S_DUMP_TRAILER - 1] != '\n')
-        return s_fail(self, ZC_CACHE_CORRUPT, "dump is truncated (no checksum trailer)");
+        return s_fail(self, ZC_CACHE_CORRUPT, "dump has no checksum trailer (truncated?)");
     uint32_t stored = 0;
     for (int i = 6; i < 14; i++) {
         char c = trailer[i];
