@@ -55,11 +55,13 @@ static const char s_prelude[] =
     "  local s = qkey(queue, 'signal')\n"
     "  if redis.call('EXISTS', s) == 0 then redis.call('RPUSH', s, '1') end\n"
     "end\n"
-    //  Writes a new job's hash; state is 'queued' or 'delayed'.
+    //  Writes a new job's hash; state is 'queued' or 'delayed'. The counters
+    //  attempt, failures and lost start absent: every reader takes absent as 0
+    //  (each field costs the enqueue about a microsecond of Redis time).
     "local function new_job(id, queue, task, args, state, attempts, backoff, timeout, now)\n"
     "  redis.call('HSET', jkey(id), 'queue', queue, 'task', task, 'args', args,\n"
-    "    'state', state, 'attempt', 0, 'failures', 0, 'lost', 0, 'max_attempts', attempts,\n"
-    "    'backoff_ms', backoff, 'timeout_ms', timeout, 'created_ms', now)\n"
+    "    'state', state, 'max_attempts', attempts, 'backoff_ms', backoff,\n"
+    "    'timeout_ms', timeout, 'created_ms', now)\n"
     "end\n"
     //  Moves a job to its queue's failed list.
     "local function to_failed(id, queue, err, now)\n"
@@ -104,11 +106,14 @@ static const char s_enqueue[] =
     "local out, ready, ndelayed = {}, {}, 0\n"
     "for i = 9, #ARGV, 2 do\n"
     "  local id = ARGV[i]\n"
+    "  local taken = 0\n"
     "  if id == '' then\n"
     "    repeat id = tostring(redis.call('INCR', P .. 'q:seq'))\n"
     "    until redis.call('EXISTS', jkey(id)) == 0\n"
+    "  else\n"
+    "    taken = redis.call('EXISTS', jkey(id))\n"
     "  end\n"
-    "  if redis.call('EXISTS', jkey(id)) == 1 then\n"
+    "  if taken == 1 then\n"
     "    out[#out + 1] = ''\n"
     "  else\n"
     "    new_job(id, queue, task, ARGV[i + 1], delayed and 'delayed' or 'queued',\n"

@@ -296,23 +296,28 @@ int main(void)
     zt_proc_destroy(&calm.proc);
 
     zt_section("recurring task: one enqueuer at a time, taken over when it is killed");
-    //  Three consoles compete for the scheduler lease; one worker, never
-    //  killed, runs the beats, so a kill cannot double a run.
+    //  Three consoles compete for the scheduler lease; one worker, started
+    //  once one of them holds it (a holder keeps renewing it), runs the
+    //  beats and is never killed, so a kill cannot double a run.
+    ZT_EQ(zt_proc_command(admin.proc, "every 300 beats noop --name beat"), 0);
+    ZT_EQ(zt_proc_command(admin.proc, "quit"), 0); //  resigns the lease if it held it
+    zt_proc_wait(admin.proc, 5000);
+    zt_proc_destroy(&admin.proc);
     for (int i = 0; i < 3; i++)
-        zt_proc_destroy(&w[i].proc); //  gracefully, resigning the lease if held
+        zt_proc_destroy(&w[i].proc);
     s_node_t sched[3] = {{0}};
     ZT_EQ(s_start(&sched[0], "sched0", "nothing", "0"), 0);
     ZT_EQ(s_start(&sched[1], "sched1", "nothing", "0"), 0);
     ZT_EQ(s_start(&sched[2], "sched2", "nothing", "0"), 0);
+    char holder[64] = "";
+    deadline = zt_now_ms() + 5000;
+    while (strncmp(holder, "sched", 5) != 0 && zt_now_ms() < deadline) {
+        usleep(20000);
+        s_scheduler(holder, sizeof holder);
+    }
     s_node_t runner = {0};
     ZT_EQ(s_start(&runner, "runner", "beats", "2"), 0);
-    ZT_EQ(zt_proc_command(admin.proc, "every 300 beats noop --name beat"), 0);
-    //  The admin console competes too; stop it so the holder is one of sched*.
-    ZT_EQ(zt_proc_command(admin.proc, "quit"), 0);
-    zt_proc_wait(admin.proc, 5000);
-    zt_proc_destroy(&admin.proc);
     s_pump(&runner, 1, 2500);
-    char holder[64];
     s_scheduler(holder, sizeof holder);
     int killed_index = -1;
     for (int i = 0; i < 3; i++)
