@@ -45,7 +45,7 @@ static void s_usage(FILE *out)
             "Drains the queues (in priority order; default: one queue named 'default')\n"
             "with up to N jobs at once (default 4; 0 only keeps the cluster's queues moving:\n"
             "delayed jobs, lost claims, recurring tasks). Redis: --redis or $ZC_REDIS_URL;\n"
-            "cluster: --cluster or $ZC_CLUSTER, default 'default'.\n"
+            "cluster: --cluster or $ZC_CLUSTER, default 'zcluster'.\n"
             "Built-in tasks: noop, sleep (args: ms), fail (always fails), echo (prints args).\n"
             "Prints `ready NODE_ID`, then `done ID TASK ATTEMPT` or\n"
             "`failed ID TASK ATTEMPT ERROR` for every run, and reads commands on stdin,\n"
@@ -508,7 +508,7 @@ int cli_worker(int argc, char **argv)
         fprintf(stderr, "zcluster worker: no Redis: give --redis URL or set ZC_REDIS_URL\n");
         return CLI_USAGE;
     }
-    if (!cluster || !*cluster) cluster = "default";
+    if (!cluster || !*cluster) cluster = "zcluster";
     if (queue_count == 0) queues[queue_count++] = "default";
 
     zc_queue_t *queue = zc_queue_new(url, cluster);
