@@ -121,8 +121,15 @@ int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const v
 //  or NULL after timeout_ms (-1 forever) with errno EAGAIN, or EINTR.
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms);
 
-//  Fills items (room for 4) with what zc_node_recv polls; returns the count.
+//  Most poll items zc_node_pollitems fills.
+#define ZC_NODE_POLLITEMS_MAX 5
+
+//  Fills items (room for ZC_NODE_POLLITEMS_MAX) with what zc_node_recv
+//  polls; returns the count.
 int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items);
+
+//  Returns the ids of the live peers as a new list the caller destroys.
+zlist_t *zc_node_peers(zc_node_t *self);
 
 //  Returns 1 if id is a live peer.
 int zc_node_peer_exists(zc_node_t *self, const char *id);

@@ -2,7 +2,7 @@
 
     Messaging plane (no Redis): zc_wire, zc_security, zc_mesh, zc_log.
     Cluster plane: zc_redis (where Redis is), zc_node (registry membership,
-    failure detection, leader election).
+    failure detection, leader election), zc_rpc (cluster RPC).
 */
 #ifndef ZCLUSTER_H_INCLUDED
 #define ZCLUSTER_H_INCLUDED
@@ -14,5 +14,6 @@
 #include "zc_mesh.h"
 #include "zc_redis.h"
 #include "zc_node.h"
+#include "zc_rpc.h"
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <msgpack.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,122 @@ typedef struct {
     zc_mesh_t *mesh;
     int quiet; //  count received messages but do not print them
     int done;
+    zlist_t *calls; //  RPC calls started here, destroyed once done and printed
 } s_console_t;
+
+//  --------------------------------------------------------------------------
+//  RPC: built-in test methods and call results
+
+static void s_method_echo(zc_rpc_request_t *request, void *arg)
+{
+    zc_rpc_respond(request, zc_rpc_request_args(request), zc_rpc_request_size(request));
+}
+
+//  Args: the number of ms to sleep, as a msgpack string or integer.
+static void s_method_sleep(zc_rpc_request_t *request, void *arg)
+{
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t offset = 0;
+    long ms = 0;
+    if (msgpack_unpack_next(&result, (const char *) zc_rpc_request_args(request),
+                            zc_rpc_request_size(request), &offset) == MSGPACK_UNPACK_SUCCESS) {
+        if (result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            ms = (long) result.data.via.u64;
+        else if (result.data.type == MSGPACK_OBJECT_STR) {
+            char text[32]; //  msgpack strings are not NUL-terminated
+            snprintf(text, sizeof text, "%.*s", (int) result.data.via.str.size,
+                     result.data.via.str.ptr);
+            ms = strtol(text, NULL, 10);
+        }
+    }
+    msgpack_unpacked_destroy(&result);
+    zclock_sleep((int) (ms < 0 ? 0 : ms > 60000 ? 60000 : ms));
+    zc_rpc_respond(request, "\xa5slept", 6);
+}
+
+static void s_method_fail(zc_rpc_request_t *request, void *arg)
+{
+    zc_rpc_fail(request, 42, "asked to fail");
+}
+
+static void s_print_call(zc_node_t *node, zc_rpc_call_t *call, void *arg)
+{
+    const char *tag = (const char *) arg;
+    for (size_t i = 0; i < zc_rpc_call_replies(call); i++) {
+        const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, i);
+        char text[512] = "";
+        if (reply->status == ZC_RPC_OK && reply->size) {
+            msgpack_unpacked result;
+            msgpack_unpacked_init(&result);
+            size_t offset = 0;
+            if (msgpack_unpack_next(&result, (const char *) reply->data, reply->size, &offset)
+                == MSGPACK_UNPACK_SUCCESS)
+                msgpack_object_print_buffer(text, sizeof text, result.data);
+            msgpack_unpacked_destroy(&result);
+        }
+        else if (reply->status != ZC_RPC_OK)
+            snprintf(text, sizeof text, "%d %s", reply->error_code, reply->error);
+        for (char *c = text; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        printf("reply %s %s %s %s\n", tag, reply->node, zc_rpc_strstatus(reply->status), text);
+    }
+    printf("result %s status=%s replies=%zu missing=", tag,
+           zc_rpc_strstatus(zc_rpc_call_status(call)), zc_rpc_call_replies(call));
+    for (size_t i = 0; i < zc_rpc_call_missing(call); i++)
+        printf("%s%s", i ? "," : "", zc_rpc_call_missing_node(call, i));
+    printf("\n");
+    fflush(stdout);
+}
+
+//  call TAG TARGET METHOD TIMEOUT [TEXT]; TARGET: ID, *, *first, @CONNECTION
+static int s_call(s_console_t *console, char **w, int n)
+{
+    const char *target = w[2];
+    zc_rpc_target_t kind = strcmp(target, "*") == 0        ? ZC_RPC_ALL_GATHER
+                           : strcmp(target, "*first") == 0 ? ZC_RPC_ALL_FIRST
+                           : target[0] == '@'              ? ZC_RPC_CONNECTION
+                                                           : ZC_RPC_NODE;
+    const char *to = kind == ZC_RPC_CONNECTION ? target + 1 : kind == ZC_RPC_NODE ? target : NULL;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    const char *text = n > 5 ? w[5] : "";
+    msgpack_pack_str(&pk, strlen(text));
+    msgpack_pack_str_body(&pk, text, strlen(text));
+    //  The tag lives as long as the call: keep a copy in the calls list.
+    char *tag = strdup(w[1]);
+    zlist_append(console->calls, tag);
+    zc_rpc_call_t *call = zc_rpc_start(console->node, kind, to, w[3], sbuf.data, sbuf.size,
+                                       atoi(w[4]), s_print_call, tag);
+    zlist_append(console->calls, call);
+    msgpack_sbuffer_destroy(&sbuf);
+    return 0;
+}
+
+//  Destroys the calls that are done (they were printed when they completed).
+static void s_reap_calls(s_console_t *console)
+{
+    if (!console->calls)
+        return;
+    zlist_t *keep = zlist_new();
+    while (zlist_size(console->calls) >= 2) {
+        char *tag = (char *) zlist_pop(console->calls);
+        zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_pop(console->calls);
+        if (zc_rpc_call_done(call)) {
+            zc_rpc_call_destroy(&call);
+            free(tag);
+        }
+        else {
+            zlist_append(keep, tag);
+            zlist_append(keep, call);
+        }
+    }
+    zlist_destroy(&console->calls);
+    console->calls = keep;
+}
 
 static void s_usage(FILE *out)
 {
@@ -55,6 +171,13 @@ static void s_usage(FILE *out)
             "  confirm NAME                    send a named confirmation to every peer\n"
             "  wait NAME COUNT MS              wait for COUNT peers' NAME confirmations:\n"
             "                                  `ok wait ID,ID...`\n"
+            "  call TAG TARGET METHOD MS [TEXT] RPC to ID, * (all, gather), *first or\n"
+            "                                  @CONNECTION; prints `reply TAG NODE STATUS RESULT`\n"
+            "                                  lines, then `result TAG status=S replies=N missing=IDS`\n"
+            "  conn add|remove ID              hold a connection id (for @ID calls)\n"
+            "  rpcstats                        RPC counters\n"
+            "The node serves the RPC methods echo, sleep (args: ms) and fail, besides the\n"
+            "built-in ping, info and methods.\n"
             "Received messages print as `msg KIND SENDER GROUP|- TYPE SEQ TEXT`,\n"
             "dropped peer connections as `lost ID`; with the registry, membership as\n"
             "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`.\n");
@@ -135,6 +258,7 @@ static void s_drain(s_console_t *console)
     while ((msg = s_recv(console, 0)) != NULL)
         if (!console->quiet)
             s_print_msg(msg);
+    s_reap_calls(console);
     fflush(stdout);
 }
 
@@ -215,6 +339,21 @@ static int s_execute_cluster(s_console_t *console, char **w, int n)
         printf("ok leader %d %" PRIu64 "\n", zc_node_leader(node), zc_node_epoch(node));
     else if (strcmp(cmd, "kill") == 0 && n == 3)
         s_reply(cmd, zc_node_kill(node, w[1], atoi(w[2])));
+    else if (strcmp(cmd, "call") == 0 && (n == 5 || n == 6))
+        s_reply(cmd, s_call(console, w, n));
+    else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "add") == 0)
+        s_reply(cmd, zc_rpc_connection_add(node, w[2]));
+    else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "remove") == 0)
+        s_reply(cmd, zc_rpc_connection_remove(node, w[2]));
+    else if (strcmp(cmd, "rpcstats") == 0 && n == 1) {
+        zc_rpc_stats_t st;
+        zc_rpc_stats(node, &st);
+        printf("rpcstats calls_started=%" PRIu64 " calls_ok=%" PRIu64 " calls_failed=%" PRIu64
+               " calls_timed_out=%" PRIu64 " requests_handled=%" PRIu64 " late_replies=%" PRIu64
+               "\n",
+               st.calls_started, st.calls_ok, st.calls_failed, st.calls_timed_out,
+               st.requests_handled, st.late_replies);
+    }
     else if (strcmp(cmd, "confirm") == 0 && n == 2)
         s_reply(cmd, zc_node_confirm(node, w[1]));
     else if (strcmp(cmd, "wait") == 0 && n == 4) {
@@ -249,8 +388,10 @@ static void s_execute(s_console_t *console, char *line)
     if (*p)
         *p++ = 0;
     //  Message commands keep the rest of the line, spaces and all, as text.
-    int words = strcmp(cmd, "publish") == 0 ? 2
-                : strcmp(cmd, "shout") == 0 || strcmp(cmd, "whisper") == 0 ? 3 : 6;
+    int words = strcmp(cmd, "publish") == 0                                  ? 2
+                : strcmp(cmd, "shout") == 0 || strcmp(cmd, "whisper") == 0 ? 3
+                : strcmp(cmd, "call") == 0                                 ? 5
+                                                                           : 6;
     int n = 1 + s_split(p, w + 1, words);
     zc_mesh_t *mesh = console->mesh;
     int rc = -1;
@@ -404,6 +545,11 @@ int cli_node(int argc, char **argv)
         zc_node_set_events(node, &events, NULL);
         if (rc == 0 && zc_node_start(node))
             rc = 1;
+        if (rc == 0) {
+            zc_rpc_register(node, "echo", s_method_echo, NULL);
+            zc_rpc_register(node, "sleep", s_method_sleep, NULL);
+            zc_rpc_register(node, "fail", s_method_fail, NULL);
+        }
     }
     else {
         rc = zc_mesh_start(mesh) ? 1 : 0;
@@ -425,11 +571,11 @@ int cli_node(int argc, char **argv)
            zc_mesh_router_endpoint(mesh));
     fflush(stdout);
 
-    s_console_t console = {node, mesh, 0, 0};
+    s_console_t console = {node, mesh, 0, 0, zlist_new()};
     char buffer[LINE_MAX_BYTES];
     size_t used = 0;
     while (!console.done) {
-        zmq_pollitem_t items[5] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+        zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
         int n = 1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
         if (zmq_poll(items, n, -1) < 0 && errno != EINTR)
             break;
@@ -457,8 +603,14 @@ int cli_node(int argc, char **argv)
         }
     }
     if (node)
-        zc_node_destroy(&node);
+        zc_node_destroy(&node); //  completes pending calls (printed) first
     else
         zc_mesh_destroy(&mesh);
+    while (zlist_size(console.calls)) {
+        free(zlist_pop(console.calls));
+        zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_pop(console.calls);
+        zc_rpc_call_destroy(&call);
+    }
+    zlist_destroy(&console.calls);
     return 0;
 }

@@ -19,6 +19,7 @@
 */
 #include "zc_node.h"
 #include "zc_log.h"
+#include "zc_node_rpc.h"
 #include "zc_registry.h"
 #include "zcluster.h"
 
@@ -39,6 +40,7 @@ typedef struct {
 struct _zc_node_t {
     zc_mesh_t *mesh;
     zactor_t *registry;
+    zc_rpc_t *rpc; //  created on first use
     zc_registry_config_t config;
     char redis_url[512];
     zc_security_t *security;
@@ -107,6 +109,7 @@ void zc_node_destroy(zc_node_t **self_p)
         return;
     if (self->started)
         zc_mesh_publish(self->mesh, "zc.leave", "", 0);
+    zc_rpc_destroy(&self->rpc);
     zactor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
     json_decref(self->headers);
@@ -239,6 +242,8 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
+    if (self->rpc)
+        zc_rpc_peer_removed(self->rpc, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
     return 1;
@@ -522,19 +527,40 @@ int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
 {
     assert(self && self->started);
     items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
-    return 1 + zc_mesh_pollitems(self->mesh, items + 1);
+    int n = 1 + zc_mesh_pollitems(self->mesh, items + 1);
+    return n + (self->rpc ? zc_rpc_pollitem(self->rpc, items + n) : 0);
 }
 
-//  Receives from the mesh and the registry until a message no handler took.
+zc_rpc_t *zc_node_rpc(zc_node_t *self)
+{
+    assert(self && self->started);
+    if (!self->rpc)
+        self->rpc = zc_rpc_new(self);
+    return self->rpc;
+}
+
+const zc_redis_url_t *zc_node_redis_url(zc_node_t *self)
+{
+    assert(self);
+    return &self->config.url;
+}
+
+//  Receives from the mesh, the registry and RPC until a message no handler
+//  took. RPC requests and replies never reach the caller.
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
     while (1) {
         while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
             s_registry_event(self);
+        int rpc_due = self->rpc ? zc_rpc_process(self->rpc) : -1;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
         if (self->kill_requested)
             s_exit(self);
+        if (msg && (zc_msg_kind(msg) == ZC_KIND_REQUEST || zc_msg_kind(msg) == ZC_KIND_REPLY)) {
+            zc_rpc_consume(zc_node_rpc(self), msg);
+            continue;
+        }
         if (msg)
             return msg;
         if (errno == EINTR)
@@ -544,13 +570,22 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
             errno = EAGAIN;
             return NULL;
         }
-        zmq_pollitem_t items[4];
+        if (rpc_due >= 0 && (wait < 0 || rpc_due < wait))
+            wait = rpc_due;
+        zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
         int n = zc_node_pollitems(self, items);
         if (zmq_poll(items, n, wait) < 0) {
             errno = EINTR;
             return NULL;
         }
     }
+}
+
+void zc_node_step(zc_node_t *self, int timeout_ms)
+{
+    zc_msg_t *msg = s_recv(self, timeout_ms);
+    if (msg)
+        zlist_append(self->backlog, zc_msg_dup(msg));
 }
 
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
@@ -565,6 +600,16 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
 
 //  --------------------------------------------------------------------------
 //  Queries
+
+zlist_t *zc_node_peers(zc_node_t *self)
+{
+    assert(self);
+    zlist_t *ids = zlist_new();
+    zlist_autofree(ids);
+    for (void *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        zlist_append(ids, (void *) zhashx_cursor(self->peers));
+    return ids;
+}
 
 int zc_node_peer_exists(zc_node_t *self, const char *id)
 {
@@ -696,8 +741,6 @@ zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t co
             errno = ETIMEDOUT;
             return NULL;
         }
-        zc_msg_t *msg = s_recv(self, (int) wait);
-        if (msg)
-            zlist_append(self->backlog, zc_msg_dup(msg));
+        zc_node_step(self, (int) wait);
     }
 }
