@@ -492,9 +492,9 @@ int main(void)
     pthread_mutex_unlock(&s_runs_lock);
     printf("recurring every 300 ms: %d runs in 2 s, slots >= %lld ms apart\n", beats,
            (long long)min_gap);
-    ZT_CHECK(beats >= 5 && beats <= 8);
+    ZT_CHECK(beats >= 4 && beats <= 8);
     ZT_EQ(doubled, 0);
-    ZT_EQ(min_gap, 300);
+    ZT_CHECK(min_gap >= 300 && min_gap % 300 == 0); //  on the period's phase
     //  The holder stops (resigning its lease): the other one takes over.
     zc_queue_worker_t **holder = sa.scheduler ? &ra : &rb;
     zc_queue_worker_t *other = sa.scheduler ? rb : ra;
@@ -545,9 +545,26 @@ int main(void)
     ZT_EQ(zc_queue_delete(queue, "doomed"), 1);
     ZT_EQ(zc_queue_delete(queue, "never-used"), 0);
 
-    zt_section("scripts flushed and Redis restarted: EVAL fallback and reconnect");
+    zt_section("scripts flushed: pipelined calls fall back to EVAL together");
     redisContext *c = redisConnectUnix(zt_redis_socket(redis));
+    const char *flush_queues[] = {"flush", NULL};
+    zc_job_opts_t f1 = {.id = "flush1-300"}, f2 = {.id = "flush2-10"};
+    ZT_EQ(zc_queue_enqueue(queue, "flush", "slow", NULL, 0, &f1, NULL), 0);
+    ZT_EQ(zc_queue_enqueue(queue, "flush", "slow", NULL, 0, &f2, NULL), 0);
+    zc_queue_worker_t *wf = s_worker(queue, "wf", flush_queues, 1, 0);
+    ZT_CHECK(s_wait_runs("flush1-300", 1, 3000));
+    //  Its next round trip pipelines ACK and CLAIM: both now unknown to Redis.
     redisReply *reply = (redisReply *)redisCommand(c, "SCRIPT FLUSH");
+    ZT_CHECK(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    ZT_CHECK(s_wait_processed(queue, "flush", 2, 3000));
+    stats = s_stats(queue, "flush");
+    ZT_EQ(stats.lost_acks + stats.requeued, 0);
+    ZT_EQ(s_count_runs("flush1-300") + s_count_runs("flush2-10"), 2);
+    zc_queue_worker_destroy(&wf);
+
+    zt_section("scripts flushed and Redis restarted: EVAL fallback and reconnect");
+    reply = (redisReply *)redisCommand(c, "SCRIPT FLUSH");
     ZT_CHECK(reply && reply->type == REDIS_REPLY_STATUS);
     freeReplyObject(reply);
     redisFree(c);
