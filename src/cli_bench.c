@@ -1,22 +1,22 @@
-/*  zcluster bench — throughput of zcluster next to raw libzmq, in one run.
+/*  zcluster bench — throughput and latency of zcluster next to raw libzmq,
+    measured in the same run, so the ratio means something on any machine.
 
-    Each scenario runs its project path and its raw baseline the same way:
-    receivers are separate processes forked before any ZeroMQ context
-    exists, the sender is the parent, everything goes over tcp loopback.
-    Receivers confirm they are subscribed before timing starts (warm-up
-    messages), time from the first to the last measured message they
-    actually received, and report over a pipe; a message counts only when
-    received. The figure is the slowest receiver's rate.
-
-    Scenarios: publish (public messages, 1 sender to K receivers; baseline
-    raw PUB/SUB).
+    Scenarios (cli_bench_*.c):
+      publish  public messages, 1 sender to K receivers; baseline raw PUB/SUB
+      shout    group messages to a group of K; baseline raw PUB/SUB with a topic
+      whisper  private messages one way (msgs/s) and round trip (p50/p99);
+               baseline raw DEALER/ROUTER
 */
 #include "cli.h"
+#include "cli_bench.h"
 #include "zcluster.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,33 +24,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_MAX_NODES 16
-#define BENCH_HWM       100000
-
-typedef struct {
-    size_t size;
-    long count;
-    int nodes;
-    int json;
-} s_options_t;
-
-typedef struct {
-    double rate;   //  messages per second (slowest receiver)
-    long received; //  fewest received by one receiver
-} s_result_t;
-
-static int64_t s_now_ns(void)
+int64_t bench_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int s_read_line(int fd, char *line, size_t cap)
+int bench_read_line(int fd, char *line, size_t cap, int timeout_ms)
 {
     size_t used = 0;
+    int64_t deadline = bench_now_ns() + (int64_t) timeout_ms * 1000000;
     while (used + 1 < cap) {
-        if (read(fd, line + used, 1) != 1)
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int left = (int) ((deadline - bench_now_ns()) / 1000000);
+        if (left <= 0 || poll(&pfd, 1, left) <= 0 || read(fd, line + used, 1) != 1)
             return -1;
         if (line[used] == '\n')
             break;
@@ -60,205 +48,177 @@ static int s_read_line(int fd, char *line, size_t cap)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Receivers: wait for the sender's endpoint, connect, count.
-
-//  The receiving side of one message source, project or raw.
-typedef struct {
-    zc_mesh_t *mesh; //  project path
-    void *sub;       //  raw path
-    zmq_msg_t msg;
-} s_inbox_t;
-
-//  Receives one message; returns its first payload byte ('w' warm-up,
-//  'b' measured) or 0 on timeout.
-static char s_inbox_recv(s_inbox_t *in, int timeout_ms)
+int bench_write_line(int fd, const char *format, ...)
 {
-    if (in->mesh) {
-        zc_msg_t *msg = zc_mesh_recv(in->mesh, timeout_ms);
-        return msg && zc_msg_size(msg) ? *(const char *) zc_msg_data(msg) : 0;
-    }
-    zmq_setsockopt(in->sub, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (zmq_msg_recv(&in->msg, in->sub, 0) < 0 || zmq_msg_size(&in->msg) == 0)
-        return 0;
-    return *(const char *) zmq_msg_data(&in->msg);
+    char line[1024];
+    va_list args;
+    va_start(args, format);
+    int len = vsnprintf(line, sizeof line - 1, format, args);
+    va_end(args);
+    if (len < 0 || len >= (int) sizeof line - 1)
+        return -1;
+    line[len++] = '\n';
+    return write(fd, line, (size_t) len) == len ? 0 : -1;
 }
 
-static int s_receiver(int index, int raw, const s_options_t *opt, int in_fd, int out_fd)
+int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
+                const bench_options_t *opt, void *arg)
 {
-    char line[512], pub[256], router[256];
-    if (s_read_line(in_fd, line, sizeof line) || sscanf(line, "%255s %255s", pub, router) != 2)
-        return 1;
-    s_inbox_t in = {0};
-    zmq_msg_init(&in.msg);
-    if (raw) {
-        in.sub = zsock_resolve(zsock_new(ZMQ_SUB));
-        int hwm = BENCH_HWM;
-        zmq_setsockopt(in.sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
-        zmq_setsockopt(in.sub, ZMQ_SUBSCRIBE, "", 0);
-        zmq_connect(in.sub, pub);
+    memset(children, 0, sizeof *children);
+    for (int i = 0; i < count; i++) {
+        int to[2], from[2];
+        if (pipe(to) || pipe(from))
+            return -1;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            return -1;
+        if (pid == 0) {
+            close(to[1]);
+            close(from[0]);
+            _exit(fn(i, opt, to[0], from[1], arg));
+        }
+        close(to[0]);
+        close(from[1]);
+        children->pid[i] = pid;
+        children->to[i] = to[1];
+        children->from[i] = from[0];
+        children->count++;
     }
-    else {
-        char id[32];
-        snprintf(id, sizeof id, "bench-r%d", index);
-        in.mesh = zc_mesh_new(id);
-        zc_mesh_set_hwm(in.mesh, BENCH_HWM);
-        if (zc_mesh_start(in.mesh) || zc_mesh_peer_add(in.mesh, "bench-s", pub, router, NULL))
-            return 1;
-    }
-    //  Warm-up: the first message proves the subscription reached the sender.
-    char c;
-    while ((c = s_inbox_recv(&in, 5000)) == 'w')
-        break;
-    if (c != 'w')
-        return 1;
-    if (write(out_fd, "ready\n", 6) != 6)
-        return 1;
-    long received = 0;
-    int64_t first = 0, last = 0;
-    while (received < opt->count) {
-        c = s_inbox_recv(&in, received ? 1000 : 10000);
-        if (!c)
-            break; //  the rest was lost
-        if (c != 'b')
-            continue;
-        last = s_now_ns();
-        if (!received++)
-            first = last;
-    }
-    dprintf(out_fd, "%ld %lld\n", received, (long long) (last - first));
-    zmq_msg_close(&in.msg);
-    zc_mesh_destroy(&in.mesh);
     return 0;
 }
 
+void bench_reap(bench_children_t *children, int kill_first)
+{
+    for (int i = 0; i < children->count; i++) {
+        if (kill_first)
+            kill(children->pid[i], SIGKILL);
+        close(children->to[i]);
+        close(children->from[i]);
+        waitpid(children->pid[i], NULL, 0);
+    }
+    children->count = 0;
+    zsys_shutdown(); //  the next scenario forks: children must not inherit a context
+}
+
+int bench_gather(bench_children_t *children, int timeout_ms)
+{
+    char line[256];
+    for (int i = 0; i < children->count; i++)
+        if (bench_read_line(children->from[i], line, sizeof line, timeout_ms))
+            return -1;
+    return 0;
+}
+
+static int s_compare(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_percentiles(int64_t *samples, long count, bench_result_t *result)
+{
+    if (count <= 0) {
+        result->p50_us = result->p99_us = -1;
+        return;
+    }
+    qsort(samples, (size_t) count, sizeof(int64_t), s_compare);
+    result->p50_us = samples[count / 2] / 1000.0;
+    result->p99_us = samples[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1] / 1000.0;
+}
+
 //  --------------------------------------------------------------------------
-//  The sender: the parent process
+//  Reporting
+
+static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
+{
+    printf("\"name\":\"%s\",\"size\":%zu,\"count\":%ld,\"nodes\":%d,\"rate\":%.0f,\"received\":%ld",
+           r->name, opt->size, opt->count, opt->nodes, r->rate, r->received);
+    if (r->p50_us >= 0)
+        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", r->p50_us, r->p99_us);
+}
+
+static void s_report(const char *scenario, const bench_options_t *opt,
+                     const bench_result_t *project, const bench_result_t *baseline)
+{
+    //  Latency scenarios compare p50s; the others compare rates.
+    int latency = project->rate <= 0 && project->p50_us >= 0;
+    double ratio = latency ? (baseline->p50_us > 0 ? project->p50_us / baseline->p50_us : 0)
+                           : (baseline->rate > 0 ? project->rate / baseline->rate : 0);
+    if (opt->json) {
+        printf("{\"scenario\":\"%s\",", scenario);
+        s_json_result(project, opt);
+        printf(",\"baseline\":{");
+        s_json_result(baseline, opt);
+        printf("},\"ratio\":%.3f}\n", ratio);
+    }
+    else {
+        const bench_result_t *rows[2] = {project, baseline};
+        for (int i = 0; i < 2; i++) {
+            printf("%-16s %7zu B %3d node(s)", rows[i]->name, opt->size, opt->nodes);
+            if (rows[i]->rate > 0)
+                printf(" %11.0f /s", rows[i]->rate);
+            else
+                printf(" %14s", "");
+            if (rows[i]->p50_us >= 0)
+                printf("  p50 %8.1f us  p99 %8.1f us", rows[i]->p50_us, rows[i]->p99_us);
+            printf("  (%ld received)\n", rows[i]->received);
+        }
+        printf("%-16s %.2f (%s)\n\n", "ratio", ratio,
+               latency ? "project p50 / baseline p50" : "project rate / baseline rate");
+    }
+    fflush(stdout);
+}
 
 typedef struct {
-    zc_mesh_t *mesh;
-    void *pub;
-} s_outbox_t;
+    const char *name;
+    const char *summary;
+} s_scenario_t;
 
-static void s_outbox_send(s_outbox_t *out, const char *payload, size_t size)
+static const s_scenario_t s_scenarios[] = {
+    {"publish", "public messages, 1 sender to K receivers (baseline raw PUB/SUB)"},
+    {"shout", "group messages to a group of K (baseline raw PUB/SUB with a topic)"},
+    {"whisper", "private messages one way, and round trip (baseline raw DEALER/ROUTER)"},
+};
+
+static void s_usage(FILE *out)
 {
-    if (out->mesh)
-        zc_mesh_publish(out->mesh, "bench", payload, size);
-    else
-        zmq_send(out->pub, payload, size, 0);
+    fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
+                 "[--json]\n\nscenarios:\n");
+    for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
+        fprintf(out, "  %-9s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
 
-static int s_run_publish(int raw, const s_options_t *opt, s_result_t *result)
+static int s_run(const char *scenario, const bench_options_t *opt)
 {
-    int to[BENCH_MAX_NODES][2], from[BENCH_MAX_NODES][2];
-    pid_t pids[BENCH_MAX_NODES];
-    for (int i = 0; i < opt->nodes; i++) {
-        if (pipe(to[i]) || pipe(from[i]))
-            return -1;
-        fflush(stdout);
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            close(to[i][1]);
-            close(from[i][0]);
-            _exit(s_receiver(i, raw, opt, to[i][0], from[i][1]));
-        }
-        close(to[i][0]);
-        close(from[i][1]);
+    bench_result_t project = {"zcluster", 0, 0, -1, -1}, baseline = {"raw", 0, 0, -1, -1};
+    int rc = -1;
+    if (strcmp(scenario, "publish") == 0 || strcmp(scenario, "shout") == 0) {
+        int group = strcmp(scenario, "shout") == 0;
+        baseline.name = group ? "zmq-pubsub-topic" : "zmq-pubsub";
+        rc = bench_publish(opt, group, &project, &baseline);
+        if (rc == 0)
+            s_report(scenario, opt, &project, &baseline);
     }
-    s_outbox_t out = {0};
-    zsock_t *pub_sock = NULL;
-    char endpoints[512];
-    if (raw) {
-        pub_sock = zsock_new(ZMQ_PUB);
-        out.pub = zsock_resolve(pub_sock);
-        int hwm = BENCH_HWM;
-        zmq_setsockopt(out.pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        zsock_bind(pub_sock, "tcp://127.0.0.1:*");
-        char *ep = zsock_last_endpoint(pub_sock);
-        snprintf(endpoints, sizeof endpoints, "%s %s\n", ep, ep);
-        zstr_free(&ep);
-    }
-    else {
-        out.mesh = zc_mesh_new("bench-s");
-        zc_mesh_set_hwm(out.mesh, BENCH_HWM);
-        zc_mesh_start(out.mesh);
-        snprintf(endpoints, sizeof endpoints, "%s %s\n", zc_mesh_pub_endpoint(out.mesh),
-                 zc_mesh_router_endpoint(out.mesh));
-    }
-    for (int i = 0; i < opt->nodes; i++)
-        if (write(to[i][1], endpoints, strlen(endpoints)) < 0)
-            return -1;
-    char *payload = (char *) malloc(opt->size ? opt->size : 1);
-    memset(payload, 'x', opt->size);
-    //  Warm up until every receiver is subscribed.
-    payload[0] = 'w';
-    int ready = 0;
-    int64_t give_up = s_now_ns() + 10 * 1000000000LL;
-    while (ready < opt->nodes && s_now_ns() < give_up) {
-        s_outbox_send(&out, payload, opt->size);
-        zmq_pollitem_t items[BENCH_MAX_NODES];
-        for (int i = 0; i < opt->nodes; i++)
-            items[i] = (zmq_pollitem_t){.fd = from[i][0], .events = ZMQ_POLLIN};
-        if (zmq_poll(items, opt->nodes, 10) > 0)
-            for (int i = 0; i < opt->nodes; i++)
-                if (items[i].revents & ZMQ_POLLIN) {
-                    char line[64];
-                    if (s_read_line(from[i][0], line, sizeof line) == 0)
-                        ready++;
-                }
-    }
-    payload[0] = 'b';
-    for (long n = 0; n < opt->count && ready == opt->nodes; n++)
-        s_outbox_send(&out, payload, opt->size);
-    result->rate = 0;
-    result->received = -1;
-    for (int i = 0; i < opt->nodes && ready == opt->nodes; i++) {
-        char line[128];
-        long received = 0;
-        long long ns = 0;
-        if (s_read_line(from[i][0], line, sizeof line) || sscanf(line, "%ld %lld", &received, &ns) != 2)
-            continue;
-        double rate = ns > 0 ? received / (ns / 1e9) : 0;
-        if (result->received < 0 || rate < result->rate) {
-            result->rate = rate;
-            result->received = received;
+    else if (strcmp(scenario, "whisper") == 0) {
+        bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1}, raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
+        baseline.name = "zmq-dealer-router";
+        bench_result_t results[4] = {project, baseline, rtt, raw_rtt};
+        rc = bench_whisper(opt, results);
+        if (rc == 0) {
+            s_report("whisper", opt, &results[0], &results[1]);
+            s_report("whisper-rtt", opt, &results[2], &results[3]);
         }
     }
-    free(payload);
-    for (int i = 0; i < opt->nodes; i++) {
-        if (ready < opt->nodes)
-            kill(pids[i], SIGKILL);
-        close(to[i][1]);
-        close(from[i][0]);
-        waitpid(pids[i], NULL, 0);
-    }
-    zc_mesh_destroy(&out.mesh);
-    zsock_destroy(&pub_sock);
-    //  The next run forks again: children must not inherit a live context.
-    zsys_shutdown();
-    return ready == opt->nodes && result->received >= 0 ? 0 : -1;
-}
-
-//  --------------------------------------------------------------------------
-
-static void s_report(const char *scenario, const s_options_t *opt, const s_result_t *project,
-                     const s_result_t *baseline, const char *baseline_name)
-{
-    double ratio = baseline->rate > 0 ? project->rate / baseline->rate : 0;
-    if (opt->json)
-        printf("{\"scenario\":\"%s\",\"size\":%zu,\"count\":%ld,\"nodes\":%d,\"rate\":%.0f,"
-               "\"received\":%ld,\"baseline\":{\"name\":\"%s\",\"size\":%zu,\"count\":%ld,"
-               "\"nodes\":%d,\"rate\":%.0f,\"received\":%ld},\"ratio\":%.3f}\n",
-               scenario, opt->size, opt->count, opt->nodes, project->rate, project->received,
-               baseline_name, opt->size, opt->count, opt->nodes, baseline->rate,
-               baseline->received, ratio);
     else {
-        printf("%-10s %6zu B  %2d node(s)  %10.0f msg/s  (%ld of %ld received)\n", scenario,
-               opt->size, opt->nodes, project->rate, project->received, opt->count);
-        printf("%-10s %6zu B  %2d node(s)  %10.0f msg/s  (%ld of %ld received)\n", baseline_name,
-               opt->size, opt->nodes, baseline->rate, baseline->received, opt->count);
-        printf("ratio      %.2f of the baseline\n", ratio);
+        fprintf(stderr, "zcluster bench: unknown scenario '%s'\n", scenario);
+        return CLI_USAGE;
     }
+    if (rc) {
+        fprintf(stderr, "zcluster bench: %s failed (a process did not get ready)\n", scenario);
+        return 1;
+    }
+    return 0;
 }
 
 int cli_bench(int argc, char **argv)
@@ -269,7 +229,7 @@ int cli_bench(int argc, char **argv)
                                       {"json", no_argument, 0, 'j'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_options_t opt = {64, 1000000, 1, 0};
+    bench_options_t opt = {64, 1000000, 1, 0, NULL};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
@@ -278,15 +238,12 @@ int cli_bench(int argc, char **argv)
         case 'c': opt.count = atol(optarg); break;
         case 'n': opt.nodes = atoi(optarg); break;
         case 'j': opt.json = 1; break;
-        default:
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: zcluster bench publish [--size BYTES] [--count N] [--nodes K] "
-                    "[--json]\n");
-            return c == 'h' ? 0 : CLI_USAGE;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return CLI_USAGE;
         }
     }
-    if (optind != argc - 1 || strcmp(argv[optind], "publish") != 0) {
-        fprintf(stderr, "zcluster bench: give one scenario: publish\n");
+    if (optind != argc - 1) {
+        s_usage(stderr);
         return CLI_USAGE;
     }
     if (opt.size < 1 || opt.size > 1024 * 1024 || opt.count < 1 || opt.nodes < 1
@@ -296,11 +253,12 @@ int cli_bench(int argc, char **argv)
         return CLI_USAGE;
     }
     zc_log_set_level(ZC_LOG_WARNING);
-    s_result_t project, baseline;
-    if (s_run_publish(1, &opt, &baseline) || s_run_publish(0, &opt, &project)) {
-        fprintf(stderr, "zcluster bench: a receiver did not get ready\n");
-        return 1;
-    }
-    s_report("publish", &opt, &project, &baseline, "zmq-pubsub");
-    return 0;
+    signal(SIGPIPE, SIG_IGN);
+    const char *scenario = argv[optind];
+    if (strcmp(scenario, "all") != 0)
+        return s_run(scenario, &opt);
+    int rc = 0;
+    for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0; i++)
+        rc = s_run(s_scenarios[i].name, &opt);
+    return rc;
 }

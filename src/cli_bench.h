@@ -1,0 +1,74 @@
+/*  zcluster bench — shared pieces of the benchmark scenarios (CLI only).
+
+    A scenario runs its project path and its raw baseline the same way:
+    worker processes are forked (before the parent touches ZeroMQ, so each
+    starts clean), talk to the parent over pipes, and everything goes over
+    tcp loopback. A message counts only when received.
+*/
+#ifndef ZC_CLI_BENCH_H_INCLUDED
+#define ZC_CLI_BENCH_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_MAX_NODES 16
+#define BENCH_HWM       100000
+
+typedef struct {
+    size_t size;
+    long count;
+    int nodes;
+    int json;
+    const char *redis_url; //  for scenarios that need Redis
+} bench_options_t;
+
+//  One measured path: a rate, and latency percentiles where they apply.
+typedef struct {
+    const char *name;
+    double rate;     //  per second
+    long received;   //  messages or calls that completed
+    double p50_us, p99_us; //  < 0 when not measured
+} bench_result_t;
+
+//  Forked helper processes, each with a pipe each way.
+typedef struct {
+    int count;
+    pid_t pid[BENCH_MAX_NODES];
+    int to[BENCH_MAX_NODES];   //  parent writes
+    int from[BENCH_MAX_NODES]; //  parent reads
+} bench_children_t;
+
+typedef int(bench_child_fn)(int index, const bench_options_t *opt, int in_fd, int out_fd,
+                            void *arg);
+
+//  Forks count children running fn. Returns 0 or -1.
+int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
+                const bench_options_t *opt, void *arg);
+
+//  Closes the pipes and reaps the children (SIGKILL first if kill_first).
+//  Then shuts CZMQ down, so the next scenario forks from a clean parent.
+void bench_reap(bench_children_t *children, int kill_first);
+
+//  Reads one line (without the newline) within timeout_ms. Returns 0 or -1.
+int bench_read_line(int fd, char *line, size_t cap, int timeout_ms);
+
+//  Writes one formatted line. Returns 0 or -1.
+int bench_write_line(int fd, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+//  Reads a line from every child (e.g. "ready"). Returns 0 if all answered.
+int bench_gather(bench_children_t *children, int timeout_ms);
+
+//  Nanoseconds on a monotonic clock.
+int64_t bench_now_ns(void);
+
+//  Fills p50/p99 in microseconds from samples (ns), sorting them.
+void bench_percentiles(int64_t *samples, long count, bench_result_t *result);
+
+//  The scenarios. Each fills project and baseline; returns 0 or -1.
+int bench_publish(const bench_options_t *opt, int group, bench_result_t *project,
+                  bench_result_t *baseline);
+//  results: one way (project, baseline), then round trip (project, baseline).
+int bench_whisper(const bench_options_t *opt, bench_result_t results[4]);
+
+#endif
