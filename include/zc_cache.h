@@ -20,7 +20,9 @@
     lost Redis connection fails the operation in progress with
     ZC_CACHE_REDIS; the next operation reconnects.
 
-    The dump file format is described in docs/CACHE.md.
+    Needs Redis 6.2 or later (SET ... GET, fractional BLPOP timeouts). The
+    dump file format and the command-line console are described in
+    docs/CACHE.md.
 */
 #ifndef ZC_CACHE_H_INCLUDED
 #define ZC_CACHE_H_INCLUDED
@@ -91,13 +93,15 @@ const char *zc_cache_strerror(int rc);
 
 //  Stores value (size bytes, one msgpack object) under key, replacing a value
 //  already there, with an expiry of ttl_ms (0: none). Fails with LOCKED if
-//  another node holds key's lock, TYPE if key holds a list.
+//  another node holds key's lock, TYPE if key holds a list (or its lock key
+//  holds something other than a node id).
 int zc_cache_save(zc_cache_t *self, const char *key, const void *value, size_t size,
                   int64_t ttl_ms);
 
 //  Loads key's value into *value_p (malloc'd, the caller frees) and *size_p.
 //  Fails with MISSING, TYPE (a list), LOCKED (after opts->wait_ms), or CORRUPT
-//  if the stored bytes are not one msgpack object.
+//  if the stored bytes are not one msgpack object. A lock key that holds
+//  something other than a node id does not stop a load.
 int zc_cache_load(zc_cache_t *self, const char *key, const zc_cache_load_opts_t *opts,
                   void **value_p, size_t *size_p);
 
@@ -164,13 +168,16 @@ int zc_cache_dump(zc_cache_t *self, const char *path, size_t *count_p);
 //  Sets *count_p (may be NULL) to the number of keys restored.
 int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p);
 
-//  Saves count entries (key, value, size, ttl_ms) in pipelined round trips.
-//  Sets each entry's rc; returns OK if all succeeded, else the first failure.
+//  Saves count entries (key, value, size, ttl_ms), one round trip per 512
+//  keys. Sets each entry's rc; returns OK if all succeeded, else the first
+//  failing entry's code (and zc_cache_errstr tells about that entry).
 int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count);
 
-//  Loads count entries by key in pipelined round trips, setting each entry's
-//  value (malloc'd, the caller frees), size and rc; opts as zc_cache_load.
-//  Returns OK if all succeeded, else the first failure.
+//  Loads count entries by key, one round trip per 512 keys (more for keys
+//  that are missing, of another type or locked with opts->wait_ms), setting
+//  each entry's value (malloc'd, the caller frees; NULL on failure), size and
+//  rc; opts as zc_cache_load. Returns OK if all succeeded, else the first
+//  failing entry's code (and zc_cache_errstr tells about that entry).
 int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                        const zc_cache_load_opts_t *opts);
 

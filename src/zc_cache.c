@@ -32,6 +32,18 @@
     anything, then writes all keys in one script: a bad file, or a key locked
     by another node, changes nothing. The format is in docs/CACHE.md.
 
+    Throughput: to Redis a script call costs about as much as several plain
+    commands, whatever the script does, so one script per key would cap a
+    batch far below raw SET/GET. A batch therefore goes in windows of up to
+    S_WINDOW keys, each one round trip: saves are one script call per
+    window (one MGET reads all the window's locks, then one SET per key),
+    and loads without sliding are one MGET of every key's lock and value,
+    which reads both at the same instant with no script at all. Only keys
+    that MGET finds no value for (missing, or another type) and sliding
+    loads go through the load script. A single save or load is a batch of
+    one. The status of each key comes back in its place, and the batch's
+    error message is the first failed key's.
+
     Connections: one for commands and, created on first use, one for blocking
     pops (BLPOP holds its connection, and hiredis's command timeout must be
     longer than the pop's). A connection that fails is dropped and the next
@@ -59,7 +71,7 @@
 
 #define S_TIMEOUT_MS      5000                          //  connect and command timeout
 #define S_SCAN_COUNT      "500"                         //  SCAN batch size hint
-#define S_PIPELINE        512                           //  commands in flight in a batch round trip
+#define S_WINDOW          512                           //  keys per round trip in a batch
 #define S_TTL_MAX         1000000000000000LL            //  ms; keeps now + ttl far from overflow
 #define S_PREFIX_MAX      (3 + 1 + ZC_NAME_MAX + 2 + 1) //  "zc:{CLUSTER}:" and its NUL
 #define S_NAME_MAX        (S_PREFIX_MAX + 6 + ZC_CACHE_KEY_MAX)
@@ -69,32 +81,63 @@
 #define S_DUMP_HEADER_MAX 80
 
 //  --------------------------------------------------------------------------
-//  Lua scripts. Each answers {status, ...}: 0 done, 1 missing, 2 locked
-//  (with the owner), 3 wrong type (with the type name).
+//  Lua scripts. Each answers {status, ...}, or one per key: 0 done,
+//  1 missing, 2 locked (with the owner), 3 wrong type (with the type
+//  name), 4 the lock key holds another type.
 
 enum { S_SAVE, S_LOAD, S_DESTROY, S_LOCK, S_UNLOCK, S_CLEAR, S_DUMP, S_RESTORE, S_SCRIPTS };
 
-enum { S_DONE = 0, S_MISSING = 1, S_LOCKED = 2, S_WRONGTYPE = 3 };
+enum { S_DONE = 0, S_MISSING = 1, S_LOCKED = 2, S_WRONGTYPE = 3, S_BADLOCK = 4 };
 
 static const char *s_script_text[S_SCRIPTS] = {
-    //  S_SAVE: KEYS value, lock; ARGV owner, value, ttl_ms (0 = none)
-    "local owner = redis.call('GET', KEYS[2])\n"
-    "if owner and owner ~= ARGV[1] then return {2, owner} end\n"
-    "local t = redis.call('TYPE', KEYS[1]).ok\n"
-    "if t ~= 'none' and t ~= 'string' then return {3, t} end\n"
-    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
-    "else redis.call('SET', KEYS[1], ARGV[2]) end\n"
-    "return {0}\n",
-    //  S_LOAD: KEYS value, lock; ARGV owner, slide_ms (0 = none)
-    "local owner = redis.call('GET', KEYS[2])\n"
-    "if owner and owner ~= ARGV[1] then return {2, owner} end\n"
-    "local v = redis.pcall('GET', KEYS[1])\n"
-    "if not v then return {1} end\n"
-    "if type(v) == 'table' then return {3, redis.call('TYPE', KEYS[1]).ok} end\n"
-    "if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) > 0 then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    //  S_SAVE: KEYS n values then their n locks; ARGV owner, then value and
+    //  ttl_ms (0 = none) per key. One MGET reads every lock (EXISTS, in the
+    //  same call count, spots lock keys of another type, which MGET reads as
+    //  absent); SET ... GET refuses to replace another type, so the type
+    //  check costs no extra call. Answers a status per key.
+    "local n = #KEYS / 2\n"
+    "local owners = redis.call('MGET', unpack(KEYS, n + 1, 2 * n))\n"
+    "local held = 0\n"
+    "for i = 1, n do if owners[i] then held = held + 1 end end\n"
+    "if redis.call('EXISTS', unpack(KEYS, n + 1, 2 * n)) > held then\n"
+    "  for i = 1, n do\n"
+    "    if not owners[i] and redis.call('EXISTS', KEYS[n + i]) == 1 then owners[i] = true end\n"
+    "  end\n"
     "end\n"
-    "return {0, v}\n",
+    "local out = {}\n"
+    "for i = 1, n do\n"
+    "  local owner = owners[i]\n"
+    "  if owner == true then out[i] = {4}\n"
+    "  elseif owner and owner ~= ARGV[1] then out[i] = {2, owner}\n"
+    "  else\n"
+    "    local old\n"
+    "    if ARGV[2 * i + 1] ~= '0' then\n"
+    "      old = redis.pcall('SET', KEYS[i], ARGV[2 * i], 'PX', ARGV[2 * i + 1], 'GET')\n"
+    "    else old = redis.pcall('SET', KEYS[i], ARGV[2 * i], 'GET') end\n"
+    "    if type(old) == 'table' then out[i] = {3, redis.call('TYPE', KEYS[i]).ok}\n"
+    "    else out[i] = {0} end\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    //  S_LOAD: KEYS n values then their n locks; ARGV owner, slide_ms (0 =
+    //  none). A lock key of another type is no lock to a reader (as for
+    //  MGET). Answers a status each, with the value when found.
+    "local n = #KEYS / 2\n"
+    "local out = {}\n"
+    "for i = 1, n do\n"
+    "  local owner = redis.pcall('GET', KEYS[n + i])\n"
+    "  local v = redis.pcall('GET', KEYS[i])\n"
+    "  if type(owner) == 'string' and owner ~= ARGV[1] then out[i] = {2, owner}\n"
+    "  elseif not v then out[i] = {1}\n"
+    "  elseif type(v) == 'table' then out[i] = {3, redis.call('TYPE', KEYS[i]).ok}\n"
+    "  else\n"
+    "    if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[i]) > 0 then\n"
+    "      redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
+    "    end\n"
+    "    out[i] = {0, v}\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
     //  S_DESTROY: KEYS value, lock; ARGV owner
     "local owner = redis.call('GET', KEYS[2])\n"
     "if owner and owner ~= ARGV[1] then return {2, owner} end\n"
@@ -125,9 +168,10 @@ static const char *s_script_text[S_SCRIPTS] = {
     "local out = {}\n"
     "for i, k in ipairs(KEYS) do\n"
     "  local t = redis.call('TYPE', k).ok\n"
-    "  if t == 'string' then out[i] = {t, redis.call('PTTL', k), redis.call('GET', k)}\n"
-    "  elseif t == 'list' then out[i] = {t, redis.call('PTTL', k), redis.call('LRANGE', k, 0, "
-    "-1)}\n"
+    "  if t == 'string' then\n"
+    "    out[i] = {t, redis.call('PTTL', k), redis.call('GET', k)}\n"
+    "  elseif t == 'list' then\n"
+    "    out[i] = {t, redis.call('PTTL', k), redis.call('LRANGE', k, 0, -1)}\n"
     "  else out[i] = {t} end\n"
     "end\n"
     "return out\n",
@@ -173,6 +217,7 @@ struct _zc_cache_t {
     char value_name[S_NAME_MAX]; //  scratch: the Redis name of a value or list
     char lock_name[S_NAME_MAX];  //  scratch: the Redis name of a lock
     char errstr[512];
+    int hold_errstr; //  set while a batch keeps its first failure's message
 };
 
 //  Records a failure message and returns rc.
@@ -180,6 +225,7 @@ static int s_fail(zc_cache_t *self, int rc, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 static int s_fail(zc_cache_t *self, int rc, const char *format, ...)
 {
+    if (self->hold_errstr) return rc; //  a batch keeps its first failure's message
     va_list args;
     va_start(args, format);
     vsnprintf(self->errstr, sizeof self->errstr, format, args);
@@ -424,17 +470,16 @@ static int s_check_reply(zc_cache_t *self, redisReply *reply, const char *key, c
                   reply->str);
 }
 
-//  Checks a script's {status, ...} reply; OK when the status is 0.
-static int s_check_status(zc_cache_t *self, redisReply *reply, const char *key, const char *op)
+//  Turns one {status, info} answer of a script into a result code.
+static int s_entry_status(zc_cache_t *self, const redisReply *status, const char *key,
+                          const char *op)
 {
-    int rc = s_check_reply(self, reply, key, op);
-    if (rc) return rc;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER)
+    if (status->type != REDIS_REPLY_ARRAY || status->elements < 1 ||
+        status->element[0]->type != REDIS_REPLY_INTEGER)
         return s_fail(self, ZC_CACHE_REDIS, "unexpected reply from Redis to %s", op);
-    const redisReply *info = reply->elements > 1 ? reply->element[1] : NULL;
+    const redisReply *info = status->elements > 1 ? status->element[1] : NULL;
     const char *text = info && info->type == REDIS_REPLY_STRING ? info->str : "?";
-    switch (reply->element[0]->integer) {
+    switch (status->element[0]->integer) {
     case S_DONE:
         return ZC_CACHE_OK;
     case S_MISSING:
@@ -443,9 +488,19 @@ static int s_check_status(zc_cache_t *self, redisReply *reply, const char *key, 
         return s_fail(self, ZC_CACHE_LOCKED, "key '%.100s' is locked by node '%.255s'", key, text);
     case S_WRONGTYPE:
         return s_fail(self, ZC_CACHE_TYPE, "key '%.100s' holds a %.20s, not a value", key, text);
+    case S_BADLOCK:
+        return s_fail(self, ZC_CACHE_TYPE, "the lock of key '%.100s' holds the wrong kind of data",
+                      key);
     default:
         return s_fail(self, ZC_CACHE_REDIS, "unexpected status from Redis to %s", op);
     }
+}
+
+//  Checks a script's {status, ...} reply; OK when the status is 0.
+static int s_check_status(zc_cache_t *self, redisReply *reply, const char *key, const char *op)
+{
+    int rc = s_check_reply(self, reply, key, op);
+    return rc ? rc : s_entry_status(self, reply, key, op);
 }
 
 //  Builds EVALSHA sha numkeys + argv into the arrays v/l (argc + 3 long).
@@ -616,19 +671,6 @@ const char *zc_cache_errstr(zc_cache_t *self)
 //  --------------------------------------------------------------------------
 //  Values
 
-//  Fills the save script's arguments for one entry into v/l (5 each).
-static void s_save_args(zc_cache_t *self, const char *key, const void *value, size_t size,
-                        const char *ttl, const char **v, size_t *l)
-{
-    v[0] = s_name(self, self->value_name, "cache", key);
-    v[1] = s_name(self, self->lock_name, "lock", key);
-    v[2] = self->owner;
-    v[3] = (const char *)value;
-    v[4] = ttl;
-    for (int i = 0; i < 5; i++)
-        l[i] = i == 3 ? size : strlen(v[i]);
-}
-
 static int s_check_save(zc_cache_t *self, const char *key, const void *value, size_t size,
                         int64_t ttl_ms)
 {
@@ -639,48 +681,17 @@ static int s_check_save(zc_cache_t *self, const char *key, const void *value, si
     return rc;
 }
 
-int zc_cache_save(zc_cache_t *self, const char *key, const void *value, size_t size, int64_t ttl_ms)
+//  The checks of s_check_key and s_check_save, without a message.
+static int s_key_ok(const char *key)
 {
-    assert(self);
-    int rc = s_check_save(self, key, value, size, ttl_ms);
-    if (rc) return rc;
-    const char *v[5];
-    size_t l[5];
-    char ttl[24];
-    s_save_args(self, key, value, size, s_itoa(ttl, ttl_ms), v, l);
-    return s_run(self, S_SAVE, 2, 5, v, l, key, "save", NULL);
+    size_t len = strlen(key);
+    return len > 0 && len <= ZC_CACHE_KEY_MAX;
 }
 
-//  Takes the value out of a load script's {0, value} reply.
-static int s_take_value(zc_cache_t *self, redisReply *reply, const char *key, void **value_p,
-                        size_t *size_p)
+static int s_save_ok(const zc_cache_entry_t *entry)
 {
-    if (reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_STRING)
-        return s_fail(self, ZC_CACHE_REDIS, "unexpected reply from Redis to load");
-    const redisReply *value = reply->element[1];
-    if (!zc_cache_msgpack_valid(value->str, value->len))
-        return s_fail(self, ZC_CACHE_CORRUPT, "key '%.100s' holds bytes that are not msgpack", key);
-    *value_p = s_copy(value->str, value->len);
-    *size_p = value->len;
-    return ZC_CACHE_OK;
-}
-
-static int s_load_once(zc_cache_t *self, const char *key, int64_t slide_ms, void **value_p,
-                       size_t *size_p)
-{
-    char slide[24];
-    const char *v[4] = {s_name(self, self->value_name, "cache", key),
-                        s_name(self, self->lock_name, "lock", key), self->owner,
-                        s_itoa(slide, slide_ms)};
-    size_t l[4];
-    for (int i = 0; i < 4; i++)
-        l[i] = strlen(v[i]);
-    redisReply *reply = NULL;
-    int rc = s_run(self, S_LOAD, 2, 4, v, l, key, "load", &reply);
-    if (rc) return rc;
-    rc = s_take_value(self, reply, key, value_p, size_p);
-    freeReplyObject(reply);
-    return rc;
+    return s_key_ok(entry->key) && zc_cache_msgpack_valid(entry->value, entry->size) &&
+           entry->ttl_ms >= 0 && entry->ttl_ms <= S_TTL_MAX;
 }
 
 static int s_check_load_opts(zc_cache_t *self, const zc_cache_load_opts_t *opts)
@@ -690,23 +701,233 @@ static int s_check_load_opts(zc_cache_t *self, const zc_cache_load_opts_t *opts)
     return ZC_CACHE_OK;
 }
 
+//  Copies a loaded value into the entry, if it is msgpack.
+static int s_take_value(zc_cache_t *self, const redisReply *value, zc_cache_entry_t *entry)
+{
+    if (!value || value->type != REDIS_REPLY_STRING)
+        return s_fail(self, ZC_CACHE_REDIS, "unexpected reply from Redis to load");
+    if (!zc_cache_msgpack_valid(value->str, value->len))
+        return s_fail(self, ZC_CACHE_CORRUPT, "key '%.100s' holds bytes that are not msgpack",
+                      entry->key);
+    entry->value = s_copy(value->str, value->len);
+    entry->size = value->len;
+    return ZC_CACHE_OK;
+}
+
+//  Arguments for a command over n keys: at v[first..first+n) the keys'
+//  value names, at v[first+n..first+2n) their lock names, then room for
+//  extra arguments.
+typedef struct {
+    const char **v;
+    size_t *l;
+    char *names;
+} s_args_t;
+
+static void s_args_new(zc_cache_t *self, s_args_t *args, zc_cache_entry_t *const *batch, size_t n,
+                       size_t first, size_t extra)
+{
+    size_t prefix = strlen(self->prefix), total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 2 * (prefix + 7 + strlen(batch[i]->key));
+    args->v = (const char **)malloc((first + 2 * n + extra) * sizeof *args->v);
+    args->l = (size_t *)malloc((first + 2 * n + extra) * sizeof *args->l);
+    args->names = (char *)malloc(total + 1);
+    assert(args->v && args->l && args->names);
+    char *p = args->names;
+    for (size_t i = 0; i < n; i++)
+        for (size_t lock = 0; lock < 2; lock++) {
+            int len = sprintf(p, "%s%s:%s", self->prefix, lock ? "lock" : "cache", batch[i]->key);
+            args->v[first + lock * n + i] = p;
+            args->l[first + lock * n + i] = (size_t)len;
+            p += len + 1;
+        }
+}
+
+static void s_args_destroy(s_args_t *args)
+{
+    free(args->v);
+    free(args->l);
+    free(args->names);
+}
+
+//  Checks the reply to a whole window; OK if it is an array of n answers.
+static int s_check_window(zc_cache_t *self, redisReply *reply, size_t n, const char *key,
+                          const char *op)
+{
+    int rc = !reply && !self->redis ? ZC_CACHE_REDIS : s_check_reply(self, reply, key, op);
+    if (!rc && (reply->type != REDIS_REPLY_ARRAY || reply->elements != n))
+        rc = s_fail(self, ZC_CACHE_REDIS, "unexpected reply from Redis to %s", op);
+    return rc;
+}
+
+//  Saves entries [0, count) (count <= S_WINDOW) in one script call, and
+//  sets each entry's rc in order (so errstr tells of the first failure).
+static void s_save_window(zc_cache_t *self, zc_cache_entry_t *entries, size_t count)
+{
+    zc_cache_entry_t *batch[S_WINDOW];
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (s_save_ok(&entries[i])) batch[n++] = &entries[i];
+    redisReply *reply = NULL;
+    int rc = ZC_CACHE_OK;
+    if (n) {
+        s_args_t args;
+        s_args_new(self, &args, batch, n, 0, 1 + 2 * n);
+        char *ttls = (char *)malloc(n * 24);
+        assert(ttls);
+        size_t a = 2 * n;
+        args.v[a] = self->owner;
+        args.l[a++] = strlen(self->owner);
+        for (size_t i = 0; i < n; i++) {
+            args.v[a] = (const char *)batch[i]->value;
+            args.l[a++] = batch[i]->size;
+            args.v[a] = s_itoa(ttls + 24 * i, batch[i]->ttl_ms);
+            args.l[a] = strlen(args.v[a]);
+            a++;
+        }
+        reply = s_script(self, S_SAVE, (int)(2 * n), (int)a, args.v, args.l);
+        rc = s_check_window(self, reply, n, batch[0]->key, "save");
+        s_args_destroy(&args);
+        free(ttls);
+    }
+    for (size_t i = 0, j = 0; i < count; i++) {
+        zc_cache_entry_t *entry = &entries[i];
+        if (j < n && batch[j] == entry) {
+            entry->rc = rc ? rc : s_entry_status(self, reply->element[j], entry->key, "save");
+            j++;
+        } else
+            entry->rc = s_check_save(self, entry->key, entry->value, entry->size, entry->ttl_ms);
+        if (entry->rc) self->hold_errstr = 1;
+    }
+    if (reply) freeReplyObject(reply);
+}
+
+//  Loads entries [0, count) (count <= S_WINDOW). Without sliding, one MGET
+//  reads every key's lock and value at the same instant; keys it finds no
+//  value for (missing, or another type) and sliding loads go through the
+//  load script. Sets each entry's rc in order.
+static void s_load_window(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
+                          int64_t slide_ms)
+{
+    zc_cache_entry_t *batch[S_WINDOW], *pending[S_WINDOW];
+    const redisReply *found[S_WINDOW], *lock[S_WINDOW], *status[S_WINDOW];
+    size_t n = 0, need = 0;
+    for (size_t i = 0; i < count; i++) {
+        entries[i].value = NULL;
+        entries[i].size = 0;
+        found[i] = lock[i] = status[i] = NULL;
+        if (s_key_ok(entries[i].key)) batch[n++] = &entries[i];
+    }
+    redisReply *mget = NULL, *script = NULL;
+    int rc = ZC_CACHE_OK;
+    s_args_t args;
+    if (n && slide_ms == 0) {
+        s_args_new(self, &args, batch, n, 1, 0);
+        args.v[0] = "MGET";
+        args.l[0] = 4;
+        mget = s_command(self, (int)(1 + 2 * n), args.v, args.l);
+        rc = s_check_window(self, mget, 2 * n, batch[0]->key, "load");
+        s_args_destroy(&args);
+        for (size_t j = 0; !rc && j < n; j++) {
+            size_t i = (size_t)(batch[j] - entries);
+            found[i] = mget->element[j];
+            lock[i] = mget->element[n + j];
+            int locked = lock[i]->type == REDIS_REPLY_STRING && strcmp(lock[i]->str, self->owner);
+            if (found[i]->type == REDIS_REPLY_NIL && !locked) pending[need++] = batch[j];
+        }
+    } else if (n) {
+        memcpy(pending, batch, n * sizeof *batch);
+        need = n;
+    }
+    if (!rc && need) {
+        char slide[24];
+        s_args_new(self, &args, pending, need, 0, 2);
+        args.v[2 * need] = self->owner;
+        args.l[2 * need] = strlen(self->owner);
+        args.v[2 * need + 1] = s_itoa(slide, slide_ms);
+        args.l[2 * need + 1] = strlen(slide);
+        script = s_script(self, S_LOAD, (int)(2 * need), (int)(2 * need + 2), args.v, args.l);
+        rc = s_check_window(self, script, need, pending[0]->key, "load");
+        s_args_destroy(&args);
+        for (size_t j = 0; !rc && j < need; j++)
+            status[pending[j] - entries] = script->element[j];
+    }
+    for (size_t i = 0; i < count; i++) {
+        zc_cache_entry_t *entry = &entries[i];
+        if (!s_key_ok(entry->key))
+            entry->rc = s_check_key(self, entry->key);
+        else if (rc)
+            entry->rc = rc;
+        else if (status[i]) {
+            entry->rc = s_entry_status(self, status[i], entry->key, "load");
+            if (!entry->rc)
+                entry->rc = s_take_value(
+                    self, status[i]->elements > 1 ? status[i]->element[1] : NULL, entry);
+        } else if (lock[i]->type == REDIS_REPLY_STRING && strcmp(lock[i]->str, self->owner))
+            entry->rc = s_fail(self, ZC_CACHE_LOCKED, "key '%.100s' is locked by node '%.255s'",
+                               entry->key, lock[i]->str);
+        else
+            entry->rc = s_take_value(self, found[i], entry);
+        if (entry->rc) self->hold_errstr = 1;
+    }
+    if (mget) freeReplyObject(mget);
+    if (script) freeReplyObject(script);
+}
+
+//  Runs a window function over all entries; returns OK or the first failure.
+static int s_batch(zc_cache_t *self, zc_cache_entry_t *entries, size_t count, int64_t slide_ms,
+                   int load)
+{
+    self->hold_errstr = 0;
+    int first = ZC_CACHE_OK;
+    for (size_t start = 0; start < count; start += S_WINDOW) {
+        size_t n = count - start < S_WINDOW ? count - start : S_WINDOW;
+        if (load)
+            s_load_window(self, entries + start, n, slide_ms);
+        else
+            s_save_window(self, entries + start, n);
+        for (size_t i = start; i < start + n && !first; i++)
+            first = entries[i].rc;
+    }
+    self->hold_errstr = 0;
+    return first;
+}
+
+int zc_cache_save(zc_cache_t *self, const char *key, const void *value, size_t size, int64_t ttl_ms)
+{
+    assert(self);
+    assert(key);
+    zc_cache_entry_t entry = {key, (void *)value, size, ttl_ms, 0};
+    return s_batch(self, &entry, 1, 0, 0);
+}
+
+int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count)
+{
+    assert(self);
+    assert(entries || count == 0);
+    for (size_t i = 0; i < count; i++)
+        assert(entries[i].key);
+    return s_batch(self, entries, count, 0, 0);
+}
+
 int zc_cache_load(zc_cache_t *self, const char *key, const zc_cache_load_opts_t *opts,
                   void **value_p, size_t *size_p)
 {
     assert(self);
+    assert(key);
     assert(value_p && size_p);
     *value_p = NULL;
     *size_p = 0;
-    int rc = s_check_key(self, key);
-    if (!rc) rc = s_check_load_opts(self, opts);
+    int rc = s_check_load_opts(self, opts);
     if (rc) return rc;
     int64_t slide_ms = opts ? opts->slide_ms : 0;
     int64_t wait_ms = opts ? opts->wait_ms : 0;
     int64_t deadline = zclock_mono() + wait_ms;
     int64_t pause = 2;
+    zc_cache_entry_t entry = {key, NULL, 0, 0, 0};
     //  A lock is waited out by polling: a lock lasts milliseconds to seconds,
     //  and polling needs nothing of Redis (no keyspace notifications).
-    while ((rc = s_load_once(self, key, slide_ms, value_p, size_p)) == ZC_CACHE_LOCKED) {
+    while ((rc = s_batch(self, &entry, 1, slide_ms, 1)) == ZC_CACHE_LOCKED) {
         int64_t left = deadline - zclock_mono();
         if (left <= 0) break;
         s_sleep_ms(pause < left ? pause : left);
@@ -716,6 +937,37 @@ int zc_cache_load(zc_cache_t *self, const char *key, const zc_cache_load_opts_t 
         size_t len = strlen(self->errstr);
         snprintf(self->errstr + len, sizeof self->errstr - len, " (waited %" PRId64 " ms)",
                  wait_ms);
+    }
+    *value_p = entry.value;
+    *size_p = entry.size;
+    return rc;
+}
+
+int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
+                       const zc_cache_load_opts_t *opts)
+{
+    assert(self);
+    assert(entries || count == 0);
+    for (size_t i = 0; i < count; i++)
+        assert(entries[i].key);
+    if (s_check_load_opts(self, opts)) {
+        for (size_t i = 0; i < count; i++) {
+            entries[i].value = NULL;
+            entries[i].size = 0;
+            entries[i].rc = ZC_CACHE_INVALID;
+        }
+        return ZC_CACHE_INVALID;
+    }
+    int rc = s_batch(self, entries, count, opts ? opts->slide_ms : 0, 1);
+    //  Keys locked by another node are waited for one by one, as zc_cache_load does.
+    if (rc && opts && opts->wait_ms > 0) {
+        rc = ZC_CACHE_OK;
+        for (size_t i = 0; i < count; i++) {
+            if (entries[i].rc == ZC_CACHE_LOCKED)
+                entries[i].rc =
+                    zc_cache_load(self, entries[i].key, opts, &entries[i].value, &entries[i].size);
+            if (entries[i].rc && !rc) rc = entries[i].rc;
+        }
     }
     return rc;
 }
@@ -1576,161 +1828,5 @@ int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
         snprintf(self->errstr + len, sizeof self->errstr - len, "; nothing was restored");
     }
     s_restore_free(&restore);
-    return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Pipelined batches
-
-//  Appends one script call to the pipeline (EVALSHA; NOSCRIPT is handled
-//  when the replies are read).
-static void s_append_script(zc_cache_t *self, int script, int nkeys, int argc, const char **argv,
-                            const size_t *lens)
-{
-    const char *v[16];
-    size_t l[16];
-    char numkeys[16];
-    assert(argc + 3 <= 16);
-    s_script_argv(self, script, nkeys, argc, argv, lens, v, l, numkeys);
-    redisAppendCommandArgv(self->redis, argc + 3, v, l);
-}
-
-//  Runs entries [0, count) as one pipeline per S_PIPELINE window. For each
-//  entry, append() queues its command (or sets entry->rc and returns -1 to
-//  skip it), finish() reads its reply and redo() runs it alone (after
-//  NOSCRIPT). Returns OK or the first entry failure.
-typedef int(s_append_fn)(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg);
-typedef int(s_finish_fn)(zc_cache_t *self, zc_cache_entry_t *entry, redisReply *reply,
-                         const void *arg);
-typedef int(s_redo_fn)(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg);
-
-static int s_pipeline(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
-                      s_append_fn *append, s_finish_fn *finish, s_redo_fn *redo, const void *arg)
-{
-    int first = ZC_CACHE_OK;
-    enum { SKIPPED, SENT, REDO };
-    char state[S_PIPELINE];
-    for (size_t start = 0; start < count; start += S_PIPELINE) {
-        size_t end = count - start > S_PIPELINE ? start + S_PIPELINE : count;
-        if (s_connect(self)) {
-            for (size_t i = start; i < count; i++)
-                entries[i].rc = ZC_CACHE_REDIS;
-            return first ? first : ZC_CACHE_REDIS;
-        }
-        for (size_t i = start; i < end; i++)
-            state[i - start] = append(self, &entries[i], arg) == 0 ? SENT : SKIPPED;
-        for (size_t i = start; i < end; i++) {
-            zc_cache_entry_t *entry = &entries[i];
-            if (state[i - start] != SENT) continue;
-            redisReply *reply = NULL;
-            if (self->redis && redisGetReply(self->redis, (void **)&reply) != REDIS_OK)
-                reply = NULL;
-            if (s_noscript(reply))
-                state[i - start] = REDO; //  once every pending reply is read
-            else if (reply || self->redis)
-                entry->rc = finish(self, entry, reply, arg);
-            else
-                entry->rc = s_fail(self, ZC_CACHE_REDIS, "Redis connection failed");
-            if (reply) freeReplyObject(reply);
-        }
-        for (size_t i = start; i < end; i++) {
-            if (state[i - start] == REDO) entries[i].rc = redo(self, &entries[i], arg);
-            if (entries[i].rc && !first) first = entries[i].rc;
-        }
-        if (!self->redis) { //  lost mid-window: the rest is not attempted
-            for (size_t i = end; i < count; i++)
-                entries[i].rc = ZC_CACHE_REDIS;
-            return first ? first : ZC_CACHE_REDIS;
-        }
-    }
-    return first;
-}
-
-static int s_save_append(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg)
-{
-    entry->rc = s_check_save(self, entry->key, entry->value, entry->size, entry->ttl_ms);
-    if (entry->rc) return -1;
-    const char *v[5];
-    size_t l[5];
-    char ttl[24];
-    s_save_args(self, entry->key, entry->value, entry->size, s_itoa(ttl, entry->ttl_ms), v, l);
-    s_append_script(self, S_SAVE, 2, 5, v, l);
-    return 0;
-}
-
-static int s_save_finish(zc_cache_t *self, zc_cache_entry_t *entry, redisReply *reply,
-                         const void *arg)
-{
-    return s_check_status(self, reply, entry->key, "save");
-}
-
-static int s_save_redo(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg)
-{
-    return zc_cache_save(self, entry->key, entry->value, entry->size, entry->ttl_ms);
-}
-
-int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count)
-{
-    assert(self);
-    assert(entries || count == 0);
-    for (size_t i = 0; i < count; i++)
-        assert(entries[i].key);
-    return s_pipeline(self, entries, count, s_save_append, s_save_finish, s_save_redo, NULL);
-}
-
-static int s_load_append(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg)
-{
-    const zc_cache_load_opts_t *opts = (const zc_cache_load_opts_t *)arg;
-    entry->value = NULL;
-    entry->size = 0;
-    entry->rc = s_check_key(self, entry->key);
-    if (entry->rc) return -1;
-    char slide[24];
-    const char *v[4] = {s_name(self, self->value_name, "cache", entry->key),
-                        s_name(self, self->lock_name, "lock", entry->key), self->owner,
-                        s_itoa(slide, opts ? opts->slide_ms : 0)};
-    size_t l[4];
-    for (int i = 0; i < 4; i++)
-        l[i] = strlen(v[i]);
-    s_append_script(self, S_LOAD, 2, 4, v, l);
-    return 0;
-}
-
-static int s_load_finish(zc_cache_t *self, zc_cache_entry_t *entry, redisReply *reply,
-                         const void *arg)
-{
-    int rc = s_check_status(self, reply, entry->key, "load");
-    if (!rc) rc = s_take_value(self, reply, entry->key, &entry->value, &entry->size);
-    return rc;
-}
-
-static int s_load_redo(zc_cache_t *self, zc_cache_entry_t *entry, const void *arg)
-{
-    return zc_cache_load(self, entry->key, (const zc_cache_load_opts_t *)arg, &entry->value,
-                         &entry->size);
-}
-
-int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
-                       const zc_cache_load_opts_t *opts)
-{
-    assert(self);
-    assert(entries || count == 0);
-    for (size_t i = 0; i < count; i++)
-        assert(entries[i].key);
-    if (s_check_load_opts(self, opts)) {
-        for (size_t i = 0; i < count; i++)
-            entries[i].rc = ZC_CACHE_INVALID;
-        return ZC_CACHE_INVALID;
-    }
-    int rc = s_pipeline(self, entries, count, s_load_append, s_load_finish, s_load_redo, opts);
-    //  Keys locked by another node are waited for one by one, as zc_cache_load does.
-    if (rc && opts && opts->wait_ms > 0) {
-        rc = ZC_CACHE_OK;
-        for (size_t i = 0; i < count; i++) {
-            if (entries[i].rc == ZC_CACHE_LOCKED)
-                entries[i].rc = s_load_redo(self, &entries[i], opts);
-            if (entries[i].rc && !rc) rc = entries[i].rc;
-        }
-    }
     return rc;
 }

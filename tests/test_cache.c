@@ -551,10 +551,21 @@ static void s_test_bad_contents(zc_cache_t *cache, redisContext *raw)
 
     s_raw_ok(raw, "HSET %s f %s", "zc:{t}:lock:guarded", "v");
     ZT_EQ(s_save_text(cache, "guarded", "x", 0), ZC_CACHE_TYPE);
+    ZT_CHECK(strstr(zc_cache_errstr(cache), "the lock of key 'guarded'") != NULL);
+    //  To a reader, a lock key of another type is no lock.
+    s_raw_ok(raw, "SET %s %s", "zc:{t}:cache:guarded", "\x01");
+    ZT_CHECK(s_holds(cache, "guarded", "") == 0);
+    ZT_EQ(zc_cache_load(cache, "guarded", NULL, &value, &size), ZC_CACHE_OK);
+    free(value);
+    zc_cache_load_opts_t slide = {1000, 0};
+    ZT_EQ(zc_cache_load(cache, "guarded", &slide, &value, &size), ZC_CACHE_OK);
+    free(value);
+    ZT_EQ(zc_cache_destroy_key(cache, "guarded"), ZC_CACHE_TYPE);
     ZT_EQ(zc_cache_lock(cache, "guarded", 1000), ZC_CACHE_TYPE);
     char *owner = NULL;
     ZT_EQ(zc_cache_locked(cache, "guarded", &owner), ZC_CACHE_TYPE);
     freeReplyObject(s_raw(raw, "DEL zc:{t}:lock:guarded"));
+    ZT_EQ(zc_cache_destroy_key(cache, "guarded"), ZC_CACHE_OK);
     FILE *never = fopen("/tmp/never-written.dump", "r");
     ZT_CHECK(never == NULL);
     if (never) fclose(never);
@@ -613,13 +624,29 @@ static void s_test_batches(zc_cache_t *a, zc_cache_t *b, redisContext *raw)
     ZT_EQ(mixed[1].rc, ZC_CACHE_LOCKED);
     ZT_EQ(mixed[2].rc, ZC_CACHE_INVALID);
     ZT_EQ(mixed[3].rc, ZC_CACHE_INVALID);
+    ZT_CHECK(strstr(zc_cache_errstr(a), "'b5' is locked by node 'node-b'") != NULL);
     zc_cache_entry_t loads[3] = {{.key = "b4"}, {.key = "b5"}, {.key = "absent"}};
     ZT_EQ(zc_cache_load_many(a, loads, 3, NULL), ZC_CACHE_LOCKED);
     ZT_EQ(loads[0].rc, ZC_CACHE_OK);
     ZT_EQ(loads[1].rc, ZC_CACHE_LOCKED);
     ZT_EQ(loads[2].rc, ZC_CACHE_MISSING);
     ZT_CHECK(loads[1].value == NULL && loads[2].value == NULL);
+    ZT_CHECK(strstr(zc_cache_errstr(a), "'b5' is locked") != NULL); //  the first failure
     free(loads[0].value);
+    zc_cache_load_opts_t wait = {0, 150};
+    int64_t start = zt_now_ms();
+    ZT_EQ(zc_cache_load_many(a, loads + 1, 1, &wait), ZC_CACHE_LOCKED);
+    ZT_CHECK(zt_now_ms() - start >= 130);
+
+    zt_section("batch loads slide TTLs");
+    zc_cache_load_opts_t slide = {120000, 0};
+    ZT_EQ(zc_cache_load_many(a, entries, 4, &slide), ZC_CACHE_OK);
+    for (int i = 0; i < 4; i++) {
+        ZT_CHECK(entries[i].size == 66 && memcmp(entries[i].value, values[i], 66) == 0);
+        free(entries[i].value);
+        ZT_EQ(zc_cache_ttl(a, keys[i], &ttl), ZC_CACHE_OK);
+        ZT_CHECK(i % 2 ? ttl > 60000 : ttl == -1);
+    }
 
     zt_section("scripts flushed from Redis are sent again (NOSCRIPT)");
     ZT_EQ(zc_cache_unlock(b, "b5"), ZC_CACHE_OK);
