@@ -114,7 +114,8 @@ static void s_render(FILE *out, const void *value, size_t size)
     } else if (unpacked.data.type == MSGPACK_OBJECT_STR)
         s_escape(out, unpacked.data.via.str.ptr, unpacked.data.via.str.size);
     else {
-        size_t cap = 16 * size + 256;
+        //  msgpack-c stops printing when the buffer is full: a huge value is cut.
+        size_t cap = size < 65536 ? 16 * size + 256 : 1024 * 1024;
         char *text = (char *)malloc(cap);
         if (text) {
             int len = msgpack_object_print_buffer(text, cap, unpacked.data);
