@@ -2,7 +2,8 @@
 
     Messaging plane (no Redis): zc_wire, zc_security, zc_mesh, zc_log.
     Cluster plane: zc_redis (where Redis is), zc_node (registry membership,
-    failure detection, leader election), zc_rpc (cluster RPC).
+    failure detection, leader election), zc_rpc (cluster RPC), zc_cache
+    (shared cache: values, lists, locks, dump/restore), zc_queue (task queue).
 */
 #ifndef ZCLUSTER_H_INCLUDED
 #define ZCLUSTER_H_INCLUDED
@@ -15,5 +16,7 @@
 #include "zc_redis.h"
 #include "zc_node.h"
 #include "zc_rpc.h"
+#include "zc_cache.h"
+#include "zc_queue.h"
 
 #endif

@@ -607,12 +607,6 @@ zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char 
         zc_log(ZC_LOG_ERROR, "cache", "invalid node id '%.100s'", owner_id);
         return NULL;
     }
-    //  hiredis writes with write(2): a Redis that went away would kill the
-    //  process with SIGPIPE instead of failing the call. An application's
-    //  own SIGPIPE handling is left as it is.
-    struct sigaction pipe_action;
-    if (sigaction(SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
     zc_cache_t *self = (zc_cache_t *)calloc(1, sizeof(zc_cache_t));
     assert(self);
     char err[300];

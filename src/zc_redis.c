@@ -1,6 +1,7 @@
 /*  zc_redis — where the cluster's Redis is, and a connection to it. */
 #include "zc_redis.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,12 @@ static redisContext *s_command_ok(redisContext *c, char *err, size_t errlen, con
 redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err,
                                size_t errlen)
 {
+    //  hiredis writes with write(2): a Redis that went away would kill the
+    //  process with SIGPIPE instead of failing the call. An application's
+    //  own SIGPIPE handling is left as it is.
+    struct sigaction pipe_action;
+    if (sigaction(SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = *url->path ? redisConnectUnixWithTimeout(url->path, tv)
                                  : redisConnectWithTimeout(url->host, url->port, tv);

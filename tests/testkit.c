@@ -335,7 +335,10 @@ static int s_redis_spawn(zt_redis_t *self)
                     "--appendonly", "no", "--loglevel", "warning", NULL};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    //  Not the test's stdout/stderr: a server left behind by a crashed test
+    //  must not hold ctest's pipe open.
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     int rc = posix_spawnp(&self->pid, "redis-server", &actions, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
