@@ -8,6 +8,9 @@ int cli_bench(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_cache(int argc, char **argv);
 int cli_worker(int argc, char **argv);
+int cli_start(int argc, char **argv);
+//  workers, health, restart, shutdown, upgrade, events, admin: argv[0] says which.
+int cli_admin(int argc, char **argv);
 
 //  Exit code for bad command-line usage (as BSD sysexits' EX_USAGE).
 #define CLI_USAGE 64

@@ -12,11 +12,19 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
+    {"admin", cli_admin, "send any admin API command to a running master (help, exit, custom)"},
     {"bench", cli_bench, "measure throughput next to raw libzmq in the same run"},
     {"cache", cli_cache, "use the shared cache: a line console on stdin (see `zcluster cache --help`)"},
     {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
+    {"events", cli_admin, "print a running master's worker events (--follow to keep going)"},
+    {"health", cli_admin, "a running master's health: workers ready, groups, restarts"},
     {"node", cli_node, "run one node driven by line commands on stdin (see `zcluster node --help`)"},
+    {"restart", cli_admin, "rolling, ready-gated restart of a master's workers: all or ID"},
+    {"shutdown", cli_admin, "stop a running master and its workers, or one worker: all or ID"},
+    {"start", cli_start, "run a master that supervises worker processes (see `zcluster start --help`)"},
+    {"upgrade", cli_admin, "rolling, ready-gated replacement of the workers by a new program"},
     {"worker", cli_worker, "drain task queues with the built-in tasks (see `zcluster worker --help`)"},
+    {"workers", cli_admin, "list a running master's workers: id, pid, state, restarts, uptime"},
 };
 
 static void s_usage(FILE *out)

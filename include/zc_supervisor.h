@@ -1,0 +1,242 @@
+/*  zc_supervisor — a master process that runs groups of worker processes.
+
+    The master (`zcluster start`, or any program that calls zc_supervisor_run)
+    spawns each group's workers, tells each one who it is through the
+    environment, and keeps every worker's state in one table:
+
+        starting  spawned, has not said it is ready yet
+        ready     said so (zc_supervisor_ready), or lived ready_after ms
+        stopping  sent SIGTERM; SIGKILL follows after the stop timeout
+        backoff   exited unexpectedly; respawns when its backoff delay ends
+        done      exited 0 under the transient restart policy; not respawned
+        failed    its group hit the restart limit and was stopped
+
+    Crashes: a worker that exits when nobody asked it to is respawned after
+    an exponential backoff (initial delay doubled per consecutive crash of
+    that worker, up to a maximum; back to the initial delay once a worker
+    lived longer than the restart window). Each group counts its restarts in
+    a sliding window (Erlang's intensity/period: at most max_restarts in any
+    window_ms): the crash that would exceed it stops the whole group, and the
+    master exits once no group is left running, never looping for ever.
+
+    Reloads (SIGHUP, the admin `restart all`) and upgrades (a new program)
+    replace workers one at a time, gated on readiness: start the replacement,
+    wait for its ready signal (ready timeout), and only then stop the old
+    worker. If the replacement exits or times out, the old worker is kept,
+    the reload is aborted and reported, and no worker after it is touched.
+    During a reload each group has at least its full count of workers ready
+    except while a crash is being handled.
+
+    SIGTERM / SIGINT shut down gracefully: SIGTERM to every worker, SIGKILL to
+    those still alive after the stop timeout, the embedded Redis last. A
+    second SIGTERM / SIGINT kills at once. zc_supervisor_run's exit code:
+        0  every worker stopped within the stop timeout (or all finished)
+        1  the master could not start (see the log)
+        2  some worker had to be SIGKILLed at shutdown, or `exit` was used
+        3  a group was stopped by its restart limit
+
+    Environment contract: each worker is started with
+        ZC_NODE_ID       NAME-worker-N (zc_node_new(NULL) takes it)
+        ZC_CLUSTER       the cluster name NAME (zc_node's default cluster)
+        ZC_REDIS_URL     the cluster's Redis (zc_node's default Redis)
+        ZC_MASTER_PID    the master's pid
+        ZC_WORKER_INDEX  N
+        ZC_WORKER_GROUP  the worker's group name
+        ZC_START_REASON  start | crash | restart | reload | upgrade
+        ZC_RESTARTS      how often this worker's slot was respawned after a crash
+        ZC_READY_FD      the fd of the pipe zc_supervisor_ready writes to
+    stdin is /dev/null, stdout and stderr are the master's; each worker runs in
+    its own process group (a terminal's Ctrl-C reaches the master only, which
+    stops the workers in order) and gets SIGTERM if the master dies.
+
+    N is the lowest number no live worker of this master holds, so a respawned
+    worker keeps its predecessor's id and a replacement started during a
+    reload briefly holds a spare number (ids stay within 1..workers+1).
+
+    Events (worker start, ready, exit, status; reload, group and Redis
+    changes) are logged, kept in memory for the admin API, passed to the
+    event callback, and published to the cluster: PUBLISH on the Redis
+    channel zc:{NAME}:supervisor and LPUSH on the list
+    zc:{NAME}:supervisor:events (the newest 1000), as JSON objects.
+    docs/SUPERVISOR.md describes them and the admin API.
+*/
+#ifndef ZC_SUPERVISOR_H_INCLUDED
+#define ZC_SUPERVISOR_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  --------------------------------------------------------------------------
+//  Worker side: tell the master how this worker is doing
+
+//  Tells the master this worker is ready to serve (writes "ready" to the
+//  pipe named by ZC_READY_FD). Call it once the worker accepts work, e.g.
+//  after zc_node_start. Returns 0, also when not run by a master (a no-op),
+//  or -1 if the pipe is gone. Safe from any thread.
+int zc_supervisor_ready(void);
+
+//  Sends a one-line status text (at most 256 bytes; newlines become spaces)
+//  that the master shows in its worker list. Same returns as zc_supervisor_ready.
+int zc_supervisor_status(const char *text);
+
+//  Returns 1 if this process was started by a zcluster master.
+int zc_supervisor_managed(void);
+
+//  --------------------------------------------------------------------------
+//  Master side
+
+typedef struct _zc_supervisor_t zc_supervisor_t;
+
+//  What happens to a worker that exits 0 without being asked to.
+typedef enum {
+    ZC_RESTART_PERMANENT = 0, //  respawned like any crash (the default)
+    ZC_RESTART_TRANSIENT = 1  //  done: only abnormal exits are respawned
+} zc_restart_policy_t;
+
+//  One event, valid during the callback. Strings that do not apply are NULL.
+typedef struct {
+    int64_t seq;        //  1, 2, ... per master
+    int64_t time_ms;    //  wall clock, ms since the Unix epoch
+    const char *event;  //  "start", "ready", "exit", "status", "reload", "group",
+                        //  "redis", "master"
+    const char *worker; //  worker id (start, ready, exit, status)
+    const char *group;  //  group name
+    int pid;            //  process id, 0 if none
+    const char *reason; //  start: start|crash|restart|reload|upgrade;
+                        //  exit: crash|restart|reload|upgrade|shutdown|timeout|done|aborted;
+                        //  reload: started|done|aborted; group: failed|stopped;
+                        //  redis: started|exited; master: started|stopping|stopped
+    int exit_code;      //  exit: the exit code, -1 if killed by a signal
+    int signal;         //  exit: the signal, 0 if it exited
+    const char *text;   //  status text, or a reload/group/exit explanation
+    const char *json;   //  the whole event as a JSON object
+} zc_supervisor_event_t;
+
+//  Called on the master's thread for every event, inside zc_supervisor_run.
+//  It may call the zc_supervisor_* methods below.
+typedef void(zc_supervisor_event_fn)(zc_supervisor_t *self, const zc_supervisor_event_t *event,
+                                     void *arg);
+
+//  A custom admin command: called with its arguments (argv[0] is the command
+//  name) on the master's thread. Returns a JSON text (a value of any kind)
+//  that the caller frees with free(), put under "result" in the response; or
+//  NULL for an error, with the message in err (the response's "error").
+typedef char *(zc_supervisor_command_fn)(zc_supervisor_t *self, int argc, const char **argv,
+                                         char *err, size_t errlen, void *arg);
+
+//  Creates a master for cluster name (NULL: $ZC_CLUSTER, else "zcluster").
+//  Returns NULL if the name is invalid (1..100 of [A-Za-z0-9_.-]).
+zc_supervisor_t *zc_supervisor_new(const char *name);
+
+//  Destroys the master (stops nothing: zc_supervisor_run has returned by
+//  then) and sets *self_p to NULL; idempotent.
+void zc_supervisor_destroy(zc_supervisor_t **self_p);
+
+//  Adds a group of count workers (0: one per CPU) running argv (copied;
+//  argv[0] is looked up in PATH). Returns 0, or -1 with a message logged if
+//  the name is invalid or taken, count is out of 0..1024 or argv is empty.
+int zc_supervisor_add_group(zc_supervisor_t *self, const char *group, int count,
+                            char *const argv[]);
+
+//  Appends arg to every worker's command line (zcluster start uses it for
+//  its --cluster-* options). Returns 0.
+int zc_supervisor_add_arg(zc_supervisor_t *self, const char *arg);
+
+//  The cluster's Redis URL handed to the workers. NULL or "" (the default):
+//  start a private redis-server on a unix socket in the runtime directory,
+//  restart it if it dies, and stop it after the last worker.
+void zc_supervisor_set_redis(zc_supervisor_t *self, const char *url);
+
+//  The runtime directory (created 0700; holds the lock, admin.json, the
+//  generated admin.key and the embedded Redis socket). Default:
+//  $XDG_RUNTIME_DIR/zcluster-NAME, else /tmp/zcluster-UID-NAME.
+void zc_supervisor_set_runtime_dir(zc_supervisor_t *self, const char *dir);
+
+//  The admin API's access key. Default: $ZC_ADMIN_KEY, else a random key
+//  written to RUNTIME_DIR/admin.key (mode 0600).
+void zc_supervisor_set_key(zc_supervisor_t *self, const char *key);
+
+//  The admin API's port on 127.0.0.1: 0 (default) picks a free one, -1
+//  disables the API. The port in use is written to RUNTIME_DIR/admin.json.
+void zc_supervisor_set_admin_port(zc_supervisor_t *self, int port);
+
+//  Pins worker N to the ((N-1) mod count)-th CPU of list ("0-3,6"; "auto":
+//  every CPU this process may use). Returns 0, or -1 on a bad list.
+int zc_supervisor_set_cpus(zc_supervisor_t *self, const char *list);
+
+//  The restart policy (default ZC_RESTART_PERMANENT).
+void zc_supervisor_set_restart_policy(zc_supervisor_t *self, zc_restart_policy_t policy);
+
+//  At most max_restarts respawns per group in any window_ms (default 10 in
+//  60000); the next crash stops the group. max_restarts 0 stops it at the
+//  first crash.
+void zc_supervisor_set_restart_limit(zc_supervisor_t *self, int max_restarts, int window_ms);
+
+//  Respawn delay: initial_ms after a first crash, doubled per consecutive
+//  crash up to max_ms (default 100 and 10000).
+void zc_supervisor_set_backoff(zc_supervisor_t *self, int initial_ms, int max_ms);
+
+//  How long a worker may take to become ready (default 30000 ms). A worker
+//  still starting after it is stopped and counted as a crash; a replacement
+//  during a reload aborts the reload.
+void zc_supervisor_set_ready_timeout(zc_supervisor_t *self, int ms);
+
+//  For programs that never call zc_supervisor_ready: count a worker ready
+//  once it has lived ms (default -1: wait for the ready signal).
+void zc_supervisor_set_ready_after(zc_supervisor_t *self, int ms);
+
+//  Time between SIGTERM and SIGKILL when stopping a worker (default 10000).
+void zc_supervisor_set_stop_timeout(zc_supervisor_t *self, int ms);
+
+//  Sets the event callback (NULL for none).
+void zc_supervisor_on_event(zc_supervisor_t *self, zc_supervisor_event_fn *fn, void *arg);
+
+//  Registers a custom admin command, called as POST /NAME[/ARG...]. Returns
+//  0, or -1 if the name is invalid or taken by a built-in command.
+int zc_supervisor_command(zc_supervisor_t *self, const char *name, const char *help,
+                          zc_supervisor_command_fn *fn, void *arg);
+
+//  Runs the master: prepares the runtime directory, starts the embedded
+//  Redis if needed and the admin API, spawns every worker and supervises
+//  them until shutdown. Handles SIGCHLD, SIGHUP, SIGTERM and SIGINT while it
+//  runs (and ignores SIGPIPE); the previous handlers are restored after.
+//  Returns the exit code described above. Call it once.
+int zc_supervisor_run(zc_supervisor_t *self);
+
+//  The methods below are for callbacks, on the master's thread.
+
+//  Starts a rolling reload of every worker (as SIGHUP). Returns 0, or -1 if
+//  a reload is running or the master is stopping.
+int zc_supervisor_reload(zc_supervisor_t *self);
+
+//  Starts a rolling upgrade of group (NULL: the only group) to argv.
+//  Returns 0 or -1 as zc_supervisor_reload, or on an unknown group.
+int zc_supervisor_upgrade(zc_supervisor_t *self, const char *group, char *const argv[]);
+
+//  Sends sig to worker id. Returns 0, or -1 if no live worker has that id.
+int zc_supervisor_signal(zc_supervisor_t *self, const char *id, int sig);
+
+//  Starts a graceful shutdown (as SIGTERM).
+void zc_supervisor_shutdown(zc_supervisor_t *self);
+
+//  Returns the worker table as JSON (see GET /workers); the caller frees it.
+char *zc_supervisor_workers(zc_supervisor_t *self);
+
+//  Returns the Redis URL the workers get ("" before zc_supervisor_run).
+const char *zc_supervisor_redis_url(zc_supervisor_t *self);
+
+//  Returns the runtime directory.
+const char *zc_supervisor_runtime_dir(zc_supervisor_t *self);
+
+//  Returns the admin API's port, or 0 if it is not listening.
+int zc_supervisor_admin_port(zc_supervisor_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,631 @@
+/*  zcluster workers | health | restart | shutdown | upgrade | events | admin
+    — talk to a running master through its admin API.
+
+    The master writes its port to RUNTIME_DIR/admin.json and, unless given a
+    key, a generated key to RUNTIME_DIR/admin.key (mode 0600); these commands
+    find both from --name (or --runtime-dir), so on the master's host, as
+    its user, `zcluster workers` just works. --admin and --key (or
+    $ZC_ADMIN_KEY) point elsewhere.
+
+    The HTTP client is a few lines over a socket: one request per
+    connection (HTTP/1.0), the key in a header, the reply read to the end.
+    Commands that take time wait for the master's answer (a rolling reload
+    answers once done or aborted) unless --no-wait.
+
+    Exit codes: 0 done, 1 the master answered that it failed (an aborted
+    reload, a degraded health), 2 no master to talk to or the key refused,
+    64 bad usage.
+*/
+#include "cli.h"
+#include "zc_supervisor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_FAILED      1
+#define EXIT_UNREACHABLE 2
+
+typedef struct {
+    const char *command;
+    char host[256];
+    int port;
+    char key[256];
+    int json;        //  print the master's JSON as it is
+    long timeout_ms; //  -1: wait as long as the master keeps the connection
+    int no_wait;
+    const char *group;
+    long long since;
+    int follow;
+    int get;
+} s_client_t;
+
+static void s_usage(FILE *out, const char *command)
+{
+    fprintf(out,
+            "usage: zcluster workers  [OPTIONS]               the workers: id, pid, state...\n"
+            "       zcluster health   [OPTIONS]               health; exit 1 unless ok\n"
+            "       zcluster restart  [OPTIONS] all|ID        gated rolling reload\n"
+            "       zcluster shutdown [OPTIONS] all|ID        stop everything, or one worker\n"
+            "       zcluster upgrade  [OPTIONS] [--group G] -- PROGRAM [ARGS...]\n"
+            "                                                 gated rolling upgrade\n"
+            "       zcluster events   [OPTIONS] [--since SEQ] [--follow]\n"
+            "       zcluster admin    [OPTIONS] [--get] COMMAND [ARGS...]\n"
+            "                                                 any API command (help, exit,\n"
+            "                                                 the application's own)\n\n"
+            "Talks to a running master (`zcluster start`) through its admin API.\n"
+            "  --name NAME          the master's cluster name (default: $ZC_CLUSTER or zcluster)\n"
+            "  --runtime-dir DIR    the master's runtime dir (admin.json, admin.key)\n"
+            "  --admin [HOST:]PORT  the API's address instead (HOST default 127.0.0.1)\n"
+            "  --key KEY            access key (default: $ZC_ADMIN_KEY, else DIR/admin.key)\n"
+            "  --json               print the master's JSON answer\n"
+            "  --timeout DUR        give up after DUR (default: 10s for reads, none otherwise)\n"
+            "  --no-wait            restart/shutdown/upgrade: return once started\n"
+            "Exit code: 0 done, 1 the master reports a failure, 2 no master or key refused.\n");
+    (void)command;
+}
+
+//  --------------------------------------------------------------------------
+//  HTTP
+
+static void s_encode(char *out, size_t cap, const char *text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 4 < cap; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p))
+            out[n++] = (char)*p;
+        else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = 0;
+}
+
+//  Sends one request; returns the HTTP status with the body in *body (the
+//  caller frees it), or -1 with a message printed.
+static int s_http(s_client_t *c, const char *method, const char *target, char **body)
+{
+    *body = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *addrs = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    if (getaddrinfo(c->host, port, &hints, &addrs) != 0 || !addrs) {
+        fprintf(stderr, "zcluster %s: cannot resolve %s\n", c->command, c->host);
+        return -1;
+    }
+    int fd = socket(addrs->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int connected = fd >= 0 && connect(fd, addrs->ai_addr, addrs->ai_addrlen) == 0;
+    freeaddrinfo(addrs);
+    if (!connected) {
+        fprintf(stderr, "zcluster %s: no master answers on %s:%d (%s)\n", c->command, c->host,
+                c->port, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    size_t cap = strlen(target) + strlen(c->key) + 256;
+    char *request = (char *)malloc(cap);
+    int len = snprintf(request, cap,
+                       "%s %s HTTP/1.0\r\nHost: %s:%d\r\nX-Zcluster-Key: %s\r\n"
+                       "Content-Length: 0\r\n\r\n",
+                       method, target, c->host, c->port, c->key);
+    int ok = len > 0 && (size_t)len < cap && send(fd, request, (size_t)len, MSG_NOSIGNAL) == len;
+    free(request);
+    size_t used = 0, size = 4096;
+    char *reply = (char *)malloc(size);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (ok) {
+        int wait = -1;
+        if (c->timeout_ms >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long elapsed =
+                (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            if (elapsed >= c->timeout_ms) {
+                fprintf(stderr, "zcluster %s: no answer within %ld ms\n", c->command,
+                        c->timeout_ms);
+                ok = 0;
+                break;
+            }
+            wait = (int)(c->timeout_ms - elapsed);
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int rc = poll(&pfd, 1, wait);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc <= 0) continue; //  the deadline check above ends it
+        if (used + 1 >= size) {
+            size *= 2;
+            reply = (char *)realloc(reply, size);
+        }
+        ssize_t n = recv(fd, reply + used, size - used - 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            fprintf(stderr, "zcluster %s: %s\n", c->command, strerror(errno));
+            ok = 0;
+        }
+        if (n <= 0) break;
+        used += (size_t)n;
+    }
+    close(fd);
+    reply[used] = 0;
+    int status = -1;
+    char *sep = strstr(reply, "\r\n\r\n");
+    if (ok && sep && sscanf(reply, "HTTP/%*d.%*d %d", &status) == 1) {
+        *body = strdup(sep + 4);
+    } else if (ok) {
+        fprintf(stderr, "zcluster %s: the master's answer was cut short\n", c->command);
+        status = -1;
+    }
+    free(reply);
+    return status;
+}
+
+//  Sends a request and parses the JSON answer. Returns the HTTP status and
+//  *json (NULL if not JSON), or -1 with a message printed.
+static int s_call(s_client_t *c, const char *method, const char *target, json_t **json)
+{
+    char *body = NULL;
+    int status = s_http(c, method, target, &body);
+    *json = NULL;
+    if (status < 0) return -1;
+    *json = json_loads(body, 0, NULL);
+    if (status == 401)
+        fprintf(stderr,
+                "zcluster %s: the master refused the access key (give --key or "
+                "$ZC_ADMIN_KEY)\n",
+                c->command);
+    else if (c->json)
+        printf("%s\n", body);
+    free(body);
+    return status;
+}
+
+//  --------------------------------------------------------------------------
+//  Finding the master
+
+static int s_read_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    fclose(f);
+    out[n] = 0;
+    return 0;
+}
+
+static int s_locate(s_client_t *c, const char *name, const char *dir, const char *admin,
+                    const char *key)
+{
+    char dir_buf[512];
+    if (!dir) {
+        zc_supervisor_t *probe = zc_supervisor_new(name);
+        if (!probe) return CLI_USAGE;
+        snprintf(dir_buf, sizeof dir_buf, "%s", zc_supervisor_runtime_dir(probe));
+        zc_supervisor_destroy(&probe);
+        dir = dir_buf;
+    }
+    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    if (admin) {
+        const char *p = strncmp(admin, "http://", 7) == 0 ? admin + 7 : admin;
+        const char *colon = strrchr(p, ':');
+        if (colon) {
+            snprintf(c->host, sizeof c->host, "%.*s", (int)(colon - p), p);
+            p = colon + 1;
+        }
+        c->port = atoi(p);
+        if (c->port <= 0 || c->port > 65535) {
+            fprintf(stderr, "zcluster %s: --admin takes [HOST:]PORT\n", c->command);
+            return CLI_USAGE;
+        }
+    } else {
+        char path[600], text[4096];
+        snprintf(path, sizeof path, "%s/admin.json", dir);
+        json_t *info = s_read_file(path, text, sizeof text) ? NULL : json_loads(text, 0, NULL);
+        c->port = info ? (int)json_integer_value(json_object_get(info, "port")) : 0;
+        json_decref(info);
+        if (c->port <= 0) {
+            fprintf(stderr,
+                    "zcluster %s: no master found (%s missing): is `zcluster start` running "
+                    "with this --name / --runtime-dir?\n",
+                    c->command, path);
+            return EXIT_UNREACHABLE;
+        }
+    }
+    if (!key) key = getenv("ZC_ADMIN_KEY");
+    if (key && *key)
+        snprintf(c->key, sizeof c->key, "%s", key);
+    else {
+        char path[600];
+        snprintf(path, sizeof path, "%s/admin.key", dir);
+        if (s_read_file(path, c->key, sizeof c->key) == 0) c->key[strcspn(c->key, "\r\n")] = 0;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Printing
+
+static const char *s_str(json_t *object, const char *key)
+{
+    const char *value = json_string_value(json_object_get(object, key));
+    return value ? value : "";
+}
+
+static long long s_int(json_t *object, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(object, key));
+}
+
+static void s_duration(char *out, size_t cap, long long ms)
+{
+    if (ms < 60000)
+        snprintf(out, cap, "%.1fs", (double)ms / 1000);
+    else if (ms < 3600000)
+        snprintf(out, cap, "%lldm%02llds", ms / 60000, ms / 1000 % 60);
+    else if (ms < 86400000)
+        snprintf(out, cap, "%lldh%02lldm", ms / 3600000, ms / 60000 % 60);
+    else
+        snprintf(out, cap, "%lldd%02lldh", ms / 86400000, ms / 3600000 % 24);
+}
+
+static void s_print_workers(json_t *reply)
+{
+    json_t *workers = json_object_get(reply, "workers");
+    printf("%-24s %-10s %8s  %-9s %8s %8s  %s\n", "ID", "GROUP", "PID", "STATE", "RESTARTS",
+           "UPTIME", "STATUS");
+    size_t i;
+    json_t *w;
+    json_array_foreach(workers, i, w)
+    {
+        char uptime[32] = "-";
+        if (s_int(w, "pid")) s_duration(uptime, sizeof uptime, s_int(w, "uptime_ms"));
+        char state[32];
+        const char *role = s_str(w, "role");
+        snprintf(state, sizeof state, "%s%s", s_str(w, "state"),
+                 strcmp(role, "replacement") == 0 ? "+new"
+                 : strcmp(role, "retired") == 0   ? "+old"
+                                                  : "");
+        printf("%-24s %-10s %8lld  %-9s %8lld %8s  %s\n", s_str(w, "id"), s_str(w, "group"),
+               s_int(w, "pid"), state, s_int(w, "restarts"), uptime, s_str(w, "status"));
+    }
+}
+
+static void s_print_reload(json_t *r)
+{
+    printf("%s %s: %lld of %lld worker(s) replaced in %.1f s, never fewer than %lld of %lld "
+           "ready\n",
+           s_str(r, "kind"), s_str(r, "result"), s_int(r, "replaced"), s_int(r, "of"),
+           (double)s_int(r, "ms") / 1000, s_int(r, "min_ready"), s_int(r, "expected"));
+    if (*s_str(r, "error")) printf("  %s\n", s_str(r, "error"));
+}
+
+static void s_print_health(json_t *h)
+{
+    json_t *w = json_object_get(h, "workers");
+    printf("cluster %s: %s, %lld of %lld worker(s) ready (%lld starting, %lld stopping, %lld in "
+           "backoff); master pid %lld\n",
+           s_str(h, "cluster"), s_str(h, "status"), s_int(w, "ready"), s_int(w, "expected"),
+           s_int(w, "starting"), s_int(w, "stopping"), s_int(w, "backoff"), s_int(h, "master_pid"));
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(h, "groups"), i, g)
+    {
+        printf("  group %s: %s, %lld of %lld ready, %lld restart(s) in the last %.0f s (limit "
+               "%lld): %s\n",
+               s_str(g, "name"), s_str(g, "state"), s_int(g, "ready"), s_int(g, "workers"),
+               s_int(g, "restarts_in_window"), (double)s_int(g, "window_ms") / 1000,
+               s_int(g, "max_restarts"), s_str(g, "program"));
+    }
+    json_t *redis = json_object_get(h, "redis");
+    printf("  redis %s%s\n", s_str(redis, "url"),
+           json_is_true(json_object_get(redis, "embedded")) ? " (embedded)" : "");
+    json_t *reload = json_object_get(h, "reload");
+    if (json_is_object(reload))
+        printf("  %s running: %lld of %lld replaced\n", s_str(reload, "kind"),
+               s_int(reload, "replaced"), s_int(reload, "of"));
+    json_t *last = json_object_get(h, "last_reload");
+    if (json_is_object(last))
+        printf("  last %s: %s, %lld of %lld replaced in %.1f s, never fewer than %lld of %lld "
+               "ready%s%s\n",
+               s_str(last, "kind"), s_str(last, "reason"), s_int(last, "replaced"),
+               s_int(last, "of"), (double)s_int(last, "ms") / 1000, s_int(last, "min_ready"),
+               s_int(last, "expected"), *s_str(last, "text") ? "; " : "", s_str(last, "text"));
+}
+
+static void s_print_event(json_t *e)
+{
+    time_t seconds = (time_t)(s_int(e, "time") / 1000);
+    struct tm tm;
+    localtime_r(&seconds, &tm);
+    printf("%02d:%02d:%02d.%03lld #%-5lld %-7s", tm.tm_hour, tm.tm_min, tm.tm_sec,
+           s_int(e, "time") % 1000, s_int(e, "seq"), s_str(e, "event"));
+    if (*s_str(e, "worker")) printf(" %s", s_str(e, "worker"));
+    if (*s_str(e, "reason")) printf(" %s", s_str(e, "reason"));
+    if (s_int(e, "pid")) printf(" pid=%lld", s_int(e, "pid"));
+    const char *type = s_str(e, "event");
+    if (strcmp(type, "exit") == 0)
+        printf(s_int(e, "signal") ? " signal=%lld" : " code=%lld",
+               s_int(e, "signal") ? s_int(e, "signal") : s_int(e, "code"));
+    if (strcmp(type, "ready") == 0) printf(" after=%lldms", s_int(e, "after_ms"));
+    if (strcmp(type, "reload") == 0 && strcmp(s_str(e, "reason"), "started") != 0)
+        printf(" %s %lld/%lld in %lldms min_ready=%lld/%lld", s_str(e, "kind"),
+               s_int(e, "replaced"), s_int(e, "of"), s_int(e, "ms"), s_int(e, "min_ready"),
+               s_int(e, "expected"));
+    if (*s_str(e, "text")) printf(" \"%s\"", s_str(e, "text"));
+    printf("\n");
+}
+
+//  --------------------------------------------------------------------------
+//  Commands
+
+//  Maps an answer to an exit code, printing the master's error if any.
+static int s_outcome(s_client_t *c, int status, json_t *reply)
+{
+    if (status < 0) return EXIT_UNREACHABLE;
+    if (status == 401) return EXIT_UNREACHABLE;
+    if (!reply) {
+        fprintf(stderr, "zcluster %s: the master's answer is not JSON (HTTP %d)\n", c->command,
+                status);
+        return EXIT_FAILED;
+    }
+    int ok = json_is_true(json_object_get(reply, "ok"));
+    if (!ok && *s_str(reply, "error") && !json_object_get(reply, "kind"))
+        fprintf(stderr, "zcluster %s: %s\n", c->command, s_str(reply, "error"));
+    return ok ? 0 : EXIT_FAILED;
+}
+
+static int s_events(s_client_t *c)
+{
+    long long since = c->since;
+    int rc = 0;
+    while (1) {
+        char target[64];
+        snprintf(target, sizeof target, "/events?since=%lld", since);
+        json_t *reply;
+        int saved_json = c->json;
+        c->json = 0;
+        int status = s_call(c, "GET", target, &reply);
+        c->json = saved_json;
+        if (status < 0 || status == 401) {
+            rc = c->follow && since > c->since && status < 0 ? 0 : EXIT_UNREACHABLE;
+            json_decref(reply);
+            break; //  with --follow, the master exiting ends the stream
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(reply, "events"), i, e)
+        {
+            if (c->json) {
+                char *text = json_dumps(e, JSON_COMPACT);
+                printf("%s\n", text);
+                free(text);
+            } else
+                s_print_event(e);
+            if (s_int(e, "seq") > since) since = s_int(e, "seq");
+        }
+        fflush(stdout);
+        json_decref(reply);
+        if (!c->follow) break;
+        struct timespec ts = {0, 300 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+static int s_run(s_client_t *c, int argc, char **argv)
+{
+    const char *cmd = c->command;
+    char target[16384];
+    json_t *reply = NULL;
+    int status, rc;
+    int reads = !strcmp(cmd, "workers") || !strcmp(cmd, "health") || !strcmp(cmd, "events");
+    if (c->timeout_ms == -2) c->timeout_ms = reads ? 10000 : -1;
+    const char *wait = c->no_wait ? "?wait=0" : "";
+    if (!strcmp(cmd, "workers") || !strcmp(cmd, "health")) {
+        if (argc) {
+            fprintf(stderr, "zcluster %s: takes no arguments\n", cmd);
+            return CLI_USAGE;
+        }
+        snprintf(target, sizeof target, "/%s", cmd);
+        status = s_call(c, "GET", target, &reply);
+        rc = s_outcome(c, status, reply);
+        if (status == 200 && reply && !c->json) {
+            if (!strcmp(cmd, "workers"))
+                s_print_workers(reply);
+            else
+                s_print_health(reply);
+        }
+    } else if (!strcmp(cmd, "events")) {
+        if (argc) {
+            fprintf(stderr, "zcluster events: takes no arguments\n");
+            return CLI_USAGE;
+        }
+        return s_events(c);
+    } else if (!strcmp(cmd, "restart") || !strcmp(cmd, "shutdown")) {
+        if (argc != 1) {
+            fprintf(stderr, "zcluster %s: give `all` or a worker id\n", cmd);
+            return CLI_USAGE;
+        }
+        char id[1024];
+        s_encode(id, sizeof id, argv[0]);
+        snprintf(target, sizeof target, "/%s/%s%s", cmd, id, wait);
+        status = s_call(c, "POST", target, &reply);
+        rc = s_outcome(c, status, reply);
+        if (reply && !c->json && (status == 200 || status == 409 || status == 202)) {
+            if (json_object_get(reply, "kind"))
+                s_print_reload(reply);
+            else if (status == 202)
+                printf("%s %s: started\n", cmd, argv[0]);
+            else if (!strcmp(cmd, "shutdown") && rc == 0 && !strcmp(argv[0], "all"))
+                printf("shutdown: the master stopped every worker and exited with code %lld\n",
+                       s_int(reply, "code"));
+            else if (!strcmp(cmd, "shutdown") && rc == 0)
+                printf("shutdown %s: stopped (exit code %lld%s)\n", argv[0], s_int(reply, "code"),
+                       json_is_true(json_object_get(reply, "killed")) ? ", after SIGKILL" : "");
+            else if (!strcmp(cmd, "shutdown") && json_object_get(reply, "code"))
+                printf("shutdown: the master exited with code %lld\n", s_int(reply, "code"));
+        }
+    } else if (!strcmp(cmd, "upgrade")) {
+        if (argc < 1) {
+            fprintf(stderr, "zcluster upgrade: give the new program: upgrade -- PROGRAM [ARGS]\n");
+            return CLI_USAGE;
+        }
+        size_t n = (size_t)snprintf(target, sizeof target, "/upgrade?wait=%d", !c->no_wait);
+        if (c->group) {
+            char g[512];
+            s_encode(g, sizeof g, c->group);
+            n += (size_t)snprintf(target + n, sizeof target - n, "&group=%s", g);
+        }
+        for (int i = 0; i < argc && n < sizeof target; i++) {
+            char a[4096];
+            s_encode(a, sizeof a, argv[i]);
+            n += (size_t)snprintf(target + n, sizeof target - n, "&arg=%s", a);
+        }
+        if (n >= sizeof target) {
+            fprintf(stderr, "zcluster upgrade: command line too long\n");
+            return CLI_USAGE;
+        }
+        status = s_call(c, "POST", target, &reply);
+        rc = s_outcome(c, status, reply);
+        if (reply && !c->json && json_object_get(reply, "kind"))
+            s_print_reload(reply);
+        else if (reply && !c->json && status == 202)
+            printf("upgrade: started\n");
+    } else { //  admin COMMAND ARGS...
+        if (argc < 1) {
+            fprintf(stderr, "zcluster admin: give a command (`zcluster admin help` lists them)\n");
+            return CLI_USAGE;
+        }
+        size_t n = 0;
+        for (int i = 0; i < argc && n < sizeof target; i++) {
+            char a[4096];
+            s_encode(a, sizeof a, argv[i]);
+            n += (size_t)snprintf(target + n, sizeof target - n, "/%s", a);
+        }
+        if (n >= sizeof target) {
+            fprintf(stderr, "zcluster admin: command line too long\n");
+            return CLI_USAGE;
+        }
+        int saved = c->json;
+        c->json = 0;
+        status = s_call(c, c->get ? "GET" : "POST", target, &reply);
+        c->json = saved;
+        rc = s_outcome(c, status, reply);
+        if (reply) {
+            char *text = json_dumps(reply, c->json ? JSON_COMPACT : JSON_INDENT(2));
+            printf("%s\n", text);
+            free(text);
+        }
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cli_admin(int argc, char **argv)
+{
+    enum {
+        O_NAME = 1000,
+        O_DIR,
+        O_ADMIN,
+        O_KEY,
+        O_JSON,
+        O_TIMEOUT,
+        O_NO_WAIT,
+        O_GROUP,
+        O_SINCE,
+        O_FOLLOW,
+        O_GET
+    };
+    static struct option options[] = {{"name", required_argument, 0, O_NAME},
+                                      {"cluster", required_argument, 0, O_NAME},
+                                      {"runtime-dir", required_argument, 0, O_DIR},
+                                      {"admin", required_argument, 0, O_ADMIN},
+                                      {"key", required_argument, 0, O_KEY},
+                                      {"json", no_argument, 0, O_JSON},
+                                      {"timeout", required_argument, 0, O_TIMEOUT},
+                                      {"no-wait", no_argument, 0, O_NO_WAIT},
+                                      {"group", required_argument, 0, O_GROUP},
+                                      {"since", required_argument, 0, O_SINCE},
+                                      {"follow", no_argument, 0, O_FOLLOW},
+                                      {"get", no_argument, 0, O_GET},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    s_client_t client;
+    memset(&client, 0, sizeof client);
+    client.command = argv[0];
+    client.timeout_ms = -2; //  per command, below
+    const char *name = NULL, *dir = NULL, *admin = NULL, *key = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (c) {
+        case O_NAME:
+            name = optarg;
+            break;
+        case O_DIR:
+            dir = optarg;
+            break;
+        case O_ADMIN:
+            admin = optarg;
+            break;
+        case O_KEY:
+            key = optarg;
+            break;
+        case O_JSON:
+            client.json = 1;
+            break;
+        case O_TIMEOUT: {
+            char *end;
+            double value = strtod(optarg, &end);
+            double scale = !*end || !strcmp(end, "ms") ? 1
+                           : !strcmp(end, "s")         ? 1000
+                           : !strcmp(end, "m")         ? 60000
+                                                       : -1;
+            if (end == optarg || value < 0 || scale < 0) {
+                fprintf(stderr, "zcluster %s: bad --timeout '%s'\n", argv[0], optarg);
+                return CLI_USAGE;
+            }
+            client.timeout_ms = (long)(value * scale);
+            break;
+        }
+        case O_NO_WAIT:
+            client.no_wait = 1;
+            break;
+        case O_GROUP:
+            client.group = optarg;
+            break;
+        case O_SINCE:
+            client.since = atoll(optarg);
+            break;
+        case O_FOLLOW:
+            client.follow = 1;
+            break;
+        case O_GET:
+            client.get = 1;
+            break;
+        case 'h':
+            s_usage(stdout, argv[0]);
+            return 0;
+        default:
+            s_usage(stderr, argv[0]);
+            return CLI_USAGE;
+        }
+    }
+    int rc = s_locate(&client, name, dir, admin, key);
+    if (rc) return rc;
+    return s_run(&client, argc - optind, argv + optind);
+}

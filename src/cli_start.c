@@ -1,0 +1,327 @@
+/*  zcluster start — run a master that supervises groups of worker processes.
+
+    A thin layer over zc_supervisor: options become settings, the program
+    after `--` becomes the default group, each --group adds one. Options
+    starting with --cluster- are not ours: like clustr-node's, they are
+    passed on, as given, to every worker (write them as --cluster-x=VALUE so
+    they stay one word). Durations take ms, s or m suffixes (bare numbers
+    are ms).
+*/
+#include "cli.h"
+#include "zc_log.h"
+#include "zc_supervisor.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wordexp.h>
+
+#define MAX_GROUPS 32
+
+static void s_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: zcluster start [OPTIONS] -- PROGRAM [ARGS...]\n"
+        "       zcluster start [OPTIONS] --group NAME:COUNT:COMMAND... [-- PROGRAM [ARGS...]]\n\n"
+        "Runs a master that spawns the workers, restarts those that crash, reloads them\n"
+        "one at a time on SIGHUP and stops them on SIGTERM/SIGINT. Each worker learns\n"
+        "its id (NAME-worker-N), the cluster name, the Redis URL and the master's pid\n"
+        "from ZC_NODE_ID, ZC_CLUSTER, ZC_REDIS_URL and ZC_MASTER_PID, and says it is\n"
+        "ready with zc_supervisor_ready() (or by writing \"ready\\n\" to fd $ZC_READY_FD).\n\n"
+        "  -n, --workers N          workers running PROGRAM (default: one per CPU)\n"
+        "      --group-name NAME    name of PROGRAM's group (default: worker)\n"
+        "      --group NAME:COUNT:COMMAND\n"
+        "                           another group; COMMAND is split like a shell line\n"
+        "                           (quotes; no command substitution); COUNT empty: per CPU\n"
+        "      --name NAME          cluster name (default: $ZC_CLUSTER, else zcluster)\n"
+        "      --redis URL          the cluster's Redis (default: $ZC_REDIS_URL; with\n"
+        "                           neither, a private redis-server on a unix socket)\n"
+        "      --runtime-dir DIR    lock, admin.json, admin.key, redis.sock (default:\n"
+        "                           $XDG_RUNTIME_DIR/zcluster-NAME or /tmp/zcluster-UID-NAME)\n"
+        "      --key KEY            admin API key (default: $ZC_ADMIN_KEY, else a random\n"
+        "                           key written to DIR/admin.key, mode 0600)\n"
+        "      --admin-port PORT    admin API on 127.0.0.1:PORT (default 0: any free port)\n"
+        "      --no-admin           no admin API\n"
+        "      --cpus LIST|auto     pin worker N to the N-th CPU of LIST (e.g. 0-3,6)\n"
+        "      --ready-timeout DUR  time to become ready (default 30s)\n"
+        "      --ready-after DUR    count a worker ready once it lived DUR (for programs\n"
+        "                           that do not signal readiness)\n"
+        "      --stop-timeout DUR   SIGTERM to SIGKILL (default 10s)\n"
+        "      --backoff DUR        first respawn delay, doubled per crash (default 100ms)\n"
+        "      --backoff-max DUR    longest respawn delay (default 10s)\n"
+        "      --max-restarts N     restarts allowed per group in the window (default 10)\n"
+        "      --restart-window DUR the sliding window (default 60s)\n"
+        "      --transient          a worker that exits 0 is done, not respawned\n"
+        "      --print-events       print every event on stdout:\n"
+        "                           `event TYPE WORKER|- REASON|- JSON`\n"
+        "      --cluster-X[=VALUE]  passed on to every worker\n\n"
+        "Exit code: 0 clean stop, 1 could not start, 2 some worker needed SIGKILL at\n"
+        "shutdown, 3 a group hit its restart limit. See also: zcluster workers, health,\n"
+        "restart, shutdown, upgrade, events, admin.\n");
+}
+
+//  Parses "250", "250ms", "2s", "1m" into ms. Returns -1 if invalid.
+static long s_duration(const char *text)
+{
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (end == text || errno || value < 0) return -1;
+    double scale = strcmp(end, "") == 0 || strcmp(end, "ms") == 0 ? 1
+                   : strcmp(end, "s") == 0                        ? 1000
+                   : strcmp(end, "m") == 0                        ? 60000
+                                                                  : -1;
+    if (scale < 0 || value * scale > 2147483647.0) return -1;
+    return (long)(value * scale);
+}
+
+typedef struct {
+    int print_events;
+} s_start_t;
+
+static void s_on_event(zc_supervisor_t *sup, const zc_supervisor_event_t *event, void *arg)
+{
+    s_start_t *start = (s_start_t *)arg;
+    if (strcmp(event->event, "master") == 0 && strcmp(event->reason, "started") == 0) {
+        int port = zc_supervisor_admin_port(sup);
+        printf("master pid=%d port=%d dir=%s redis=%s\n", (int)event->pid, port,
+               zc_supervisor_runtime_dir(sup), zc_supervisor_redis_url(sup));
+    }
+    if (start->print_events)
+        printf("event %s %s %s %s\n", event->event, event->worker ? event->worker : "-",
+               event->reason ? event->reason : "-", event->json);
+    fflush(stdout);
+}
+
+//  Adds a group from "NAME:COUNT:COMMAND". Returns 0 or -1.
+static int s_add_group_spec(zc_supervisor_t *sup, const char *spec)
+{
+    const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || !c2 || c1 == spec) {
+        fprintf(stderr, "zcluster start: --group takes NAME:COUNT:COMMAND\n");
+        return -1;
+    }
+    char name[128], count_text[16];
+    snprintf(name, sizeof name, "%.*s", (int)(c1 - spec), spec);
+    snprintf(count_text, sizeof count_text, "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+    char *end;
+    long count = *count_text ? strtol(count_text, &end, 10) : 0;
+    if ((*count_text && *end) || count < 0 || count > 1024) {
+        fprintf(stderr, "zcluster start: --group %s: COUNT must be 0..1024\n", name);
+        return -1;
+    }
+    wordexp_t words;
+    if (wordexp(c2 + 1, &words, WRDE_NOCMD) != 0 || words.we_wordc == 0) {
+        fprintf(stderr, "zcluster start: --group %s: cannot split the command\n", name);
+        if (words.we_wordv) wordfree(&words);
+        return -1;
+    }
+    int rc = zc_supervisor_add_group(sup, name, (int)count, words.we_wordv);
+    wordfree(&words);
+    return rc;
+}
+
+int cli_start(int argc, char **argv)
+{
+    enum {
+        O_GROUP = 1000,
+        O_GROUP_NAME,
+        O_NAME,
+        O_REDIS,
+        O_DIR,
+        O_KEY,
+        O_PORT,
+        O_NO_ADMIN,
+        O_CPUS,
+        O_READY_TIMEOUT,
+        O_READY_AFTER,
+        O_STOP_TIMEOUT,
+        O_BACKOFF,
+        O_BACKOFF_MAX,
+        O_MAX_RESTARTS,
+        O_WINDOW,
+        O_TRANSIENT,
+        O_PRINT_EVENTS
+    };
+    static struct option options[] = {{"workers", required_argument, 0, 'n'},
+                                      {"group", required_argument, 0, O_GROUP},
+                                      {"group-name", required_argument, 0, O_GROUP_NAME},
+                                      {"name", required_argument, 0, O_NAME},
+                                      {"cluster", required_argument, 0, O_NAME},
+                                      {"redis", required_argument, 0, O_REDIS},
+                                      {"runtime-dir", required_argument, 0, O_DIR},
+                                      {"key", required_argument, 0, O_KEY},
+                                      {"admin-port", required_argument, 0, O_PORT},
+                                      {"no-admin", no_argument, 0, O_NO_ADMIN},
+                                      {"cpus", required_argument, 0, O_CPUS},
+                                      {"ready-timeout", required_argument, 0, O_READY_TIMEOUT},
+                                      {"ready-after", required_argument, 0, O_READY_AFTER},
+                                      {"stop-timeout", required_argument, 0, O_STOP_TIMEOUT},
+                                      {"backoff", required_argument, 0, O_BACKOFF},
+                                      {"backoff-max", required_argument, 0, O_BACKOFF_MAX},
+                                      {"max-restarts", required_argument, 0, O_MAX_RESTARTS},
+                                      {"restart-window", required_argument, 0, O_WINDOW},
+                                      {"transient", no_argument, 0, O_TRANSIENT},
+                                      {"print-events", no_argument, 0, O_PRINT_EVENTS},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    //  Take the --cluster-* options out before getopt sees them.
+    char **args = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    char **passed = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    int nargs = 0, npassed = 0, after_dashes = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!after_dashes && strcmp(argv[i], "--") == 0) after_dashes = 1;
+        if (!after_dashes && strncmp(argv[i], "--cluster-", 10) == 0 && argv[i][10])
+            passed[npassed++] = argv[i];
+        else
+            args[nargs++] = argv[i];
+    }
+    const char *name = NULL, *redis = NULL, *dir = NULL, *key = NULL, *cpus = NULL;
+    const char *group_name = "worker", *specs[MAX_GROUPS];
+    int nspecs = 0, workers = 0, port = 0, transient = 0, rc = CLI_USAGE;
+    long ready_timeout = -1, ready_after = -2, stop_timeout = -1, backoff = -1, backoff_max = -1,
+         max_restarts = -1, window = -1;
+    s_start_t start = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(nargs, args, "+n:h", options, NULL)) != -1) {
+        long *duration = NULL;
+        switch (c) {
+        case 'n':
+            workers = atoi(optarg);
+            if (workers < 1 || workers > 1024) {
+                fprintf(stderr, "zcluster start: --workers must be 1..1024\n");
+                goto done;
+            }
+            break;
+        case O_GROUP:
+            if (nspecs == MAX_GROUPS) {
+                fprintf(stderr, "zcluster start: at most %d groups\n", MAX_GROUPS);
+                goto done;
+            }
+            specs[nspecs++] = optarg;
+            break;
+        case O_GROUP_NAME:
+            group_name = optarg;
+            break;
+        case O_NAME:
+            name = optarg;
+            break;
+        case O_REDIS:
+            redis = optarg;
+            break;
+        case O_DIR:
+            dir = optarg;
+            break;
+        case O_KEY:
+            key = optarg;
+            break;
+        case O_PORT:
+            port = atoi(optarg);
+            if (port < 0 || port > 65535) {
+                fprintf(stderr, "zcluster start: --admin-port must be 0..65535\n");
+                goto done;
+            }
+            break;
+        case O_NO_ADMIN:
+            port = -1;
+            break;
+        case O_CPUS:
+            cpus = optarg;
+            break;
+        case O_READY_TIMEOUT:
+            duration = &ready_timeout;
+            break;
+        case O_READY_AFTER:
+            duration = &ready_after;
+            break;
+        case O_STOP_TIMEOUT:
+            duration = &stop_timeout;
+            break;
+        case O_BACKOFF:
+            duration = &backoff;
+            break;
+        case O_BACKOFF_MAX:
+            duration = &backoff_max;
+            break;
+        case O_WINDOW:
+            duration = &window;
+            break;
+        case O_MAX_RESTARTS:
+            max_restarts = atol(optarg);
+            if (max_restarts < 0 || max_restarts > 1000000) {
+                fprintf(stderr, "zcluster start: --max-restarts must be 0..1000000\n");
+                goto done;
+            }
+            break;
+        case O_TRANSIENT:
+            transient = 1;
+            break;
+        case O_PRINT_EVENTS:
+            start.print_events = 1;
+            break;
+        case 'h':
+            s_usage(stdout);
+            rc = 0;
+            goto done;
+        default:
+            s_usage(stderr);
+            goto done;
+        }
+        if (duration && (*duration = s_duration(optarg)) < 0) {
+            fprintf(stderr, "zcluster start: bad duration '%s' (e.g. 500ms, 2s, 1m)\n", optarg);
+            goto done;
+        }
+    }
+    if (optind < nargs && !after_dashes) {
+        fprintf(stderr, "zcluster start: put the program after `--` (got '%s')\n", args[optind]);
+        goto done;
+    }
+    if (optind == nargs && nspecs == 0) {
+        fprintf(stderr, "zcluster start: no program to run (zcluster start -- PROGRAM ARGS)\n");
+        goto done;
+    }
+    zc_supervisor_t *sup = zc_supervisor_new(name);
+    if (!sup) goto done;
+    int bad = 0;
+    if (optind < nargs)
+        bad |= zc_supervisor_add_group(sup, group_name, workers, args + optind);
+    else if (workers)
+        fprintf(stderr, "zcluster start: --workers applies to the program after `--` only\n");
+    for (int i = 0; i < nspecs && !bad; i++)
+        bad |= s_add_group_spec(sup, specs[i]);
+    for (int i = 0; i < npassed; i++)
+        zc_supervisor_add_arg(sup, passed[i]);
+    if (cpus && zc_supervisor_set_cpus(sup, cpus)) {
+        fprintf(stderr, "zcluster start: bad --cpus list '%s' (e.g. 0-3,6 or auto)\n", cpus);
+        bad = 1;
+    }
+    if (bad) {
+        zc_supervisor_destroy(&sup);
+        goto done;
+    }
+    if (redis) zc_supervisor_set_redis(sup, redis);
+    if (dir) zc_supervisor_set_runtime_dir(sup, dir);
+    if (key) zc_supervisor_set_key(sup, key);
+    zc_supervisor_set_admin_port(sup, port);
+    if (ready_timeout >= 0) zc_supervisor_set_ready_timeout(sup, (int)ready_timeout);
+    if (ready_after >= 0) zc_supervisor_set_ready_after(sup, (int)ready_after);
+    if (stop_timeout >= 0) zc_supervisor_set_stop_timeout(sup, (int)stop_timeout);
+    if (backoff >= 0 || backoff_max >= 0)
+        zc_supervisor_set_backoff(sup, backoff >= 0 ? (int)backoff : 100,
+                                  backoff_max >= 0 ? (int)backoff_max : 10000);
+    if (max_restarts >= 0 || window >= 0)
+        zc_supervisor_set_restart_limit(sup, max_restarts >= 0 ? (int)max_restarts : 10,
+                                        window >= 0 ? (int)window : 60000);
+    if (transient) zc_supervisor_set_restart_policy(sup, ZC_RESTART_TRANSIENT);
+    zc_supervisor_on_event(sup, s_on_event, &start);
+    rc = zc_supervisor_run(sup);
+    zc_supervisor_destroy(&sup);
+done:
+    free(args);
+    free(passed);
+    return rc;
+}

@@ -1,0 +1,156 @@
+/*  zc_embedded_redis — a private redis-server for a master without a Redis URL.
+
+    Why a child process and a unix socket: the default run of `zcluster
+    start` must work on a machine with nothing configured, and must not
+    collide with another master or a system Redis. A socket in the master's
+    0700 runtime directory is private to the user and needs no port. Nothing
+    is saved (--save '' --appendonly no): the registry, cache and queues of
+    an embedded cluster live as long as its master.
+*/
+#include "zc_embedded_redis.h"
+#include "zc_redis.h"
+#include "zc_spawn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct _zc_embedded_redis_t {
+    char dir[256];
+    char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    pid_t pid;
+};
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+zc_embedded_redis_t *zc_embedded_redis_new(const char *dir)
+{
+    assert(dir);
+    zc_embedded_redis_t *self = (zc_embedded_redis_t *)calloc(1, sizeof(zc_embedded_redis_t));
+    assert(self);
+    int n = snprintf(self->socket, sizeof self->socket, "%s/redis.sock", dir);
+    if (n < 0 || (size_t)n >= sizeof self->socket || strlen(dir) >= sizeof self->dir) {
+        free(self);
+        return NULL;
+    }
+    snprintf(self->dir, sizeof self->dir, "%s", dir);
+    snprintf(self->url, sizeof self->url, "unix://%s", self->socket);
+    return self;
+}
+
+void zc_embedded_redis_destroy(zc_embedded_redis_t **self_p)
+{
+    assert(self_p);
+    zc_embedded_redis_t *self = *self_p;
+    if (!self) return;
+    zc_embedded_redis_stop(self, 2000);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Returns 1 if the server answers PING.
+static int s_ping(zc_embedded_redis_t *self)
+{
+    zc_redis_url_t url;
+    char err[256];
+    if (zc_redis_url_parse(self->url, &url, err, sizeof err)) return 0;
+    redisContext *redis = zc_redis_connect(&url, 500, err, sizeof err);
+    if (!redis) return 0;
+    redisReply *reply = (redisReply *)redisCommand(redis, "PING");
+    int ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+    if (reply) freeReplyObject(reply);
+    redisFree(redis);
+    return ok;
+}
+
+int zc_embedded_redis_start(zc_embedded_redis_t *self, int wait_ms, char *err, size_t errlen)
+{
+    assert(self);
+    if (self->pid > 0) return 0;
+    unlink(self->socket); //  left by a master that was killed
+    char *argv[] = {"redis-server", "--port",           "0",       "--unixsocket",
+                    self->socket,   "--unixsocketperm", "700",     "--dir",
+                    self->dir,      "--save",           "",        "--appendonly",
+                    "no",           "--loglevel",       "warning", NULL};
+    zc_spawn_t spawn = {argv, environ, -1, -1, 1};
+    pid_t pid = zc_spawn(&spawn);
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot start redis-server: %s", strerror(errno));
+        return -1;
+    }
+    self->pid = pid;
+    for (int waited = 0; waited < wait_ms; waited += 10) {
+        if (s_ping(self)) return 0;
+        int status;
+        if (zc_embedded_redis_reap(self, &status)) {
+            snprintf(err, errlen, "redis-server exited at start (status %d)", status);
+            return -1;
+        }
+        s_sleep_ms(10);
+    }
+    if (wait_ms > 0) {
+        snprintf(err, errlen, "redis-server did not answer on %s within %d ms", self->socket,
+                 wait_ms);
+        zc_embedded_redis_stop(self, 1000);
+        return -1;
+    }
+    return 0;
+}
+
+pid_t zc_embedded_redis_pid(zc_embedded_redis_t *self)
+{
+    assert(self);
+    return self->pid;
+}
+
+int zc_embedded_redis_reap(zc_embedded_redis_t *self, int *status)
+{
+    assert(self);
+    if (self->pid <= 0) return 0;
+    int st = 0;
+    pid_t rc = waitpid(self->pid, &st, WNOHANG);
+    if (rc == self->pid || (rc < 0 && errno == ECHILD)) {
+        self->pid = 0;
+        if (status) *status = st;
+        return 1;
+    }
+    return 0;
+}
+
+void zc_embedded_redis_stop(zc_embedded_redis_t *self, int timeout_ms)
+{
+    assert(self);
+    if (self->pid <= 0) return;
+    kill(self->pid, SIGTERM);
+    for (int waited = 0; waited < timeout_ms; waited += 5) {
+        if (zc_embedded_redis_reap(self, NULL)) break;
+        s_sleep_ms(5);
+    }
+    if (self->pid > 0) {
+        kill(self->pid, SIGKILL);
+        while (waitpid(self->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        self->pid = 0;
+    }
+    unlink(self->socket);
+}
+
+const char *zc_embedded_redis_url(zc_embedded_redis_t *self)
+{
+    assert(self);
+    return self->url;
+}

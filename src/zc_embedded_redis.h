@@ -1,0 +1,40 @@
+/*  zc_embedded_redis — the private redis-server a master starts when no
+    Redis URL is given (internal to libzcluster).
+
+    The server listens on DIR/redis.sock only (no TCP port), keeps nothing
+    on disk, and is a child of the master: the supervisor reaps it, restarts
+    it if it dies, and stops it after the last worker.
+*/
+#ifndef ZC_EMBEDDED_REDIS_H_INCLUDED
+#define ZC_EMBEDDED_REDIS_H_INCLUDED
+
+#include <sys/types.h>
+
+typedef struct _zc_embedded_redis_t zc_embedded_redis_t;
+
+//  Prepares a server with its socket in dir (which must exist). Returns NULL
+//  if the socket path would be too long for a unix socket.
+zc_embedded_redis_t *zc_embedded_redis_new(const char *dir);
+
+//  Stops the server if it runs (as zc_embedded_redis_stop with 2000 ms),
+//  frees it and sets *self_p to NULL; idempotent.
+void zc_embedded_redis_destroy(zc_embedded_redis_t **self_p);
+
+//  Starts redis-server (from PATH). With wait_ms > 0, waits that long for
+//  it to answer PING. Returns 0, or -1 with a reason in err.
+int zc_embedded_redis_start(zc_embedded_redis_t *self, int wait_ms, char *err, size_t errlen);
+
+//  Returns the server's pid, or 0 if it does not run.
+pid_t zc_embedded_redis_pid(zc_embedded_redis_t *self);
+
+//  Reaps the server if it exited. Returns 1 if it did (and fills *status),
+//  0 if it still runs or was not started.
+int zc_embedded_redis_reap(zc_embedded_redis_t *self, int *status);
+
+//  Sends SIGTERM, waits up to timeout_ms, then SIGKILL; reaps it.
+void zc_embedded_redis_stop(zc_embedded_redis_t *self, int timeout_ms);
+
+//  Returns "unix://DIR/redis.sock".
+const char *zc_embedded_redis_url(zc_embedded_redis_t *self);
+
+#endif

@@ -1,0 +1,194 @@
+/*  zc_supervisor internals, shared by its files (internal to libzcluster):
+
+    zc_supervisor.c         the table, spawning, crashes, reloads, shutdown, the loop
+    zc_supervisor_events.c  events: log, memory ring, callback, Redis
+    zc_supervisor_admin.c   the admin API's commands and their JSON
+    zc_supervisor_ready.c   the worker's side: ready and status lines
+
+    The table: a supervisor has groups; a group has slots (a position that
+    should always have a worker); a slot has at most one current process
+    and, during a reload, one replacement. A process that was replaced or
+    whose slot was removed stays in the process list, retired, until it is
+    reaped. Slots are never freed before the supervisor, so a reload can
+    hold pointers to them.
+*/
+#ifndef ZC_SUPERVISOR_INTERNAL_H_INCLUDED
+#define ZC_SUPERVISOR_INTERNAL_H_INCLUDED
+
+#include "zc_admin.h"
+#include "zc_embedded_redis.h"
+#include "zc_supervisor.h"
+
+#include <czmq.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SUP_NAME_MAX    100
+#define SUP_ID_MAX      256
+#define SUP_STATUS_MAX  256
+#define SUP_MAX_CPUS    1024
+#define SUP_MAX_WAITERS 16
+#define SUP_EVENT_RING  1000
+#define SUP_MAX_WORKERS 1024
+
+typedef enum {
+    SUP_STARTING = 0, //  process spawned, not ready yet
+    SUP_READY,        //  process ready
+    SUP_STOPPING,     //  process sent SIGTERM
+    SUP_BACKOFF,      //  slot: waiting to respawn
+    SUP_DONE,         //  slot: finished (transient exit 0)
+    SUP_FAILED,       //  slot: its group hit the restart limit
+    SUP_STOPPED,      //  slot: stopped by the master's shutdown
+    SUP_REMOVED       //  slot: stopped for good by `shutdown ID`
+} sup_state_t;
+
+typedef struct sup_group_t sup_group_t;
+typedef struct sup_slot_t sup_slot_t;
+typedef struct sup_proc_t sup_proc_t;
+
+struct sup_proc_t {
+    sup_slot_t *slot;
+    int number; //  N of NAME-worker-N
+    char id[SUP_ID_MAX];
+    pid_t pid;
+    sup_state_t state; //  STARTING, READY or STOPPING
+    int replacement;   //  1 while it waits to take over its slot
+    const char *start_reason;
+    const char *stop_reason; //  why the master stopped it; NULL if not asked
+    int64_t started;         //  monotonic ms
+    int64_t started_wall;    //  ms since the epoch
+    int64_t ready_at;        //  monotonic ms, 0 until ready
+    int64_t deadline;        //  STARTING: ready timeout; STOPPING: SIGKILL
+    int killed;              //  SIGKILL sent
+    int cpu;                 //  pinned CPU or -1
+    int ready_fd;            //  master's end of the ready socket, -1 once closed
+    char status[SUP_STATUS_MAX + 1];
+    char **argv;                     //  owned, NULL-terminated
+    zc_admin_request_t *stop_waiter; //  `shutdown ID` waiting for the exit
+    sup_proc_t *next;
+};
+
+struct sup_slot_t {
+    sup_group_t *group;
+    sup_state_t state; //  the slot's own state when it has no process
+    int number;        //  the id number it keeps while in backoff
+    sup_proc_t *proc;  //  the current process, or NULL
+    int restarts;      //  respawns after crashes
+    int failures;      //  consecutive crashes, for the backoff
+    int64_t respawn_at;
+    char **argv; //  what it runs (owned)
+};
+
+struct sup_group_t {
+    char name[SUP_NAME_MAX + 1];
+    char **argv; //  the program, owned
+    int count;   //  requested (0: one per CPU, resolved at run)
+    sup_slot_t **slots;
+    int slot_count;
+    int64_t *restart_times; //  monotonic ms of restarts in the window
+    int restart_count;
+    int failed;
+};
+
+typedef struct {
+    int active;
+    const char *kind;   //  "reload", "upgrade" or "restart"
+    sup_group_t *group; //  upgrade: the group; NULL: every group
+    char **argv;        //  upgrade: the new program (owned)
+    sup_slot_t **queue;
+    int queue_len, next;
+    sup_slot_t *slot;  //  the slot being replaced
+    sup_proc_t *fresh; //  its replacement
+    sup_proc_t *old;   //  the replaced process, until it exits
+    int replaced;
+    int64_t started;
+    int min_ready, expected; //  fewest workers ready at any moment, and the count
+    zc_admin_request_t *waiters[SUP_MAX_WAITERS];
+    int waiter_count;
+} sup_reload_t;
+
+typedef struct {
+    char name[SUP_NAME_MAX + 1];
+    char *help;
+    zc_supervisor_command_fn *fn;
+    void *arg;
+} sup_command_t;
+
+struct _zc_supervisor_t {
+    char name[SUP_NAME_MAX + 1];
+    char redis_url[512];
+    char runtime_dir[256];
+    char *key;
+    int key_generated;
+    int admin_port;
+    int cpus[SUP_MAX_CPUS];
+    int cpu_count;
+    zc_restart_policy_t policy;
+    int max_restarts, window_ms;
+    int backoff_ms, backoff_max_ms;
+    int ready_timeout_ms, ready_after_ms, stop_timeout_ms;
+    char **extra_args;
+    int extra_count;
+    zc_supervisor_event_fn *event_fn;
+    void *event_arg;
+    sup_command_t *commands;
+    int command_count;
+
+    sup_group_t **groups;
+    int group_count;
+    sup_proc_t *procs;
+    sup_reload_t reload;
+    char last_reload[512]; //  JSON of the last finished reload
+    int64_t started;       //  monotonic ms
+    int running, stopping, finished, forced, exit_code;
+    zc_admin_request_t *shutdown_waiters[SUP_MAX_WAITERS];
+    int shutdown_waiter_count;
+
+    zc_admin_t *admin;
+    int lock_fd;
+    zc_embedded_redis_t *embedded;
+    int64_t redis_restart_at;
+    int redis_failures;
+    int64_t redis_restarts[8];
+    int redis_restart_count;
+
+    //  events (zc_supervisor_events.c)
+    int64_t event_seq;
+    char *ring[SUP_EVENT_RING];
+    int64_t ring_seq[SUP_EVENT_RING];
+    zlist_t *callbacks; //  event texts waiting for the callback
+    redisContext *redis;
+    int64_t redis_retry_at;
+    uint64_t events_unpublished;
+};
+
+//  zc_supervisor.c
+int64_t sup_now(void);
+int64_t sup_wall(void);
+const char *sup_state_name(sup_state_t state);
+int sup_ready_count(zc_supervisor_t *self);
+int sup_expected_count(zc_supervisor_t *self);
+sup_proc_t *sup_find_proc(zc_supervisor_t *self, const char *id);
+sup_slot_t *sup_find_slot(zc_supervisor_t *self, const char *id);
+sup_group_t *sup_find_group(zc_supervisor_t *self, const char *name);
+int sup_reload_begin(zc_supervisor_t *self, const char *kind, sup_group_t *group, sup_slot_t *only,
+                     char *const argv[], zc_admin_request_t *waiter, char *err, size_t errlen);
+void sup_begin_shutdown(zc_supervisor_t *self);
+void sup_kill_all(zc_supervisor_t *self);
+int sup_stop_slot(zc_supervisor_t *self, sup_slot_t *slot, zc_admin_request_t *waiter);
+
+//  zc_supervisor_events.c
+json_t *sup_event_new(zc_supervisor_t *self, const char *event);
+void sup_event_worker(json_t *event, sup_proc_t *proc);
+void sup_emit(zc_supervisor_t *self, json_t *event);
+void sup_events_dispatch(zc_supervisor_t *self);
+void sup_events_close(zc_supervisor_t *self);
+
+//  zc_supervisor_admin.c
+void sup_admin_handle(zc_admin_request_t *request, void *arg);
+json_t *sup_workers_json(zc_supervisor_t *self);
+void sup_reply_json(zc_admin_request_t *request, int status, json_t *body);
+
+#endif
