@@ -51,7 +51,8 @@ typedef struct {
 //  the node leaves the cluster and the process exits with the code.
 typedef void(zc_node_kill_fn)(zc_node_t *node, const char *from, int exit_code, void *arg);
 
-//  Creates a node with this id, or a generated one if NULL. NULL if invalid.
+//  Creates a node with this id; if NULL, $ZC_NODE_ID (the id a supervisor
+//  gives its worker), else a generated one. NULL if invalid.
 zc_node_t *zc_node_new(const char *id);
 
 //  Leaves the cluster (announced at once to peers), stops and destroys the

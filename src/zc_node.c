@@ -79,7 +79,8 @@ static void s_set_destroy(void **item)
 
 zc_node_t *zc_node_new(const char *id)
 {
-    zc_mesh_t *mesh = zc_mesh_new(id);
+    const char *given = getenv("ZC_NODE_ID"); //  set by the supervisor for its workers
+    zc_mesh_t *mesh = zc_mesh_new(id ? id : given && *given ? given : NULL);
     if (!mesh)
         return NULL;
     zc_node_t *self = (zc_node_t *) calloc(1, sizeof(zc_node_t));
