@@ -8,6 +8,7 @@
     in the registry; without, a bare mesh node whose peers are given by hand.
 */
 #include "cli.h"
+#include "zc_supervisor.h"
 #include "zcluster.h"
 
 #include <czmq.h>
@@ -570,6 +571,7 @@ int cli_node(int argc, char **argv)
     printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
            zc_mesh_router_endpoint(mesh));
     fflush(stdout);
+    zc_supervisor_ready(); //  under `zcluster start`: tell the master
 
     s_console_t console = {node, mesh, 0, 0, zlist_new()};
     char buffer[LINE_MAX_BYTES];
