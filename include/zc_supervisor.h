@@ -109,7 +109,7 @@ typedef struct {
     const char *reason; //  start: start|crash|restart|reload|upgrade;
                         //  exit: crash|restart|reload|upgrade|shutdown|timeout|done|aborted;
                         //  reload: started|done|aborted; group: failed|stopped;
-                        //  redis: started|exited; master: started|stopping|stopped
+                        //  redis: started|exited|stopped; master: started|stopping|stopped
     int exit_code;      //  exit: the exit code, -1 if killed by a signal
     int signal;         //  exit: the signal, 0 if it exited
     const char *text;   //  status text, or a reload/group/exit explanation

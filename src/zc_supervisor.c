@@ -709,8 +709,10 @@ static void s_on_crash(zc_supervisor_t *self, sup_slot_t *slot, int64_t uptime)
     group->restart_count = kept;
     if (group->restart_count >= self->max_restarts) {
         char why[256];
-        snprintf(why, sizeof why, "%d restarts within %d ms is the limit; one more crash",
-                 group->restart_count, self->window_ms);
+        snprintf(why, sizeof why,
+                 "restart limit reached: crashed again after %d restart(s) in the last %d ms "
+                 "(at most %d allowed)",
+                 group->restart_count, self->window_ms, self->max_restarts);
         slot->state = SUP_FAILED;
         s_group_fail(self, group, why);
         return;
@@ -1545,7 +1547,12 @@ int zc_supervisor_run(zc_supervisor_t *self)
         }
         code = self->exit_code ? self->exit_code : self->forced ? 2 : 0;
     }
-    if (self->embedded) zc_embedded_redis_stop(self->embedded, 2000); //  after the last worker
+    if (self->embedded && zc_embedded_redis_pid(self->embedded) > 0) {
+        zc_embedded_redis_stop(self->embedded, 2000); //  after the last worker
+        json_t *event = sup_event_new(self, "redis");
+        json_object_set_new(event, "reason", json_string("stopped"));
+        sup_emit(self, event);
+    }
     self->finished = 1;
     if (self->running) {
         json_t *event = sup_event_new(self, "master");
