@@ -803,6 +803,8 @@ static void s_reload_next(zc_supervisor_t *self)
         if (slot->state == SUP_FAILED || slot->state == SUP_REMOVED || slot->state == SUP_DONE ||
             slot->group->failed)
             continue;
+        if (slot->proc && slot->proc->stop_reason && !strcmp(slot->proc->stop_reason, "shutdown"))
+            continue; //  being stopped for good (`shutdown ID`): nothing to replace
         char *const *argv = r->argv ? r->argv : slot->group->argv;
         if (!strcmp(r->kind, "restart")) argv = slot->argv;
         char err[512];
@@ -852,7 +854,10 @@ int sup_reload_begin(zc_supervisor_t *self, const char *kind, sup_group_t *group
     r->queue_len = r->next = r->replaced = 0;
     r->waiter_count = 0;
     free(r->queue);
-    r->queue = (sup_slot_t **)calloc(SUP_MAX_WORKERS * 4 + 1, sizeof(sup_slot_t *));
+    int slots = 0;
+    for (int g = 0; g < self->group_count; g++)
+        slots += self->groups[g]->slot_count;
+    r->queue = (sup_slot_t **)calloc((size_t)slots + 1, sizeof(sup_slot_t *));
     assert(r->queue);
     for (int g = 0; g < self->group_count; g++) {
         sup_group_t *gr = self->groups[g];
@@ -1386,6 +1391,14 @@ static int s_start(zc_supervisor_t *self)
         zc_log(ZC_LOG_ERROR, LOG_SOURCE, "no worker group to run");
         return -1;
     }
+    int cpus[SUP_MAX_CPUS], total = 0;
+    int cores = s_allowed_cpus(cpus, SUP_MAX_CPUS);
+    for (int g = 0; g < self->group_count; g++)
+        total += self->groups[g]->count ? self->groups[g]->count : cores;
+    if (total > SUP_MAX_WORKERS) {
+        zc_log(ZC_LOG_ERROR, LOG_SOURCE, "%d workers in all: at most %d", total, SUP_MAX_WORKERS);
+        return -1;
+    }
     if (s_runtime_prepare(self) || s_key_prepare(self)) return -1;
     char err[256];
     if (!*self->redis_url) {
@@ -1432,8 +1445,6 @@ static int s_start(zc_supervisor_t *self)
                         json_integer(self->admin ? zc_admin_port(self->admin) : 0));
     sup_emit(self, event);
 
-    int cpus[SUP_MAX_CPUS];
-    int cores = s_allowed_cpus(cpus, SUP_MAX_CPUS);
     for (int g = 0; g < self->group_count; g++) {
         sup_group_t *group = self->groups[g];
         int count = group->count ? group->count : cores;

@@ -175,6 +175,14 @@ static void s_cli(sup_t *sup)
     ZT_EQ(sup_cli(s_out, sizeof s_out, "admin", "nosuch", "--runtime-dir", dir, "--key", key, NULL),
           1);
 
+    //  One master per runtime directory.
+    ZT_EQ(sup_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, "--", "true", NULL), 1);
+    ZT_EQ(sup_cli(s_out, sizeof s_out, "health", "--runtime-dir", dir, "--key", key, NULL), 0);
+    ZT_EQ(sup_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, NULL), 64);
+    ZT_EQ(sup_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, "--stop-timeout", "soon",
+                  "--", "true", NULL),
+          64);
+
     //  Stop one worker for good, then everything.
     json_t *reply = sup_get(sup, "/workers");
     char id[64];
