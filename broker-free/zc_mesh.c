@@ -2,8 +2,9 @@
 
     Why it looks like this. Zyre moves every message through an actor pipe,
     which costs two extra socket hops and a thread switch per message. Here
-    the caller's thread owns the sockets: a send is three zmq_send calls on
-    the PUB or a DEALER, a receive is zmq_msg_recv on the SUB or ROUTER, and
+    the caller's thread owns the sockets: a send is one zmq_msg_send of a
+    single frame on the PUB or a DEALER, a receive is one zmq_msg_recv on
+    the SUB (two on the ROUTER, which prefixes the routing id), and
     the only per-message work beside that is encoding or decoding a header
     of a few dozen bytes into a fixed buffer. The receive path first tries
     every socket without waiting and calls zmq_poll only when all are empty,
@@ -61,7 +62,8 @@ typedef struct {
 struct _zc_msg_t {
     zc_header_t header;
     char group[ZC_NAME_MAX + 1];
-    zmq_msg_t payload; //  kept open until the next receive; data is not copied
+    zmq_msg_t payload; //  the whole frame, kept until the next receive: not copied
+    size_t offset;     //  where the payload starts in it
 };
 
 struct _zc_mesh_t {
@@ -84,6 +86,8 @@ struct _zc_mesh_t {
     zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
     uint64_t public_seq;
     zhashx_t *senders;   //  sender id -> s_sender_t
+    s_sender_t *last_sender; //  the last one looked up: streams come in runs
+    char last_sender_id[ZC_NAME_MAX + 1];
     zhashx_t *handlers;  //  type -> s_handler_t
     zhashx_t *reported;  //  sources already logged (set)
     zc_mesh_peer_fn *peer_lost_fn;
@@ -92,7 +96,8 @@ struct _zc_mesh_t {
     zc_mesh_stats_t stats;
     zc_msg_t msg;
     int msg_open;
-    int next_socket; //  round-robin start for non-blocking receive
+    int current;     //  socket being drained: 0 SUB, 1 ROUTER
+    int burst;       //  messages taken from it in a row
 };
 
 //  --------------------------------------------------------------------------
@@ -246,7 +251,7 @@ static void s_advertise(zc_mesh_t *self, zsock_t *sock, char *out)
             snprintf(host, sizeof host, "%s", self->advertise_host);
         else
             gethostname(host, sizeof host - 1);
-        snprintf(out, ENDPOINT_MAX, "tcp://%s:%s", host, last + strlen(wild));
+        snprintf(out, ENDPOINT_MAX, "tcp://%.200s:%.40s", host, last + strlen(wild));
     }
     else
         snprintf(out, ENDPOINT_MAX, "%s", last ? last : "");
@@ -392,6 +397,7 @@ int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
     zmq_disconnect(self->sub_handle, peer->pub_endpoint);
     zhashx_delete(self->peers, id);
     zhashx_delete(self->senders, id);
+    self->last_sender = NULL;
     zc_log(ZC_LOG_DEBUG, self->id, "peer %s removed", id);
     return 0;
 }
@@ -468,20 +474,36 @@ static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, u
     return zc_wire_header_encode(&header, buf, ZC_WIRE_HEADER_MAX);
 }
 
-//  Sends [topic][header][payload] on the PUB socket.
+//  Sends prefix + payload as one frame. The frame is built in place in the
+//  message libzmq will own, so the payload is copied exactly once.
+static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, const void *data,
+                        size_t size, int flags)
+{
+    zmq_msg_t frame;
+    if (zmq_msg_init_size(&frame, prefix_len + size))
+        return -1;
+    memcpy(zmq_msg_data(&frame), prefix, prefix_len);
+    if (size)
+        memcpy((uint8_t *) zmq_msg_data(&frame) + prefix_len, data, size);
+    if (zmq_msg_send(&frame, socket, flags) < 0) {
+        zmq_msg_close(&frame);
+        return -1;
+    }
+    return 0;
+}
+
+//  Sends topic + header + payload on the PUB socket.
 static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type,
                       uint64_t seq, const void *data, size_t size)
 {
-    uint8_t topic[ZC_WIRE_TOPIC_MAX], header[ZC_WIRE_HEADER_MAX];
-    int topic_len = zc_wire_topic_encode(kind, group, topic, sizeof topic);
-    int header_len = s_header(self, kind, type, seq, 0, header);
-    if (topic_len < 0 || header_len < 0) {
+    uint8_t prefix[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
+    int topic_len = zc_wire_topic_encode(kind, group, prefix, ZC_WIRE_TOPIC_MAX);
+    int header_len = topic_len < 0 ? -1 : s_header(self, kind, type, seq, 0, prefix + topic_len);
+    if (header_len < 0) {
         errno = EINVAL;
         return -1;
     }
-    if (zmq_send(self->pub_handle, topic, (size_t) topic_len, ZMQ_SNDMORE) < 0
-        || zmq_send(self->pub_handle, header, (size_t) header_len, ZMQ_SNDMORE) < 0
-        || zmq_send(self->pub_handle, data, size, 0) < 0)
+    if (s_send_frame(self->pub_handle, prefix, (size_t) (topic_len + header_len), data, size, 0))
         return -1;
     self->stats.bytes_sent += size;
     return 0;
@@ -550,15 +572,12 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EINVAL;
         return -1;
     }
-    //  libzmq accepts or refuses a multipart message at its first frame.
-    if (zmq_send(peer->dealer_handle, header, (size_t) header_len, ZMQ_SNDMORE | ZMQ_DONTWAIT)
-        < 0) {
+    if (s_send_frame(peer->dealer_handle, header, (size_t) header_len, data, size,
+                     ZMQ_DONTWAIT)) {
         if (errno == EAGAIN)
             self->stats.send_dropped++;
         return -1;
     }
-    if (zmq_send(peer->dealer_handle, data, size, ZMQ_DONTWAIT) < 0)
-        return -1;
     peer->private_seq++;
     self->stats.bytes_sent += size;
     if (kind == ZC_KIND_PRIVATE)
@@ -633,7 +652,9 @@ static uint64_t s_track(uint64_t *next, uint64_t seq)
 
 static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *group)
 {
-    s_sender_t *sender = (s_sender_t *) zhashx_lookup(self->senders, header->sender);
+    s_sender_t *sender = self->last_sender;
+    if (!sender || strcmp(self->last_sender_id, header->sender) != 0)
+        sender = (s_sender_t *) zhashx_lookup(self->senders, header->sender);
     if (!sender) {
         if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS)
             return;
@@ -657,6 +678,10 @@ static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *g
     else
         next = &sender->next_private;
     self->stats.lost += s_track(next, header->seq);
+    if (sender != self->last_sender) {
+        self->last_sender = sender;
+        memcpy(self->last_sender_id, header->sender, sizeof self->last_sender_id);
+    }
 }
 
 //  Receives one whole multipart message into parts[0..2] (initialised by
@@ -717,21 +742,24 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
             source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char) id[i] : '?';
         source[n] = 0;
     }
-    if (count != 3) {
+    if (count != 1 + router) {
         self->stats.malformed++;
         s_report(self, source, "a message with the wrong number of frames");
         return 0;
     }
+    zmq_msg_t *body = &parts[router];
+    const uint8_t *data = (const uint8_t *) zmq_msg_data(body);
+    size_t left = zmq_msg_size(body), used = 0;
     int kind = 0;
     msg->group[0] = 0;
-    if (!router && zc_wire_topic_decode((const uint8_t *) zmq_msg_data(&parts[0]),
-                                        zmq_msg_size(&parts[0]), &kind, msg->group)) {
+    if (!router && zc_wire_topic_decode(data, left, &kind, msg->group, &used)) {
         self->stats.malformed++;
         s_report(self, source, "a message with a malformed topic");
         return 0;
     }
-    int rc = zc_wire_header_decode((const uint8_t *) zmq_msg_data(&parts[1]),
-                                   zmq_msg_size(&parts[1]), &msg->header);
+    data += used;
+    left -= used;
+    int rc = zc_wire_header_decode(data, left, &msg->header, &used);
     if (rc == ZC_WIRE_VERSION_BAD) {
         self->stats.bad_version++;
         char what[64];
@@ -754,7 +782,8 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         return 0;
     }
     s_sequence(self, header, msg->group);
-    size_t size = zmq_msg_size(&parts[2]);
+    msg->offset = (size_t) (data + used - (const uint8_t *) zmq_msg_data(body));
+    size_t size = left - used;
     if (size > self->max_msg_size) {
         self->stats.oversized++;
         char what[96];
@@ -817,11 +846,20 @@ static void s_monitor_events(zc_mesh_t *self)
 
 //  Tries each socket once without waiting. Returns 1 with self->msg filled,
 //  0 if nothing was deliverable, -1 on interruption.
+//  A socket that has messages is drained up to this many in a row before
+//  the other gets a turn: fair under load, and an empty socket is not asked
+//  between every two messages of a busy one.
+#define RECV_BURST 64
+
 static int s_recv_nowait(zc_mesh_t *self)
 {
     void *sockets[2] = {self->sub_handle, self->router_handle};
+    if (self->burst >= RECV_BURST) {
+        self->current = !self->current;
+        self->burst = 0;
+    }
     for (int i = 0; i < 2; i++) {
-        int which = (self->next_socket + i) % 2;
+        int which = (self->current + i) % 2;
         zmq_msg_t parts[3];
         s_parts_init(parts);
         int count = s_recv_parts(sockets[which], parts);
@@ -831,14 +869,18 @@ static int s_recv_nowait(zc_mesh_t *self)
         }
         int deliver = count > 0 && s_accept(self, parts, count, which == 1);
         if (deliver) {
-            zmq_msg_move(&self->msg.payload, &parts[2]);
+            zmq_msg_move(&self->msg.payload, &parts[which]);
         }
         s_parts_close(parts);
         if (count > 0) {
-            self->next_socket = which + 1;
+            if (which != self->current)
+                self->burst = 0;
+            self->current = which;
+            self->burst++;
             return deliver;
         }
     }
+    self->burst = 0;
     return 0;
 }
 
@@ -859,8 +901,11 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             return NULL;
         }
         if (rc > 0) {
-            s_handler_t *handler = (s_handler_t *) zhashx_lookup(self->handlers,
-                                                                 self->msg.header.type);
+            //  Handlers take messages; RPC requests and replies go to the caller.
+            s_handler_t *handler = self->msg.header.kind <= ZC_KIND_PRIVATE
+                                       ? (s_handler_t *) zhashx_lookup(self->handlers,
+                                                                       self->msg.header.type)
+                                       : NULL;
             if (!handler)
                 return &self->msg;
             handler->fn(self, &self->msg, handler->arg);
@@ -934,12 +979,12 @@ uint64_t zc_msg_corr(const zc_msg_t *msg)
 
 const void *zc_msg_data(const zc_msg_t *msg)
 {
-    return zmq_msg_data((zmq_msg_t *) &msg->payload);
+    return (const uint8_t *) zmq_msg_data((zmq_msg_t *) &msg->payload) + msg->offset;
 }
 
 size_t zc_msg_size(const zc_msg_t *msg)
 {
-    return zmq_msg_size((zmq_msg_t *) &msg->payload);
+    return zmq_msg_size((zmq_msg_t *) &msg->payload) - msg->offset;
 }
 
 zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
@@ -947,6 +992,7 @@ zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
     zc_msg_t *copy = (zc_msg_t *) malloc(sizeof(zc_msg_t));
     assert(copy);
     copy->header = msg->header;
+    copy->offset = msg->offset;
     memcpy(copy->group, msg->group, sizeof copy->group);
     zmq_msg_init(&copy->payload);
     zmq_msg_copy(&copy->payload, (zmq_msg_t *) &msg->payload);

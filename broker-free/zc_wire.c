@@ -43,21 +43,28 @@ int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap)
     return (int) len + 2;
 }
 
-int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group[ZC_NAME_MAX + 1])
+int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group[ZC_NAME_MAX + 1],
+                         size_t *consumed)
 {
     group[0] = 0;
-    if (size == 1 && data[0] == 'P') {
+    if (size >= 1 && data[0] == 'P') {
         *kind = ZC_KIND_PUBLIC;
+        *consumed = 1;
         return ZC_WIRE_OK;
     }
-    if (size < 3 || size > ZC_WIRE_TOPIC_MAX || data[0] != 'G' || memchr(data + 1, 0, size - 2)
-        || data[size - 1] != 0)
+    if (size < 3 || data[0] != 'G')
         return ZC_WIRE_MALFORMED;
-    memcpy(group, data + 1, size - 2);
-    group[size - 2] = 0;
+    size_t limit = size < ZC_WIRE_TOPIC_MAX ? size : ZC_WIRE_TOPIC_MAX;
+    const uint8_t *end = (const uint8_t *) memchr(data + 1, 0, limit - 1);
+    if (!end || end == data + 1)
+        return ZC_WIRE_MALFORMED;
+    size_t len = (size_t) (end - data) - 1;
+    memcpy(group, data + 1, len);
+    group[len] = 0;
     if (!zc_wire_name_valid(group))
         return ZC_WIRE_MALFORMED;
     *kind = ZC_KIND_GROUP;
+    *consumed = len + 2;
     return ZC_WIRE_OK;
 }
 
@@ -250,7 +257,7 @@ static int s_skip(s_reader_t *r, uint64_t pending)
     return 0;
 }
 
-int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h)
+int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h, size_t *consumed)
 {
     s_reader_t r = {data, data + size};
     uint64_t count, version, kind;
@@ -273,8 +280,9 @@ int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h)
     }
     if (count < 6 || s_read_uint(&r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY
         || s_read_name(&r, h->type) || s_read_name(&r, h->sender) || s_read_uint(&r, &h->seq)
-        || s_read_uint(&r, &h->corr) || s_skip(&r, count - 6) || r.p != r.end)
+        || s_read_uint(&r, &h->corr) || s_skip(&r, count - 6))
         return ZC_WIRE_MALFORMED;
     h->kind = (uint8_t) kind;
+    *consumed = (size_t) (r.p - data);
     return ZC_WIRE_OK;
 }

@@ -1,17 +1,20 @@
 /*  fuzz_wire — libFuzzer target for the wire codec.
 
-    Every input is tried as a header frame and as a topic frame. Beyond not
-    crashing (the sanitizers watch reads past the frame), whatever the
-    decoder accepts must be something the encoder can write back and the
-    decoder read again unchanged, and an accepted topic must be the one
+    Every input is tried as a frame on each path: a header at its start (a
+    DEALER's frame), and a topic at its start followed by a header (a PUB's
+    frame). Beyond not crashing (the sanitizers watch reads past the frame),
+    whatever the decoder accepts must be something the encoder can write
+    back, in no more bytes, and the decoder read again unchanged; a header
+    must end exactly where the decoder said (its bytes alone decode the
+    same, one byte fewer does not), and an accepted topic must be the one
     encoding of its kind and group. Build with clang:
 
         clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -Iinclude tests/fuzz_wire.c broker-free/zc_wire.c -lmsgpackc -o fuzz_wire
         ./fuzz_wire -max_len=4096 -max_total_time=60 CORPUS_DIR
 
-    The header and topic frames of docs/PROTOCOL.md's vectors make a good
-    seed corpus.
+    or configure with -DZC_FUZZ=ON -DCMAKE_C_COMPILER=clang. The frames of
+    docs/PROTOCOL.md's vectors make a good seed corpus.
 */
 #include "zc_wire.h"
 
@@ -23,34 +26,50 @@ static void s_check(int ok)
     if (!ok) abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+//  Decodes a header at the start of data and checks what was accepted.
+static void s_header(const uint8_t *data, size_t size)
 {
     zc_header_t header, again;
-    int rc = zc_wire_header_decode(data, size, &header);
+    size_t used = 0, again_used = 0;
+    int rc = zc_wire_header_decode(data, size, &header, &used);
     s_check(rc == ZC_WIRE_OK || rc == ZC_WIRE_MALFORMED || rc == ZC_WIRE_VERSION_BAD);
     if (rc == ZC_WIRE_OK) {
+        s_check(used >= 1 && used <= size);
         s_check(header.version == ZC_WIRE_VERSION);
         s_check(header.kind >= ZC_KIND_PUBLIC && header.kind <= ZC_KIND_REPLY);
         s_check(zc_wire_name_valid(header.type) && zc_wire_name_valid(header.sender));
         uint8_t buf[ZC_WIRE_HEADER_MAX];
         int len = zc_wire_header_encode(&header, buf, sizeof buf);
-        s_check(len > 0 && (size_t)len <= size);
-        s_check(zc_wire_header_decode(buf, (size_t)len, &again) == ZC_WIRE_OK);
+        s_check(len > 0 && (size_t)len <= used);
+        s_check(zc_wire_header_decode(buf, (size_t)len, &again, &again_used) == ZC_WIRE_OK);
+        s_check(again_used == (size_t)len);
         s_check(again.version == header.version && again.kind == header.kind &&
                 again.seq == header.seq && again.corr == header.corr &&
                 strcmp(again.type, header.type) == 0 && strcmp(again.sender, header.sender) == 0);
+        //  The header ends where the decoder said, whatever follows it.
+        s_check(zc_wire_header_decode(data, used, &again, &again_used) == ZC_WIRE_OK);
+        s_check(again_used == used && again.seq == header.seq && again.corr == header.corr);
+        s_check(zc_wire_header_decode(data, used - 1, &again, &again_used) == ZC_WIRE_MALFORMED);
     } else if (rc == ZC_WIRE_VERSION_BAD)
         s_check(header.version != ZC_WIRE_VERSION &&
                 (!*header.sender || zc_wire_name_valid(header.sender)));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    s_header(data, size);
 
     int kind;
     char group[ZC_NAME_MAX + 1];
-    if (zc_wire_topic_decode(data, size, &kind, group) == ZC_WIRE_OK) {
+    size_t used = 0;
+    if (zc_wire_topic_decode(data, size, &kind, group, &used) == ZC_WIRE_OK) {
+        s_check(used >= 1 && used <= size && used <= ZC_WIRE_TOPIC_MAX);
         uint8_t topic[ZC_WIRE_TOPIC_MAX];
         int len = zc_wire_topic_encode(kind, group, topic, sizeof topic);
-        s_check(len == (int)size && memcmp(topic, data, size) == 0);
+        s_check(len == (int)used && memcmp(topic, data, used) == 0);
+        s_header(data + used, size - used);
     }
     return 0;
 }

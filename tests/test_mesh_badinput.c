@@ -3,10 +3,13 @@
     A `zcluster node` process (the victim) and, in this process, raw libzmq
     sockets playing an evil peer: an XPUB and a ROUTER that the victim is
     told about with `peer evil ...`, and a DEALER with routing id "evil"
-    connected to the victim's ROUTER. The evil peer sends garbage, wrong
-    frame counts, truncated headers, foreign versions, oversized payloads,
-    spoofed senders, kinds on the wrong path, groups the victim has not
-    joined, sequence gaps and restarts.
+    connected to the victim's ROUTER. The evil peer writes its frames by
+    hand, one frame per message as the protocol says (topic + header +
+    payload on the PUB, header + payload on the DEALER), and sends garbage,
+    wrong frame counts (the multipart layout among them), frames that end
+    inside the header, foreign versions, oversized payloads, spoofed
+    senders, kinds on the wrong path, groups the victim has not joined,
+    sequence gaps and restarts.
 
     After each case the test sends a good message on the same connection
     and waits for the victim to print it: ZeroMQ keeps order per connection,
@@ -79,22 +82,31 @@ static size_t s_header(uint8_t *buf, int version, int kind, const char *type, co
     return len > 0 ? (size_t)len : 0;
 }
 
-//  Sends [topic][header][payload] on the evil PUB.
-static void s_pub_send(s_evil_t *evil, const void *topic, size_t topic_size, const uint8_t *header,
-                       size_t header_size, const void *payload, size_t payload_size)
+//  Sends topic, header and payload joined into one frame.
+static void s_send_joined(void *socket, const void *topic, size_t topic_size, const void *header,
+                          size_t header_size, const void *payload, size_t payload_size)
 {
-    const void *frames[3] = {topic, header, payload};
-    size_t sizes[3] = {topic_size, header_size, payload_size};
-    ZT_EQ(s_send_frames(evil->pub, frames, sizes, 3), 0);
+    size_t size = topic_size + header_size + payload_size;
+    uint8_t *frame = (uint8_t *)malloc(size ? size : 1);
+    if (topic_size) memcpy(frame, topic, topic_size);
+    if (header_size) memcpy(frame + topic_size, header, header_size);
+    if (payload_size) memcpy(frame + topic_size + header_size, payload, payload_size);
+    ZT_EQ(zmq_send(socket, frame, size, 0), (int)size);
+    free(frame);
 }
 
-//  Sends [header][payload] on the evil DEALER.
-static void s_dealer_send(s_evil_t *evil, const uint8_t *header, size_t header_size,
+//  Sends topic + header + payload as one frame on the evil PUB.
+static void s_pub_send(s_evil_t *evil, const void *topic, size_t topic_size, const void *header,
+                       size_t header_size, const void *payload, size_t payload_size)
+{
+    s_send_joined(evil->pub, topic, topic_size, header, header_size, payload, payload_size);
+}
+
+//  Sends header + payload as one frame on the evil DEALER.
+static void s_dealer_send(s_evil_t *evil, const void *header, size_t header_size,
                           const void *payload, size_t payload_size)
 {
-    const void *frames[2] = {header, payload};
-    size_t sizes[2] = {header_size, payload_size};
-    ZT_EQ(s_send_frames(evil->dealer, frames, sizes, 2), 0);
+    s_send_joined(evil->dealer, NULL, 0, header, header_size, payload, payload_size);
 }
 
 //  --------------------------------------------------------------------------
@@ -335,6 +347,11 @@ int main(void)
     uint8_t header[ZC_WIRE_HEADER_MAX];
     size_t len;
     char victim_pub[128], victim_router[128];
+    char long_group[ZC_NAME_MAX + 1], long_type[ZC_NAME_MAX + 1];
+    memset(long_group, 'g', ZC_NAME_MAX);
+    long_group[ZC_NAME_MAX] = 0;
+    memset(long_type, 't', ZC_NAME_MAX);
+    long_type[ZC_NAME_MAX] = 0;
 
     zt_section("a victim node and an evil peer of raw sockets");
     if (!ZT_EQ(s_start_victim(victim_pub, victim_router), 0)) {
@@ -369,27 +386,34 @@ int main(void)
     s_good_public(&evil);
     s_check_moved("garbage on the SUB", &before, "malformed=4 recv_public=1");
 
-    zt_section("wrong frame counts on the SUB path: 1, 2, 5");
+    zt_section("wrong frame counts on the SUB path: 2, 3 (the multipart layout), 5");
     s_read_counters(&before);
     {
+        //  Every byte a good message needs, in the wrong number of frames.
+        uint8_t joined[1 + ZC_WIRE_HEADER_MAX];
+        joined[0] = 'P';
+        memcpy(joined + 1, header, len);
+        const void *two[2] = {joined, "x"};
+        size_t two_sizes[2] = {1 + len, 1};
+        ZT_EQ(s_send_frames(evil.pub, two, two_sizes, 2), 0);
         const void *frames[5] = {"P", header, "x", "y", "z"};
         size_t sizes[5] = {1, len, 1, 1, 1};
-        ZT_EQ(s_send_frames(evil.pub, frames, sizes, 1), 0);
-        ZT_EQ(s_send_frames(evil.pub, frames, sizes, 2), 0);
+        ZT_EQ(s_send_frames(evil.pub, frames, sizes, 3), 0);
         ZT_EQ(s_send_frames(evil.pub, frames, sizes, 5), 0);
     }
     s_good_public(&evil);
     s_check_moved("frame counts on the SUB", &before, "malformed=3 recv_public=1");
 
-    zt_section("truncated headers on the SUB path");
+    zt_section("frames that end inside the header on the SUB path");
     s_read_counters(&before);
     len = s_header(header, 1, 1, "truncated", "evil", evil.public_seq + 1, 0);
-    s_pub_send(&evil, "P", 1, header, 1, "x", 1);
-    s_pub_send(&evil, "P", 1, header, len / 2, "x", 1);
-    s_pub_send(&evil, "P", 1, header, len - 1, "x", 1);
-    s_pub_send(&evil, "P", 1, header, 0, "x", 1);
+    s_pub_send(&evil, "P", 1, header, 1, NULL, 0);
+    s_pub_send(&evil, "P", 1, header, len / 2, NULL, 0);
+    s_pub_send(&evil, "P", 1, header, len - 1, NULL, 0); //  corr missing
+    s_pub_send(&evil, "P", 1, NULL, 0, NULL, 0);         //  a topic alone
+    s_pub_send(&evil, "Gg1", 4, NULL, 0, NULL, 0);
     s_good_public(&evil);
-    s_check_moved("truncated on the SUB", &before, "malformed=4 recv_public=1");
+    s_check_moved("truncated on the SUB", &before, "malformed=5 recv_public=1");
 
     zt_section("foreign versions on the SUB path are bad_version, not malformed");
     s_read_counters(&before);
@@ -415,10 +439,20 @@ int main(void)
     zt_section("groups the victim has not joined, and topics posing as g1");
     s_read_counters(&before);
     len = s_header(header, 1, 2, "t", "evil", 1, 0);
-    s_pub_send(&evil, "Gg2", 4, header, len, "x", 1);      //  filtered: not even seen
-    s_pub_send(&evil, "Gg12", 5, header, len, "x", 1);     //  group "g12" is not "g1"
-    s_pub_send(&evil, "Gg1\0x", 6, header, len, "x", 1);   //  g1 prefix, inner NUL
-    s_pub_send(&evil, "Gg1\0xyz", 7, header, len, "x", 1); //  g1 prefix, unterminated
+    s_pub_send(&evil, "Gg2", 4, header, len, "x", 1);  //  filtered: not even seen
+    s_pub_send(&evil, "Gg12", 5, header, len, "x", 1); //  group "g12" is not "g1"
+    //  "Gg1" and a header without a 00 byte: no NUL ends the name, and the
+    //  subscription "Gg1\0" does not match.
+    {
+        uint8_t no_nul[ZC_WIRE_HEADER_MAX];
+        size_t no_nul_len = s_header(no_nul, 1, 2, "t", "evil", 1, 1);
+        ZT_CHECK(memchr(no_nul, 0, no_nul_len) == NULL);
+        s_pub_send(&evil, "Gg1", 3, no_nul, no_nul_len, "x", 1);
+    }
+    //  The g1 prefix, then bytes that are not a header: a message to g1
+    //  with a malformed header, not a message to some other group.
+    s_pub_send(&evil, "Gg1\0x", 6, header, len, "x", 1);
+    s_pub_send(&evil, "Gg1\0xyz", 7, header, len, "x", 1);
     s_good_group(&evil);
     s_check_moved("unjoined groups", &before, "malformed=2 recv_group=1");
 
@@ -439,8 +473,27 @@ int main(void)
                  evil.public_seq, big);
         s_expect_msg(expected);
     }
+    //  The limit is on the payload alone: the longest group topic and a
+    //  255-byte type in front of it do not count.
+    ZT_EQ(zt_proc_command(s_victim, "join %s", long_group), 0);
+    {
+        char topic[ZC_WIRE_TOPIC_MAX], expected[1024];
+        int topic_len =
+            zc_wire_topic_encode(ZC_KIND_GROUP, long_group, (uint8_t *)topic, sizeof topic);
+        ZT_EQ(topic_len, ZC_WIRE_TOPIC_MAX);
+        len = s_header(header, 1, 2, long_type, "evil", 1, 0);
+        s_pub_send(&evil, topic, (size_t)topic_len, header, len, big, MAX_MSG_SIZE);
+        snprintf(expected, sizeof expected, "msg group evil %s %s 1 %.200s", long_group, long_type,
+                 big);
+        s_expect_msg(expected);
+        len = s_header(header, 1, 2, long_type, "evil", 2, 0);
+        s_pub_send(&evil, topic, (size_t)topic_len, header, len, big, MAX_MSG_SIZE + 1);
+    }
+    //  Processed before the good message behind it on the same connection;
+    //  leaving first could drop it unseen, as no longer subscribed.
     s_good_public(&evil);
-    s_check_moved("oversized on the SUB", &before, "oversized=2 recv_public=2");
+    ZT_EQ(zt_proc_command(s_victim, "leave %s", long_group), 0);
+    s_check_moved("oversized on the SUB", &before, "oversized=3 recv_public=2 recv_group=1");
 
     zt_section("sequence gaps are counted lost, exactly");
     s_read_counters(&before);
@@ -465,6 +518,9 @@ int main(void)
     s_check_moved("restart", &before, "recv_public=2 recv_group=1 recv_private=2");
 
     zt_section("garbage and wrong frame counts on the ROUTER path");
+    //  The ROUTER reads the routing id and then what the DEALER sent: a
+    //  message of 2 DEALER frames arrives as 3, and so on. It never sees
+    //  fewer than 2, since ZeroMQ has no message of zero frames.
     s_read_counters(&before);
     for (int i = 0; i < 3; i++) {
         uint8_t garbage[40];
@@ -476,14 +532,16 @@ int main(void)
     {
         const void *frames[5] = {header, "x", "y", "z", "w"};
         size_t sizes[5] = {len, 1, 1, 1, 1};
-        ZT_EQ(s_send_frames(evil.dealer, frames, sizes, 1), 0);
+        ZT_EQ(s_send_frames(evil.dealer, frames, sizes, 2), 0); //  the multipart layout
         ZT_EQ(s_send_frames(evil.dealer, frames, sizes, 3), 0);
         ZT_EQ(s_send_frames(evil.dealer, frames, sizes, 5), 0);
     }
-    s_dealer_send(&evil, header, len / 2, "x", 1); //  truncated
-    s_dealer_send(&evil, header, len - 1, "x", 1);
+    s_dealer_send(&evil, NULL, 0, NULL, 0);                  //  an empty frame
+    s_dealer_send(&evil, header, len / 2, NULL, 0);          //  ends inside the header
+    s_dealer_send(&evil, header, len - 1, NULL, 0);          //  corr missing
+    s_send_joined(evil.dealer, "P", 1, header, len, "x", 1); //  a topic in front
     s_good_private(&evil);
-    s_check_moved("garbage on the ROUTER", &before, "malformed=8 recv_private=1");
+    s_check_moved("garbage on the ROUTER", &before, "malformed=10 recv_private=1");
 
     zt_section("foreign versions on the ROUTER path");
     s_read_counters(&before);
@@ -537,8 +595,16 @@ int main(void)
     s_dealer_send(&evil, header, len, big, MAX_MSG_SIZE + 1);
     len = s_header(header, 1, 3, "big", "evil", ++evil.private_seq, 0);
     s_dealer_send(&evil, header, len, big, MAX_MSG_SIZE + 61440);
+    len = s_header(header, 1, 3, long_type, "evil", ++evil.private_seq, 0);
+    s_dealer_send(&evil, header, len, big, MAX_MSG_SIZE);
+    {
+        char expected[1024];
+        snprintf(expected, sizeof expected, "msg private evil - %s %" PRIu64 " %.200s", long_type,
+                 evil.private_seq, big);
+        s_expect_msg(expected);
+    }
     s_good_private(&evil);
-    s_check_moved("oversized on the ROUTER", &before, "oversized=2 recv_private=1");
+    s_check_moved("oversized on the ROUTER", &before, "oversized=2 recv_private=2");
 
     zt_section("a frame past the transport limit drops the connection, then loss shows");
     s_read_counters(&before);
