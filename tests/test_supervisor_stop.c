@@ -149,6 +149,60 @@ static void s_orphans(zt_redis_t *redis)
     sup_destroy(&sup);
 }
 
+static void s_transient_and_ready_after(zt_redis_t *redis)
+{
+    zt_section("--transient: workers that exit 0 are done; the master exits 0 when all are");
+    const char *opts[] = {
+        "-n",        "3",  "--redis", zt_redis_url(redis), "--transient", "--group-name", "batch",
+        "--backoff", "20", NULL};
+    const char *worker[] = {"--crash-after", "200", "0", NULL};
+    sup_t *sup = sup_start("batch", opts, worker);
+    ZT_CHECK(sup != NULL);
+    if (!sup) return;
+    ZT_EQ(sup_stop(sup, 0, 20000), 0);
+    json_t *events = s_redis_events(redis, "batch");
+    int done = 0, starts = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        done += !strcmp(sup_jstr(e, "event"), "exit") && !strcmp(sup_jstr(e, "reason"), "done") &&
+                !strcmp(sup_jstr(e, "group"), "batch");
+        starts += !strcmp(sup_jstr(e, "event"), "start");
+    }
+    json_decref(events);
+    ZT_EQ(done, 3);
+    ZT_EQ(starts, 3);
+    sup_destroy(&sup);
+
+    zt_section("--transient still respawns a worker that fails");
+    const char *worker2[] = {"--crash-after", "100", "1", NULL};
+    const char *opts2[] = {
+        "-n",        "1",  "--redis", zt_redis_url(redis), "--transient", "--max-restarts", "2",
+        "--backoff", "20", NULL};
+    sup = sup_start("batch2", opts2, worker2);
+    ZT_CHECK(sup != NULL);
+    if (!sup) return;
+    ZT_EQ(sup_stop(sup, 0, 20000), 3);
+    sup_destroy(&sup);
+
+    zt_section(
+        "--ready-after: a program that never signals counts as ready once it lived that long");
+    const char *opts3[] = {
+        "-n", "2", "--redis", zt_redis_url(redis), "--ready-after", "300ms", "--ready-timeout",
+        "5s", NULL};
+    const char *worker3[] = {"--never-ready", NULL};
+    sup = sup_start("after", opts3, worker3);
+    ZT_CHECK(sup != NULL);
+    if (!sup) return;
+    ZT_CHECK(sup_wait_ready(sup, 2, 20000));
+    json_t *w = sup_worker(sup, "after-worker-1");
+    ZT_CHECK(w && sup_jint(w, "ready_ms") >= 300);
+    json_decref(w);
+    ZT_EQ(sup_stop(sup, SIGTERM, 20000), 0);
+    sup_destroy(&sup);
+}
+
 int main(int argc, char **argv)
 {
     sup_worker_main(argc, argv);
@@ -159,6 +213,7 @@ int main(int argc, char **argv)
     s_clean_stop(redis, SIGINT);
     s_stop_timeout(redis);
     s_orphans(redis);
+    s_transient_and_ready_after(redis);
     zt_redis_destroy(&redis);
     return zt_done();
 }
