@@ -204,7 +204,8 @@ int zc_supervisor_command(zc_supervisor_t *self, const char *name, const char *h
 //  Redis if needed and the admin API, spawns every worker and supervises
 //  them until shutdown. Handles SIGCHLD, SIGHUP, SIGTERM and SIGINT while it
 //  runs (and ignores SIGPIPE); the previous handlers are restored after.
-//  Returns the exit code described above. Call it once.
+//  Returns the exit code described above. Call it once; one supervisor
+//  runs at a time in a process.
 int zc_supervisor_run(zc_supervisor_t *self);
 
 //  The methods below are for callbacks, on the master's thread.
