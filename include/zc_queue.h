@@ -164,9 +164,8 @@ int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id);
 //  zc_queue_worker_t: drain queues
 
 //  Runs one job. Returns 0 on success or -1 on failure (with
-//  zc_job_set_error to say why). Runs on a worker thread (with SIGPIPE
-//  blocked); a handler that may run long should return early once
-//  zc_job_cancelled() is true.
+//  zc_job_set_error to say why). Runs on a worker thread; a handler that
+//  may run long should return early once zc_job_cancelled() is true.
 typedef int(zc_task_fn)(zc_job_t *job, void *arg);
 
 //  Called on the handler's thread after each run, before the result is

@@ -133,10 +133,7 @@ int64_t zc_queue_now_ms(zc_queue_t *self)
     assert(self);
     redisContext *c = zc_qs_conn_get(&self->conn);
     if (!c) return s_error(self, "%s", self->conn.error);
-    zc_qs_sigpipe_t sigpipe;
-    zc_qs_sigpipe_block(&sigpipe);
     redisReply *reply = (redisReply *)redisCommand(c, "TIME");
-    zc_qs_sigpipe_restore(&sigpipe);
     if (!reply) {
         s_error(self, "Redis connection failed: %s", c->errstr);
         zc_qs_conn_drop(&self->conn);

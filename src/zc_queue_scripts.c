@@ -30,7 +30,6 @@
 
 #include <czmq.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,42 +581,7 @@ static int s_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-void zc_qs_sigpipe_block(zc_qs_sigpipe_t *state)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigpending(&pending);
-    state->was_pending = sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &state->old_mask);
-}
-
-void zc_qs_sigpipe_restore(zc_qs_sigpipe_t *state)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigpending(&pending);
-    if (!state->was_pending && sigismember(&pending, SIGPIPE)) {
-        //  Ours, from writing to a dead connection: take it before unblocking.
-        struct timespec zero = {0, 0};
-        sigtimedwait(&set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &state->old_mask, NULL);
-}
-
-static int s_pipeline(redisContext *c, zc_qs_args_t **args, int count, redisReply **replies);
-
 int zc_qs_pipeline(redisContext *c, zc_qs_args_t **args, int count, redisReply **replies)
-{
-    zc_qs_sigpipe_t sigpipe;
-    zc_qs_sigpipe_block(&sigpipe);
-    int rc = s_pipeline(c, args, count, replies);
-    zc_qs_sigpipe_restore(&sigpipe);
-    return rc;
-}
-
-static int s_pipeline(redisContext *c, zc_qs_args_t **args, int count, redisReply **replies)
 {
     for (int i = 0; i < count; i++)
         replies[i] = NULL;

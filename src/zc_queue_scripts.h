@@ -15,7 +15,6 @@
 #include "zc_queue.h"
 #include "zc_redis.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,21 +105,6 @@ redisContext *zc_qs_conn_get(zc_qs_conn_t *conn);
 
 //  Drops the context after an error on it (the next get reconnects).
 void zc_qs_conn_drop(zc_qs_conn_t *conn);
-
-//  Writing to a connection the server closed raises SIGPIPE, which would
-//  kill a process that did not ignore it; a library may not assume that.
-//  Redis I/O on a caller's thread runs between block and restore: the
-//  signal stays blocked, and one raised meanwhile is consumed.
-typedef struct {
-    sigset_t old_mask;
-    int was_pending;
-} zc_qs_sigpipe_t;
-
-//  Blocks SIGPIPE on this thread, remembering the old mask.
-void zc_qs_sigpipe_block(zc_qs_sigpipe_t *state);
-
-//  Consumes a SIGPIPE raised since block and restores the old mask.
-void zc_qs_sigpipe_restore(zc_qs_sigpipe_t *state);
 
 //  Returns monotonic milliseconds.
 int64_t zc_qs_clock_ms(void);

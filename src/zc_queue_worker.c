@@ -41,7 +41,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -754,7 +753,7 @@ static void s_keep_lost(zc_queue_worker_t *self, s_keep_t *k, redisReply *lost)
 }
 
 //  Blocks on the queues' signal lists for up to ms; returns 1 if one was popped.
-static int s_keep_listen(zc_queue_worker_t *self, s_keep_t *k, int64_t ms)
+static int s_keep_listen(zc_queue_worker_t *self, int64_t ms)
 {
     redisContext *c = zc_qs_conn_get(&self->keep_conn);
     if (!c) return 0;
@@ -785,7 +784,6 @@ static int s_keep_listen(zc_queue_worker_t *self, s_keep_t *k, int64_t ms)
         free(keys[i]);
     free(keys);
     free(argv);
-    (void)k;
     return popped;
 }
 
@@ -880,7 +878,7 @@ static void *s_keeper(void *arg)
         if (timeout_in < wait) wait = timeout_in;
         if (self->hungry && !self->stopping && self->queue_count > 0 && wait > 0) {
             pthread_mutex_unlock(&self->lock);
-            int popped = s_keep_listen(self, &k, wait);
+            int popped = s_keep_listen(self, wait);
             pthread_mutex_lock(&self->lock);
             if (popped ||
                 (self->hungry && zc_qs_clock_ms() - self->hungry_since >= S_SAFETY_POLL_MS)) {
@@ -929,17 +927,10 @@ int zc_queue_worker_start(zc_queue_worker_t *self)
         (pthread_t *)calloc((size_t)(self->threads ? self->threads : 1), sizeof(pthread_t));
     assert(self->held && self->pool);
     self->started = 1;
-    //  The worker's threads never take SIGPIPE (a write to a dead Redis
-    //  connection is an error return, not a signal): they inherit this mask.
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
     pthread_create(&self->dispatcher, NULL, s_dispatcher, self);
     pthread_create(&self->keeper, NULL, s_keeper, self);
     for (int i = 0; i < self->threads; i++)
         pthread_create(&self->pool[i], NULL, s_runner, self);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return 0;
 }
 

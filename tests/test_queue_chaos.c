@@ -57,14 +57,24 @@ static void s_pump(char prefix, int ms)
     } while (zt_now_ms() < deadline);
 }
 
+static zt_redis_t *s_redis;
+
+static void s_stop_all(void);
+
+//  Starts a worker; a worker that cannot start ends the test at once
+//  (its stdin closed, every other worker exits by itself).
 static s_node_t *s_start(const char *id, const char *queue)
 {
     s_node_t *node = &s_nodes[s_node_count++];
     snprintf(node->id, sizeof node->id, "%s", id);
     node->proc = zt_cli_start("worker", "--redis", s_url, "--cluster", CLUSTER, "--id", id,
                               "--queue", queue, "--concurrency", "4", NULL);
-    if (!node->proc || !zt_proc_expect(node->proc, "ready ", 10000))
-        fprintf(stderr, "worker %s did not start\n", id);
+    if (!ZT_CHECK(node->proc && zt_proc_expect(node->proc, "ready ", 10000))) {
+        fprintf(stderr, "worker %s did not start: giving up\n", id);
+        s_stop_all();
+        zt_redis_destroy(&s_redis);
+        exit(zt_done());
+    }
     return node;
 }
 
@@ -223,6 +233,6 @@ int main(void)
 
     redisFree(redis_c);
     zc_queue_destroy(&queue);
-    zt_redis_destroy(&redis);
+    zt_redis_destroy(&s_redis);
     return zt_done();
 }
