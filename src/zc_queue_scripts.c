@@ -546,11 +546,6 @@ void zc_qs_args_start(zc_qs_args_t *self, zc_qs_script_t script, const char *pre
     zc_qs_args_str(self, prefix);
 }
 
-int zc_qs_args_count(const zc_qs_args_t *self)
-{
-    return self->argc - 5;
-}
-
 void zc_qs_args_free(zc_qs_args_t *self)
 {
     free(self->buf);

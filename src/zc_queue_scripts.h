@@ -65,9 +65,6 @@ void zc_qs_args_str(zc_qs_args_t *self, const char *str);
 //  Appends an integer argument.
 void zc_qs_args_int(zc_qs_args_t *self, int64_t value);
 
-//  Returns the number of arguments after the prefix (ARGV[2] onwards).
-int zc_qs_args_count(const zc_qs_args_t *self);
-
 //  Frees the list's memory.
 void zc_qs_args_free(zc_qs_args_t *self);
 
