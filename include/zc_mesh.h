@@ -158,8 +158,9 @@ int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const v
 int zc_mesh_send_to(zc_mesh_t *self, const char *peer, int kind, const char *type, uint64_t corr,
                     const void *data, size_t size);
 
-//  Registers fn for messages of this type (NULL fn removes it). Handled
-//  messages are passed to fn inside zc_mesh_recv and not returned by it.
+//  Registers fn for public, group and private messages of this type (NULL
+//  fn removes it). Handled messages are passed to fn inside zc_mesh_recv
+//  and not returned by it; RPC requests and replies are always returned.
 //  Returns 0, or -1 if the type is invalid.
 int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *arg);
 

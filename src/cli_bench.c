@@ -6,6 +6,11 @@
       shout    group messages to a group of K; baseline raw PUB/SUB with a topic
       whisper  private messages one way (msgs/s) and round trip (p50/p99);
                baseline raw DEALER/ROUTER
+      rpc      calls to one node: p50/p99 and calls/s; baseline raw DEALER/ROUTER echo
+      rpc-all  calls to all K nodes, gathering: p50/p99; baseline K raw echoes
+
+    Scenarios that need Redis (the registry) start a private redis-server
+    on a unix socket unless --redis is given.
 */
 #include "cli.h"
 #include "cli_bench.h"
@@ -13,6 +18,8 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -76,6 +83,12 @@ int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
         if (pid == 0) {
             close(to[1]);
             close(from[0]);
+            //  Earlier children's pipes too: holding them open would hide
+            //  the parent's close (end of file) from those children.
+            for (int j = 0; j < i; j++) {
+                close(children->to[j]);
+                close(children->from[j]);
+            }
             _exit(fn(i, opt, to[0], from[1], arg));
         }
         close(to[0]);
@@ -138,11 +151,10 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
         printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", r->p50_us, r->p99_us);
 }
 
+//  Latency scenarios compare p50s; the others compare rates.
 static void s_report(const char *scenario, const bench_options_t *opt,
-                     const bench_result_t *project, const bench_result_t *baseline)
+                     const bench_result_t *project, const bench_result_t *baseline, int latency)
 {
-    //  Latency scenarios compare p50s; the others compare rates.
-    int latency = project->rate <= 0 && project->p50_us >= 0;
     double ratio = latency ? (baseline->p50_us > 0 ? project->p50_us / baseline->p50_us : 0)
                            : (baseline->rate > 0 ? project->rate / baseline->rate : 0);
     if (opt->json) {
@@ -179,12 +191,69 @@ static const s_scenario_t s_scenarios[] = {
     {"publish", "public messages, 1 sender to K receivers (baseline raw PUB/SUB)"},
     {"shout", "group messages to a group of K (baseline raw PUB/SUB with a topic)"},
     {"whisper", "private messages one way, and round trip (baseline raw DEALER/ROUTER)"},
+    {"rpc", "calls to one node: p50/p99 and calls/s (baseline raw DEALER/ROUTER echo)"},
+    {"rpc-all", "calls to all K nodes, gathering every reply (baseline K raw echoes)"},
 };
+
+//  A private redis-server for scenarios that need one.
+typedef struct {
+    char dir[64];
+    char url[128];
+    pid_t pid;
+} s_redis_t;
+
+static int s_redis_start(s_redis_t *redis)
+{
+    snprintf(redis->dir, sizeof redis->dir, "/tmp/zc-bench-XXXXXX");
+    if (!mkdtemp(redis->dir))
+        return -1;
+    char sock[96];
+    snprintf(sock, sizeof sock, "%s/redis.sock", redis->dir);
+    snprintf(redis->url, sizeof redis->url, "unix://%s", sock);
+    char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+                    "--appendonly", "no", "--dir", redis->dir, "--loglevel", "warning", NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    extern char **environ;
+    int rc = posix_spawnp(&redis->pid, "redis-server", &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc) {
+        fprintf(stderr, "zcluster bench: cannot start redis-server: %s\n", strerror(rc));
+        return -1;
+    }
+    zc_redis_url_t url;
+    char err[256];
+    zc_redis_url_parse(redis->url, &url, err, sizeof err);
+    for (int i = 0; i < 500; i++) {
+        redisContext *c = zc_redis_connect(&url, 100, err, sizeof err);
+        if (c) {
+            redisFree(c);
+            return 0;
+        }
+        usleep(10000);
+    }
+    fprintf(stderr, "zcluster bench: redis-server did not answer: %s\n", err);
+    return -1;
+}
+
+static void s_redis_stop(s_redis_t *redis)
+{
+    if (redis->pid > 0) {
+        kill(redis->pid, SIGTERM);
+        waitpid(redis->pid, NULL, 0);
+        redis->pid = 0;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/redis.sock", redis->dir);
+    unlink(path);
+    rmdir(redis->dir);
+}
 
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
-                 "[--json]\n\nscenarios:\n");
+                 "[--json] [--redis URL]\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
         fprintf(out, "  %-9s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
@@ -198,7 +267,7 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         baseline.name = group ? "zmq-pubsub-topic" : "zmq-pubsub";
         rc = bench_publish(opt, group, &project, &baseline);
         if (rc == 0)
-            s_report(scenario, opt, &project, &baseline);
+            s_report(scenario, opt, &project, &baseline, 0);
     }
     else if (strcmp(scenario, "whisper") == 0) {
         bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1}, raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
@@ -206,9 +275,16 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         bench_result_t results[4] = {project, baseline, rtt, raw_rtt};
         rc = bench_whisper(opt, results);
         if (rc == 0) {
-            s_report("whisper", opt, &results[0], &results[1]);
-            s_report("whisper-rtt", opt, &results[2], &results[3]);
+            s_report("whisper", opt, &results[0], &results[1], 0);
+            s_report("whisper-rtt", opt, &results[2], &results[3], 1);
         }
+    }
+    else if (strcmp(scenario, "rpc") == 0 || strcmp(scenario, "rpc-all") == 0) {
+        int all = strcmp(scenario, "rpc-all") == 0;
+        baseline.name = all ? "zmq-dealer-echo-all" : "zmq-dealer-echo";
+        rc = bench_rpc(opt, all, &project, &baseline);
+        if (rc == 0)
+            s_report(scenario, opt, &project, &baseline, 1);
     }
     else {
         fprintf(stderr, "zcluster bench: unknown scenario '%s'\n", scenario);
@@ -227,9 +303,11 @@ int cli_bench(int argc, char **argv)
                                       {"count", required_argument, 0, 'c'},
                                       {"nodes", required_argument, 0, 'n'},
                                       {"json", no_argument, 0, 'j'},
+                                      {"redis", required_argument, 0, 'r'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     bench_options_t opt = {64, 1000000, 1, 0, NULL};
+    const char *redis_url = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
@@ -238,6 +316,7 @@ int cli_bench(int argc, char **argv)
         case 'c': opt.count = atol(optarg); break;
         case 'n': opt.nodes = atoi(optarg); break;
         case 'j': opt.json = 1; break;
+        case 'r': redis_url = optarg; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return CLI_USAGE;
         }
@@ -255,10 +334,20 @@ int cli_bench(int argc, char **argv)
     zc_log_set_level(ZC_LOG_WARNING);
     signal(SIGPIPE, SIG_IGN);
     const char *scenario = argv[optind];
-    if (strcmp(scenario, "all") != 0)
-        return s_run(scenario, &opt);
+    s_redis_t redis = {{0}, {0}, 0};
+    opt.redis_url = redis_url;
+    if (!redis_url) {
+        if (s_redis_start(&redis))
+            return 1;
+        opt.redis_url = redis.url;
+    }
     int rc = 0;
-    for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0; i++)
+    if (strcmp(scenario, "all") != 0)
+        rc = s_run(scenario, &opt);
+    for (size_t i = 0; strcmp(scenario, "all") == 0 && i < sizeof s_scenarios / sizeof s_scenarios[0]
+                       && rc == 0;
+         i++)
         rc = s_run(s_scenarios[i].name, &opt);
+    s_redis_stop(&redis);
     return rc;
 }

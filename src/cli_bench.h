@@ -70,5 +70,8 @@ int bench_publish(const bench_options_t *opt, int group, bench_result_t *project
                   bench_result_t *baseline);
 //  results: one way (project, baseline), then round trip (project, baseline).
 int bench_whisper(const bench_options_t *opt, bench_result_t results[4]);
+//  rpc (all = 0) or rpc-all (all = 1); needs opt->redis_url.
+int bench_rpc(const bench_options_t *opt, int all, bench_result_t *project,
+              bench_result_t *baseline);
 
 #endif

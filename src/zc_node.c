@@ -547,10 +547,13 @@ const zc_redis_url_t *zc_node_redis_url(zc_node_t *self)
 }
 
 //  Receives from the mesh, the registry and RPC until a message no handler
-//  took. RPC requests and replies never reach the caller.
-static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
+//  took. RPC requests and replies never reach the caller. With once, it
+//  returns (NULL, errno EAGAIN) after the first pass that did any work, so
+//  a waiter can check whether its call completed.
+static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
+    int polled = 0;
     while (1) {
         while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
             s_registry_event(self);
@@ -560,6 +563,10 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
             s_exit(self);
         if (msg && (zc_msg_kind(msg) == ZC_KIND_REQUEST || zc_msg_kind(msg) == ZC_KIND_REPLY)) {
             zc_rpc_consume(zc_node_rpc(self), msg);
+            if (once) {
+                errno = EAGAIN;
+                return NULL;
+            }
             continue;
         }
         if (msg)
@@ -567,7 +574,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
         if (errno == EINTR)
             return NULL;
         long wait = timeout_ms < 0 ? -1 : (long) (deadline - zclock_mono());
-        if (timeout_ms >= 0 && wait <= 0) {
+        if ((timeout_ms >= 0 && wait <= 0) || (once && polled)) {
             errno = EAGAIN;
             return NULL;
         }
@@ -579,12 +586,13 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms)
             errno = EINTR;
             return NULL;
         }
+        polled = 1;
     }
 }
 
 void zc_node_step(zc_node_t *self, int timeout_ms)
 {
-    zc_msg_t *msg = s_recv(self, timeout_ms);
+    zc_msg_t *msg = s_recv(self, timeout_ms, 1);
     if (msg)
         zlist_append(self->backlog, zc_msg_dup(msg));
 }
@@ -596,7 +604,7 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
     self->current = (zc_msg_t *) zlist_pop(self->backlog);
     if (self->current)
         return self->current;
-    return s_recv(self, timeout_ms);
+    return s_recv(self, timeout_ms, 0);
 }
 
 //  --------------------------------------------------------------------------

@@ -39,8 +39,8 @@ int zc_rpc_pollitem(zc_rpc_t *self, zmq_pollitem_t *item);
 //  The node's RPC state, created on first use.
 zc_rpc_t *zc_node_rpc(zc_node_t *node);
 
-//  Runs the node for up to timeout_ms, keeping unhandled messages for later
-//  zc_node_recv calls.
+//  Runs the node until something happened or timeout_ms passed, keeping
+//  unhandled messages for later zc_node_recv calls.
 void zc_node_step(zc_node_t *node, int timeout_ms);
 
 //  The Redis the node registered with.

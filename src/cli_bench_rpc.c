@@ -1,0 +1,231 @@
+/*  zcluster bench: rpc and rpc-all, each next to raw DEALER/ROUTER echoes.
+
+    The project side is real cluster nodes: the parent and K children
+    register in a Redis registry (the bench's own redis-server unless
+    --redis is given) and find each other there. Children serve "echo"
+    inline on their node's thread (zc_rpc_set_threads 0), as a low-latency
+    service would; the thread pool adds a handoff per call. The baseline is
+    a ROUTER per child that echoes each frame back to the DEALER that sent it.
+
+    rpc:      sequential calls to one node: p50/p99 round trip, and calls/s
+              with up to BENCH_WINDOW calls in flight.
+    rpc-all:  sequential calls to all K nodes, gathering every reply: p50/p99
+              (the project's "all" includes the caller, which answers inline).
+*/
+#include "cli_bench.h"
+#include "zcluster.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BENCH_WINDOW      64
+#define LATENCY_SAMPLES   20000
+
+static void s_echo(zc_rpc_request_t *request, void *arg)
+{
+    zc_rpc_respond(request, zc_rpc_request_args(request), zc_rpc_request_size(request));
+}
+
+//  A child: a node serving echo (or a raw ROUTER echo) until its pipe closes.
+static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
+{
+    int raw = *(int *) arg;
+    if (raw) {
+        zsock_t *router = zsock_new(ZMQ_ROUTER);
+        zsock_set_sndhwm(router, BENCH_HWM);
+        zsock_set_rcvhwm(router, BENCH_HWM);
+        zsock_bind(router, "tcp://127.0.0.1:*");
+        char *ep = zsock_last_endpoint(router);
+        bench_write_line(out_fd, "%s", ep);
+        zstr_free(&ep);
+        void *handle = zsock_resolve(router);
+        zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, in_fd, ZMQ_POLLIN, 0}};
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        //  The parent closing the pipe shows as POLLERR (hang-up) on it.
+        while (zmq_poll(items, 2, -1) >= 0 && !(items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+            while (zmq_msg_recv(&id, handle, ZMQ_DONTWAIT) >= 0
+                   && zmq_msg_recv(&body, handle, 0) >= 0) {
+                zmq_msg_send(&id, handle, ZMQ_SNDMORE);
+                zmq_msg_send(&body, handle, 0);
+            }
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        zsock_destroy(&router);
+        return 0;
+    }
+    char id[32];
+    snprintf(id, sizeof id, "bench-r%d", index);
+    zc_node_t *node = zc_node_new(id);
+    zc_node_set_redis(node, opt->redis_url);
+    zc_node_set_cluster(node, "bench");
+    zc_node_set_election(node, 0);
+    zc_mesh_set_hwm(zc_node_mesh(node), BENCH_HWM);
+    if (zc_node_start(node)) {
+        zc_node_destroy(&node);
+        return 1;
+    }
+    zc_rpc_set_threads(node, 0);
+    zc_rpc_register(node, "echo", s_echo, NULL);
+    int announced = 0;
+    while (1) {
+        zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{NULL, in_fd, ZMQ_POLLIN, 0}};
+        int n = 1 + zc_node_pollitems(node, items + 1);
+        zmq_poll(items, n, 100);
+        if (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+            break; //  the parent closed the pipe (or wrote): done
+        while (zc_node_recv(node, 0))
+            ;
+        if (!announced && zc_node_peer_exists(node, "bench-c")) {
+            bench_write_line(out_fd, "ready");
+            announced = 1;
+        }
+    }
+    zc_node_destroy(&node);
+    return 0;
+}
+
+//  The caller's side: a node, or raw DEALERs, one per server.
+typedef struct {
+    zc_node_t *node;
+    zsock_t *dealers[BENCH_MAX_NODES];
+    int count;
+    zmq_msg_t reply;
+} s_caller_t;
+
+//  One call to server `target` (or to all, target < 0). Returns 0 on success.
+static int s_call(s_caller_t *caller, int target, const char *payload, size_t size)
+{
+    if (caller->node) {
+        char id[32];
+        snprintf(id, sizeof id, "bench-r%d", target);
+        zc_rpc_call_t *call = zc_rpc_call(caller->node, target < 0 ? ZC_RPC_ALL_GATHER : ZC_RPC_NODE,
+                                          target < 0 ? NULL : id, "echo", payload, size, 5000);
+        int rc = zc_rpc_call_status(call) == ZC_RPC_OK ? 0 : -1;
+        zc_rpc_call_destroy(&call);
+        return rc;
+    }
+    int first = target < 0 ? 0 : target, last = target < 0 ? caller->count - 1 : target;
+    for (int i = first; i <= last; i++)
+        zmq_send(zsock_resolve(caller->dealers[i]), payload, size, 0);
+    for (int i = first; i <= last; i++)
+        if (zmq_msg_recv(&caller->reply, zsock_resolve(caller->dealers[i]), 0) < 0)
+            return -1;
+    return 0;
+}
+
+//  Calls/s with up to BENCH_WINDOW calls in flight to server 0.
+static double s_window(s_caller_t *caller, const char *payload, size_t size, long total)
+{
+    int64_t start = bench_now_ns();
+    long sent = 0, done = 0;
+    if (caller->node) {
+        //  A ring of calls in flight; wait for the oldest, start the next.
+        zc_rpc_call_t *calls[BENCH_WINDOW] = {0};
+        long oldest = 0;
+        while (done < total) {
+            while (sent < total && sent - oldest < BENCH_WINDOW)
+                calls[sent++ % BENCH_WINDOW] = zc_rpc_start(caller->node, ZC_RPC_NODE, "bench-r0",
+                                                            "echo", payload, size, 5000, NULL,
+                                                            NULL);
+            zc_rpc_call_t **call = &calls[oldest++ % BENCH_WINDOW];
+            if (zc_rpc_wait(caller->node, *call) == ZC_RPC_OK)
+                done++;
+            zc_rpc_call_destroy(call);
+            if (oldest == total)
+                break;
+        }
+        for (int i = 0; i < BENCH_WINDOW; i++)
+            zc_rpc_call_destroy(&calls[i]);
+    }
+    else {
+        void *dealer = zsock_resolve(caller->dealers[0]);
+        while (done < total) {
+            while (sent < total && sent - done < BENCH_WINDOW) {
+                zmq_send(dealer, payload, size, 0);
+                sent++;
+            }
+            if (zmq_msg_recv(&caller->reply, dealer, 0) < 0)
+                break;
+            done++;
+        }
+    }
+    double seconds = (bench_now_ns() - start) / 1e9;
+    return seconds > 0 ? done / seconds : 0;
+}
+
+static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result_t *result)
+{
+    bench_children_t children;
+    int servers = all ? opt->nodes : 1;
+    if (bench_spawn(&children, servers, s_server, opt, &raw))
+        return -1;
+    s_caller_t caller = {0};
+    zmq_msg_init(&caller.reply);
+    int rc = 0;
+    if (raw) {
+        for (int i = 0; i < servers && rc == 0; i++) {
+            char ep[256];
+            rc = bench_read_line(children.from[i], ep, sizeof ep, 10000);
+            caller.dealers[i] = zsock_new(ZMQ_DEALER);
+            if (rc == 0)
+                rc = zsock_connect(caller.dealers[i], "%s", ep);
+            caller.count++;
+        }
+    }
+    else {
+        caller.node = zc_node_new("bench-c");
+        zc_node_set_redis(caller.node, opt->redis_url);
+        zc_node_set_cluster(caller.node, "bench");
+        zc_node_set_election(caller.node, 0);
+        zc_mesh_set_hwm(zc_node_mesh(caller.node), BENCH_HWM);
+        rc = zc_node_start(caller.node);
+        if (rc == 0) {
+            //  All nodes includes the caller: it answers inline, at no network cost.
+            zc_rpc_set_threads(caller.node, 0);
+            zc_rpc_register(caller.node, "echo", s_echo, NULL);
+        }
+        int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
+        while (rc == 0 && zc_node_peer_count(caller.node) < (size_t) servers
+               && bench_now_ns() < give_up)
+            zc_node_recv(caller.node, 10);
+        if (rc == 0)
+            rc = bench_gather(&children, 10000);
+    }
+    char *payload = (char *) calloc(1, opt->size);
+    //  Warm up, then measure sequential round trips.
+    for (int i = 0; rc == 0 && i < 100; i++)
+        rc = s_call(&caller, all ? -1 : 0, payload, opt->size);
+    long samples = opt->count < LATENCY_SAMPLES ? opt->count : LATENCY_SAMPLES;
+    int64_t *rtts = (int64_t *) calloc((size_t) samples, sizeof(int64_t));
+    long done = 0;
+    for (; rc == 0 && done < samples; done++) {
+        int64_t start = bench_now_ns();
+        if (s_call(&caller, all ? -1 : 0, payload, opt->size))
+            break;
+        rtts[done] = bench_now_ns() - start;
+    }
+    result->received = done;
+    bench_percentiles(rtts, done, result);
+    free(rtts);
+    result->rate = rc == 0 && !all ? s_window(&caller, payload, opt->size, opt->count) : 0;
+    free(payload);
+    zc_node_destroy(&caller.node);
+    for (int i = 0; i < caller.count; i++)
+        zsock_destroy(&caller.dealers[i]);
+    zmq_msg_close(&caller.reply);
+    bench_reap(&children, 0);
+    return rc == 0 && done == samples ? 0 : -1;
+}
+
+int bench_rpc(const bench_options_t *opt, int all, bench_result_t *project,
+              bench_result_t *baseline)
+{
+    return s_rpc_once(opt, 1, all, baseline) || s_rpc_once(opt, 0, all, project) ? -1 : 0;
+}
