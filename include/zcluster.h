@@ -3,7 +3,8 @@
     Messaging plane (no Redis): zc_wire, zc_security, zc_mesh, zc_log.
     Cluster plane: zc_redis (where Redis is), zc_node (registry membership,
     failure detection, leader election), zc_rpc (cluster RPC), zc_cache
-    (shared cache: values, lists, locks, dump/restore), zc_queue (task queue).
+    (shared cache: values, lists, locks, dump/restore), zc_queue (task queue),
+    zc_supervisor (worker processes under a master, and their ready signal).
 */
 #ifndef ZCLUSTER_H_INCLUDED
 #define ZCLUSTER_H_INCLUDED
@@ -18,5 +19,6 @@
 #include "zc_rpc.h"
 #include "zc_cache.h"
 #include "zc_queue.h"
+#include "zc_supervisor.h"
 
 #endif

@@ -576,15 +576,21 @@ int cli_node(int argc, char **argv)
     s_console_t console = {node, mesh, 0, 0, zlist_new()};
     char buffer[LINE_MAX_BYTES];
     size_t used = 0;
-    while (!console.done) {
+    int stdin_open = 1;
+    //  SIGTERM / SIGINT (CZMQ's handler sets zsys_interrupted) leave gracefully.
+    while (!console.done && !zsys_interrupted) {
         zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
         int n = 1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
-        if (zmq_poll(items, n, -1) < 0 && errno != EINTR)
+        if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR)
             break;
         s_drain(&console);
-        if (!(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+        if (!stdin_open || !(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
             continue;
         ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
+        if (got <= 0 && zc_supervisor_managed()) {
+            stdin_open = 0; //  a supervised worker has no driver: serve until SIGTERM
+            continue;
+        }
         if (got <= 0)
             break; //  stdin closed: the driver is gone
         used += (size_t) got;

@@ -124,7 +124,13 @@ int main(void)
     zt_section("gather lists the nodes that did not answer");
     zt_proc_signal(s_node[3], SIGSTOP);
     r = s_call(0, "* ping 400", 5000, &ms);
-    ZT_CHECK(r && strstr(r, "status=timed out replies=3 missing=r3"));
+    //  Normally r3 times out; on a slow machine the registry may remove it
+    //  first (heartbeat timeout), and the gather then reports it gone.
+    int listed = r && (strstr(r, "status=timed out replies=3 missing=r3")
+                       || (strstr(r, "status=peer gone replies=4") && strstr(s_replies, "r3 peer gone")));
+    ZT_CHECK(listed);
+    if (!listed)
+        fprintf(stderr, "  gather with r3 stopped: %s / %s\n", r ? r : "no result", s_replies);
     zt_proc_signal(s_node[3], SIGCONT);
 
     zt_section("the node holding a connection");
