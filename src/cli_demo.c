@@ -45,7 +45,66 @@ typedef struct {
     int index, workers;
     uint64_t public_n, group_n, private_n, strangers;
     atomic_long tasks, sum;
+    int rpc_ok; //  RPC checks that came back right
 } s_worker_t;
+
+//  RPC method "square": msgpack integer in, its square out.
+static void s_rpc_square(zc_rpc_request_t *request, void *arg)
+{
+    msgpack_unpacked in;
+    msgpack_unpacked_init(&in);
+    size_t offset = 0;
+    if (msgpack_unpack_next(&in, (const char *)zc_rpc_request_args(request),
+                            zc_rpc_request_size(request), &offset) != MSGPACK_UNPACK_SUCCESS ||
+        in.data.type != MSGPACK_OBJECT_POSITIVE_INTEGER || in.data.via.u64 > 1000000) {
+        msgpack_unpacked_destroy(&in);
+        zc_rpc_fail(request, 1, "square takes a small non-negative integer");
+        return;
+    }
+    int64_t x = (int64_t)in.data.via.u64;
+    msgpack_unpacked_destroy(&in);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, x * x);
+    zc_rpc_respond(request, out.data, out.size);
+    msgpack_sbuffer_destroy(&out);
+}
+
+//  Calls "square" on the next worker and "ping" on every node; counts the
+//  checks that came back right (2 when all is well).
+static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
+{
+    char next[256];
+    zc_node_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
+    msgpack_sbuffer args;
+    msgpack_sbuffer_init(&args);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    msgpack_pack_int(&pk, w->index);
+    int ok = 0;
+    zc_rpc_call_t *call = zc_rpc_call(node, ZC_RPC_NODE, next, "square", args.data, args.size, 5000);
+    const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, 0);
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t offset = 0;
+    if (zc_rpc_call_status(call) == ZC_RPC_OK && reply &&
+        msgpack_unpack_next(&result, (const char *)reply->data, reply->size, &offset) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        result.data.via.u64 == (uint64_t)(w->index * w->index))
+        ok++;
+    msgpack_unpacked_destroy(&result);
+    zc_rpc_call_destroy(&call);
+    msgpack_sbuffer_destroy(&args);
+    call = zc_rpc_call(node, ZC_RPC_ALL_GATHER, NULL, "ping", NULL, 0, 5000);
+    if (zc_rpc_call_status(call) == ZC_RPC_OK && zc_rpc_call_replies(call) == (size_t)w->workers &&
+        zc_rpc_call_missing(call) == 0)
+        ok++;
+    zc_rpc_call_destroy(&call);
+    return ok;
+}
 
 static volatile sig_atomic_t s_stop;
 
@@ -184,6 +243,7 @@ static int s_worker_run(int workers, int count, int tasks)
         zc_node_destroy(&node);
         return 1;
     }
+    zc_rpc_register(node, "square", s_rpc_square, NULL);
     //  After CZMQ set up its own handlers: SIGTERM is ours to handle.
     signal(SIGTERM, s_on_term);
     zc_supervisor_ready();
@@ -201,8 +261,9 @@ static int s_worker_run(int workers, int count, int tasks)
             s_exchange(node, &w, count);
         int64_t messages_ms = zclock_mono() - t0;
 
-        //  2. RPC calls: to be added here (zc_rpc.h), e.g. every worker calls
-        //     a method on its next peer and on all peers, and counts replies.
+        //  2. RPC: "square" on the next worker, "ping" on every node.
+        if (!*status)
+            w.rpc_ok = s_rpc_checks(node, &w);
 
         //  3. Tasks: enqueue a share, drain the queue together.
         queue = zc_queue_new(NULL, zc_node_cluster(node));
@@ -232,9 +293,10 @@ static int s_worker_run(int workers, int count, int tasks)
         if (!*status)
             snprintf(status, sizeof status,
                      "report public=%" PRIu64 " group=%" PRIu64 " private=%" PRIu64
-                     " strangers=%" PRIu64 " lost=%" PRIu64 " tasks=%ld sum=%ld ms=%lld",
+                     " strangers=%" PRIu64 " lost=%" PRIu64 " tasks=%ld sum=%ld ms=%lld rpc=%d",
                      w.public_n, w.group_n, w.private_n, w.strangers, ms.lost,
-                     atomic_load(&w.tasks), atomic_load(&w.sum), (long long)messages_ms);
+                     atomic_load(&w.tasks), atomic_load(&w.sum), (long long)messages_ms,
+                     w.rpc_ok);
     } else {
         //  A respawned or reloaded worker: back in the cluster, nothing to redo.
         int64_t deadline = zclock_mono() + 10000;
@@ -357,21 +419,23 @@ static int s_check_report(s_demo_t *d, int i, long *tasks, long *sum)
     unsigned long long pub = 0, grp = 0, prv = 0, strangers = 0, lost = 0;
     long t = 0, s = 0;
     long long ms = 0;
+    int rpc = 0;
     if (sscanf(d->reports[i],
                "public=%llu group=%llu private=%llu strangers=%llu lost=%llu tasks=%ld sum=%ld "
-               "ms=%lld",
-               &pub, &grp, &prv, &strangers, &lost, &t, &s, &ms) != 8)
+               "ms=%lld rpc=%d",
+               &pub, &grp, &prv, &strangers, &lost, &t, &s, &ms, &rpc) != 9)
         return 0;
     int same_group = 0;
     for (int j = 1; j <= d->workers; j++)
         same_group += j != i && j % 2 == i % 2;
     unsigned long long c = (unsigned long long)d->count;
     int ok = pub == c * (unsigned long long)(d->workers - 1) &&
-             grp == c * (unsigned long long)same_group && prv == c && !strangers && !lost;
+             grp == c * (unsigned long long)same_group && prv == c && !strangers && !lost &&
+             rpc == 2;
     char id[64];
     zc_node_worker_id(id, sizeof id, "demo", i);
-    printf("  %-14s %-5s %9llu %9llu %9llu %5llu %7ld   %s\n", id, s_group_of(i), pub, grp, prv,
-           lost, t, ok ? "ok" : "WRONG");
+    printf("  %-14s %-5s %9llu %9llu %9llu %5llu %5d/2 %7ld   %s\n", id, s_group_of(i), pub, grp,
+           prv, lost, rpc, t, ok ? "ok" : "WRONG");
     *tasks += t;
     *sum += s;
     return ok;
@@ -434,11 +498,12 @@ static int s_master_run(int workers, int count, int tasks, const char *redis)
     for (long i = 0; i < tasks; i++)
         want_sum += i * i;
     if (d.reported) {
-        printf("\n  %-14s %-5s %9s %9s %9s %5s %7s\n", "worker", "group", "public", "group",
-               "private", "lost", "tasks");
+        printf("\n  %-14s %-5s %9s %9s %9s %5s %7s %7s\n", "worker", "group", "public", "group",
+               "private", "lost", "rpc", "tasks");
         for (int i = 1; i <= workers; i++)
             ok &= *d.reports[i] ? s_check_report(&d, i, &total_tasks, &total_sum) : 0;
-        printf("  %-14s %-5s %9s %9s %9s %5s %7ld   %s\n", "total", "", "", "", "", "", total_tasks,
+        printf("  %-14s %-5s %9s %9s %9s %5s %7s %7ld   %s\n", "total", "", "", "", "", "", "",
+               total_tasks,
                total_tasks == tasks && total_sum == want_sum ? "ok" : "WRONG");
         ok &= total_tasks == tasks && total_sum == want_sum;
     }
@@ -453,7 +518,8 @@ static int s_master_run(int workers, int count, int tasks, const char *redis)
     else
         printf("OK: every worker got %d public messages from each other worker, %d group\n"
                "messages from each member of its own group only and %d private messages from\n"
-               "the worker before it, none lost; the %d tasks ran once each, spread over the\n"
+               "the worker before it, none lost; RPC calls to the next worker and to all\n"
+               "workers answered right; the %d tasks ran once each, spread over the\n"
                "workers; the killed worker came back in %lld ms and the rolling reload kept all\n"
                "%d workers ready throughout.\n",
                count, count, count, tasks, d.respawn_ms, workers);
