@@ -8,6 +8,10 @@
                baseline raw DEALER/ROUTER
       rpc      calls to one node: p50/p99 and calls/s; baseline raw DEALER/ROUTER echo
       rpc-all  calls to all K nodes, gathering: p50/p99; baseline K raw echoes
+      redis-pubsub, cache, tasks: the paths through Redis (cli_bench_redis.c)
+
+    --plot FILE.png runs one scenario at sizes 16..16384 bytes and draws
+    project and baseline rates against size with gnuplot.
 
     Scenarios that need Redis (the registry) start a private redis-server
     on a unix socket unless --redis is given.
@@ -152,9 +156,10 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
 }
 
 //  Latency scenarios compare p50s; the others compare rates.
-static void s_report(const char *scenario, const bench_options_t *opt,
-                     const bench_result_t *project, const bench_result_t *baseline, int latency)
+void bench_report(const char *scenario, const bench_options_t *opt, const bench_result_t *project,
+                  const bench_result_t *baseline, int latency)
 {
+    bench_plot_record(scenario, opt->size, project, baseline);
     double ratio = latency ? (baseline->p50_us > 0 ? project->p50_us / baseline->p50_us : 0)
                            : (baseline->rate > 0 ? project->rate / baseline->rate : 0);
     if (opt->json) {
@@ -193,6 +198,9 @@ static const s_scenario_t s_scenarios[] = {
     {"whisper", "private messages one way, and round trip (baseline raw DEALER/ROUTER)"},
     {"rpc", "calls to one node: p50/p99 and calls/s (baseline raw DEALER/ROUTER echo)"},
     {"rpc-all", "calls to all K nodes, gathering every reply (baseline K raw echoes)"},
+    {"redis-pubsub", "Redis PUBLISH to K subscribers (baseline: zcluster publish, same run)"},
+    {"cache", "zc_cache save/load, batches of 100 and single (baseline raw SET/GET)"},
+    {"tasks", "enqueue_many and worker processing (baseline raw LPUSH / RPOP drain)"},
 };
 
 //  A private redis-server for scenarios that need one.
@@ -253,9 +261,9 @@ static void s_redis_stop(s_redis_t *redis)
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
-                 "[--json] [--redis URL]\n\nscenarios:\n");
+                 "[--json] [--redis URL] [--plot FILE.png]\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
-        fprintf(out, "  %-9s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
+        fprintf(out, "  %-12s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
 
 static int s_run(const char *scenario, const bench_options_t *opt)
@@ -267,7 +275,7 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         baseline.name = group ? "zmq-pubsub-topic" : "zmq-pubsub";
         rc = bench_publish(opt, group, &project, &baseline);
         if (rc == 0)
-            s_report(scenario, opt, &project, &baseline, 0);
+            bench_report(scenario, opt, &project, &baseline, 0);
     }
     else if (strcmp(scenario, "whisper") == 0) {
         bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1}, raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
@@ -275,8 +283,8 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         bench_result_t results[4] = {project, baseline, rtt, raw_rtt};
         rc = bench_whisper(opt, results);
         if (rc == 0) {
-            s_report("whisper", opt, &results[0], &results[1], 0);
-            s_report("whisper-rtt", opt, &results[2], &results[3], 1);
+            bench_report("whisper", opt, &results[0], &results[1], 0);
+            bench_report("whisper-rtt", opt, &results[2], &results[3], 1);
         }
     }
     else if (strcmp(scenario, "rpc") == 0 || strcmp(scenario, "rpc-all") == 0) {
@@ -284,14 +292,21 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         baseline.name = all ? "zmq-dealer-echo-all" : "zmq-dealer-echo";
         rc = bench_rpc(opt, all, &project, &baseline);
         if (rc == 0)
-            s_report(scenario, opt, &project, &baseline, 1);
+            bench_report(scenario, opt, &project, &baseline, 1);
     }
+    else if (strcmp(scenario, "redis-pubsub") == 0)
+        rc = bench_redis_pubsub(opt);
+    else if (strcmp(scenario, "cache") == 0)
+        rc = bench_cache(opt);
+    else if (strcmp(scenario, "tasks") == 0)
+        rc = bench_tasks(opt);
     else {
         fprintf(stderr, "zcluster bench: unknown scenario '%s'\n", scenario);
         return CLI_USAGE;
     }
     if (rc) {
-        fprintf(stderr, "zcluster bench: %s failed (a process did not get ready)\n", scenario);
+        fprintf(stderr, "zcluster bench: %s failed (a process did not get ready, or Redis failed)\n",
+                scenario);
         return 1;
     }
     return 0;
@@ -304,10 +319,11 @@ int cli_bench(int argc, char **argv)
                                       {"nodes", required_argument, 0, 'n'},
                                       {"json", no_argument, 0, 'j'},
                                       {"redis", required_argument, 0, 'r'},
+                                      {"plot", required_argument, 0, 'p'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     bench_options_t opt = {64, 1000000, 1, 0, NULL};
-    const char *redis_url = NULL;
+    const char *redis_url = NULL, *plot = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
@@ -317,6 +333,7 @@ int cli_bench(int argc, char **argv)
         case 'n': opt.nodes = atoi(optarg); break;
         case 'j': opt.json = 1; break;
         case 'r': redis_url = optarg; break;
+        case 'p': plot = optarg; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return CLI_USAGE;
         }
@@ -334,6 +351,12 @@ int cli_bench(int argc, char **argv)
     zc_log_set_level(ZC_LOG_WARNING);
     signal(SIGPIPE, SIG_IGN);
     const char *scenario = argv[optind];
+    if (plot && strcmp(scenario, "all") == 0) {
+        fprintf(stderr, "zcluster bench: --plot takes one scenario, not all\n");
+        return CLI_USAGE;
+    }
+    if (plot && bench_plot_begin(plot))
+        return 1;
     s_redis_t redis = {{0}, {0}, 0};
     opt.redis_url = redis_url;
     if (!redis_url) {
@@ -342,7 +365,18 @@ int cli_bench(int argc, char **argv)
         opt.redis_url = redis.url;
     }
     int rc = 0;
-    if (strcmp(scenario, "all") != 0)
+    //  --plot: the scenario at each size, with at most 64 MB of payload per run.
+    static const size_t plot_sizes[] = {16, 64, 256, 1024, 4096, 16384};
+    for (size_t i = 0; plot && i < sizeof plot_sizes / sizeof plot_sizes[0] && rc == 0; i++) {
+        bench_options_t at = opt;
+        at.size = plot_sizes[i];
+        long most = (64L << 20) / (long) at.size;
+        at.count = at.count > most ? most : at.count;
+        rc = s_run(scenario, &at);
+    }
+    if (plot && rc == 0)
+        rc = bench_plot_end() ? 1 : 0;
+    if (!plot && strcmp(scenario, "all") != 0)
         rc = s_run(scenario, &opt);
     for (size_t i = 0; strcmp(scenario, "all") == 0 && i < sizeof s_scenarios / sizeof s_scenarios[0]
                        && rc == 0;

@@ -74,4 +74,26 @@ int bench_whisper(const bench_options_t *opt, bench_result_t results[4]);
 int bench_rpc(const bench_options_t *opt, int all, bench_result_t *project,
               bench_result_t *baseline);
 
+//  Prints one comparison (a pair of table rows, or one JSON object with
+//  --json); latency: compare p50s rather than rates. Also records it for --plot.
+void bench_report(const char *scenario, const bench_options_t *opt, const bench_result_t *project,
+                  const bench_result_t *baseline, int latency);
+
+//  The Redis scenarios (cli_bench_redis.c) report their own comparisons
+//  with bench_report and cap their counts. Each returns 0 or -1.
+//  redis-pubsub: Redis PUBLISH to K subscribers; baseline zcluster publish.
+int bench_redis_pubsub(const bench_options_t *opt);
+//  cache: zc_cache save/load, batches and single keys; baseline raw SET/GET.
+int bench_cache(const bench_options_t *opt);
+//  tasks: enqueue_many and worker processing; baseline raw LPUSH / RPOP drain.
+int bench_tasks(const bench_options_t *opt);
+
+//  --plot (cli_bench_redis.c). Begin checks for gnuplot and starts
+//  recording every bench_report; end writes FILE.dat and FILE.gp next to
+//  the png and draws it. Begin and end return 0 or -1.
+int bench_plot_begin(const char *png);
+void bench_plot_record(const char *measure, size_t size, const bench_result_t *project,
+                       const bench_result_t *baseline);
+int bench_plot_end(void);
+
 #endif

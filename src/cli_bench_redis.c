@@ -1,0 +1,625 @@
+/*  zcluster bench: the scenarios that go through Redis, and --plot.
+
+    redis-pubsub  Redis PUBLISH to K SUBSCRIBE clients (hiredis), the
+                  transport of brokered clusters, for reference. There is no
+                  raw path to compare it with, so its "baseline" row is the
+                  zcluster publish rate (zc_mesh_publish to K receivers, via
+                  bench_publish) measured in the same run: the ratio is Redis
+                  pub/sub's rate over the broker-free path's.
+    cache         zc_cache save and load, in pipelined batches (save_many /
+                  load_many, BENCH_REDIS_DEPTH keys per round trip) and one
+                  key per round trip; baseline raw SET / GET on one hiredis
+                  connection with the same number of keys per round trip.
+    tasks         enqueue (zc_queue_enqueue_many, ZC_QS_BATCH_MAX jobs per
+                  call) and processing of no-op jobs by one zc_queue_worker
+                  (concurrency 256, handlers inline); baseline raw LPUSH
+                  pipelined in the same batches, and a raw RPOP drain
+                  pipelined 256 per round trip (what one claim takes).
+
+    Redis moves every byte of these scenarios through one single-threaded
+    server, so a million operations (the default --count) would make a run
+    long: the scenarios cap their counts (and cap the bytes moved per
+    measure, for large --size) and say so.
+
+    Values and job arguments are one msgpack object of exactly --size bytes
+    (a bin of size - header bytes), as the cache requires msgpack; the raw
+    baselines move the same bytes. Keys are created under the cluster
+    "bench" and "zc-bench:raw:" and removed at the end, so --redis may point
+    at a Redis that holds other data.
+
+    --plot runs one scenario at several sizes; every comparison reported
+    meanwhile (bench_report) is recorded here, written to a data file next to
+    the image, and drawn by gnuplot: rate against message size, log x, one
+    panel per measure.
+*/
+#include "cli_bench.h"
+#include "zcluster.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BENCH_REDIS_DEPTH   100    //  cache keys per round trip, PUBLISHes per round trip
+#define BENCH_QUEUE_BATCH   1000   //  jobs per enqueue_many call / LPUSHes per round trip
+#define BENCH_DRAIN_DEPTH   256    //  RPOPs per round trip (the worker's concurrency)
+#define BENCH_PUBSUB_MAX    200000 //  messages
+#define BENCH_CACHE_MAX     200000 //  keys per batched measure
+#define BENCH_CACHE_ONE_MAX 20000  //  keys per one-at-a-time measure
+#define BENCH_TASKS_MAX     100000 //  jobs
+#define BENCH_BYTES_MAX     (64L * 1024 * 1024) //  payload bytes per measure
+#define BENCH_REDIS_CLUSTER "bench"
+#define BENCH_RAW_PREFIX    "zc-bench:raw:"
+#define BENCH_QUEUE         "bench-tasks"
+
+//  Caps opt->count at max operations and BENCH_BYTES_MAX bytes (at least
+//  1000 operations) and says so when it did.
+static long s_capped(const bench_options_t *opt, long max, const char *what)
+{
+    long by_bytes = BENCH_BYTES_MAX / (long)opt->size;
+    if (by_bytes < 1000) by_bytes = 1000;
+    long count = opt->count;
+    if (count > max) count = max;
+    if (count > by_bytes) count = by_bytes;
+    if (count < opt->count)
+        fprintf(opt->json ? stderr : stdout,
+                "(%s: %ld operations, --count %ld capped to keep the run short)\n", what, count,
+                opt->count);
+    return count;
+}
+
+//  One msgpack object of exactly size bytes: a bin, or a fixint for 1 byte.
+static char *s_msgpack_value(size_t size)
+{
+    char *value = (char *)calloc(1, size);
+    if (!value) return NULL;
+    if (size < 2) return value; //  0x00, positive fixint 0
+    size_t n;
+    if (size - 2 <= 0xff) {
+        n = size - 2;
+        value[0] = (char)0xc4;
+        value[1] = (char)n;
+    } else if (size - 3 <= 0xffff) {
+        n = size - 3;
+        value[0] = (char)0xc5;
+        value[1] = (char)(n >> 8);
+        value[2] = (char)n;
+    } else {
+        n = size - 5;
+        value[0] = (char)0xc6;
+        for (int i = 0; i < 4; i++)
+            value[1 + i] = (char)(n >> (24 - 8 * i));
+    }
+    memset(value + (size - n), 'x', n);
+    return value;
+}
+
+static redisContext *s_connect(const char *redis_url, int timeout_ms)
+{
+    zc_redis_url_t url;
+    char err[256];
+    if (zc_redis_url_parse(redis_url, &url, err, sizeof err)) {
+        fprintf(stderr, "zcluster bench: %s\n", err);
+        return NULL;
+    }
+    redisContext *c = zc_redis_connect(&url, timeout_ms, err, sizeof err);
+    if (!c) fprintf(stderr, "zcluster bench: %s\n", err);
+    return c;
+}
+
+//  Reads n pipelined replies; returns how many were not errors (nil counts
+//  as not an error only if nil_ok), or -1 if the connection failed.
+static long s_replies(redisContext *c, long n, int nil_ok)
+{
+    long good = 0;
+    for (long i = 0; i < n; i++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(c, (void **)&reply) != REDIS_OK || !reply) return -1;
+        if (reply->type != REDIS_REPLY_ERROR && (nil_ok || reply->type != REDIS_REPLY_NIL)) good++;
+        freeReplyObject(reply);
+    }
+    return good;
+}
+
+//  --------------------------------------------------------------------------
+//  redis-pubsub
+
+//  Returns the role byte of the next published message, '?' for another
+//  reply, 0 on a timeout or a lost connection.
+static char s_next_message(redisContext *c)
+{
+    redisReply *reply = NULL;
+    if (redisGetReply(c, (void **)&reply) != REDIS_OK || !reply) return 0;
+    char role = '?';
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "message") == 0 && reply->element[2]->len > 0)
+        role = reply->element[2]->str[0];
+    freeReplyObject(reply);
+    return role;
+}
+
+//  A subscriber: waits for a warm-up message, says "ready", then counts
+//  the measured ones and reports "RECEIVED NANOSECONDS".
+static int s_subscriber(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
+{
+    redisContext *c = s_connect(opt->redis_url, 10000);
+    if (!c) return 1;
+    redisReply *reply = (redisReply *)redisCommand(c, "SUBSCRIBE %s", (const char *)arg);
+    if (!reply) {
+        redisFree(c);
+        return 1;
+    }
+    freeReplyObject(reply);
+    char role;
+    while ((role = s_next_message(c)) != 'w')
+        if (!role) {
+            redisFree(c);
+            return 1;
+        }
+    bench_write_line(out_fd, "ready");
+    long received = 0;
+    int64_t first = 0, last = 0;
+    struct timeval second = {1, 0};
+    while (received < opt->count) {
+        role = s_next_message(c);
+        if (!role) break; //  the rest was lost (or the subscriber was dropped)
+        if (role != 'b') continue;
+        last = bench_now_ns();
+        if (!received++) {
+            first = last;
+            redisSetTimeout(c, second);
+        }
+    }
+    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
+    redisFree(c);
+    return 0;
+}
+
+static int s_pubsub_redis(const bench_options_t *opt, bench_result_t *result)
+{
+    const char *channel = "zc-bench:pubsub";
+    bench_children_t children;
+    if (bench_spawn(&children, opt->nodes, s_subscriber, opt, (void *)channel)) return -1;
+    redisContext *c = s_connect(opt->redis_url, 10000);
+    char *payload = (char *)calloc(1, opt->size);
+    int rc = c && payload ? 0 : -1;
+    //  Warm up until every subscriber has seen a message.
+    int ready = 0;
+    int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
+    if (payload) payload[0] = 'w';
+    while (rc == 0 && ready < children.count && bench_now_ns() < give_up) {
+        redisReply *reply =
+            (redisReply *)redisCommand(c, "PUBLISH %s %b", channel, payload, opt->size);
+        if (!reply) rc = -1;
+        freeReplyObject(reply);
+        struct pollfd pfd[BENCH_MAX_NODES];
+        for (int i = 0; i < children.count; i++)
+            pfd[i] = (struct pollfd){children.from[i], POLLIN, 0};
+        if (poll(pfd, (nfds_t)children.count, 10) > 0)
+            for (int i = 0; i < children.count; i++)
+                if (pfd[i].revents & POLLIN) {
+                    char line[64];
+                    if (bench_read_line(children.from[i], line, sizeof line, 1000) == 0) ready++;
+                }
+    }
+    if (ready < children.count) rc = -1;
+    //  Measured: BENCH_REDIS_DEPTH PUBLISHes per round trip.
+    if (payload) payload[0] = 'b';
+    for (long done = 0; rc == 0 && done < opt->count;) {
+        long n = opt->count - done < BENCH_REDIS_DEPTH ? opt->count - done : BENCH_REDIS_DEPTH;
+        for (long i = 0; i < n; i++)
+            redisAppendCommand(c, "PUBLISH %s %b", channel, payload, opt->size);
+        if (s_replies(c, n, 0) != n) rc = -1;
+        done += n;
+    }
+    result->rate = 0;
+    result->received = -1;
+    for (int i = 0; rc == 0 && i < children.count; i++) {
+        char line[128];
+        long received = 0;
+        long long ns = 0;
+        if (bench_read_line(children.from[i], line, sizeof line, 60000) ||
+            sscanf(line, "%ld %lld", &received, &ns) != 2)
+            continue;
+        double rate = ns > 0 ? received / (ns / 1e9) : 0;
+        if (result->received < 0 || rate < result->rate) {
+            result->rate = rate;
+            result->received = received;
+        }
+    }
+    if (c) redisFree(c);
+    free(payload);
+    bench_reap(&children, rc != 0);
+    return rc == 0 && result->received >= 0 ? 0 : -1;
+}
+
+int bench_redis_pubsub(const bench_options_t *opt)
+{
+    bench_options_t capped = *opt;
+    capped.count = s_capped(opt, BENCH_PUBSUB_MAX, "redis-pubsub");
+    bench_result_t redis = {"redis-pubsub", 0, 0, -1, -1};
+    bench_result_t mesh = {"zcluster-publish", 0, 0, -1, -1};
+    bench_result_t raw = {"zmq-pubsub", 0, 0, -1, -1};
+    if (bench_publish(&capped, 0, &mesh, &raw) || s_pubsub_redis(&capped, &redis)) return -1;
+    bench_report("redis-pubsub", &capped, &redis, &mesh, 0);
+    if (!opt->json && redis.rate > 0) {
+        printf("(baseline here is zcluster's own publish: broker-free is %.1fx Redis pub/sub)\n\n",
+               mesh.rate / redis.rate);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  cache
+
+typedef enum { S_SAVE, S_LOAD } s_cache_op_t;
+
+//  Runs count operations, depth keys per round trip, through the cache (or
+//  raw SET/GET on raw when raw is not NULL). One key per round trip also
+//  gives p50/p99 per operation. Returns 0 or -1.
+static int s_cache_pass(zc_cache_t *cache, redisContext *raw, s_cache_op_t op, long count,
+                        int depth, const char *value, size_t size, bench_result_t *result)
+{
+    zc_cache_entry_t entries[BENCH_REDIS_DEPTH];
+    char keys[BENCH_REDIS_DEPTH][48];
+    int64_t *samples = depth == 1 ? (int64_t *)calloc((size_t)count, sizeof(int64_t)) : NULL;
+    if (depth == 1 && !samples) return -1;
+    int64_t start = bench_now_ns();
+    long done = 0;
+    int rc = 0;
+    while (rc == 0 && done < count) {
+        int n = count - done < depth ? (int)(count - done) : depth;
+        for (int i = 0; i < n; i++) {
+            snprintf(keys[i], sizeof keys[i], "%sk%ld", raw ? BENCH_RAW_PREFIX : "", done + i);
+            entries[i] = (zc_cache_entry_t){keys[i], (void *)value, size, 0, 0};
+        }
+        int64_t t0 = bench_now_ns();
+        if (raw) {
+            for (int i = 0; i < n; i++)
+                if (op == S_SAVE)
+                    redisAppendCommand(raw, "SET %s %b", keys[i], value, size);
+                else
+                    redisAppendCommand(raw, "GET %s", keys[i]);
+            rc = s_replies(raw, n, 0) == n ? 0 : -1;
+        } else if (op == S_SAVE)
+            rc = n == 1 ? zc_cache_save(cache, keys[0], value, size, 0)
+                        : zc_cache_save_many(cache, entries, (size_t)n);
+        else if (n == 1) {
+            void *loaded = NULL;
+            size_t loaded_size = 0;
+            rc = zc_cache_load(cache, keys[0], NULL, &loaded, &loaded_size);
+            rc = rc == 0 && loaded_size == size ? 0 : -1;
+            free(loaded);
+        } else {
+            rc = zc_cache_load_many(cache, entries, (size_t)n, NULL);
+            for (int i = 0; i < n; i++) {
+                if (entries[i].size != size) rc = -1;
+                free(entries[i].value);
+            }
+        }
+        if (samples) samples[done] = bench_now_ns() - t0;
+        done += n;
+    }
+    int64_t ns = bench_now_ns() - start;
+    if (rc)
+        fprintf(stderr, "zcluster bench: cache %s failed: %s\n", op == S_SAVE ? "save" : "load",
+                raw ? (raw->err ? raw->errstr : "an error reply") : zc_cache_errstr(cache));
+    result->received = rc ? 0 : count;
+    result->rate = ns > 0 ? count / (ns / 1e9) : 0;
+    if (samples)
+        bench_percentiles(samples, count, result);
+    else
+        result->p50_us = result->p99_us = -1;
+    free(samples);
+    return rc;
+}
+
+//  Removes the raw keys k0..k(count-1).
+static void s_raw_cleanup(redisContext *raw, long count)
+{
+    for (long done = 0; done < count; done += 1000) {
+        long n = count - done < 1000 ? count - done : 1000;
+        for (long i = 0; i < n; i++)
+            redisAppendCommand(raw, "DEL %sk%ld", BENCH_RAW_PREFIX, done + i);
+        if (s_replies(raw, n, 1) < 0) return;
+    }
+}
+
+int bench_cache(const bench_options_t *opt)
+{
+    long batch_count = s_capped(opt, BENCH_CACHE_MAX, "cache, batches");
+    long one_count = s_capped(opt, BENCH_CACHE_ONE_MAX, "cache, one key per round trip");
+    char *value = s_msgpack_value(opt->size);
+    zc_cache_t *cache = zc_cache_new(opt->redis_url, BENCH_REDIS_CLUSTER, "bench-cache");
+    redisContext *raw = s_connect(opt->redis_url, 10000);
+    int rc = value && cache && raw ? 0 : -1;
+    static const struct {
+        const char *scenario, *project, *baseline;
+        s_cache_op_t op;
+        int depth;
+    } measures[] = {
+        {"cache-save-batch", "zc-save-many", "raw-set-pipe100", S_SAVE, BENCH_REDIS_DEPTH},
+        {"cache-load-batch", "zc-load-many", "raw-get-pipe100", S_LOAD, BENCH_REDIS_DEPTH},
+        {"cache-save", "zc-save", "raw-set", S_SAVE, 1},
+        {"cache-load", "zc-load", "raw-get", S_LOAD, 1},
+    };
+    for (size_t m = 0; rc == 0 && m < sizeof measures / sizeof measures[0]; m++) {
+        bench_options_t used = *opt;
+        used.count = measures[m].depth == 1 ? one_count : batch_count;
+        used.nodes = 1; //  connections
+        bench_result_t project = {measures[m].project, 0, 0, -1, -1};
+        bench_result_t baseline = {measures[m].baseline, 0, 0, -1, -1};
+        rc = s_cache_pass(NULL, raw, measures[m].op, used.count, measures[m].depth, value,
+                          opt->size, &baseline) ||
+                     s_cache_pass(cache, NULL, measures[m].op, used.count, measures[m].depth, value,
+                                  opt->size, &project)
+                 ? -1
+                 : 0;
+        if (rc == 0) bench_report(measures[m].scenario, &used, &project, &baseline, 0);
+    }
+    if (cache) zc_cache_clear(cache, NULL);
+    if (raw) {
+        s_raw_cleanup(raw, batch_count > one_count ? batch_count : one_count);
+        redisFree(raw);
+    }
+    zc_cache_destroy(&cache);
+    free(value);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  tasks
+
+static int s_noop(zc_job_t *job, void *arg)
+{
+    return 0;
+}
+
+//  Enqueues count jobs: raw LPUSH (raw not NULL) or zc_queue_enqueue_many,
+//  BENCH_QUEUE_BATCH per round trip. Returns 0 or -1.
+static int s_enqueue_pass(zc_queue_t *queue, redisContext *raw, long count, const char *args,
+                          size_t size, bench_result_t *result)
+{
+    zc_queue_item_t items[BENCH_QUEUE_BATCH];
+    for (int i = 0; i < BENCH_QUEUE_BATCH; i++)
+        items[i] = (zc_queue_item_t){args, size, NULL};
+    int64_t start = bench_now_ns();
+    int rc = 0;
+    for (long done = 0; rc == 0 && done < count;) {
+        long n = count - done < BENCH_QUEUE_BATCH ? count - done : BENCH_QUEUE_BATCH;
+        if (raw) {
+            for (long i = 0; i < n; i++)
+                redisAppendCommand(raw, "LPUSH %s%s %b", BENCH_RAW_PREFIX, "list", args, size);
+            rc = s_replies(raw, n, 0) == n ? 0 : -1;
+        } else
+            rc =
+                zc_queue_enqueue_many(queue, BENCH_QUEUE, "noop", items, (size_t)n, NULL, NULL) == n
+                    ? 0
+                    : -1;
+        done += n;
+    }
+    int64_t ns = bench_now_ns() - start;
+    if (rc)
+        fprintf(stderr, "zcluster bench: enqueue failed: %s\n",
+                raw ? (raw->err ? raw->errstr : "an error reply") : zc_queue_error(queue));
+    result->received = rc ? 0 : count;
+    result->rate = ns > 0 ? count / (ns / 1e9) : 0;
+    return rc;
+}
+
+//  Drains the raw list with pipelined RPOPs. Returns 0 or -1.
+static int s_raw_drain(redisContext *raw, long count, bench_result_t *result)
+{
+    int64_t start = bench_now_ns();
+    long popped = 0;
+    while (popped < count) {
+        for (int i = 0; i < BENCH_DRAIN_DEPTH; i++)
+            redisAppendCommand(raw, "RPOP %s%s", BENCH_RAW_PREFIX, "list");
+        long got = s_replies(raw, BENCH_DRAIN_DEPTH, 0);
+        if (got <= 0) break; //  empty (or a failure)
+        popped += got;
+    }
+    int64_t ns = bench_now_ns() - start;
+    result->received = popped;
+    result->rate = ns > 0 ? popped / (ns / 1e9) : 0;
+    return popped == count ? 0 : -1;
+}
+
+//  Processes the queued jobs with one worker; times until Redis counts them
+//  all as processed. Returns 0 or -1.
+static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
+{
+    zc_queue_worker_t *worker = zc_queue_worker_new(queue, "bench-worker");
+    if (!worker || zc_queue_worker_register(worker, "noop", s_noop, NULL) ||
+        zc_queue_worker_add_queue(worker, BENCH_QUEUE)) {
+        zc_queue_worker_destroy(&worker);
+        return -1;
+    }
+    zc_queue_worker_set_concurrency(worker, 256);
+    zc_queue_worker_set_threads(worker, 0);
+    int64_t start = bench_now_ns();
+    int rc = zc_queue_worker_start(worker);
+    zc_queue_stats_t stats = {0};
+    int64_t last_progress = bench_now_ns(), processed = -1;
+    while (rc == 0 && stats.processed < count) {
+        usleep(2000);
+        if (zc_queue_stats(queue, BENCH_QUEUE, &stats))
+            rc = -1;
+        else if (stats.processed != processed) {
+            processed = stats.processed;
+            last_progress = bench_now_ns();
+        } else if (bench_now_ns() - last_progress > 10 * 1000000000LL) {
+            fprintf(stderr, "zcluster bench: the worker made no progress for 10 s\n");
+            rc = -1;
+        }
+    }
+    int64_t ns = bench_now_ns() - start;
+    zc_queue_worker_destroy(&worker);
+    result->received = stats.processed;
+    result->rate = ns > 0 ? stats.processed / (ns / 1e9) : 0;
+    return rc;
+}
+
+int bench_tasks(const bench_options_t *opt)
+{
+    bench_options_t used = *opt;
+    used.count = s_capped(opt, BENCH_TASKS_MAX, "tasks");
+    used.nodes = 1; //  workers / connections
+    char *args = s_msgpack_value(opt->size);
+    zc_queue_t *queue = zc_queue_new(opt->redis_url, BENCH_REDIS_CLUSTER);
+    redisContext *raw = s_connect(opt->redis_url, 10000);
+    int rc = args && queue && raw && zc_queue_delete(queue, BENCH_QUEUE) >= 0 ? 0 : -1;
+    if (queue && rc) fprintf(stderr, "zcluster bench: tasks: %s\n", zc_queue_error(queue));
+    if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
+    bench_result_t enqueue = {"zc-enqueue-many", 0, 0, -1, -1};
+    bench_result_t lpush = {"raw-lpush-pipe", 0, 0, -1, -1};
+    bench_result_t process = {"zc-worker-c256", 0, 0, -1, -1};
+    bench_result_t rpop = {"raw-rpop-drain", 0, 0, -1, -1};
+    if (rc == 0)
+        rc = s_enqueue_pass(NULL, raw, used.count, args, opt->size, &lpush) ||
+                     s_enqueue_pass(queue, NULL, used.count, args, opt->size, &enqueue)
+                 ? -1
+                 : 0;
+    if (rc == 0) bench_report("tasks-enqueue", &used, &enqueue, &lpush, 0);
+    if (rc == 0)
+        rc = s_raw_drain(raw, used.count, &rpop) || s_worker_drain(queue, used.count, &process) ? -1
+                                                                                                : 0;
+    if (rc == 0) bench_report("tasks-process", &used, &process, &rpop, 0);
+    if (queue) zc_queue_delete(queue, BENCH_QUEUE);
+    if (raw) {
+        freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
+        redisFree(raw);
+    }
+    zc_queue_destroy(&queue);
+    free(args);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  --plot
+
+#define PLOT_ROWS_MAX 256
+
+typedef struct {
+    char measure[48], project[48], baseline[48];
+    size_t size;
+    double project_rate, baseline_rate;
+} s_plot_row_t;
+
+static struct {
+    int active;
+    char png[1024];
+    int rows;
+    s_plot_row_t row[PLOT_ROWS_MAX];
+} s_plot;
+
+int bench_plot_begin(const char *png)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "zcluster bench: --plot needs gnuplot, which is not installed "
+                        "(Debian/Ubuntu: apt-get install gnuplot-nox)\n");
+        return -1;
+    }
+    size_t len = strlen(png);
+    if (len < 5 || len >= sizeof s_plot.png - 8 || strcmp(png + len - 4, ".png") != 0 ||
+        strchr(png, '\'') || strchr(png, '\n')) {
+        fprintf(stderr, "zcluster bench: --plot takes a FILE.png path (without quotes)\n");
+        return -1;
+    }
+    snprintf(s_plot.png, sizeof s_plot.png, "%s", png);
+    s_plot.rows = 0;
+    s_plot.active = 1;
+    return 0;
+}
+
+void bench_plot_record(const char *measure, size_t size, const bench_result_t *project,
+                       const bench_result_t *baseline)
+{
+    if (!s_plot.active || s_plot.rows >= PLOT_ROWS_MAX ||
+        (project->rate <= 0 && baseline->rate <= 0))
+        return; //  latency-only comparisons have no rate to draw
+    s_plot_row_t *row = &s_plot.row[s_plot.rows++];
+    snprintf(row->measure, sizeof row->measure, "%s", measure);
+    snprintf(row->project, sizeof row->project, "%s", project->name);
+    snprintf(row->baseline, sizeof row->baseline, "%s", baseline->name);
+    row->size = size;
+    row->project_rate = project->rate;
+    row->baseline_rate = baseline->rate;
+}
+
+int bench_plot_end(void)
+{
+    if (!s_plot.active) return 0;
+    s_plot.active = 0;
+    //  Measures in the order first seen; one gnuplot data block each.
+    const char *measures[PLOT_ROWS_MAX];
+    int count = 0;
+    for (int r = 0; r < s_plot.rows; r++) {
+        int seen = 0;
+        for (int m = 0; m < count; m++)
+            seen |= strcmp(measures[m], s_plot.row[r].measure) == 0;
+        if (!seen) measures[count++] = s_plot.row[r].measure;
+    }
+    if (count == 0) {
+        fprintf(stderr, "zcluster bench: --plot: nothing with a rate was measured\n");
+        return -1;
+    }
+    char data[1100], script[1100];
+    size_t stem = strlen(s_plot.png) - 4;
+    snprintf(data, sizeof data, "%.*s.dat", (int)stem, s_plot.png);
+    snprintf(script, sizeof script, "%.*s.gp", (int)stem, s_plot.png);
+    FILE *file = fopen(data, "w");
+    if (!file) {
+        fprintf(stderr, "zcluster bench: cannot write %s: %s\n", data, strerror(errno));
+        return -1;
+    }
+    for (int m = 0; m < count; m++) {
+        fprintf(file, "# measure %s\n# size_bytes project_rate baseline_rate\n", measures[m]);
+        for (int r = 0; r < s_plot.rows; r++)
+            if (strcmp(s_plot.row[r].measure, measures[m]) == 0)
+                fprintf(file, "%zu %.0f %.0f\n", s_plot.row[r].size, s_plot.row[r].project_rate,
+                        s_plot.row[r].baseline_rate);
+        fprintf(file, "\n\n");
+    }
+    fclose(file);
+    file = fopen(script, "w");
+    if (!file) {
+        fprintf(stderr, "zcluster bench: cannot write %s: %s\n", script, strerror(errno));
+        return -1;
+    }
+    int columns = count < 2 ? 1 : 2, lines = (count + columns - 1) / columns;
+    fprintf(file,
+            "set terminal png noenhanced size %d,%d\nset output '%s'\n"
+            "set logscale x 2\nset logscale y 10\nset grid\nset key bottom left\n"
+            "set xlabel 'message size (bytes)'\nset ylabel 'per second'\n"
+            "set format y '%%.0s%%c'\nset xtics (16, 64, 256, 1024, 4096, 16384)\n",
+            columns * 700, lines * 450, s_plot.png);
+    if (count > 1) fprintf(file, "set multiplot layout %d,%d\n", lines, columns);
+    for (int m = 0; m < count; m++) {
+        const s_plot_row_t *first = NULL;
+        for (int r = 0; r < s_plot.rows && !first; r++)
+            if (strcmp(s_plot.row[r].measure, measures[m]) == 0) first = &s_plot.row[r];
+        fprintf(file,
+                "set title 'zcluster bench %s'\n"
+                "plot '%s' index %d using 1:2 with linespoints lw 2 title '%s', "
+                "'' index %d using 1:3 with linespoints lw 2 dt 2 title '%s'\n",
+                measures[m], data, m, first->project, m, first->baseline);
+    }
+    if (count > 1) fprintf(file, "unset multiplot\n");
+    fclose(file);
+    char command[2400];
+    snprintf(command, sizeof command, "gnuplot '%s'", script);
+    int status = system(command);
+    if (status != 0 || access(s_plot.png, R_OK) != 0) {
+        fprintf(stderr, "zcluster bench: gnuplot failed on %s (exit %d)\n", script,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return -1;
+    }
+    printf("plot: %s (data %s, gnuplot script %s)\n", s_plot.png, data, script);
+    return 0;
+}
