@@ -595,7 +595,7 @@ int bench_plot_end(void)
     int columns = count < 2 ? 1 : 2, lines = (count + columns - 1) / columns;
     fprintf(file,
             "set terminal png noenhanced size %d,%d\nset output '%s'\n"
-            "set logscale x 2\nset logscale y 10\nset grid\nset key bottom left\n"
+            "set logscale x 2\nset logscale y 10\nset xrange [11:24000]\nset grid\nset key bottom left\n"
             "set xlabel 'message size (bytes)'\nset ylabel 'per second'\n"
             "set format y '%%.0s%%c'\nset xtics (16, 64, 256, 1024, 4096, 16384)\n",
             columns * 700, lines * 450, s_plot.png);
