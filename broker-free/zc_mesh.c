@@ -88,6 +88,8 @@ struct _zc_mesh_t {
     zhashx_t *senders;   //  sender id -> s_sender_t
     s_sender_t *last_sender; //  the last one looked up: streams come in runs
     char last_sender_id[ZC_NAME_MAX + 1];
+    s_handler_t *last_handler; //  the handler (or none) of the last type seen
+    char last_type[ZC_NAME_MAX + 1];
     zhashx_t *handlers;  //  type -> s_handler_t
     zhashx_t *reported;  //  sources already logged (set)
     zc_mesh_peer_fn *peer_lost_fn;
@@ -603,6 +605,7 @@ int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *
     assert(self);
     if (!zc_wire_name_valid(type))
         return -1;
+    self->last_type[0] = 0; //  the one-entry lookup cache may be stale now
     if (!fn) {
         zhashx_delete(self->handlers, type);
         return 0;
@@ -887,7 +890,7 @@ static int s_recv_nowait(zc_mesh_t *self)
 zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
 {
     assert(self && self->started);
-    int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
+    int64_t deadline = 0; //  set on the first wait: a busy receiver never reads the clock
     while (1) {
         if (self->msg_open) {
             zmq_msg_close(&self->msg.payload);
@@ -902,15 +905,22 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
         }
         if (rc > 0) {
             //  Handlers take messages; RPC requests and replies go to the caller.
-            s_handler_t *handler = self->msg.header.kind <= ZC_KIND_PRIVATE
-                                       ? (s_handler_t *) zhashx_lookup(self->handlers,
-                                                                       self->msg.header.type)
-                                       : NULL;
+            s_handler_t *handler = NULL;
+            if (self->msg.header.kind <= ZC_KIND_PRIVATE && zhashx_size(self->handlers)) {
+                if (strcmp(self->last_type, self->msg.header.type) != 0) {
+                    self->last_handler = (s_handler_t *) zhashx_lookup(self->handlers,
+                                                                       self->msg.header.type);
+                    memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
+                }
+                handler = self->last_handler;
+            }
             if (!handler)
                 return &self->msg;
             handler->fn(self, &self->msg, handler->arg);
             continue;
         }
+        if (timeout_ms > 0 && deadline == 0)
+            deadline = zclock_mono() + timeout_ms;
         long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long) (deadline - zclock_mono());
         if (timeout_ms >= 0 && wait <= 0) {
             //  One last look at the monitor so a poll-free caller sees losses.

@@ -197,11 +197,16 @@ static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
     }
     else
         return -1;
-    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p) || memchr(p, 0, (size_t) len))
+    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p))
         return -1;
-    memcpy(out, p, (size_t) len);
+    //  One pass: the rule of zc_wire_name_valid, which also refuses NUL.
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] <= 0x20 || p[i] == 0x7f)
+            return -1;
+        out[i] = (char) p[i];
+    }
     out[len] = 0;
-    return zc_wire_name_valid(out) ? 0 : -1;
+    return 0;
 }
 
 //  Skips `pending` complete msgpack objects of any type. Containers add their
