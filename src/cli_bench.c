@@ -18,6 +18,7 @@
 */
 #include "cli.h"
 #include "cli_bench.h"
+#include "zc_embedded_redis.h"
 #include "zcluster.h"
 
 #include <czmq.h>
@@ -203,61 +204,6 @@ static const s_scenario_t s_scenarios[] = {
     {"tasks", "enqueue_many and worker processing (baseline raw LPUSH / RPOP drain)"},
 };
 
-//  A private redis-server for scenarios that need one.
-typedef struct {
-    char dir[64];
-    char url[128];
-    pid_t pid;
-} s_redis_t;
-
-static int s_redis_start(s_redis_t *redis)
-{
-    snprintf(redis->dir, sizeof redis->dir, "/tmp/zc-bench-XXXXXX");
-    if (!mkdtemp(redis->dir))
-        return -1;
-    char sock[96];
-    snprintf(sock, sizeof sock, "%s/redis.sock", redis->dir);
-    snprintf(redis->url, sizeof redis->url, "unix://%s", sock);
-    char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
-                    "--appendonly", "no", "--dir", redis->dir, "--loglevel", "warning", NULL};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    extern char **environ;
-    int rc = posix_spawnp(&redis->pid, "redis-server", &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc) {
-        fprintf(stderr, "zcluster bench: cannot start redis-server: %s\n", strerror(rc));
-        return -1;
-    }
-    zc_redis_url_t url;
-    char err[256];
-    zc_redis_url_parse(redis->url, &url, err, sizeof err);
-    for (int i = 0; i < 500; i++) {
-        redisContext *c = zc_redis_connect(&url, 100, err, sizeof err);
-        if (c) {
-            redisFree(c);
-            return 0;
-        }
-        usleep(10000);
-    }
-    fprintf(stderr, "zcluster bench: redis-server did not answer: %s\n", err);
-    return -1;
-}
-
-static void s_redis_stop(s_redis_t *redis)
-{
-    if (redis->pid > 0) {
-        kill(redis->pid, SIGTERM);
-        waitpid(redis->pid, NULL, 0);
-        redis->pid = 0;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/redis.sock", redis->dir);
-    unlink(path);
-    rmdir(redis->dir);
-}
-
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
@@ -357,12 +303,22 @@ int cli_bench(int argc, char **argv)
     }
     if (plot && bench_plot_begin(plot))
         return 1;
-    s_redis_t redis = {{0}, {0}, 0};
+    //  Scenarios through Redis get a private redis-server, as a master would.
+    char dir[64] = "";
+    zc_embedded_redis_t *redis = NULL;
     opt.redis_url = redis_url;
     if (!redis_url) {
-        if (s_redis_start(&redis))
+        char err[256] = "cannot create a directory in /tmp";
+        snprintf(dir, sizeof dir, "/tmp/zc-bench-XXXXXX");
+        redis = mkdtemp(dir) ? zc_embedded_redis_new(dir) : NULL;
+        if (!redis || zc_embedded_redis_start(redis, 5000, err, sizeof err)) {
+            fprintf(stderr, "zcluster bench: private redis-server: %s\n", err);
+            zc_embedded_redis_destroy(&redis);
+            if (*dir)
+                rmdir(dir);
             return 1;
-        opt.redis_url = redis.url;
+        }
+        opt.redis_url = zc_embedded_redis_url(redis);
     }
     int rc = 0;
     //  --plot: the scenario at each size, with at most 64 MB of payload per run.
@@ -382,6 +338,8 @@ int cli_bench(int argc, char **argv)
                        && rc == 0;
          i++)
         rc = s_run(s_scenarios[i].name, &opt);
-    s_redis_stop(&redis);
+    zc_embedded_redis_destroy(&redis);
+    if (*dir)
+        rmdir(dir);
     return rc;
 }
