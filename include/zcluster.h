@@ -14,7 +14,7 @@
 #include "zc_wire.h"
 #include "zc_security.h"
 #include "zc_mesh.h"
-#include "zc_redis.h"
+
 #include "zc_node.h"
 #include "zc_rpc.h"
 #include "zc_cache.h"

@@ -3,6 +3,7 @@
     goes away; and the `zcluster cache` console, including lock contention
     between two node processes (tests/test_cache_dump.c covers damaged dumps). */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zc_cache.h"
 
 #include <hiredis/hiredis.h>

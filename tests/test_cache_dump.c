@@ -3,6 +3,7 @@
     well-checksummed files with bad records are refused — each refusal with
     Redis left exactly as it was. */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zc_cache.h"
 
 #include <hiredis/hiredis.h>

@@ -3,6 +3,7 @@
     multi-process behaviour (SIGKILLed workers, the CLI) is in
     test_queue_nodes.c and test_queue_chaos.c. */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zc_queue.h"
 #include "zcluster.h"
 

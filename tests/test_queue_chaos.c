@@ -8,6 +8,7 @@
     once after each kill. Workers print each run before acking it, so the
     count of executions includes those of the killed workers. */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zc_queue.h"
 #include "zcluster.h"
 

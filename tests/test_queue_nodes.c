@@ -2,6 +2,7 @@
     redis-server, driven by their line console, some of them SIGKILLed.
     Measures how fast a killed worker's jobs return to their queue. */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zc_queue.h"
 #include "zcluster.h"
 

@@ -4,6 +4,7 @@
     with a higher epoch, a Redis restart mid-run, confirmations, kill by id
     and a graceful leave. Measured times are printed as `measured ...`. */
 #include "testkit.h"
+#include "zc_redis.h"
 #include "zcluster.h"
 
 #include <hiredis/hiredis.h>

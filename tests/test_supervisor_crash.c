@@ -2,6 +2,7 @@
     backoff, and the sliding-window restart limit, with real worker
     processes under `zcluster start`. */
 #include "test_supervisor.h"
+#include "zc_redis.h"
 
 //  Finds "key=VALUE" in a status line; returns VALUE in out.
 static const char *s_status_field(const char *status, const char *key, char *out, size_t cap)

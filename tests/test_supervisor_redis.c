@@ -4,6 +4,7 @@
     their ZC_NODE_ID), restarts it when it dies, and stops it after the
     last worker. */
 #include "test_supervisor.h"
+#include "zc_redis.h"
 
 //  The members of zc:{name}:nodes, as "id1 id2 ..." sorted, in out.
 static void s_registry(const char *url_text, const char *name, char *out, size_t cap)

@@ -2,6 +2,7 @@
     SIGKILL, a second signal, and the exit code saying how it went. The
     events of a master that is gone are read back from Redis. */
 #include "test_supervisor.h"
+#include "zc_redis.h"
 
 //  The events of cluster name from Redis, oldest first (the caller decrefs).
 static json_t *s_redis_events(zt_redis_t *redis, const char *name)

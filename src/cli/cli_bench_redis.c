@@ -33,6 +33,7 @@
     panel per measure.
 */
 #include "cli_bench.h"
+#include "zc_redis.h"
 #include "zcluster.h"
 
 #include <errno.h>
