@@ -33,9 +33,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ENDPOINT_MAX 256
+#define ENDPOINT_MAX        256
 #define MAX_TRACKED_SENDERS 4096 //  sequence state kept for at most this many senders
-#define MAX_REPORTED 1024        //  sources remembered for log-once
+#define MAX_REPORTED        1024 //  sources remembered for log-once
 
 typedef struct {
     char id[ZC_NAME_MAX + 1];
@@ -72,7 +72,7 @@ struct _zc_mesh_t {
     char pub_endpoint[ENDPOINT_MAX], router_endpoint[ENDPOINT_MAX];
     char advertise_host[ENDPOINT_MAX];
     char monitor_endpoint[64];
-    zc_security_t *security;     //  borrowed, or owned_security
+    zc_security_t *security; //  borrowed, or owned_security
     zc_security_t *owned_security;
     size_t max_msg_size;
     int hwm, heartbeat_ivl, heartbeat_timeout;
@@ -85,21 +85,21 @@ struct _zc_mesh_t {
     zhashx_t *groups;    //  joined groups (set)
     zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
     uint64_t public_seq;
-    zhashx_t *senders;   //  sender id -> s_sender_t
+    zhashx_t *senders;       //  sender id -> s_sender_t
     s_sender_t *last_sender; //  the last one looked up: streams come in runs
     char last_sender_id[ZC_NAME_MAX + 1];
     s_handler_t *last_handler; //  the handler (or none) of the last type seen
     char last_type[ZC_NAME_MAX + 1];
-    zhashx_t *handlers;  //  type -> s_handler_t
-    zhashx_t *reported;  //  sources already logged (set)
+    zhashx_t *handlers; //  type -> s_handler_t
+    zhashx_t *reported; //  sources already logged (set)
     zc_mesh_peer_fn *peer_lost_fn;
     void *peer_lost_arg;
 
     zc_mesh_stats_t stats;
     zc_msg_t msg;
     int msg_open;
-    int current;     //  socket being drained: 0 SUB, 1 ROUTER
-    int burst;       //  messages taken from it in a row
+    int current; //  socket being drained: 0 SUB, 1 ROUTER
+    int burst;   //  messages taken from it in a row
 };
 
 //  --------------------------------------------------------------------------
@@ -107,7 +107,7 @@ struct _zc_mesh_t {
 
 static void s_peer_destroy(void **item)
 {
-    s_peer_t *peer = (s_peer_t *) *item;
+    s_peer_t *peer = (s_peer_t *)*item;
     if (peer) {
         zsock_destroy(&peer->dealer);
         free(peer);
@@ -117,7 +117,7 @@ static void s_peer_destroy(void **item)
 
 static void s_sender_destroy(void **item)
 {
-    s_sender_t *sender = (s_sender_t *) *item;
+    s_sender_t *sender = (s_sender_t *)*item;
     if (sender) {
         zhashx_destroy(&sender->next_group);
         free(sender);
@@ -151,9 +151,8 @@ zc_mesh_t *zc_mesh_new(const char *id)
         zuuid_destroy(&uuid);
         id = generated;
     }
-    if (!zc_wire_name_valid(id))
-        return NULL;
-    zc_mesh_t *self = (zc_mesh_t *) calloc(1, sizeof(zc_mesh_t));
+    if (!zc_wire_name_valid(id)) return NULL;
+    zc_mesh_t *self = (zc_mesh_t *)calloc(1, sizeof(zc_mesh_t));
     assert(self);
     snprintf(self->id, sizeof self->id, "%s", id);
     snprintf(self->bind_pub, ENDPOINT_MAX, "tcp://127.0.0.1:*");
@@ -175,18 +174,15 @@ void zc_mesh_destroy(zc_mesh_t **self_p)
 {
     assert(self_p);
     zc_mesh_t *self = *self_p;
-    if (!self)
-        return;
-    if (self->msg_open)
-        zmq_msg_close(&self->msg.payload);
+    if (!self) return;
+    if (self->msg_open) zmq_msg_close(&self->msg.payload);
     zhashx_destroy(&self->peers);
     zhashx_destroy(&self->groups);
     zhashx_destroy(&self->group_seq);
     zhashx_destroy(&self->senders);
     zhashx_destroy(&self->handlers);
     zhashx_destroy(&self->reported);
-    if (self->sub_handle && self->monitor_handle)
-        zmq_socket_monitor(self->sub_handle, NULL, 0);
+    if (self->sub_handle && self->monitor_handle) zmq_socket_monitor(self->sub_handle, NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sub);
     zsock_destroy(&self->pub);
@@ -205,10 +201,8 @@ const char *zc_mesh_id(zc_mesh_t *self)
 void zc_mesh_set_endpoints(zc_mesh_t *self, const char *pub, const char *router)
 {
     assert(self && !self->started);
-    if (pub)
-        snprintf(self->bind_pub, ENDPOINT_MAX, "%s", pub);
-    if (router)
-        snprintf(self->bind_router, ENDPOINT_MAX, "%s", router);
+    if (pub) snprintf(self->bind_pub, ENDPOINT_MAX, "%s", pub);
+    if (router) snprintf(self->bind_router, ENDPOINT_MAX, "%s", router);
 }
 
 void zc_mesh_set_advertise_host(zc_mesh_t *self, const char *host)
@@ -254,8 +248,7 @@ static void s_advertise(zc_mesh_t *self, zsock_t *sock, char *out)
         else
             gethostname(host, sizeof host - 1);
         snprintf(out, ENDPOINT_MAX, "tcp://%.200s:%.40s", host, last + strlen(wild));
-    }
-    else
+    } else
         snprintf(out, ENDPOINT_MAX, "%s", last ? last : "");
     zstr_free(&last);
 }
@@ -265,7 +258,7 @@ static void s_set_common(zc_mesh_t *self, zsock_t *sock)
     zsock_set_linger(sock, 0);
     zsock_set_sndhwm(sock, self->hwm);
     zsock_set_rcvhwm(sock, self->hwm);
-    zsock_set_maxmsgsize(sock, (int) (self->max_msg_size + ZC_MESH_TRANSPORT_SLACK));
+    zsock_set_maxmsgsize(sock, (int)(self->max_msg_size + ZC_MESH_TRANSPORT_SLACK));
 }
 
 int zc_mesh_start(zc_mesh_t *self)
@@ -278,8 +271,7 @@ int zc_mesh_start(zc_mesh_t *self)
     self->pub = zsock_new(ZMQ_PUB);
     self->router = zsock_new(ZMQ_ROUTER);
     self->sub = zsock_new(ZMQ_SUB);
-    if (!self->pub || !self->router || !self->sub)
-        return -1;
+    if (!self->pub || !self->router || !self->sub) return -1;
     self->pub_handle = zsock_resolve(self->pub);
     self->router_handle = zsock_resolve(self->router);
     self->sub_handle = zsock_resolve(self->sub);
@@ -295,13 +287,13 @@ int zc_mesh_start(zc_mesh_t *self)
     //  during it must drop within the same bound.
     zsock_set_handshake_ivl(self->sub, self->heartbeat_timeout);
     zsock_set_subscribe(self->sub, "P");
-    if (zc_security_apply_server(self->security, self->pub_handle)
-        || zc_security_apply_server(self->security, self->router_handle))
+    if (zc_security_apply_server(self->security, self->pub_handle) ||
+        zc_security_apply_server(self->security, self->router_handle))
         return -1;
-    if (zsock_bind(self->pub, "%s", self->bind_pub) == -1
-        || zsock_bind(self->router, "%s", self->bind_router) == -1) {
-        zc_log(ZC_LOG_ERROR, self->id, "cannot bind %s / %s: %s", self->bind_pub,
-               self->bind_router, zmq_strerror(zmq_errno()));
+    if (zsock_bind(self->pub, "%s", self->bind_pub) == -1 ||
+        zsock_bind(self->router, "%s", self->bind_router) == -1) {
+        zc_log(ZC_LOG_ERROR, self->id, "cannot bind %s / %s: %s", self->bind_pub, self->bind_router,
+               zmq_strerror(zmq_errno()));
         return -1;
     }
     s_advertise(self, self->pub, self->pub_endpoint);
@@ -311,13 +303,12 @@ int zc_mesh_start(zc_mesh_t *self)
     //  died (the kernel resets the connection) or went silent past the
     //  heartbeat timeout.
     snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
-             (void *) self);
+             (void *)self);
     if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
         return -1;
     self->monitor = zsock_new_pair(self->monitor_endpoint);
-    if (!self->monitor)
-        return -1;
+    if (!self->monitor) return -1;
     self->monitor_handle = zsock_resolve(self->monitor);
     self->started = 1;
     return 0;
@@ -347,17 +338,17 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
                      const char *router_endpoint, const char *curve_key)
 {
     assert(self && self->started);
-    if (!zc_wire_name_valid(id) || strcmp(id, self->id) == 0 || !s_endpoint_valid(pub_endpoint)
-        || !s_endpoint_valid(router_endpoint))
+    if (!zc_wire_name_valid(id) || strcmp(id, self->id) == 0 || !s_endpoint_valid(pub_endpoint) ||
+        !s_endpoint_valid(router_endpoint))
         return -1;
-    s_peer_t *known = (s_peer_t *) zhashx_lookup(self->peers, id);
+    s_peer_t *known = (s_peer_t *)zhashx_lookup(self->peers, id);
     if (known) {
-        if (strcmp(known->pub_endpoint, pub_endpoint) == 0
-            && strcmp(known->router_endpoint, router_endpoint) == 0)
+        if (strcmp(known->pub_endpoint, pub_endpoint) == 0 &&
+            strcmp(known->router_endpoint, router_endpoint) == 0)
             return 0;
         zc_mesh_peer_remove(self, id);
     }
-    s_peer_t *peer = (s_peer_t *) calloc(1, sizeof(s_peer_t));
+    s_peer_t *peer = (s_peer_t *)calloc(1, sizeof(s_peer_t));
     assert(peer);
     snprintf(peer->id, sizeof peer->id, "%s", id);
     snprintf(peer->pub_endpoint, ENDPOINT_MAX, "%s", pub_endpoint);
@@ -374,10 +365,10 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
     zsock_set_heartbeat_timeout(peer->dealer, self->heartbeat_timeout);
     zsock_set_handshake_ivl(peer->dealer, self->heartbeat_timeout);
     //  The SUB's CURVE server key is taken per connection at connect time.
-    if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key)
-        || zc_security_apply_client(self->security, self->sub_handle, curve_key)
-        || zmq_connect(peer->dealer_handle, router_endpoint)
-        || zmq_connect(self->sub_handle, pub_endpoint)) {
+    if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key) ||
+        zc_security_apply_client(self->security, self->sub_handle, curve_key) ||
+        zmq_connect(peer->dealer_handle, router_endpoint) ||
+        zmq_connect(self->sub_handle, pub_endpoint)) {
         zc_log(ZC_LOG_WARNING, self->id, "cannot connect to peer %s at %s / %s: %s", id,
                pub_endpoint, router_endpoint, zmq_strerror(zmq_errno()));
         zmq_disconnect(self->sub_handle, pub_endpoint);
@@ -393,9 +384,8 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
 int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
 {
     assert(self);
-    s_peer_t *peer = (s_peer_t *) zhashx_lookup(self->peers, id);
-    if (!peer)
-        return -1;
+    s_peer_t *peer = (s_peer_t *)zhashx_lookup(self->peers, id);
+    if (!peer) return -1;
     zmq_disconnect(self->sub_handle, peer->pub_endpoint);
     zhashx_delete(self->peers, id);
     zhashx_delete(self->senders, id);
@@ -431,27 +421,23 @@ int zc_mesh_join(zc_mesh_t *self, const char *group)
     assert(self && self->started);
     uint8_t topic[ZC_WIRE_TOPIC_MAX];
     int len = zc_wire_topic_encode(ZC_KIND_GROUP, group, topic, sizeof topic);
-    if (len < 0)
-        return -1;
-    if (zhashx_lookup(self->groups, group))
-        return 0;
-    zhashx_insert(self->groups, group, (void *) 1);
-    return zmq_setsockopt(self->sub_handle, ZMQ_SUBSCRIBE, topic, (size_t) len);
+    if (len < 0) return -1;
+    if (zhashx_lookup(self->groups, group)) return 0;
+    zhashx_insert(self->groups, group, (void *)1);
+    return zmq_setsockopt(self->sub_handle, ZMQ_SUBSCRIBE, topic, (size_t)len);
 }
 
 int zc_mesh_leave(zc_mesh_t *self, const char *group)
 {
     assert(self && self->started);
-    if (!group || !zhashx_lookup(self->groups, group))
-        return -1;
+    if (!group || !zhashx_lookup(self->groups, group)) return -1;
     uint8_t topic[ZC_WIRE_TOPIC_MAX];
     int len = zc_wire_topic_encode(ZC_KIND_GROUP, group, topic, sizeof topic);
     zhashx_delete(self->groups, group);
-    for (s_sender_t *s = (s_sender_t *) zhashx_first(self->senders); s;
-         s = (s_sender_t *) zhashx_next(self->senders))
-        if (s->next_group)
-            zhashx_delete(s->next_group, group);
-    return zmq_setsockopt(self->sub_handle, ZMQ_UNSUBSCRIBE, topic, (size_t) len);
+    for (s_sender_t *s = (s_sender_t *)zhashx_first(self->senders); s;
+         s = (s_sender_t *)zhashx_next(self->senders))
+        if (s->next_group) zhashx_delete(s->next_group, group);
+    return zmq_setsockopt(self->sub_handle, ZMQ_UNSUBSCRIBE, topic, (size_t)len);
 }
 
 int zc_mesh_in_group(zc_mesh_t *self, const char *group)
@@ -466,11 +452,10 @@ int zc_mesh_in_group(zc_mesh_t *self, const char *group)
 static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
                     uint8_t *buf)
 {
-    zc_header_t header = {.version = ZC_WIRE_VERSION, .kind = (uint8_t) kind, .seq = seq,
-                          .corr = corr};
+    zc_header_t header = {
+        .version = ZC_WIRE_VERSION, .kind = (uint8_t)kind, .seq = seq, .corr = corr};
     size_t len = type ? strlen(type) : 0;
-    if (len == 0 || len > ZC_NAME_MAX)
-        return -1;
+    if (len == 0 || len > ZC_NAME_MAX) return -1;
     memcpy(header.type, type, len + 1);
     memcpy(header.sender, self->id, strlen(self->id) + 1);
     return zc_wire_header_encode(&header, buf, ZC_WIRE_HEADER_MAX);
@@ -482,11 +467,9 @@ static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, 
                         size_t size, int flags)
 {
     zmq_msg_t frame;
-    if (zmq_msg_init_size(&frame, prefix_len + size))
-        return -1;
+    if (zmq_msg_init_size(&frame, prefix_len + size)) return -1;
     memcpy(zmq_msg_data(&frame), prefix, prefix_len);
-    if (size)
-        memcpy((uint8_t *) zmq_msg_data(&frame) + prefix_len, data, size);
+    if (size) memcpy((uint8_t *)zmq_msg_data(&frame) + prefix_len, data, size);
     if (zmq_msg_send(&frame, socket, flags) < 0) {
         zmq_msg_close(&frame);
         return -1;
@@ -495,8 +478,8 @@ static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, 
 }
 
 //  Sends topic + header + payload on the PUB socket.
-static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type,
-                      uint64_t seq, const void *data, size_t size)
+static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type, uint64_t seq,
+                      const void *data, size_t size)
 {
     uint8_t prefix[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
     int topic_len = zc_wire_topic_encode(kind, group, prefix, ZC_WIRE_TOPIC_MAX);
@@ -505,7 +488,7 @@ static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *
         errno = EINVAL;
         return -1;
     }
-    if (s_send_frame(self->pub_handle, prefix, (size_t) (topic_len + header_len), data, size, 0))
+    if (s_send_frame(self->pub_handle, prefix, (size_t)(topic_len + header_len), data, size, 0))
         return -1;
     self->stats.bytes_sent += size;
     return 0;
@@ -518,8 +501,7 @@ int zc_mesh_publish(zc_mesh_t *self, const char *type, const void *data, size_t 
         errno = EMSGSIZE;
         return -1;
     }
-    if (s_send_pub(self, ZC_KIND_PUBLIC, NULL, type, self->public_seq + 1, data, size))
-        return -1;
+    if (s_send_pub(self, ZC_KIND_PUBLIC, NULL, type, self->public_seq + 1, data, size)) return -1;
     self->public_seq++;
     self->stats.sent_public++;
     return 0;
@@ -537,21 +519,20 @@ int zc_mesh_shout(zc_mesh_t *self, const char *group, const char *type, const vo
         errno = EINVAL;
         return -1;
     }
-    uint64_t *seq = (uint64_t *) zhashx_lookup(self->group_seq, group);
+    uint64_t *seq = (uint64_t *)zhashx_lookup(self->group_seq, group);
     if (!seq) {
-        seq = (uint64_t *) calloc(1, sizeof(uint64_t));
+        seq = (uint64_t *)calloc(1, sizeof(uint64_t));
         assert(seq);
         zhashx_insert(self->group_seq, group, seq);
     }
-    if (s_send_pub(self, ZC_KIND_GROUP, group, type, *seq + 1, data, size))
-        return -1;
+    if (s_send_pub(self, ZC_KIND_GROUP, group, type, *seq + 1, data, size)) return -1;
     (*seq)++;
     self->stats.sent_group++;
     return 0;
 }
 
-int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *type,
-                    uint64_t corr, const void *data, size_t size)
+int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *type, uint64_t corr,
+                    const void *data, size_t size)
 {
     assert(self && self->started);
     if (kind != ZC_KIND_PRIVATE && kind != ZC_KIND_REQUEST && kind != ZC_KIND_REPLY) {
@@ -562,7 +543,7 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EMSGSIZE;
         return -1;
     }
-    s_peer_t *peer = peer_id ? (s_peer_t *) zhashx_lookup(self->peers, peer_id) : NULL;
+    s_peer_t *peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
     if (!peer) {
         self->stats.no_route++;
         errno = EHOSTUNREACH;
@@ -574,10 +555,8 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EINVAL;
         return -1;
     }
-    if (s_send_frame(peer->dealer_handle, header, (size_t) header_len, data, size,
-                     ZMQ_DONTWAIT)) {
-        if (errno == EAGAIN)
-            self->stats.send_dropped++;
+    if (s_send_frame(peer->dealer_handle, header, (size_t)header_len, data, size, ZMQ_DONTWAIT)) {
+        if (errno == EAGAIN) self->stats.send_dropped++;
         return -1;
     }
     peer->private_seq++;
@@ -603,14 +582,13 @@ int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const v
 int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *arg)
 {
     assert(self);
-    if (!zc_wire_name_valid(type))
-        return -1;
+    if (!zc_wire_name_valid(type)) return -1;
     self->last_type[0] = 0; //  the one-entry lookup cache may be stale now
     if (!fn) {
         zhashx_delete(self->handlers, type);
         return 0;
     }
-    s_handler_t *handler = (s_handler_t *) malloc(sizeof(s_handler_t));
+    s_handler_t *handler = (s_handler_t *)malloc(sizeof(s_handler_t));
     assert(handler);
     handler->fn = fn;
     handler->arg = arg;
@@ -626,19 +604,16 @@ int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *
 //  can make up a new one for every message.
 static void s_report(zc_mesh_t *self, const char *source, const char *what)
 {
-    if (zhashx_lookup(self->reported, source))
-        return;
+    if (zhashx_lookup(self->reported, source)) return;
     size_t known = zhashx_size(self->reported);
-    if (known > MAX_REPORTED)
-        return;
+    if (known > MAX_REPORTED) return;
     if (known == MAX_REPORTED) {
-        zhashx_insert(self->reported, "", (void *) 1); //  never a source: marks this line
+        zhashx_insert(self->reported, "", (void *)1); //  never a source: marks this line
         zc_log(ZC_LOG_WARNING, self->id,
-               "bad input from more than %d sources; further drops are only counted",
-               MAX_REPORTED);
+               "bad input from more than %d sources; further drops are only counted", MAX_REPORTED);
         return;
     }
-    zhashx_insert(self->reported, source, (void *) 1);
+    zhashx_insert(self->reported, source, (void *)1);
     zc_log(ZC_LOG_WARNING, self->id, "dropped %s from %s (further drops from it are only counted)",
            what, source);
 }
@@ -647,8 +622,7 @@ static void s_report(zc_mesh_t *self, const char *source, const char *what)
 static uint64_t s_track(uint64_t *next, uint64_t seq)
 {
     uint64_t lost = 0;
-    if (*next != 0 && seq > *next)
-        lost = seq - *next;
+    if (*next != 0 && seq > *next) lost = seq - *next;
     *next = seq + 1;
     return lost;
 }
@@ -657,11 +631,10 @@ static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *g
 {
     s_sender_t *sender = self->last_sender;
     if (!sender || strcmp(self->last_sender_id, header->sender) != 0)
-        sender = (s_sender_t *) zhashx_lookup(self->senders, header->sender);
+        sender = (s_sender_t *)zhashx_lookup(self->senders, header->sender);
     if (!sender) {
-        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS)
-            return;
-        sender = (s_sender_t *) calloc(1, sizeof(s_sender_t));
+        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) return;
+        sender = (s_sender_t *)calloc(1, sizeof(s_sender_t));
         assert(sender);
         zhashx_insert(self->senders, header->sender, sender);
     }
@@ -669,16 +642,14 @@ static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *g
     if (header->kind == ZC_KIND_PUBLIC)
         next = &sender->next_public;
     else if (header->kind == ZC_KIND_GROUP) {
-        if (!sender->next_group)
-            sender->next_group = s_hash_new(s_free);
-        next = (uint64_t *) zhashx_lookup(sender->next_group, group);
+        if (!sender->next_group) sender->next_group = s_hash_new(s_free);
+        next = (uint64_t *)zhashx_lookup(sender->next_group, group);
         if (!next) {
-            next = (uint64_t *) calloc(1, sizeof(uint64_t));
+            next = (uint64_t *)calloc(1, sizeof(uint64_t));
             assert(next);
             zhashx_insert(sender->next_group, group, next);
         }
-    }
-    else
+    } else
         next = &sender->next_private;
     self->stats.lost += s_track(next, header->seq);
     if (sender != self->last_sender) {
@@ -697,16 +668,12 @@ static int s_recv_parts(void *socket, zmq_msg_t *parts)
     while (more) {
         zmq_msg_t extra;
         zmq_msg_t *part = count < 3 ? &parts[count] : &extra;
-        if (part == &extra)
-            zmq_msg_init(&extra);
+        if (part == &extra) zmq_msg_init(&extra);
         int rc = zmq_msg_recv(part, socket, count == 0 ? ZMQ_DONTWAIT : 0);
         more = rc >= 0 && zmq_msg_more(part);
-        if (part == &extra)
-            zmq_msg_close(&extra);
-        if (rc < 0)
-            return count > 0 ? count : zmq_errno() == EAGAIN ? 0 : -1;
-        if (count < 4)
-            count++;
+        if (part == &extra) zmq_msg_close(&extra);
+        if (rc < 0) return count > 0 ? count : zmq_errno() == EAGAIN ? 0 : -1;
+        if (count < 4) count++;
     }
     return count;
 }
@@ -739,10 +706,10 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         //  The routing id is whatever the connecting side declared: print
         //  only visible ASCII so that it cannot forge log lines.
         size_t len = zmq_msg_size(&parts[0]);
-        const uint8_t *id = (const uint8_t *) zmq_msg_data(&parts[0]);
-        size_t n = (size_t) snprintf(source, sizeof source, "routing id ");
+        const uint8_t *id = (const uint8_t *)zmq_msg_data(&parts[0]);
+        size_t n = (size_t)snprintf(source, sizeof source, "routing id ");
         for (size_t i = 0; i < len && i < 64; i++)
-            source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char) id[i] : '?';
+            source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char)id[i] : '?';
         source[n] = 0;
     }
     if (count != 1 + router) {
@@ -751,7 +718,7 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         return 0;
     }
     zmq_msg_t *body = &parts[router];
-    const uint8_t *data = (const uint8_t *) zmq_msg_data(body);
+    const uint8_t *data = (const uint8_t *)zmq_msg_data(body);
     size_t left = zmq_msg_size(body), used = 0;
     int kind = 0;
     msg->group[0] = 0;
@@ -775,9 +742,9 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
     int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
     //  On the ROUTER, the routing id is the sender's DEALER identity: a
     //  header that names another sender is spoofed.
-    if (rc == ZC_WIRE_OK && router
-        && (zmq_msg_size(&parts[0]) != strlen(header->sender)
-            || memcmp(zmq_msg_data(&parts[0]), header->sender, zmq_msg_size(&parts[0])) != 0))
+    if (rc == ZC_WIRE_OK && router &&
+        (zmq_msg_size(&parts[0]) != strlen(header->sender) ||
+         memcmp(zmq_msg_data(&parts[0]), header->sender, zmq_msg_size(&parts[0])) != 0))
         rc = ZC_WIRE_MALFORMED;
     if (rc != ZC_WIRE_OK || !kind_ok) {
         self->stats.malformed++;
@@ -785,7 +752,7 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         return 0;
     }
     s_sequence(self, header, msg->group);
-    msg->offset = (size_t) (data + used - (const uint8_t *) zmq_msg_data(body));
+    msg->offset = (size_t)(data + used - (const uint8_t *)zmq_msg_data(body));
     size_t size = left - used;
     if (size > self->max_msg_size) {
         self->stats.oversized++;
@@ -796,11 +763,21 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         return 0;
     }
     switch (header->kind) {
-    case ZC_KIND_PUBLIC: self->stats.recv_public++; break;
-    case ZC_KIND_GROUP: self->stats.recv_group++; break;
-    case ZC_KIND_PRIVATE: self->stats.recv_private++; break;
-    case ZC_KIND_REQUEST: self->stats.recv_request++; break;
-    default: self->stats.recv_reply++; break;
+    case ZC_KIND_PUBLIC:
+        self->stats.recv_public++;
+        break;
+    case ZC_KIND_GROUP:
+        self->stats.recv_group++;
+        break;
+    case ZC_KIND_PRIVATE:
+        self->stats.recv_private++;
+        break;
+    case ZC_KIND_REQUEST:
+        self->stats.recv_request++;
+        break;
+    default:
+        self->stats.recv_reply++;
+        break;
     }
     self->stats.bytes_received += size;
     return 1;
@@ -815,8 +792,7 @@ static void s_monitor_events(zc_mesh_t *self)
     zmq_msg_t parts[3];
     s_parts_init(parts);
     while (s_recv_parts(self->monitor_handle, parts) == 2) {
-        if (zmq_msg_size(&parts[0]) != 6)
-            continue;
+        if (zmq_msg_size(&parts[0]) != 6) continue;
         uint16_t event;
         memcpy(&event, zmq_msg_data(&parts[0]), sizeof event);
         char endpoint[ENDPOINT_MAX];
@@ -824,17 +800,15 @@ static void s_monitor_events(zc_mesh_t *self)
         len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
         memcpy(endpoint, zmq_msg_data(&parts[1]), len);
         endpoint[len] = 0;
-        s_peer_t *peer = (s_peer_t *) zhashx_first(self->peers);
+        s_peer_t *peer = (s_peer_t *)zhashx_first(self->peers);
         while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
-            peer = (s_peer_t *) zhashx_next(self->peers);
-        if (!peer)
-            continue;
+            peer = (s_peer_t *)zhashx_next(self->peers);
+        if (!peer) continue;
         if (event == ZMQ_EVENT_CONNECTED) {
             peer->connected = 1;
             continue;
         }
-        if (!peer->connected)
-            continue;
+        if (!peer->connected) continue;
         peer->connected = 0;
         self->stats.peers_lost++;
         zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
@@ -876,8 +850,7 @@ static int s_recv_nowait(zc_mesh_t *self)
         }
         s_parts_close(parts);
         if (count > 0) {
-            if (which != self->current)
-                self->burst = 0;
+            if (which != self->current) self->burst = 0;
             self->current = which;
             self->burst++;
             return deliver;
@@ -908,20 +881,18 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             s_handler_t *handler = NULL;
             if (self->msg.header.kind <= ZC_KIND_PRIVATE && zhashx_size(self->handlers)) {
                 if (strcmp(self->last_type, self->msg.header.type) != 0) {
-                    self->last_handler = (s_handler_t *) zhashx_lookup(self->handlers,
-                                                                       self->msg.header.type);
+                    self->last_handler =
+                        (s_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
                     memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
                 }
                 handler = self->last_handler;
             }
-            if (!handler)
-                return &self->msg;
+            if (!handler) return &self->msg;
             handler->fn(self, &self->msg, handler->arg);
             continue;
         }
-        if (timeout_ms > 0 && deadline == 0)
-            deadline = zclock_mono() + timeout_ms;
-        long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long) (deadline - zclock_mono());
+        if (timeout_ms > 0 && deadline == 0) deadline = zclock_mono() + timeout_ms;
+        long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long)(deadline - zclock_mono());
         if (timeout_ms >= 0 && wait <= 0) {
             //  One last look at the monitor so a poll-free caller sees losses.
             s_monitor_events(self);
@@ -934,8 +905,7 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             errno = EINTR;
             return NULL;
         }
-        if (items[2].revents & ZMQ_POLLIN)
-            s_monitor_events(self);
+        if (items[2].revents & ZMQ_POLLIN) s_monitor_events(self);
     }
 }
 
@@ -989,23 +959,23 @@ uint64_t zc_msg_corr(const zc_msg_t *msg)
 
 const void *zc_msg_data(const zc_msg_t *msg)
 {
-    return (const uint8_t *) zmq_msg_data((zmq_msg_t *) &msg->payload) + msg->offset;
+    return (const uint8_t *)zmq_msg_data((zmq_msg_t *)&msg->payload) + msg->offset;
 }
 
 size_t zc_msg_size(const zc_msg_t *msg)
 {
-    return zmq_msg_size((zmq_msg_t *) &msg->payload) - msg->offset;
+    return zmq_msg_size((zmq_msg_t *)&msg->payload) - msg->offset;
 }
 
 zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
 {
-    zc_msg_t *copy = (zc_msg_t *) malloc(sizeof(zc_msg_t));
+    zc_msg_t *copy = (zc_msg_t *)malloc(sizeof(zc_msg_t));
     assert(copy);
     copy->header = msg->header;
     copy->offset = msg->offset;
     memcpy(copy->group, msg->group, sizeof copy->group);
     zmq_msg_init(&copy->payload);
-    zmq_msg_copy(&copy->payload, (zmq_msg_t *) &msg->payload);
+    zmq_msg_copy(&copy->payload, (zmq_msg_t *)&msg->payload);
     return copy;
 }
 

@@ -15,32 +15,27 @@
 
 int zc_wire_name_valid(const char *name)
 {
-    if (!name)
-        return 0;
+    if (!name) return 0;
     size_t len = 0;
-    for (const unsigned char *p = (const unsigned char *) name; *p; p++, len++)
-        if (*p <= 0x20 || *p == 0x7f || len >= ZC_NAME_MAX)
-            return 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++, len++)
+        if (*p <= 0x20 || *p == 0x7f || len >= ZC_NAME_MAX) return 0;
     return len > 0;
 }
 
 int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap)
 {
     if (kind == ZC_KIND_PUBLIC) {
-        if (cap < 1)
-            return -1;
+        if (cap < 1) return -1;
         buf[0] = 'P';
         return 1;
     }
-    if (kind != ZC_KIND_GROUP || !zc_wire_name_valid(group))
-        return -1;
+    if (kind != ZC_KIND_GROUP || !zc_wire_name_valid(group)) return -1;
     size_t len = strlen(group);
-    if (cap < len + 2)
-        return -1;
+    if (cap < len + 2) return -1;
     buf[0] = 'G';
     memcpy(buf + 1, group, len);
     buf[len + 1] = 0;
-    return (int) len + 2;
+    return (int)len + 2;
 }
 
 int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group[ZC_NAME_MAX + 1],
@@ -52,17 +47,14 @@ int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group
         *consumed = 1;
         return ZC_WIRE_OK;
     }
-    if (size < 3 || data[0] != 'G')
-        return ZC_WIRE_MALFORMED;
+    if (size < 3 || data[0] != 'G') return ZC_WIRE_MALFORMED;
     size_t limit = size < ZC_WIRE_TOPIC_MAX ? size : ZC_WIRE_TOPIC_MAX;
-    const uint8_t *end = (const uint8_t *) memchr(data + 1, 0, limit - 1);
-    if (!end || end == data + 1)
-        return ZC_WIRE_MALFORMED;
-    size_t len = (size_t) (end - data) - 1;
+    const uint8_t *end = (const uint8_t *)memchr(data + 1, 0, limit - 1);
+    if (!end || end == data + 1) return ZC_WIRE_MALFORMED;
+    size_t len = (size_t)(end - data) - 1;
     memcpy(group, data + 1, len);
     group[len] = 0;
-    if (!zc_wire_name_valid(group))
-        return ZC_WIRE_MALFORMED;
+    if (!zc_wire_name_valid(group)) return ZC_WIRE_MALFORMED;
     *kind = ZC_KIND_GROUP;
     *consumed = len + 2;
     return ZC_WIRE_OK;
@@ -80,7 +72,7 @@ typedef struct {
 
 static int s_fixed_write(void *data, const char *bytes, size_t len)
 {
-    s_fixed_buffer_t *fb = (s_fixed_buffer_t *) data;
+    s_fixed_buffer_t *fb = (s_fixed_buffer_t *)data;
     if (fb->len + len > fb->cap) {
         fb->overflow = 1;
         return -1;
@@ -99,8 +91,8 @@ static void s_pack_str(msgpack_packer *pk, const char *s)
 
 int zc_wire_header_encode(const zc_header_t *h, uint8_t *buf, size_t cap)
 {
-    if (h->kind < ZC_KIND_PUBLIC || h->kind > ZC_KIND_REPLY || !zc_wire_name_valid(h->type)
-        || !zc_wire_name_valid(h->sender))
+    if (h->kind < ZC_KIND_PUBLIC || h->kind > ZC_KIND_REPLY || !zc_wire_name_valid(h->type) ||
+        !zc_wire_name_valid(h->sender))
         return -1;
     s_fixed_buffer_t fb = {buf, cap, 0, 0};
     msgpack_packer pk;
@@ -112,7 +104,7 @@ int zc_wire_header_encode(const zc_header_t *h, uint8_t *buf, size_t cap)
     s_pack_str(&pk, h->sender);
     msgpack_pack_uint64(&pk, h->seq);
     msgpack_pack_uint64(&pk, h->corr);
-    return fb.overflow ? -1 : (int) fb.len;
+    return fb.overflow ? -1 : (int)fb.len;
 }
 
 //  --------------------------------------------------------------------------
@@ -125,8 +117,7 @@ typedef struct {
 
 static int s_take(s_reader_t *r, size_t n, const uint8_t **out)
 {
-    if ((size_t) (r->end - r->p) < n)
-        return -1;
+    if ((size_t)(r->end - r->p) < n) return -1;
     *out = r->p;
     r->p += n;
     return 0;
@@ -144,8 +135,7 @@ static uint64_t s_be(const uint8_t *p, int n)
 static int s_len(s_reader_t *r, int n, uint64_t *len)
 {
     const uint8_t *p;
-    if (s_take(r, (size_t) n, &p))
-        return -1;
+    if (s_take(r, (size_t)n, &p)) return -1;
     *len = s_be(p, n);
     return 0;
 }
@@ -153,31 +143,26 @@ static int s_len(s_reader_t *r, int n, uint64_t *len)
 static int s_read_array(s_reader_t *r, uint64_t *count)
 {
     const uint8_t *t;
-    if (s_take(r, 1, &t))
-        return -1;
+    if (s_take(r, 1, &t)) return -1;
     if (*t >= 0x90 && *t <= 0x9f) {
         *count = *t & 0x0f;
         return 0;
     }
-    if (*t == 0xdc)
-        return s_len(r, 2, count);
-    if (*t == 0xdd)
-        return s_len(r, 4, count);
+    if (*t == 0xdc) return s_len(r, 2, count);
+    if (*t == 0xdd) return s_len(r, 4, count);
     return -1;
 }
 
 static int s_read_uint(s_reader_t *r, uint64_t *value)
 {
     const uint8_t *t, *p;
-    if (s_take(r, 1, &t))
-        return -1;
+    if (s_take(r, 1, &t)) return -1;
     if (*t <= 0x7f) {
         *value = *t;
         return 0;
     }
     int n = *t == 0xcc ? 1 : *t == 0xcd ? 2 : *t == 0xce ? 4 : *t == 0xcf ? 8 : 0;
-    if (!n || s_take(r, (size_t) n, &p))
-        return -1;
+    if (!n || s_take(r, (size_t)n, &p)) return -1;
     *value = s_be(p, n);
     return 0;
 }
@@ -187,23 +172,18 @@ static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
 {
     const uint8_t *t, *p;
     uint64_t len;
-    if (s_take(r, 1, &t))
-        return -1;
+    if (s_take(r, 1, &t)) return -1;
     if (*t >= 0xa0 && *t <= 0xbf)
         len = *t & 0x1f;
     else if (*t == 0xd9 || *t == 0xda || *t == 0xdb) {
-        if (s_len(r, *t == 0xd9 ? 1 : *t == 0xda ? 2 : 4, &len))
-            return -1;
-    }
-    else
+        if (s_len(r, *t == 0xd9 ? 1 : *t == 0xda ? 2 : 4, &len)) return -1;
+    } else
         return -1;
-    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t) len, &p))
-        return -1;
+    if (len == 0 || len > ZC_NAME_MAX || s_take(r, (size_t)len, &p)) return -1;
     //  One pass: the rule of zc_wire_name_valid, which also refuses NUL.
     for (size_t i = 0; i < len; i++) {
-        if (p[i] <= 0x20 || p[i] == 0x7f)
-            return -1;
-        out[i] = (char) p[i];
+        if (p[i] <= 0x20 || p[i] == 0x7f) return -1;
+        out[i] = (char)p[i];
     }
     out[len] = 0;
     return 0;
@@ -215,12 +195,10 @@ static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
 static int s_skip(s_reader_t *r, uint64_t pending)
 {
     while (pending > 0) {
-        if (pending > (uint64_t) (r->end - r->p))
-            return -1;
+        if (pending > (uint64_t)(r->end - r->p)) return -1;
         const uint8_t *t;
         uint64_t len = 0, children = 0;
-        if (s_take(r, 1, &t))
-            return -1;
+        if (s_take(r, 1, &t)) return -1;
         uint8_t b = *t;
         pending--;
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
@@ -233,30 +211,82 @@ static int s_skip(s_reader_t *r, uint64_t pending)
             len = b & 0x1f;
         else
             switch (b) {
-            case 0xcc: case 0xd0: len = 1; break;
-            case 0xcd: case 0xd1: len = 2; break;
-            case 0xca: case 0xce: case 0xd2: len = 4; break;
-            case 0xcb: case 0xcf: case 0xd3: len = 8; break;
-            case 0xd4: len = 2; break; //  fixext: type byte + data
-            case 0xd5: len = 3; break;
-            case 0xd6: len = 5; break;
-            case 0xd7: len = 9; break;
-            case 0xd8: len = 17; break;
-            case 0xc4: case 0xd9: if (s_len(r, 1, &len)) return -1; break;
-            case 0xc5: case 0xda: if (s_len(r, 2, &len)) return -1; break;
-            case 0xc6: case 0xdb: if (s_len(r, 4, &len)) return -1; break;
-            case 0xc7: if (s_len(r, 1, &len)) return -1; len++; break;
-            case 0xc8: if (s_len(r, 2, &len)) return -1; len++; break;
-            case 0xc9: if (s_len(r, 4, &len)) return -1; len++; break;
-            case 0xdc: if (s_len(r, 2, &children)) return -1; break;
-            case 0xdd: if (s_len(r, 4, &children)) return -1; break;
-            case 0xde: if (s_len(r, 2, &children)) return -1; children *= 2; break;
-            case 0xdf: if (s_len(r, 4, &children)) return -1; children *= 2; break;
-            default: return -1; //  0xc1 is never used
+            case 0xcc:
+            case 0xd0:
+                len = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                len = 2;
+                break;
+            case 0xca:
+            case 0xce:
+            case 0xd2:
+                len = 4;
+                break;
+            case 0xcb:
+            case 0xcf:
+            case 0xd3:
+                len = 8;
+                break;
+            case 0xd4:
+                len = 2;
+                break; //  fixext: type byte + data
+            case 0xd5:
+                len = 3;
+                break;
+            case 0xd6:
+                len = 5;
+                break;
+            case 0xd7:
+                len = 9;
+                break;
+            case 0xd8:
+                len = 17;
+                break;
+            case 0xc4:
+            case 0xd9:
+                if (s_len(r, 1, &len)) return -1;
+                break;
+            case 0xc5:
+            case 0xda:
+                if (s_len(r, 2, &len)) return -1;
+                break;
+            case 0xc6:
+            case 0xdb:
+                if (s_len(r, 4, &len)) return -1;
+                break;
+            case 0xc7:
+                if (s_len(r, 1, &len)) return -1;
+                len++;
+                break;
+            case 0xc8:
+                if (s_len(r, 2, &len)) return -1;
+                len++;
+                break;
+            case 0xc9:
+                if (s_len(r, 4, &len)) return -1;
+                len++;
+                break;
+            case 0xdc:
+                if (s_len(r, 2, &children)) return -1;
+                break;
+            case 0xdd:
+                if (s_len(r, 4, &children)) return -1;
+                break;
+            case 0xde:
+                if (s_len(r, 2, &children)) return -1;
+                children *= 2;
+                break;
+            case 0xdf:
+                if (s_len(r, 4, &children)) return -1;
+                children *= 2;
+                break;
+            default:
+                return -1; //  0xc1 is never used
             }
         const uint8_t *skip;
-        if (len && s_take(r, (size_t) len, &skip))
-            return -1;
+        if (len && s_take(r, (size_t)len, &skip)) return -1;
         pending += children;
     }
     return 0;
@@ -273,21 +303,21 @@ int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h, size
     h->seq = h->corr = 0;
     if (s_read_array(&r, &count) || count < 1 || s_read_uint(&r, &version))
         return ZC_WIRE_MALFORMED;
-    h->version = version > 255 ? 255 : (uint8_t) version;
+    h->version = version > 255 ? 255 : (uint8_t)version;
     if (version != ZC_WIRE_VERSION) {
         //  Best effort: name the sender in the report if the shape allows.
         zc_header_t probe;
         s_reader_t again = r;
-        if (count >= 4 && !s_read_uint(&again, &kind) && !s_read_name(&again, probe.type)
-            && !s_read_name(&again, probe.sender))
+        if (count >= 4 && !s_read_uint(&again, &kind) && !s_read_name(&again, probe.type) &&
+            !s_read_name(&again, probe.sender))
             memcpy(h->sender, probe.sender, sizeof h->sender);
         return ZC_WIRE_VERSION_BAD;
     }
-    if (count < 6 || s_read_uint(&r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY
-        || s_read_name(&r, h->type) || s_read_name(&r, h->sender) || s_read_uint(&r, &h->seq)
-        || s_read_uint(&r, &h->corr) || s_skip(&r, count - 6))
+    if (count < 6 || s_read_uint(&r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY ||
+        s_read_name(&r, h->type) || s_read_name(&r, h->sender) || s_read_uint(&r, &h->seq) ||
+        s_read_uint(&r, &h->corr) || s_skip(&r, count - 6))
         return ZC_WIRE_MALFORMED;
-    h->kind = (uint8_t) kind;
-    *consumed = (size_t) (r.p - data);
+    h->kind = (uint8_t)kind;
+    *consumed = (size_t)(r.p - data);
     return ZC_WIRE_OK;
 }

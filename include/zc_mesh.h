@@ -44,14 +44,14 @@ typedef struct _zc_msg_t zc_msg_t;
 typedef struct {
     uint64_t sent_public, sent_group, sent_private, sent_request, sent_reply;
     uint64_t recv_public, recv_group, recv_private, recv_request, recv_reply;
-    uint64_t bytes_sent, bytes_received;  //  payload bytes
-    uint64_t lost;         //  messages missing from a sender's sequence
-    uint64_t malformed;    //  frames that are not this protocol, or spoofed senders
-    uint64_t bad_version;  //  well-formed headers of another protocol version
-    uint64_t oversized;    //  payloads above max_msg_size, dropped
-    uint64_t send_dropped; //  private sends refused: the peer's queue was full
-    uint64_t no_route;     //  private sends to a node id that is not a peer
-    uint64_t peers_lost;   //  peer connections that dropped (closed or silent)
+    uint64_t bytes_sent, bytes_received; //  payload bytes
+    uint64_t lost;                       //  messages missing from a sender's sequence
+    uint64_t malformed;                  //  frames that are not this protocol, or spoofed senders
+    uint64_t bad_version;                //  well-formed headers of another protocol version
+    uint64_t oversized;                  //  payloads above max_msg_size, dropped
+    uint64_t send_dropped;               //  private sends refused: the peer's queue was full
+    uint64_t no_route;                   //  private sends to a node id that is not a peer
+    uint64_t peers_lost;                 //  peer connections that dropped (closed or silent)
 } zc_mesh_stats_t;
 
 //  Called for each received message whose type has this handler. The message

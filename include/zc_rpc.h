@@ -49,13 +49,13 @@ extern "C" {
 
 typedef enum {
     ZC_RPC_OK = 0,
-    ZC_RPC_UNKNOWN_METHOD = 1, //  the node has no such method
-    ZC_RPC_HANDLER_ERROR = 2,  //  the handler failed (error_code, error)
-    ZC_RPC_TIMEOUT = 3,        //  no reply in time
-    ZC_RPC_PEER_GONE = 4,      //  the target left or died during the call
-    ZC_RPC_NO_ROUTE = 5,       //  the target is not a peer
+    ZC_RPC_UNKNOWN_METHOD = 1,     //  the node has no such method
+    ZC_RPC_HANDLER_ERROR = 2,      //  the handler failed (error_code, error)
+    ZC_RPC_TIMEOUT = 3,            //  no reply in time
+    ZC_RPC_PEER_GONE = 4,          //  the target left or died during the call
+    ZC_RPC_NO_ROUTE = 5,           //  the target is not a peer
     ZC_RPC_UNKNOWN_CONNECTION = 6, //  no node holds that connection id
-    ZC_RPC_INVALID = 7         //  bad method name, arguments or target
+    ZC_RPC_INVALID = 7             //  bad method name, arguments or target
 } zc_rpc_status_t;
 
 typedef enum {
@@ -70,11 +70,11 @@ typedef struct _zc_rpc_request_t zc_rpc_request_t;
 
 //  One node's answer to a call.
 typedef struct {
-    const char *node;   //  who answered
-    int status;         //  zc_rpc_status_t
-    int error_code;     //  the handler's code for ZC_RPC_HANDLER_ERROR
-    const char *error;  //  message for any status but OK
-    const void *data;   //  the result (msgpack) for OK
+    const char *node;  //  who answered
+    int status;        //  zc_rpc_status_t
+    int error_code;    //  the handler's code for ZC_RPC_HANDLER_ERROR
+    const char *error; //  message for any status but OK
+    const void *data;  //  the result (msgpack) for OK
     size_t size;
 } zc_rpc_reply_t;
 

@@ -46,7 +46,7 @@ typedef enum {
 
 typedef enum {
     ZC_WIRE_OK = 0,
-    ZC_WIRE_MALFORMED = -1, //  not a valid frame for this protocol
+    ZC_WIRE_MALFORMED = -1,  //  not a valid frame for this protocol
     ZC_WIRE_VERSION_BAD = -2 //  well formed, but a protocol version we do not speak
 } zc_wire_result_t;
 
@@ -72,8 +72,8 @@ int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap);
 //  Decodes the topic at the start of a frame. On success sets *kind, copies
 //  the group name (empty for PUBLIC) into group, sets *consumed to the
 //  topic's length, and returns ZC_WIRE_OK.
-int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind,
-                         char group[ZC_NAME_MAX + 1], size_t *consumed);
+int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group[ZC_NAME_MAX + 1],
+                         size_t *consumed);
 
 //  Encodes a header into buf (cap >= ZC_WIRE_HEADER_MAX always suffices).
 //  Returns its length, or -1 if a field is invalid or buf is too small.
@@ -85,8 +85,7 @@ int zc_wire_header_encode(const zc_header_t *header, uint8_t *buf, size_t cap);
 //  are then set so the caller can report it). Arrays longer than six
 //  elements are accepted and the extra elements skipped: later minor
 //  revisions may append fields.
-int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *header,
-                          size_t *consumed);
+int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *header, size_t *consumed);
 
 #ifdef __cplusplus
 }

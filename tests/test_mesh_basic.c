@@ -16,7 +16,7 @@ static void s_on_ping(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
     s_handled++;
     ZT_CHECK(strcmp(zc_msg_type(msg), "ping") == 0);
-    ZT_CHECK(arg == (void *) mesh);
+    ZT_CHECK(arg == (void *)mesh);
 }
 
 int main(void)
@@ -38,8 +38,10 @@ int main(void)
     ZT_CHECK(strncmp(zc_mesh_pub_endpoint(a), "tcp://127.0.0.1:", 16) == 0);
     ZT_EQ(zc_mesh_peer_add(a, "alpha", "tcp://x:1", "tcp://x:2", NULL), -1);
     ZT_EQ(zc_mesh_peer_add(a, "beta", "nonsense", "tcp://x:2", NULL), -1);
-    ZT_EQ(zc_mesh_peer_add(a, "beta", zc_mesh_pub_endpoint(b), zc_mesh_router_endpoint(b), NULL), 0);
-    ZT_EQ(zc_mesh_peer_add(b, "alpha", zc_mesh_pub_endpoint(a), zc_mesh_router_endpoint(a), NULL), 0);
+    ZT_EQ(zc_mesh_peer_add(a, "beta", zc_mesh_pub_endpoint(b), zc_mesh_router_endpoint(b), NULL),
+          0);
+    ZT_EQ(zc_mesh_peer_add(b, "alpha", zc_mesh_pub_endpoint(a), zc_mesh_router_endpoint(a), NULL),
+          0);
     ZT_EQ(zc_mesh_peer_count(a), 1);
     ZT_CHECK(zc_mesh_peer_exists(a, "beta"));
     ZT_EQ(zc_mesh_join(b, "g1"), 0);
@@ -64,7 +66,8 @@ int main(void)
     ZT_CHECK(msg && zc_msg_kind(msg) == ZC_KIND_GROUP && strcmp(zc_msg_group(msg), "g1") == 0);
     ZT_EQ(zc_mesh_whisper(a, "beta", "secret", "s", 1), 0);
     msg = s_recv(b, 2000);
-    ZT_CHECK(msg && zc_msg_kind(msg) == ZC_KIND_PRIVATE && strcmp(zc_msg_sender(msg), "alpha") == 0);
+    ZT_CHECK(msg && zc_msg_kind(msg) == ZC_KIND_PRIVATE &&
+             strcmp(zc_msg_sender(msg), "alpha") == 0);
     ZT_EQ(zc_mesh_whisper(a, "nobody", "secret", "s", 1), -1);
     ZT_EQ(errno, EHOSTUNREACH);
 
@@ -108,8 +111,7 @@ int main(void)
     while (zt_now_ms() - start < 3000) {
         zc_mesh_recv(b, 50);
         zc_mesh_stats(b, &sb);
-        if (sb.peers_lost)
-            break;
+        if (sb.peers_lost) break;
     }
     ZT_EQ(sb.peers_lost, 1);
     zc_mesh_destroy(&b);

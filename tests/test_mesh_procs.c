@@ -41,8 +41,7 @@ static void s_collect(s_node_t *node, const char *markers, char *out, size_t cap
             return;
         }
         char kind[16], sender[64], group[64], type[64];
-        if (sscanf(line, "msg %15s %63s %63s %63s", kind, sender, group, type) != 4)
-            continue;
+        if (sscanf(line, "msg %15s %63s %63s %63s", kind, sender, group, type) != 4) continue;
         if (strcmp(kind, "public") == 0 && strcmp(type, "end") == 0 && strstr(markers, sender))
             seen++;
         else
@@ -61,11 +60,9 @@ static int s_settle(s_node_t *sender, s_node_t **receivers, int count)
         for (int i = 0; i < count; i++) {
             char prefix[96];
             snprintf(prefix, sizeof prefix, "msg public %s - probe", sender->id);
-            if (zt_proc_expect(receivers[i]->proc, prefix, 100))
-                seen++;
+            if (zt_proc_expect(receivers[i]->proc, prefix, 100)) seen++;
         }
-        if (seen == count)
-            return 0;
+        if (seen == count) return 0;
     }
     return -1;
 }
@@ -111,8 +108,7 @@ int main(void)
     char got[1024];
     s_collect(&n1, "n2", got, sizeof got);
     ZT_CHECK(strcmp(got, "n2:group:a:news|") == 0);
-    if (strcmp(got, "n2:group:a:news|"))
-        fprintf(stderr, "  n1 got %s\n", got);
+    if (strcmp(got, "n2:group:a:news|")) fprintf(stderr, "  n1 got %s\n", got);
     s_collect(&n2, "n1", got, sizeof got);
     //  n2 is in "ab" only: it gets n1's public, n1's "ab" shout and n3's whisper.
     ZT_CHECK(strcmp(got, "n1:public:-:hello|n1:group:ab:news|n3:private:-:secret|") == 0);
@@ -120,8 +116,8 @@ int main(void)
         fprintf(stderr, "  n2 got %s\n", got);
     s_collect(&n3, "n1,n2", got, sizeof got);
     //  n3 is in "a": n1's public, n2's "a" shout and n1's whisper.
-    ZT_CHECK(strstr(got, "n1:public:-:hello|") && strstr(got, "n2:group:a:news|")
-             && strstr(got, "n1:private:-:secret|") && !strstr(got, ":ab:"));
+    ZT_CHECK(strstr(got, "n1:public:-:hello|") && strstr(got, "n2:group:a:news|") &&
+             strstr(got, "n1:private:-:secret|") && !strstr(got, ":ab:"));
     if (!strstr(got, "n2:group:a:news|") || strstr(got, ":ab:"))
         fprintf(stderr, "  n3 got %s\n", got);
 
@@ -147,8 +143,8 @@ int main(void)
     ZT_EQ(s_stat(&n1, "bytes_sent") - sent1, 64 * 30000);
     //  Wait until n2 has everything (or counted it lost).
     int64_t deadline = zt_now_ms() + 20000;
-    while (zt_now_ms() < deadline
-           && s_stat(&n2, "recv_private") + s_stat(&n2, "lost") < private2 + 5000)
+    while (zt_now_ms() < deadline &&
+           s_stat(&n2, "recv_private") + s_stat(&n2, "lost") < private2 + 5000)
         usleep(100 * 1000);
     //  On loopback with room in the queues nothing is lost: every message
     //  n1 sent is counted received exactly once where it belongs.

@@ -49,8 +49,7 @@ static int s_leader(s_node_t *node, long long *epoch)
     zt_proc_send(node->proc, "leader");
     const char *line = zt_proc_expect(node->proc, "ok leader ", 5000);
     int leader;
-    if (!line || sscanf(line, "ok leader %d %lld", &leader, epoch) != 2)
-        return -1;
+    if (!line || sscanf(line, "ok leader %d %lld", &leader, epoch) != 2) return -1;
     return leader;
 }
 
@@ -66,20 +65,17 @@ static long s_wait_removed(s_node_t *node, const char *id, const char *reason, i
     char prefix[96];
     snprintf(prefix, sizeof prefix, "removed %s %s", id, reason);
     int64_t start = zt_now_ms();
-    return zt_proc_expect(node->proc, prefix, timeout_ms) ? (long) (zt_now_ms() - start) : -1;
+    return zt_proc_expect(node->proc, prefix, timeout_ms) ? (long)(zt_now_ms() - start) : -1;
 }
 
 static long long s_redis_scard(const char *key)
 {
     redisContext *c = redisConnectUnix(zt_redis_socket(s_redis));
     long long n = -1;
-    redisReply *reply = c && !c->err ? (redisReply *) redisCommand(c, "SCARD %s", key) : NULL;
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
-        n = reply->integer;
-    if (reply)
-        freeReplyObject(reply);
-    if (c)
-        redisFree(c);
+    redisReply *reply = c && !c->err ? (redisReply *)redisCommand(c, "SCARD %s", key) : NULL;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) n = reply->integer;
+    if (reply) freeReplyObject(reply);
+    if (c) redisFree(c);
     return n;
 }
 
@@ -87,14 +83,13 @@ int main(void)
 {
     s_redis = zt_redis_start();
     ZT_CHECK(s_redis != NULL);
-    if (!s_redis)
-        return zt_done();
+    if (!s_redis) return zt_done();
     s_node_t n[NODES];
     memset(n, 0, sizeof n);
 
     zt_section("discovery: every node adds every other");
-    if (!ZT_EQ(s_start(&n[0], "n0", "g"), 0) || !ZT_EQ(s_start(&n[1], "n1", NULL), 0)
-        || !ZT_EQ(s_start(&n[2], "n2", "g"), 0))
+    if (!ZT_EQ(s_start(&n[0], "n0", "g"), 0) || !ZT_EQ(s_start(&n[1], "n1", NULL), 0) ||
+        !ZT_EQ(s_start(&n[2], "n2", "g"), 0))
         return zt_done();
     for (int i = 0; i < 3; i++)
         ZT_EQ(s_wait_added(&n[i], 2), 2);
@@ -102,8 +97,8 @@ int main(void)
 
     zt_section("groups are visible cluster-wide, and follow join");
     const char *info = s_info(&n[1]);
-    ZT_CHECK(info && strstr(info, "\"g\":[") && strstr(info, "\"id\":\"n0\"")
-             && strstr(info, "\"role\":\"test\""));
+    ZT_CHECK(info && strstr(info, "\"g\":[") && strstr(info, "\"id\":\"n0\"") &&
+             strstr(info, "\"role\":\"test\""));
     ZT_EQ(zt_proc_command(n[1].proc, "join h"), 0);
     int seen = 0;
     for (int64_t until = zt_now_ms() + 5000; !seen && zt_now_ms() < until; usleep(50000)) {
@@ -138,15 +133,14 @@ int main(void)
     int promoted = 0;
     while (zt_now_ms() - failover_start < 6000 && !promoted) {
         promoted = s_leader(&n[a], &epoch_a) == 1 || s_leader(&n[b], &epoch_b) == 1;
-        if (!promoted)
-            usleep(50000);
+        if (!promoted) usleep(50000);
     }
     ZT_CHECK(promoted);
     s_leader(&n[a], &epoch_a);
     s_leader(&n[b], &epoch_b);
     ZT_CHECK((epoch_a > epochs[leader]) || (epoch_b > epochs[leader]));
     printf("measured: SIGKILL removal %ld ms / %ld ms, failover %ld ms\n", t_a, t_b,
-           (long) (zt_now_ms() - failover_start) + (t_a > t_b ? t_a : t_b));
+           (long)(zt_now_ms() - failover_start) + (t_a > t_b ? t_a : t_b));
     zt_proc_destroy(&n[leader].proc);
     ZT_EQ(s_redis_scard("zc:{t}:nodes"), 2);
 

@@ -35,22 +35,19 @@ static const char *s_call(int i, const char *args, int wait_ms, long *ms)
     char t[16];
     snprintf(t, sizeof t, "t%d", ++tag);
     int64_t start = zt_now_ms();
-    if (zt_proc_command(s_node[i], "call %s %s", t, args))
-        return NULL;
+    if (zt_proc_command(s_node[i], "call %s %s", t, args)) return NULL;
     char reply_prefix[32], result_prefix[32];
     snprintf(reply_prefix, sizeof reply_prefix, "reply %s ", t);
     snprintf(result_prefix, sizeof result_prefix, "result %s ", t);
     s_replies[0] = 0;
     while (1) {
         const char *line = zt_proc_expect(s_node[i], "re", wait_ms);
-        if (!line)
-            return NULL;
+        if (!line) return NULL;
         if (strncmp(line, reply_prefix, strlen(reply_prefix)) == 0)
             snprintf(s_replies + strlen(s_replies), sizeof s_replies - strlen(s_replies), "%s|",
                      line + strlen(reply_prefix));
         else if (strncmp(line, result_prefix, strlen(result_prefix)) == 0) {
-            if (ms)
-                *ms = (long) (zt_now_ms() - start);
+            if (ms) *ms = (long)(zt_now_ms() - start);
             snprintf(s_result, sizeof s_result, "%s", line + strlen(result_prefix));
             return s_result;
         }
@@ -60,11 +57,9 @@ static const char *s_call(int i, const char *args, int wait_ms, long *ms)
 int main(void)
 {
     s_redis = zt_redis_start();
-    if (!ZT_CHECK(s_redis != NULL))
-        return zt_done();
+    if (!ZT_CHECK(s_redis != NULL)) return zt_done();
     for (int i = 0; i < NODES; i++)
-        if (!ZT_EQ(s_start(i), 0))
-            return zt_done();
+        if (!ZT_EQ(s_start(i), 0)) return zt_done();
     for (int i = 0; i < NODES; i++)
         for (int k = 0; k < NODES - 1; k++)
             ZT_CHECK(zt_proc_expect(s_node[i], "added ", 5000) != NULL);
@@ -126,8 +121,9 @@ int main(void)
     r = s_call(0, "* ping 400", 5000, &ms);
     //  Normally r3 times out; on a slow machine the registry may remove it
     //  first (heartbeat timeout), and the gather then reports it gone.
-    int listed = r && (strstr(r, "status=timed out replies=3 missing=r3")
-                       || (strstr(r, "status=peer gone replies=4") && strstr(s_replies, "r3 peer gone")));
+    int listed =
+        r && (strstr(r, "status=timed out replies=3 missing=r3") ||
+              (strstr(r, "status=peer gone replies=4") && strstr(s_replies, "r3 peer gone")));
     ZT_CHECK(listed);
     if (!listed)
         fprintf(stderr, "  gather with r3 stopped: %s / %s\n", r ? r : "no result", s_replies);
@@ -153,7 +149,7 @@ int main(void)
     int64_t kill_at = zt_now_ms();
     zt_proc_signal(s_node[1], SIGKILL);
     const char *dead = zt_proc_expect(s_node[0], "result dying ", 8000);
-    long gone_ms = (long) (zt_now_ms() - kill_at);
+    long gone_ms = (long)(zt_now_ms() - kill_at);
     ZT_CHECK(dead && strstr(dead, "status=peer gone"));
     ZT_CHECK(gone_ms < 3000);
     printf("measured: call to a killed node failed after %ld ms\n", gone_ms);

@@ -35,8 +35,7 @@ int zt_check(int ok, const char *expr, const char *file, int line)
 int zt_check_eq(long long a, long long b, const char *ea, const char *eb, const char *file,
                 int line)
 {
-    if (a == b)
-        return zt_check(1, ea, file, line);
+    if (a == b) return zt_check(1, ea, file, line);
     fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", file, line, ea, eb, a, b);
     s_failed++;
     return 0;
@@ -57,7 +56,7 @@ int64_t zt_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 //  --------------------------------------------------------------------------
@@ -78,15 +77,14 @@ zt_proc_t *zt_proc_start(char *const argv[], char *const env[])
 {
     signal(SIGPIPE, SIG_IGN); //  a child that died must fail a write, not kill the test
     int in[2], out[2];
-    if (pipe(in) || pipe(out))
-        return NULL;
+    if (pipe(in) || pipe(out)) return NULL;
     //  Environment: ours plus the extras (extras win by coming first).
     size_t n_env = 0, n_extra = 0;
     while (environ[n_env])
         n_env++;
     while (env && env[n_extra])
         n_extra++;
-    char **envp = (char **) calloc(n_env + n_extra + 1, sizeof(char *));
+    char **envp = (char **)calloc(n_env + n_extra + 1, sizeof(char *));
     for (size_t i = 0; i < n_extra; i++)
         envp[i] = env[i];
     for (size_t i = 0; i < n_env; i++)
@@ -97,7 +95,7 @@ zt_proc_t *zt_proc_start(char *const argv[], char *const env[])
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addclose(&actions, in[1]);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    zt_proc_t *self = (zt_proc_t *) calloc(1, sizeof(zt_proc_t));
+    zt_proc_t *self = (zt_proc_t *)calloc(1, sizeof(zt_proc_t));
     int rc = posix_spawnp(&self->pid, argv[0], &actions, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     free(envp);
@@ -122,11 +120,11 @@ zt_proc_t *zt_cli_start(const char *arg, ...)
     const char *cli = getenv("ZC_CLI");
     char *argv[64];
     int argc = 0;
-    argv[argc++] = (char *) (cli ? cli : "zcluster");
+    argv[argc++] = (char *)(cli ? cli : "zcluster");
     va_list args;
     va_start(args, arg);
     for (const char *a = arg; a && argc < 63; a = va_arg(args, const char *))
-        argv[argc++] = (char *) a;
+        argv[argc++] = (char *)a;
     va_end(args);
     argv[argc] = NULL;
     return zt_proc_start(argv, NULL);
@@ -139,14 +137,12 @@ int zt_proc_send(zt_proc_t *self, const char *format, ...)
     va_start(args, format);
     int len = vsnprintf(line, sizeof line - 1, format, args);
     va_end(args);
-    if (len < 0 || len >= (int) sizeof line - 1)
-        return -1;
+    if (len < 0 || len >= (int)sizeof line - 1) return -1;
     line[len++] = '\n';
     for (int done = 0; done < len;) {
-        ssize_t n = write(self->in_fd, line + done, (size_t) (len - done));
-        if (n <= 0)
-            return -1;
-        done += (int) n;
+        ssize_t n = write(self->in_fd, line + done, (size_t)(len - done));
+        if (n <= 0) return -1;
+        done += (int)n;
     }
     return 0;
 }
@@ -154,10 +150,9 @@ int zt_proc_send(zt_proc_t *self, const char *format, ...)
 //  Takes one complete line out of the buffer, if there is one.
 static const char *s_take_line(zt_proc_t *self)
 {
-    char *eol = (char *) memchr(self->buf, '\n', self->used);
-    if (!eol)
-        return NULL;
-    size_t len = (size_t) (eol - self->buf);
+    char *eol = (char *)memchr(self->buf, '\n', self->used);
+    if (!eol) return NULL;
+    size_t len = (size_t)(eol - self->buf);
     memcpy(self->line, self->buf, len);
     self->line[len] = 0;
     self->used -= len + 1;
@@ -171,20 +166,16 @@ const char *zt_proc_expect(zt_proc_t *self, const char *prefix, int timeout_ms)
     while (1) {
         const char *line;
         while ((line = s_take_line(self)) != NULL)
-            if (strncmp(line, prefix, strlen(prefix)) == 0)
-                return line;
+            if (strncmp(line, prefix, strlen(prefix)) == 0) return line;
         int64_t left = deadline - zt_now_ms();
-        if (left <= 0)
-            return NULL;
+        if (left <= 0) return NULL;
         struct pollfd pfd = {self->out_fd, POLLIN, 0};
-        if (poll(&pfd, 1, (int) left) <= 0)
-            continue;
+        if (poll(&pfd, 1, (int)left) <= 0) continue;
         if (self->used == sizeof self->buf)
             self->used = 0; //  an absurd line: drop it rather than stall
         ssize_t n = read(self->out_fd, self->buf + self->used, sizeof self->buf - self->used);
-        if (n <= 0)
-            return NULL;
-        self->used += (size_t) n;
+        if (n <= 0) return NULL;
+        self->used += (size_t)n;
     }
 }
 
@@ -200,10 +191,9 @@ int zt_proc_command(zt_proc_t *self, const char *format, ...)
     va_start(args, format);
     vsnprintf(line, sizeof line, format, args);
     va_end(args);
-    if (zt_proc_send(self, "%s", line))
-        return -1;
+    if (zt_proc_send(self, "%s", line)) return -1;
     char command[64];
-    snprintf(command, sizeof command, "%.*s", (int) strcspn(line, " "), line);
+    snprintf(command, sizeof command, "%.*s", (int)strcspn(line, " "), line);
     char ok[80], error[80];
     snprintf(ok, sizeof ok, "ok %s", command);
     snprintf(error, sizeof error, "error %s", command);
@@ -214,25 +204,22 @@ int zt_proc_command(zt_proc_t *self, const char *format, ...)
     int rc = -2;
     int64_t deadline = zt_now_ms() + 10000;
     while (rc == -2 && zt_now_ms() < deadline) {
-        const char *reply = zt_proc_expect(self, "", (int) (deadline - zt_now_ms()));
-        if (!reply)
-            break;
+        const char *reply = zt_proc_expect(self, "", (int)(deadline - zt_now_ms()));
+        if (!reply) break;
         if (strncmp(reply, ok, strlen(ok)) == 0)
             rc = 0;
         else if (strncmp(reply, error, strlen(error)) == 0) {
             fprintf(stderr, "  command '%s' answered: %s\n", line, reply);
             rc = -1;
-        }
-        else {
+        } else {
             size_t len = strlen(reply);
-            kept = (char *) realloc(kept, kept_len + len + 1);
+            kept = (char *)realloc(kept, kept_len + len + 1);
             memcpy(kept + kept_len, reply, len);
             kept[kept_len + len] = '\n';
             kept_len += len + 1;
         }
     }
-    if (rc == -2)
-        fprintf(stderr, "  command '%s' got no answer\n", line);
+    if (rc == -2) fprintf(stderr, "  command '%s' got no answer\n", line);
     if (kept_len) {
         if (kept_len + self->used <= sizeof self->buf) {
             memmove(self->buf + kept_len, self->buf, self->used);
@@ -251,8 +238,7 @@ pid_t zt_proc_pid(zt_proc_t *self)
 
 void zt_proc_signal(zt_proc_t *self, int sig)
 {
-    if (!self->exited)
-        kill(self->pid, sig);
+    if (!self->exited) kill(self->pid, sig);
 }
 
 int zt_proc_wait(zt_proc_t *self, int timeout_ms)
@@ -264,8 +250,7 @@ int zt_proc_wait(zt_proc_t *self, int timeout_ms)
             self->exited = 1;
             break;
         }
-        if (rc < 0 || zt_now_ms() >= deadline)
-            return -1;
+        if (rc < 0 || zt_now_ms() >= deadline) return -1;
         usleep(5000);
     }
     return self->status;
@@ -274,8 +259,7 @@ int zt_proc_wait(zt_proc_t *self, int timeout_ms)
 void zt_proc_destroy(zt_proc_t **self_p)
 {
     zt_proc_t *self = *self_p;
-    if (!self)
-        return;
+    if (!self) return;
     close(self->in_fd); //  a console exits on end of input
     if (zt_proc_wait(self, 2000) == -1) {
         zt_proc_signal(self, SIGKILL);
@@ -292,8 +276,7 @@ long long zt_field(const char *line, const char *key)
     for (const char *p = line; p && *p; p = strchr(p, ' ')) {
         while (*p == ' ')
             p++;
-        if (strncmp(p, key, len) == 0 && p[len] == '=')
-            return atoll(p + len + 1);
+        if (strncmp(p, key, len) == 0 && p[len] == '=') return atoll(p + len + 1);
     }
     return -1;
 }
@@ -313,12 +296,10 @@ static int s_redis_ping(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return 0;
+    if (strlen(path) >= sizeof addr.sun_path) return 0;
     memcpy(addr.sun_path, path, strlen(path) + 1);
     int ok = 0;
-    if (connect(fd, (struct sockaddr *) &addr, sizeof addr) == 0
-        && write(fd, "PING\r\n", 6) == 6) {
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && write(fd, "PING\r\n", 6) == 6) {
         char reply[16] = {0};
         struct pollfd pfd = {fd, POLLIN, 0};
         if (poll(&pfd, 1, 1000) == 1 && read(fd, reply, sizeof reply - 1) > 0)
@@ -330,9 +311,10 @@ static int s_redis_ping(const char *path)
 
 static int s_redis_spawn(zt_redis_t *self)
 {
-    char *argv[] = {"redis-server", "--port", "0", "--unixsocket", self->socket,
-                    "--unixsocketperm", "700", "--dir", self->dir, "--save", "",
-                    "--appendonly", "no", "--loglevel", "warning", NULL};
+    char *argv[] = {"redis-server", "--port",           "0",       "--unixsocket",
+                    self->socket,   "--unixsocketperm", "700",     "--dir",
+                    self->dir,      "--save",           "",        "--appendonly",
+                    "no",           "--loglevel",       "warning", NULL};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     //  Not the test's stdout/stderr: a server left behind by a crashed test
@@ -346,8 +328,7 @@ static int s_redis_spawn(zt_redis_t *self)
         return -1;
     }
     for (int i = 0; i < 500; i++) {
-        if (s_redis_ping(self->socket))
-            return 0;
+        if (s_redis_ping(self->socket)) return 0;
         usleep(10000);
     }
     fprintf(stderr, "redis-server did not answer on %s\n", self->socket);
@@ -356,7 +337,7 @@ static int s_redis_spawn(zt_redis_t *self)
 
 zt_redis_t *zt_redis_start(void)
 {
-    zt_redis_t *self = (zt_redis_t *) calloc(1, sizeof(zt_redis_t));
+    zt_redis_t *self = (zt_redis_t *)calloc(1, sizeof(zt_redis_t));
     snprintf(self->dir, sizeof self->dir, "/tmp/zc-test-redis-XXXXXX");
     if (!mkdtemp(self->dir)) {
         free(self);
@@ -399,8 +380,7 @@ int zt_redis_restart(zt_redis_t *self)
 void zt_redis_destroy(zt_redis_t **self_p)
 {
     zt_redis_t *self = *self_p;
-    if (!self)
-        return;
+    if (!self) return;
     zt_redis_stop(self, 1);
     char path[256];
     snprintf(path, sizeof path, "%s/redis.sock", self->dir);

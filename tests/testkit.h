@@ -15,7 +15,7 @@
 //  Records one check; prints the failing expression and location.
 #define ZT_CHECK(cond) zt_check((cond) != 0, #cond, __FILE__, __LINE__)
 //  Checks two integers are equal and prints both when not.
-#define ZT_EQ(a, b)    zt_check_eq((long long) (a), (long long) (b), #a, #b, __FILE__, __LINE__)
+#define ZT_EQ(a, b) zt_check_eq((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
 
 int zt_check(int ok, const char *expr, const char *file, int line);
 int zt_check_eq(long long a, long long b, const char *ea, const char *eb, const char *file,

@@ -40,20 +40,18 @@ int64_t bench_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int bench_read_line(int fd, char *line, size_t cap, int timeout_ms)
 {
     size_t used = 0;
-    int64_t deadline = bench_now_ns() + (int64_t) timeout_ms * 1000000;
+    int64_t deadline = bench_now_ns() + (int64_t)timeout_ms * 1000000;
     while (used + 1 < cap) {
         struct pollfd pfd = {fd, POLLIN, 0};
-        int left = (int) ((deadline - bench_now_ns()) / 1000000);
-        if (left <= 0 || poll(&pfd, 1, left) <= 0 || read(fd, line + used, 1) != 1)
-            return -1;
-        if (line[used] == '\n')
-            break;
+        int left = (int)((deadline - bench_now_ns()) / 1000000);
+        if (left <= 0 || poll(&pfd, 1, left) <= 0 || read(fd, line + used, 1) != 1) return -1;
+        if (line[used] == '\n') break;
         used++;
     }
     line[used] = 0;
@@ -67,10 +65,9 @@ int bench_write_line(int fd, const char *format, ...)
     va_start(args, format);
     int len = vsnprintf(line, sizeof line - 1, format, args);
     va_end(args);
-    if (len < 0 || len >= (int) sizeof line - 1)
-        return -1;
+    if (len < 0 || len >= (int)sizeof line - 1) return -1;
     line[len++] = '\n';
-    return write(fd, line, (size_t) len) == len ? 0 : -1;
+    return write(fd, line, (size_t)len) == len ? 0 : -1;
 }
 
 int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
@@ -79,12 +76,10 @@ int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
     memset(children, 0, sizeof *children);
     for (int i = 0; i < count; i++) {
         int to[2], from[2];
-        if (pipe(to) || pipe(from))
-            return -1;
+        if (pipe(to) || pipe(from)) return -1;
         fflush(stdout);
         pid_t pid = fork();
-        if (pid < 0)
-            return -1;
+        if (pid < 0) return -1;
         if (pid == 0) {
             close(to[1]);
             close(from[0]);
@@ -109,8 +104,7 @@ int bench_spawn(bench_children_t *children, int count, bench_child_fn *fn,
 void bench_reap(bench_children_t *children, int kill_first)
 {
     for (int i = 0; i < children->count; i++) {
-        if (kill_first)
-            kill(children->pid[i], SIGKILL);
+        if (kill_first) kill(children->pid[i], SIGKILL);
         close(children->to[i]);
         close(children->from[i]);
         waitpid(children->pid[i], NULL, 0);
@@ -123,14 +117,13 @@ int bench_gather(bench_children_t *children, int timeout_ms)
 {
     char line[256];
     for (int i = 0; i < children->count; i++)
-        if (bench_read_line(children->from[i], line, sizeof line, timeout_ms))
-            return -1;
+        if (bench_read_line(children->from[i], line, sizeof line, timeout_ms)) return -1;
     return 0;
 }
 
 static int s_compare(const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -140,7 +133,7 @@ void bench_percentiles(int64_t *samples, long count, bench_result_t *result)
         result->p50_us = result->p99_us = -1;
         return;
     }
-    qsort(samples, (size_t) count, sizeof(int64_t), s_compare);
+    qsort(samples, (size_t)count, sizeof(int64_t), s_compare);
     result->p50_us = samples[count / 2] / 1000.0;
     result->p99_us = samples[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1] / 1000.0;
 }
@@ -152,8 +145,7 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
 {
     printf("\"name\":\"%s\",\"size\":%zu,\"count\":%ld,\"nodes\":%d,\"rate\":%.0f,\"received\":%ld",
            r->name, opt->size, opt->count, opt->nodes, r->rate, r->received);
-    if (r->p50_us >= 0)
-        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", r->p50_us, r->p99_us);
+    if (r->p50_us >= 0) printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", r->p50_us, r->p99_us);
 }
 
 //  Latency scenarios compare p50s; the others compare rates.
@@ -169,8 +161,7 @@ void bench_report(const char *scenario, const bench_options_t *opt, const bench_
         printf(",\"baseline\":{");
         s_json_result(baseline, opt);
         printf("},\"ratio\":%.3f}\n", ratio);
-    }
-    else {
+    } else {
         const bench_result_t *rows[2] = {project, baseline};
         for (int i = 0; i < 2; i++) {
             printf("%-16s %7zu B %3d node(s)", rows[i]->name, opt->size, opt->nodes);
@@ -220,11 +211,10 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         int group = strcmp(scenario, "shout") == 0;
         baseline.name = group ? "zmq-pubsub-topic" : "zmq-pubsub";
         rc = bench_publish(opt, group, &project, &baseline);
-        if (rc == 0)
-            bench_report(scenario, opt, &project, &baseline, 0);
-    }
-    else if (strcmp(scenario, "whisper") == 0) {
-        bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1}, raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
+        if (rc == 0) bench_report(scenario, opt, &project, &baseline, 0);
+    } else if (strcmp(scenario, "whisper") == 0) {
+        bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1},
+                       raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
         baseline.name = "zmq-dealer-router";
         bench_result_t results[4] = {project, baseline, rtt, raw_rtt};
         rc = bench_whisper(opt, results);
@@ -232,15 +222,12 @@ static int s_run(const char *scenario, const bench_options_t *opt)
             bench_report("whisper", opt, &results[0], &results[1], 0);
             bench_report("whisper-rtt", opt, &results[2], &results[3], 1);
         }
-    }
-    else if (strcmp(scenario, "rpc") == 0 || strcmp(scenario, "rpc-all") == 0) {
+    } else if (strcmp(scenario, "rpc") == 0 || strcmp(scenario, "rpc-all") == 0) {
         int all = strcmp(scenario, "rpc-all") == 0;
         baseline.name = all ? "zmq-dealer-echo-all" : "zmq-dealer-echo";
         rc = bench_rpc(opt, all, &project, &baseline);
-        if (rc == 0)
-            bench_report(scenario, opt, &project, &baseline, 1);
-    }
-    else if (strcmp(scenario, "redis-pubsub") == 0)
+        if (rc == 0) bench_report(scenario, opt, &project, &baseline, 1);
+    } else if (strcmp(scenario, "redis-pubsub") == 0)
         rc = bench_redis_pubsub(opt);
     else if (strcmp(scenario, "cache") == 0)
         rc = bench_cache(opt);
@@ -251,7 +238,8 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         return CLI_USAGE;
     }
     if (rc) {
-        fprintf(stderr, "zcluster bench: %s failed (a process did not get ready, or Redis failed)\n",
+        fprintf(stderr,
+                "zcluster bench: %s failed (a process did not get ready, or Redis failed)\n",
                 scenario);
         return 1;
     }
@@ -260,36 +248,49 @@ static int s_run(const char *scenario, const bench_options_t *opt)
 
 int cli_bench(int argc, char **argv)
 {
-    static struct option options[] = {{"size", required_argument, 0, 's'},
-                                      {"count", required_argument, 0, 'c'},
-                                      {"nodes", required_argument, 0, 'n'},
-                                      {"json", no_argument, 0, 'j'},
-                                      {"redis", required_argument, 0, 'r'},
-                                      {"plot", required_argument, 0, 'p'},
-                                      {"help", no_argument, 0, 'h'},
-                                      {0, 0, 0, 0}};
+    static struct option options[] = {
+        {"size", required_argument, 0, 's'},  {"count", required_argument, 0, 'c'},
+        {"nodes", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
+        {"redis", required_argument, 0, 'r'}, {"plot", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     bench_options_t opt = {64, 1000000, 1, 0, NULL};
     const char *redis_url = NULL, *plot = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
         switch (c) {
-        case 's': opt.size = (size_t) atol(optarg); break;
-        case 'c': opt.count = atol(optarg); break;
-        case 'n': opt.nodes = atoi(optarg); break;
-        case 'j': opt.json = 1; break;
-        case 'r': redis_url = optarg; break;
-        case 'p': plot = optarg; break;
-        case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return CLI_USAGE;
+        case 's':
+            opt.size = (size_t)atol(optarg);
+            break;
+        case 'c':
+            opt.count = atol(optarg);
+            break;
+        case 'n':
+            opt.nodes = atoi(optarg);
+            break;
+        case 'j':
+            opt.json = 1;
+            break;
+        case 'r':
+            redis_url = optarg;
+            break;
+        case 'p':
+            plot = optarg;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return CLI_USAGE;
         }
     }
     if (optind != argc - 1) {
         s_usage(stderr);
         return CLI_USAGE;
     }
-    if (opt.size < 1 || opt.size > 1024 * 1024 || opt.count < 1 || opt.nodes < 1
-        || opt.nodes > BENCH_MAX_NODES) {
+    if (opt.size < 1 || opt.size > 1024 * 1024 || opt.count < 1 || opt.nodes < 1 ||
+        opt.nodes > BENCH_MAX_NODES) {
         fprintf(stderr, "zcluster bench: --size 1..1048576, --count >= 1, --nodes 1..%d\n",
                 BENCH_MAX_NODES);
         return CLI_USAGE;
@@ -301,8 +302,7 @@ int cli_bench(int argc, char **argv)
         fprintf(stderr, "zcluster bench: --plot takes one scenario, not all\n");
         return CLI_USAGE;
     }
-    if (plot && bench_plot_begin(plot))
-        return 1;
+    if (plot && bench_plot_begin(plot)) return 1;
     //  Scenarios through Redis get a private redis-server, as a master would.
     char dir[64] = "";
     zc_embedded_redis_t *redis = NULL;
@@ -314,8 +314,7 @@ int cli_bench(int argc, char **argv)
         if (!redis || zc_embedded_redis_start(redis, 5000, err, sizeof err)) {
             fprintf(stderr, "zcluster bench: private redis-server: %s\n", err);
             zc_embedded_redis_destroy(&redis);
-            if (*dir)
-                rmdir(dir);
+            if (*dir) rmdir(dir);
             return 1;
         }
         opt.redis_url = zc_embedded_redis_url(redis);
@@ -326,20 +325,17 @@ int cli_bench(int argc, char **argv)
     for (size_t i = 0; plot && i < sizeof plot_sizes / sizeof plot_sizes[0] && rc == 0; i++) {
         bench_options_t at = opt;
         at.size = plot_sizes[i];
-        long most = (64L << 20) / (long) at.size;
+        long most = (64L << 20) / (long)at.size;
         at.count = at.count > most ? most : at.count;
         rc = s_run(scenario, &at);
     }
-    if (plot && rc == 0)
-        rc = bench_plot_end() ? 1 : 0;
-    if (!plot && strcmp(scenario, "all") != 0)
-        rc = s_run(scenario, &opt);
-    for (size_t i = 0; strcmp(scenario, "all") == 0 && i < sizeof s_scenarios / sizeof s_scenarios[0]
-                       && rc == 0;
+    if (plot && rc == 0) rc = bench_plot_end() ? 1 : 0;
+    if (!plot && strcmp(scenario, "all") != 0) rc = s_run(scenario, &opt);
+    for (size_t i = 0;
+         strcmp(scenario, "all") == 0 && i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0;
          i++)
         rc = s_run(s_scenarios[i].name, &opt);
     zc_embedded_redis_destroy(&redis);
-    if (*dir)
-        rmdir(dir);
+    if (*dir) rmdir(dir);
     return rc;
 }

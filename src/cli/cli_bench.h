@@ -26,8 +26,8 @@ typedef struct {
 //  One measured path: a rate, and latency percentiles where they apply.
 typedef struct {
     const char *name;
-    double rate;     //  per second
-    long received;   //  messages or calls that completed
+    double rate;           //  per second
+    long received;         //  messages or calls that completed
     double p50_us, p99_us; //  < 0 when not measured
 } bench_result_t;
 

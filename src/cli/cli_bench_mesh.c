@@ -33,21 +33,20 @@ static char s_recv(s_end_t *end, int timeout_ms, int router)
 {
     if (end->mesh) {
         zc_msg_t *msg = zc_mesh_recv(end->mesh, timeout_ms);
-        return msg && zc_msg_size(msg) ? *(const char *) zc_msg_data(msg) : 0;
+        return msg && zc_msg_size(msg) ? *(const char *)zc_msg_data(msg) : 0;
     }
     zmq_setsockopt(end->raw, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (router && zmq_msg_recv(&end->identity, end->raw, 0) < 0)
-        return 0;
+    if (router && zmq_msg_recv(&end->identity, end->raw, 0) < 0) return 0;
     if (zmq_msg_recv(&end->frame, end->raw, 0) < 0 || zmq_msg_size(&end->frame) <= end->skip)
         return 0;
-    return ((const char *) zmq_msg_data(&end->frame))[end->skip];
+    return ((const char *)zmq_msg_data(&end->frame))[end->skip];
 }
 
 static int s_hwm(void *raw)
 {
     int hwm = BENCH_HWM;
-    return zmq_setsockopt(raw, ZMQ_SNDHWM, &hwm, sizeof hwm)
-           | zmq_setsockopt(raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    return zmq_setsockopt(raw, ZMQ_SNDHWM, &hwm, sizeof hwm) |
+           zmq_setsockopt(raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
 }
 
 //  Counts 'b' messages after the warm-up and reports them.
@@ -55,22 +54,18 @@ static int s_count(s_end_t *end, const bench_options_t *opt, int out_fd, int rou
 {
     char c;
     while ((c = s_recv(end, 10000, router)) != 'w')
-        if (!c)
-            return 1;
+        if (!c) return 1;
     bench_write_line(out_fd, "ready");
     long received = 0;
     int64_t first = 0, last = 0;
     while (received < opt->count) {
         c = s_recv(end, received ? 1000 : 10000, router);
-        if (!c)
-            break; //  the rest was lost
-        if (c != 'b')
-            continue;
+        if (!c) break; //  the rest was lost
+        if (c != 'b') continue;
         last = bench_now_ns();
-        if (!received++)
-            first = last;
+        if (!received++) first = last;
     }
-    bench_write_line(out_fd, "%ld %lld", received, (long long) (last - first));
+    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
     return 0;
 }
 
@@ -83,8 +78,8 @@ static void s_collect(bench_children_t *children, bench_result_t *result)
         char line[128];
         long received = 0;
         long long ns = 0;
-        if (bench_read_line(children->from[i], line, sizeof line, 60000)
-            || sscanf(line, "%ld %lld", &received, &ns) != 2)
+        if (bench_read_line(children->from[i], line, sizeof line, 60000) ||
+            sscanf(line, "%ld %lld", &received, &ns) != 2)
             continue;
         double rate = ns > 0 ? received / (ns / 1e9) : 0;
         if (result->received < 0 || rate < result->rate) {
@@ -112,8 +107,7 @@ static int s_warm_up(bench_children_t *children, s_end_t *end, s_send_fn *send, 
             for (int i = 0; i < children->count; i++)
                 if (items[i].revents & ZMQ_POLLIN) {
                     char line[64];
-                    if (bench_read_line(children->from[i], line, sizeof line, 1000) == 0)
-                        ready++;
+                    if (bench_read_line(children->from[i], line, sizeof line, 1000) == 0) ready++;
                 }
     }
     return ready == children->count ? 0 : -1;
@@ -128,10 +122,10 @@ typedef struct {
 
 static int s_pub_receiver(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
-    s_pub_args_t *args = (s_pub_args_t *) arg;
+    s_pub_args_t *args = (s_pub_args_t *)arg;
     char line[512], pub[256], router[256];
-    if (bench_read_line(in_fd, line, sizeof line, 10000)
-        || sscanf(line, "%255s %255s", pub, router) != 2)
+    if (bench_read_line(in_fd, line, sizeof line, 10000) ||
+        sscanf(line, "%255s %255s", pub, router) != 2)
         return 1;
     s_end_t end = {0};
     zmq_msg_init(&end.frame);
@@ -142,14 +136,13 @@ static int s_pub_receiver(int index, const bench_options_t *opt, int in_fd, int 
         end.skip = args->group ? 6 : 0; //  "bench\0": an exact topic
         zmq_setsockopt(end.raw, ZMQ_SUBSCRIBE, "bench", end.skip);
         zmq_connect(end.raw, pub);
-    }
-    else {
+    } else {
         char id[32];
         snprintf(id, sizeof id, "bench-r%d", index);
         end.mesh = zc_mesh_new(id);
         zc_mesh_set_hwm(end.mesh, BENCH_HWM);
-        if (zc_mesh_start(end.mesh) || zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL)
-            || (args->group && zc_mesh_join(end.mesh, "bench")))
+        if (zc_mesh_start(end.mesh) || zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL) ||
+            (args->group && zc_mesh_join(end.mesh, "bench")))
             return 1;
     }
     int rc = s_count(&end, opt, out_fd, 0);
@@ -166,17 +159,14 @@ static void s_pub_send(s_end_t *end, const char *payload, size_t size, int group
             zc_mesh_shout(end->mesh, "bench", "bench", payload, size);
         else
             zc_mesh_publish(end->mesh, "bench", payload, size);
-    }
-    else if (group) {
+    } else if (group) {
         //  Raw with a topic: one frame, "bench\0" then the payload.
         zmq_msg_t frame;
         zmq_msg_init_size(&frame, 6 + size);
         memcpy(zmq_msg_data(&frame), "bench", 6);
-        memcpy((char *) zmq_msg_data(&frame) + 6, payload, size);
-        if (zmq_msg_send(&frame, end->raw, 0) < 0)
-            zmq_msg_close(&frame);
-    }
-    else
+        memcpy((char *)zmq_msg_data(&frame) + 6, payload, size);
+        if (zmq_msg_send(&frame, end->raw, 0) < 0) zmq_msg_close(&frame);
+    } else
         zmq_send(end->raw, payload, size, 0);
 }
 
@@ -184,8 +174,7 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
 {
     s_pub_args_t args = {raw, group};
     bench_children_t children;
-    if (bench_spawn(&children, opt->nodes, s_pub_receiver, opt, &args))
-        return -1;
+    if (bench_spawn(&children, opt->nodes, s_pub_receiver, opt, &args)) return -1;
     s_end_t end = {0};
     char endpoints[512];
     if (raw) {
@@ -196,8 +185,7 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
         char *ep = zsock_last_endpoint(end.sock);
         snprintf(endpoints, sizeof endpoints, "%s %s", ep, ep);
         zstr_free(&ep);
-    }
-    else {
+    } else {
         end.mesh = zc_mesh_new("bench-s");
         zc_mesh_set_hwm(end.mesh, BENCH_HWM);
         zc_mesh_start(end.mesh);
@@ -206,13 +194,12 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
     }
     for (int i = 0; i < children.count; i++)
         bench_write_line(children.to[i], "%s", endpoints);
-    char *payload = (char *) calloc(1, opt->size);
+    char *payload = (char *)calloc(1, opt->size);
     int rc = s_warm_up(&children, &end, s_pub_send, payload, opt->size, group);
     payload[0] = 'b';
     for (long n = 0; rc == 0 && n < opt->count; n++)
         s_pub_send(&end, payload, opt->size, group);
-    if (rc == 0)
-        s_collect(&children, result);
+    if (rc == 0) s_collect(&children, result);
     free(payload);
     zc_mesh_destroy(&end.mesh);
     zsock_destroy(&end.sock);
@@ -234,10 +221,10 @@ int bench_publish(const bench_options_t *opt, int group, bench_result_t *project
 
 static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
-    int raw = *(int *) arg;
+    int raw = *(int *)arg;
     char line[512], pub[256], router[256];
-    if (bench_read_line(in_fd, line, sizeof line, 10000)
-        || sscanf(line, "%255s %255s", pub, router) != 2)
+    if (bench_read_line(in_fd, line, sizeof line, 10000) ||
+        sscanf(line, "%255s %255s", pub, router) != 2)
         return 1;
     s_end_t end = {0};
     zmq_msg_init(&end.frame);
@@ -250,8 +237,7 @@ static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out
         char *ep = zsock_last_endpoint(end.sock);
         bench_write_line(out_fd, "%s %s", ep, ep);
         zstr_free(&ep);
-    }
-    else {
+    } else {
         end.mesh = zc_mesh_new("bench-r");
         zc_mesh_set_hwm(end.mesh, BENCH_HWM);
         if (zc_mesh_start(end.mesh) || zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL))
@@ -263,8 +249,7 @@ static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out
     //  Then echo pings until the parent is done.
     char c;
     while (rc == 0 && (c = s_recv(&end, 10000, raw)) != 0) {
-        if (c != 'p')
-            continue;
+        if (c != 'p') continue;
         if (end.mesh)
             zc_mesh_whisper(end.mesh, "bench-s", "bench", "p", 1);
         else {
@@ -282,11 +267,10 @@ static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out
 static void s_whisper_send(s_end_t *end, const char *payload, size_t size, int unused)
 {
     if (end->mesh) {
-        while (zc_mesh_whisper(end->mesh, "bench-r", "bench", payload, size) != 0
-               && errno == EAGAIN)
+        while (zc_mesh_whisper(end->mesh, "bench-r", "bench", payload, size) != 0 &&
+               errno == EAGAIN)
             zc_mesh_recv(end->mesh, 1);
-    }
-    else
+    } else
         zmq_send(end->raw, payload, size, 0);
 }
 
@@ -296,8 +280,7 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
     bench_children_t children;
     bench_options_t single = *opt;
     single.nodes = 1;
-    if (bench_spawn(&children, 1, s_echo_peer, &single, &raw))
-        return -1;
+    if (bench_spawn(&children, 1, s_echo_peer, &single, &raw)) return -1;
     s_end_t end = {0};
     zmq_msg_init(&end.frame);
     char endpoints[512];
@@ -307,8 +290,7 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
         s_hwm(end.raw);
         zsock_set_identity(end.sock, "bench-s");
         snprintf(endpoints, sizeof endpoints, "- -");
-    }
-    else {
+    } else {
         end.mesh = zc_mesh_new("bench-s");
         zc_mesh_set_hwm(end.mesh, BENCH_HWM);
         zc_mesh_start(end.mesh);
@@ -317,37 +299,33 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
     }
     char line[512], pub[256], router[256];
     bench_write_line(children.to[0], "%s", endpoints);
-    int rc = bench_read_line(children.from[0], line, sizeof line, 10000)
-                     || sscanf(line, "%255s %255s", pub, router) != 2
+    int rc = bench_read_line(children.from[0], line, sizeof line, 10000) ||
+                     sscanf(line, "%255s %255s", pub, router) != 2
                  ? -1
                  : 0;
     if (rc == 0)
         rc = raw ? zmq_connect(end.raw, router)
                  : zc_mesh_peer_add(end.mesh, "bench-r", pub, router, NULL);
-    char *payload = (char *) calloc(1, opt->size);
-    if (rc == 0)
-        rc = s_warm_up(&children, &end, s_whisper_send, payload, opt->size, 0);
+    char *payload = (char *)calloc(1, opt->size);
+    if (rc == 0) rc = s_warm_up(&children, &end, s_whisper_send, payload, opt->size, 0);
     payload[0] = 'b';
     for (long n = 0; rc == 0 && n < opt->count; n++)
         s_whisper_send(&end, payload, opt->size, 0);
-    if (rc == 0)
-        s_collect(&children, one_way);
+    if (rc == 0) s_collect(&children, one_way);
     //  Round trips, one at a time.
     long samples = opt->count < RTT_SAMPLES_MAX ? opt->count : RTT_SAMPLES_MAX;
-    int64_t *rtts = (int64_t *) calloc((size_t) samples, sizeof(int64_t));
+    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
     long done = 0;
     payload[0] = 'p';
     for (; rc == 0 && done < samples; done++) {
         int64_t start = bench_now_ns();
         s_whisper_send(&end, payload, opt->size, 0);
-        if (s_recv(&end, 5000, 0) != 'p')
-            break;
+        if (s_recv(&end, 5000, 0) != 'p') break;
         rtts[done] = bench_now_ns() - start;
     }
     rtt->received = done;
     rtt->rate = 0; //  a latency figure: compared by p50
-    if (done)
-        bench_percentiles(rtts, done, rtt);
+    if (done) bench_percentiles(rtts, done, rtt);
     free(rtts);
     free(payload);
     zmq_msg_close(&end.frame);
@@ -359,8 +337,8 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
 
 int bench_whisper(const bench_options_t *opt, bench_result_t results[4])
 {
-    if (s_whisper_once(opt, 1, &results[1], &results[3])
-        || s_whisper_once(opt, 0, &results[0], &results[2]))
+    if (s_whisper_once(opt, 1, &results[1], &results[3]) ||
+        s_whisper_once(opt, 0, &results[0], &results[2]))
         return -1;
     results[0].p50_us = results[0].p99_us = results[1].p50_us = results[1].p99_us = -1;
     return 0;

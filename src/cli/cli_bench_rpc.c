@@ -22,8 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BENCH_WINDOW      64
-#define LATENCY_SAMPLES   20000
+#define BENCH_WINDOW    64
+#define LATENCY_SAMPLES 20000
 
 static void s_echo(zc_rpc_request_t *request, void *arg)
 {
@@ -33,7 +33,7 @@ static void s_echo(zc_rpc_request_t *request, void *arg)
 //  A child: a node serving echo (or a raw ROUTER echo) until its pipe closes.
 static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
-    int raw = *(int *) arg;
+    int raw = *(int *)arg;
     if (raw) {
         zsock_t *router = zsock_new(ZMQ_ROUTER);
         zsock_set_sndhwm(router, BENCH_HWM);
@@ -49,8 +49,8 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
         zmq_msg_init(&body);
         //  The parent closing the pipe shows as POLLERR (hang-up) on it.
         while (zmq_poll(items, 2, -1) >= 0 && !(items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
-            while (zmq_msg_recv(&id, handle, ZMQ_DONTWAIT) >= 0
-                   && zmq_msg_recv(&body, handle, 0) >= 0) {
+            while (zmq_msg_recv(&id, handle, ZMQ_DONTWAIT) >= 0 &&
+                   zmq_msg_recv(&body, handle, 0) >= 0) {
                 zmq_msg_send(&id, handle, ZMQ_SNDMORE);
                 zmq_msg_send(&body, handle, 0);
             }
@@ -105,8 +105,9 @@ static int s_call(s_caller_t *caller, int target, const char *payload, size_t si
     if (caller->node) {
         char id[32];
         snprintf(id, sizeof id, "bench-r%d", target);
-        zc_rpc_call_t *call = zc_rpc_call(caller->node, target < 0 ? ZC_RPC_ALL_GATHER : ZC_RPC_NODE,
-                                          target < 0 ? NULL : id, "echo", payload, size, 5000);
+        zc_rpc_call_t *call =
+            zc_rpc_call(caller->node, target < 0 ? ZC_RPC_ALL_GATHER : ZC_RPC_NODE,
+                        target < 0 ? NULL : id, "echo", payload, size, 5000);
         int rc = zc_rpc_call_status(call) == ZC_RPC_OK ? 0 : -1;
         zc_rpc_call_destroy(&call);
         return rc;
@@ -115,8 +116,7 @@ static int s_call(s_caller_t *caller, int target, const char *payload, size_t si
     for (int i = first; i <= last; i++)
         zmq_send(zsock_resolve(caller->dealers[i]), payload, size, 0);
     for (int i = first; i <= last; i++)
-        if (zmq_msg_recv(&caller->reply, zsock_resolve(caller->dealers[i]), 0) < 0)
-            return -1;
+        if (zmq_msg_recv(&caller->reply, zsock_resolve(caller->dealers[i]), 0) < 0) return -1;
     return 0;
 }
 
@@ -131,28 +131,23 @@ static double s_window(s_caller_t *caller, const char *payload, size_t size, lon
         long oldest = 0;
         while (done < total) {
             while (sent < total && sent - oldest < BENCH_WINDOW)
-                calls[sent++ % BENCH_WINDOW] = zc_rpc_start(caller->node, ZC_RPC_NODE, "bench-r0",
-                                                            "echo", payload, size, 5000, NULL,
-                                                            NULL);
+                calls[sent++ % BENCH_WINDOW] = zc_rpc_start(
+                    caller->node, ZC_RPC_NODE, "bench-r0", "echo", payload, size, 5000, NULL, NULL);
             zc_rpc_call_t **call = &calls[oldest++ % BENCH_WINDOW];
-            if (zc_rpc_wait(caller->node, *call) == ZC_RPC_OK)
-                done++;
+            if (zc_rpc_wait(caller->node, *call) == ZC_RPC_OK) done++;
             zc_rpc_call_destroy(call);
-            if (oldest == total)
-                break;
+            if (oldest == total) break;
         }
         for (int i = 0; i < BENCH_WINDOW; i++)
             zc_rpc_call_destroy(&calls[i]);
-    }
-    else {
+    } else {
         void *dealer = zsock_resolve(caller->dealers[0]);
         while (done < total) {
             while (sent < total && sent - done < BENCH_WINDOW) {
                 zmq_send(dealer, payload, size, 0);
                 sent++;
             }
-            if (zmq_msg_recv(&caller->reply, dealer, 0) < 0)
-                break;
+            if (zmq_msg_recv(&caller->reply, dealer, 0) < 0) break;
             done++;
         }
     }
@@ -164,8 +159,7 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
 {
     bench_children_t children;
     int servers = all ? opt->nodes : 1;
-    if (bench_spawn(&children, servers, s_server, opt, &raw))
-        return -1;
+    if (bench_spawn(&children, servers, s_server, opt, &raw)) return -1;
     s_caller_t caller = {0};
     zmq_msg_init(&caller.reply);
     int rc = 0;
@@ -174,12 +168,10 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
             char ep[256];
             rc = bench_read_line(children.from[i], ep, sizeof ep, 10000);
             caller.dealers[i] = zsock_new(ZMQ_DEALER);
-            if (rc == 0)
-                rc = zsock_connect(caller.dealers[i], "%s", ep);
+            if (rc == 0) rc = zsock_connect(caller.dealers[i], "%s", ep);
             caller.count++;
         }
-    }
-    else {
+    } else {
         caller.node = zc_node_new("bench-c");
         zc_node_set_redis(caller.node, opt->redis_url);
         zc_node_set_cluster(caller.node, "bench");
@@ -192,23 +184,21 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
             zc_rpc_register(caller.node, "echo", s_echo, NULL);
         }
         int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
-        while (rc == 0 && zc_node_peer_count(caller.node) < (size_t) servers
-               && bench_now_ns() < give_up)
+        while (rc == 0 && zc_node_peer_count(caller.node) < (size_t)servers &&
+               bench_now_ns() < give_up)
             zc_node_recv(caller.node, 10);
-        if (rc == 0)
-            rc = bench_gather(&children, 10000);
+        if (rc == 0) rc = bench_gather(&children, 10000);
     }
-    char *payload = (char *) calloc(1, opt->size);
+    char *payload = (char *)calloc(1, opt->size);
     //  Warm up, then measure sequential round trips.
     for (int i = 0; rc == 0 && i < 100; i++)
         rc = s_call(&caller, all ? -1 : 0, payload, opt->size);
     long samples = opt->count < LATENCY_SAMPLES ? opt->count : LATENCY_SAMPLES;
-    int64_t *rtts = (int64_t *) calloc((size_t) samples, sizeof(int64_t));
+    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
     long done = 0;
     for (; rc == 0 && done < samples; done++) {
         int64_t start = bench_now_ns();
-        if (s_call(&caller, all ? -1 : 0, payload, opt->size))
-            break;
+        if (s_call(&caller, all ? -1 : 0, payload, opt->size)) break;
         rtts[done] = bench_now_ns() - start;
     }
     result->received = done;

@@ -84,7 +84,8 @@ static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
     msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
     msgpack_pack_int(&pk, w->index);
     int ok = 0;
-    zc_rpc_call_t *call = zc_rpc_call(node, ZC_RPC_NODE, next, "square", args.data, args.size, 5000);
+    zc_rpc_call_t *call =
+        zc_rpc_call(node, ZC_RPC_NODE, next, "square", args.data, args.size, 5000);
     const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, 0);
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
@@ -262,8 +263,7 @@ static int s_worker_run(int workers, int count, int tasks)
         int64_t messages_ms = zclock_mono() - t0;
 
         //  2. RPC: "square" on the next worker, "ping" on every node.
-        if (!*status)
-            w.rpc_ok = s_rpc_checks(node, &w);
+        if (!*status) w.rpc_ok = s_rpc_checks(node, &w);
 
         //  3. Tasks: enqueue a share, drain the queue together.
         queue = zc_queue_new(NULL, zc_node_cluster(node));
@@ -295,8 +295,7 @@ static int s_worker_run(int workers, int count, int tasks)
                      "report public=%" PRIu64 " group=%" PRIu64 " private=%" PRIu64
                      " strangers=%" PRIu64 " lost=%" PRIu64 " tasks=%ld sum=%ld ms=%lld rpc=%d",
                      w.public_n, w.group_n, w.private_n, w.strangers, ms.lost,
-                     atomic_load(&w.tasks), atomic_load(&w.sum), (long long)messages_ms,
-                     w.rpc_ok);
+                     atomic_load(&w.tasks), atomic_load(&w.sum), (long long)messages_ms, w.rpc_ok);
     } else {
         //  A respawned or reloaded worker: back in the cluster, nothing to redo.
         int64_t deadline = zclock_mono() + 10000;
@@ -503,8 +502,7 @@ static int s_master_run(int workers, int count, int tasks, const char *redis)
         for (int i = 1; i <= workers; i++)
             ok &= *d.reports[i] ? s_check_report(&d, i, &total_tasks, &total_sum) : 0;
         printf("  %-14s %-5s %9s %9s %9s %5s %7s %7ld   %s\n", "total", "", "", "", "", "", "",
-               total_tasks,
-               total_tasks == tasks && total_sum == want_sum ? "ok" : "WRONG");
+               total_tasks, total_tasks == tasks && total_sum == want_sum ? "ok" : "WRONG");
         ok &= total_tasks == tasks && total_sum == want_sum;
     }
     ok &= d.respawn_ok && d.reload_ok && d.reload_min_ready >= workers;

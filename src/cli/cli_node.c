@@ -45,19 +45,19 @@ static void s_method_sleep(zc_rpc_request_t *request, void *arg)
     msgpack_unpacked_init(&result);
     size_t offset = 0;
     long ms = 0;
-    if (msgpack_unpack_next(&result, (const char *) zc_rpc_request_args(request),
+    if (msgpack_unpack_next(&result, (const char *)zc_rpc_request_args(request),
                             zc_rpc_request_size(request), &offset) == MSGPACK_UNPACK_SUCCESS) {
         if (result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            ms = (long) result.data.via.u64;
+            ms = (long)result.data.via.u64;
         else if (result.data.type == MSGPACK_OBJECT_STR) {
             char text[32]; //  msgpack strings are not NUL-terminated
-            snprintf(text, sizeof text, "%.*s", (int) result.data.via.str.size,
+            snprintf(text, sizeof text, "%.*s", (int)result.data.via.str.size,
                      result.data.via.str.ptr);
             ms = strtol(text, NULL, 10);
         }
     }
     msgpack_unpacked_destroy(&result);
-    zclock_sleep((int) (ms < 0 ? 0 : ms > 60000 ? 60000 : ms));
+    zclock_sleep((int)(ms < 0 ? 0 : ms > 60000 ? 60000 : ms));
     zc_rpc_respond(request, "\xa5slept", 6);
 }
 
@@ -68,7 +68,7 @@ static void s_method_fail(zc_rpc_request_t *request, void *arg)
 
 static void s_print_call(zc_node_t *node, zc_rpc_call_t *call, void *arg)
 {
-    const char *tag = (const char *) arg;
+    const char *tag = (const char *)arg;
     for (size_t i = 0; i < zc_rpc_call_replies(call); i++) {
         const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, i);
         char text[512] = "";
@@ -76,16 +76,14 @@ static void s_print_call(zc_node_t *node, zc_rpc_call_t *call, void *arg)
             msgpack_unpacked result;
             msgpack_unpacked_init(&result);
             size_t offset = 0;
-            if (msgpack_unpack_next(&result, (const char *) reply->data, reply->size, &offset)
-                == MSGPACK_UNPACK_SUCCESS)
+            if (msgpack_unpack_next(&result, (const char *)reply->data, reply->size, &offset) ==
+                MSGPACK_UNPACK_SUCCESS)
                 msgpack_object_print_buffer(text, sizeof text, result.data);
             msgpack_unpacked_destroy(&result);
-        }
-        else if (reply->status != ZC_RPC_OK)
+        } else if (reply->status != ZC_RPC_OK)
             snprintf(text, sizeof text, "%d %s", reply->error_code, reply->error);
         for (char *c = text; *c; c++)
-            if (*c == '\n')
-                *c = ' ';
+            if (*c == '\n') *c = ' ';
         printf("reply %s %s %s %s\n", tag, reply->node, zc_rpc_strstatus(reply->status), text);
     }
     printf("result %s status=%s replies=%zu missing=", tag,
@@ -125,17 +123,15 @@ static int s_call(s_console_t *console, char **w, int n)
 //  Destroys the calls that are done (they were printed when they completed).
 static void s_reap_calls(s_console_t *console)
 {
-    if (!console->calls)
-        return;
+    if (!console->calls) return;
     zlist_t *keep = zlist_new();
     while (zlist_size(console->calls) >= 2) {
-        char *tag = (char *) zlist_pop(console->calls);
-        zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_pop(console->calls);
+        char *tag = (char *)zlist_pop(console->calls);
+        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console->calls);
         if (zc_rpc_call_done(call)) {
             zc_rpc_call_destroy(&call);
             free(tag);
-        }
-        else {
+        } else {
             zlist_append(keep, tag);
             zlist_append(keep, call);
         }
@@ -174,7 +170,8 @@ static void s_usage(FILE *out)
             "                                  `ok wait ID,ID...`\n"
             "  call TAG TARGET METHOD MS [TEXT] RPC to ID, * (all, gather), *first or\n"
             "                                  @CONNECTION; prints `reply TAG NODE STATUS RESULT`\n"
-            "                                  lines, then `result TAG status=S replies=N missing=IDS`\n"
+            "                                  lines, then `result TAG status=S replies=N "
+            "missing=IDS`\n"
             "  conn add|remove ID              hold a connection id (for @ID calls)\n"
             "  rpcstats                        RPC counters\n"
             "The node serves the RPC methods echo, sleep (args: ms) and fail, besides the\n"
@@ -189,9 +186,9 @@ static void s_print_msg(const zc_msg_t *msg)
     static const char *kinds[] = {"?", "public", "group", "private", "request", "reply"};
     char text[201];
     size_t size = zc_msg_size(msg) < 200 ? zc_msg_size(msg) : 200;
-    const unsigned char *data = (const unsigned char *) zc_msg_data(msg);
+    const unsigned char *data = (const unsigned char *)zc_msg_data(msg);
     for (size_t i = 0; i < size; i++)
-        text[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char) data[i] : '.';
+        text[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '.';
     text[size] = 0;
     int kind = zc_msg_kind(msg);
     printf("msg %s %s %s %s %" PRIu64 " %s\n", kinds[kind >= 1 && kind <= 5 ? kind : 0],
@@ -205,14 +202,12 @@ static void s_print_stats(zc_mesh_t *mesh)
     zc_mesh_stats(mesh, &s);
     printf("stats sent_public=%" PRIu64 " sent_group=%" PRIu64 " sent_private=%" PRIu64
            " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
-           " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64
-           " malformed=%" PRIu64 " bad_version=%" PRIu64 " oversized=%" PRIu64
-           " send_dropped=%" PRIu64 " no_route=%" PRIu64
-           " peers_lost=%" PRIu64 " peers=%zu\n",
-           s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group,
-           s.recv_private, s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version,
-           s.oversized, s.send_dropped, s.no_route, s.peers_lost,
-           zc_mesh_peer_count(mesh));
+           " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64 " malformed=%" PRIu64
+           " bad_version=%" PRIu64 " oversized=%" PRIu64 " send_dropped=%" PRIu64
+           " no_route=%" PRIu64 " peers_lost=%" PRIu64 " peers=%zu\n",
+           s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group, s.recv_private,
+           s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version, s.oversized,
+           s.send_dropped, s.no_route, s.peers_lost, zc_mesh_peer_count(mesh));
 }
 
 static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer, void *arg)
@@ -257,8 +252,7 @@ static void s_drain(s_console_t *console)
 {
     zc_msg_t *msg;
     while ((msg = s_recv(console, 0)) != NULL)
-        if (!console->quiet)
-            s_print_msg(msg);
+        if (!console->quiet) s_print_msg(msg);
     s_reap_calls(console);
     fflush(stdout);
 }
@@ -272,23 +266,21 @@ static int s_flood(s_console_t *console, const char *kind, const char *target, c
         errno = EINVAL;
         return -1;
     }
-    char *payload = (char *) malloc((size_t) size + 1);
-    if (!payload)
-        return -1;
-    memset(payload, 'x', (size_t) size);
+    char *payload = (char *)malloc((size_t)size + 1);
+    if (!payload) return -1;
+    memset(payload, 'x', (size_t)size);
     int rc = 0;
     for (long i = 0; i < count && rc == 0; i++) {
         if (strcmp(kind, "public") == 0)
-            rc = zc_mesh_publish(console->mesh, type, payload, (size_t) size);
+            rc = zc_mesh_publish(console->mesh, type, payload, (size_t)size);
         else if (strcmp(kind, "group") == 0)
-            rc = zc_mesh_shout(console->mesh, target, type, payload, (size_t) size);
+            rc = zc_mesh_shout(console->mesh, target, type, payload, (size_t)size);
         else if (strcmp(kind, "private") == 0) {
-            while ((rc = zc_mesh_whisper(console->mesh, target, type, payload, (size_t) size))
-                       != 0
-                   && errno == EAGAIN)
+            while ((rc = zc_mesh_whisper(console->mesh, target, type, payload, (size_t)size)) !=
+                       0 &&
+                   errno == EAGAIN)
                 s_recv(console, 1);
-        }
-        else {
+        } else {
             errno = EINVAL;
             rc = -1;
         }
@@ -305,15 +297,12 @@ static int s_split(char *line, char **words, int max)
     while (*p && n < max) {
         while (*p == ' ')
             p++;
-        if (!*p)
-            break;
+        if (!*p) break;
         words[n++] = p;
-        if (n == max)
-            break;
+        if (n == max) break;
         while (*p && *p != ' ')
             p++;
-        if (*p)
-            *p++ = 0;
+        if (*p) *p++ = 0;
     }
     return n;
 }
@@ -335,8 +324,7 @@ static int s_execute_cluster(s_console_t *console, char **w, int n)
         char *info = zc_node_cluster_info(node);
         printf("ok info %s\n", info);
         free(info);
-    }
-    else if (strcmp(cmd, "leader") == 0 && n == 1)
+    } else if (strcmp(cmd, "leader") == 0 && n == 1)
         printf("ok leader %d %" PRIu64 "\n", zc_node_leader(node), zc_node_epoch(node));
     else if (strcmp(cmd, "kill") == 0 && n == 3)
         s_reply(cmd, zc_node_kill(node, w[1], atoi(w[2])));
@@ -354,25 +342,23 @@ static int s_execute_cluster(s_console_t *console, char **w, int n)
                "\n",
                st.calls_started, st.calls_ok, st.calls_failed, st.calls_timed_out,
                st.requests_handled, st.late_replies);
-    }
-    else if (strcmp(cmd, "confirm") == 0 && n == 2)
+    } else if (strcmp(cmd, "confirm") == 0 && n == 2)
         s_reply(cmd, zc_node_confirm(node, w[1]));
     else if (strcmp(cmd, "wait") == 0 && n == 4) {
-        zlist_t *ids = zc_node_wait_confirmations(node, w[1], (size_t) atol(w[2]), atoi(w[3]));
+        zlist_t *ids = zc_node_wait_confirmations(node, w[1], (size_t)atol(w[2]), atoi(w[3]));
         if (!ids)
             printf("error wait: timed out\n");
         else {
             printf("ok wait ");
             int first = 1;
-            for (char *id = (char *) zlist_first(ids); id; id = (char *) zlist_next(ids)) {
+            for (char *id = (char *)zlist_first(ids); id; id = (char *)zlist_next(ids)) {
                 printf("%s%s", first ? "" : ",", id);
                 first = 0;
             }
             printf("\n");
             zlist_destroy(&ids);
         }
-    }
-    else
+    } else
         return 0;
     fflush(stdout);
     return 1;
@@ -381,15 +367,13 @@ static int s_execute_cluster(s_console_t *console, char **w, int n)
 static void s_execute(s_console_t *console, char *line)
 {
     char *p = line + strspn(line, " ");
-    if (!*p)
-        return;
+    if (!*p) return;
     char *w[7] = {p};
     const char *cmd = p;
     p += strcspn(p, " ");
-    if (*p)
-        *p++ = 0;
+    if (*p) *p++ = 0;
     //  Message commands keep the rest of the line, spaces and all, as text.
-    int words = strcmp(cmd, "publish") == 0                                  ? 2
+    int words = strcmp(cmd, "publish") == 0                                ? 2
                 : strcmp(cmd, "shout") == 0 || strcmp(cmd, "whisper") == 0 ? 3
                 : strcmp(cmd, "call") == 0                                 ? 5
                                                                            : 6;
@@ -409,34 +393,27 @@ static void s_execute(s_console_t *console, char *line)
         return;
     else if (strcmp(cmd, "publish") == 0 && n >= 2) {
         rc = zc_mesh_publish(mesh, w[1], n > 2 ? w[2] : "", n > 2 ? strlen(w[2]) : 0);
-    }
-    else if (strcmp(cmd, "shout") == 0 && n >= 3) {
+    } else if (strcmp(cmd, "shout") == 0 && n >= 3) {
         rc = zc_mesh_shout(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
-    }
-    else if (strcmp(cmd, "whisper") == 0 && n >= 3) {
+    } else if (strcmp(cmd, "whisper") == 0 && n >= 3) {
         rc = zc_mesh_whisper(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
-    }
-    else if (strcmp(cmd, "flood") == 0 && n >= 5) {
+    } else if (strcmp(cmd, "flood") == 0 && n >= 5) {
         int targeted = strcmp(w[1], "public") != 0;
         if (n == 5 + targeted)
             rc = s_flood(console, w[1], targeted ? w[2] : NULL, w[2 + targeted],
                          atol(w[3 + targeted]), atol(w[4 + targeted]));
-    }
-    else if (strcmp(cmd, "quiet") == 0 && n == 2) {
+    } else if (strcmp(cmd, "quiet") == 0 && n == 2) {
         console->quiet = strcmp(w[1], "on") == 0;
         rc = 0;
-    }
-    else if (strcmp(cmd, "stats") == 0) {
+    } else if (strcmp(cmd, "stats") == 0) {
         s_drain(console);
         s_print_stats(mesh);
         fflush(stdout);
         return;
-    }
-    else if (strcmp(cmd, "quit") == 0) {
+    } else if (strcmp(cmd, "quit") == 0) {
         console->done = 1;
         rc = 0;
-    }
-    else {
+    } else {
         printf("error %s: unknown command or wrong arguments\n", cmd);
         fflush(stdout);
         return;
@@ -447,18 +424,13 @@ static void s_execute(s_console_t *console, char *line)
 
 int cli_node(int argc, char **argv)
 {
-    static struct option options[] = {{"id", required_argument, 0, 'i'},
-                                      {"pub", required_argument, 0, 'p'},
-                                      {"router", required_argument, 0, 'r'},
-                                      {"max-msg-size", required_argument, 0, 'm'},
-                                      {"group", required_argument, 0, 'g'},
-                                      {"redis", required_argument, 0, 'R'},
-                                      {"cluster", required_argument, 0, 'C'},
-                                      {"lease-ttl", required_argument, 0, 'L'},
-                                      {"header", required_argument, 0, 'H'},
-                                      {"no-election", no_argument, 0, 'E'},
-                                      {"help", no_argument, 0, 'h'},
-                                      {0, 0, 0, 0}};
+    static struct option options[] = {
+        {"id", required_argument, 0, 'i'},      {"pub", required_argument, 0, 'p'},
+        {"router", required_argument, 0, 'r'},  {"max-msg-size", required_argument, 0, 'm'},
+        {"group", required_argument, 0, 'g'},   {"redis", required_argument, 0, 'R'},
+        {"cluster", required_argument, 0, 'C'}, {"lease-ttl", required_argument, 0, 'L'},
+        {"header", required_argument, 0, 'H'},  {"no-election", no_argument, 0, 'E'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *id = NULL, *pub = NULL, *router = NULL, *redis = getenv("ZC_REDIS_URL");
     const char *cluster = NULL, *headers[64];
     int header_count = 0, lease_ttl = 0, election = 1;
@@ -469,9 +441,15 @@ int cli_node(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:p:r:m:g:h", options, NULL)) != -1) {
         switch (c) {
-        case 'i': id = optarg; break;
-        case 'p': pub = optarg; break;
-        case 'r': router = optarg; break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'p':
+            pub = optarg;
+            break;
+        case 'r':
+            router = optarg;
+            break;
         case 'm':
             max_msg_size = atol(optarg);
             if (max_msg_size <= 0 || max_msg_size > 1024L * 1024 * 1024) {
@@ -486,8 +464,12 @@ int cli_node(int argc, char **argv)
             }
             groups[group_count++] = optarg;
             break;
-        case 'R': redis = optarg; break;
-        case 'C': cluster = optarg; break;
+        case 'R':
+            redis = optarg;
+            break;
+        case 'C':
+            cluster = optarg;
+            break;
         case 'L':
             lease_ttl = atoi(optarg);
             if (lease_ttl < 300) {
@@ -502,9 +484,15 @@ int cli_node(int argc, char **argv)
             }
             headers[header_count++] = optarg;
             break;
-        case 'E': election = 0; break;
-        case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return CLI_USAGE;
+        case 'E':
+            election = 0;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return CLI_USAGE;
         }
     }
     if (optind < argc) {
@@ -516,27 +504,23 @@ int cli_node(int argc, char **argv)
     if (redis && *redis) {
         node = zc_node_new(id);
         mesh = node ? zc_node_mesh(node) : NULL;
-    }
-    else
+    } else
         mesh = zc_mesh_new(id);
     if (!mesh) {
         fprintf(stderr, "zcluster node: invalid node id '%s'\n", id);
         return CLI_USAGE;
     }
     zc_mesh_set_endpoints(mesh, pub, router);
-    if (max_msg_size)
-        zc_mesh_set_max_msg_size(mesh, (size_t) max_msg_size);
+    if (max_msg_size) zc_mesh_set_max_msg_size(mesh, (size_t)max_msg_size);
     int rc = 0;
     if (node) {
         zc_node_set_redis(node, redis);
-        if (cluster)
-            zc_node_set_cluster(node, cluster);
-        if (lease_ttl)
-            zc_node_set_lease_ttl(node, lease_ttl);
+        if (cluster) zc_node_set_cluster(node, cluster);
+        if (lease_ttl) zc_node_set_lease_ttl(node, lease_ttl);
         zc_node_set_election(node, election);
         for (int i = 0; i < header_count; i++) {
             char key[256];
-            snprintf(key, sizeof key, "%.*s", (int) (strchr(headers[i], '=') - headers[i]),
+            snprintf(key, sizeof key, "%.*s", (int)(strchr(headers[i], '=') - headers[i]),
                      headers[i]);
             zc_node_set_header(node, key, strchr(headers[i], '=') + 1);
         }
@@ -544,22 +528,19 @@ int cli_node(int argc, char **argv)
             rc = zc_node_join(node, groups[i]);
         zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
         zc_node_set_events(node, &events, NULL);
-        if (rc == 0 && zc_node_start(node))
-            rc = 1;
+        if (rc == 0 && zc_node_start(node)) rc = 1;
         if (rc == 0) {
             zc_rpc_register(node, "echo", s_method_echo, NULL);
             zc_rpc_register(node, "sleep", s_method_sleep, NULL);
             zc_rpc_register(node, "fail", s_method_fail, NULL);
         }
-    }
-    else {
+    } else {
         rc = zc_mesh_start(mesh) ? 1 : 0;
         for (int i = 0; i < group_count && rc == 0; i++)
             rc = zc_mesh_join(mesh, groups[i]) ? CLI_USAGE : 0;
     }
     if (rc) {
-        if (rc == CLI_USAGE || rc == -1)
-            fprintf(stderr, "zcluster node: invalid group name\n");
+        if (rc == CLI_USAGE || rc == -1) fprintf(stderr, "zcluster node: invalid group name\n");
         if (node)
             zc_node_destroy(&node);
         else
@@ -579,30 +560,28 @@ int cli_node(int argc, char **argv)
     int stdin_open = 1;
     //  SIGTERM / SIGINT (CZMQ's handler sets zsys_interrupted) leave gracefully.
     while (!console.done && !zsys_interrupted) {
-        zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
-        int n = 1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
-        if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR)
-            break;
+        zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {
+            {.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+        int n =
+            1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
+        if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR) break;
         s_drain(&console);
-        if (!stdin_open || !(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-            continue;
+        if (!stdin_open || !(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) continue;
         ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
         if (got <= 0 && zc_supervisor_managed()) {
             stdin_open = 0; //  a supervised worker has no driver: serve until SIGTERM
             continue;
         }
-        if (got <= 0)
-            break; //  stdin closed: the driver is gone
-        used += (size_t) got;
+        if (got <= 0) break; //  stdin closed: the driver is gone
+        used += (size_t)got;
         char *start = buffer, *eol;
-        while (!console.done && (eol = memchr(start, '\n', used - (size_t) (start - buffer)))) {
+        while (!console.done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
             *eol = 0;
-            if (eol > start && eol[-1] == '\r')
-                eol[-1] = 0;
+            if (eol > start && eol[-1] == '\r') eol[-1] = 0;
             s_execute(&console, start);
             start = eol + 1;
         }
-        used -= (size_t) (start - buffer);
+        used -= (size_t)(start - buffer);
         memmove(buffer, start, used);
         if (used == sizeof buffer) {
             printf("error line longer than %d bytes\n", LINE_MAX_BYTES - 1);
@@ -616,7 +595,7 @@ int cli_node(int argc, char **argv)
         zc_mesh_destroy(&mesh);
     while (zlist_size(console.calls)) {
         free(zlist_pop(console.calls));
-        zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_pop(console.calls);
+        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console.calls);
         zc_rpc_call_destroy(&call);
     }
     zlist_destroy(&console.calls);

@@ -14,16 +14,20 @@ typedef struct {
 static const s_command_t s_commands[] = {
     {"admin", cli_admin, "send any admin API command to a running master (help, exit, custom)"},
     {"bench", cli_bench, "measure throughput next to raw libzmq in the same run"},
-    {"cache", cli_cache, "use the shared cache: a line console on stdin (see `zcluster cache --help`)"},
+    {"cache", cli_cache,
+     "use the shared cache: a line console on stdin (see `zcluster cache --help`)"},
     {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
     {"events", cli_admin, "print a running master's worker events (--follow to keep going)"},
     {"health", cli_admin, "a running master's health: workers ready, groups, restarts"},
-    {"node", cli_node, "run one node driven by line commands on stdin (see `zcluster node --help`)"},
+    {"node", cli_node,
+     "run one node driven by line commands on stdin (see `zcluster node --help`)"},
     {"restart", cli_admin, "rolling, ready-gated restart of a master's workers: all or ID"},
     {"shutdown", cli_admin, "stop a running master and its workers, or one worker: all or ID"},
-    {"start", cli_start, "run a master that supervises worker processes (see `zcluster start --help`)"},
+    {"start", cli_start,
+     "run a master that supervises worker processes (see `zcluster start --help`)"},
     {"upgrade", cli_admin, "rolling, ready-gated replacement of the workers by a new program"},
-    {"worker", cli_worker, "drain task queues with the built-in tasks (see `zcluster worker --help`)"},
+    {"worker", cli_worker,
+     "drain task queues with the built-in tasks (see `zcluster worker --help`)"},
     {"workers", cli_admin, "list a running master's workers: id, pid, state, restarts, uptime"},
 };
 
@@ -45,13 +49,13 @@ int main(int argc, char **argv)
         printf("zcluster %s\n", zcluster_version());
         return 0;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         s_usage(stdout);
         return 0;
     }
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        if (strcmp(argv[1], s_commands[i].name) == 0)
-            return s_commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], s_commands[i].name) == 0) return s_commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "zcluster: unknown command '%s'\n\n", argv[1]);
     s_usage(stderr);
     return CLI_USAGE;

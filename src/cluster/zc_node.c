@@ -45,12 +45,12 @@ struct _zc_node_t {
     char redis_url[512];
     zc_security_t *security;
     json_t *headers;
-    zhashx_t *groups;     //  set
-    zhashx_t *peers;      //  id -> s_peer_info_t
-    zhashx_t *tombstones; //  incarnation -> expiry (ms, as intptr)
+    zhashx_t *groups;        //  set
+    zhashx_t *peers;         //  id -> s_peer_info_t
+    zhashx_t *tombstones;    //  incarnation -> expiry (ms, as intptr)
     zhashx_t *confirmations; //  name -> set of ids
-    zlist_t *backlog;     //  zc_msg_t copies kept during waits
-    zc_msg_t *current;    //  the backlog message last returned
+    zlist_t *backlog;        //  zc_msg_t copies kept during waits
+    zc_msg_t *current;       //  the backlog message last returned
     zc_node_events_t events;
     void *events_arg;
     zc_node_kill_fn *kill_fn;
@@ -64,7 +64,7 @@ struct _zc_node_t {
 
 static void s_peer_info_destroy(void **item)
 {
-    s_peer_info_t *info = (s_peer_info_t *) *item;
+    s_peer_info_t *info = (s_peer_info_t *)*item;
     if (info) {
         json_decref(info->record);
         free(info);
@@ -74,16 +74,15 @@ static void s_peer_info_destroy(void **item)
 
 static void s_set_destroy(void **item)
 {
-    zhashx_destroy((zhashx_t **) item);
+    zhashx_destroy((zhashx_t **)item);
 }
 
 zc_node_t *zc_node_new(const char *id)
 {
     const char *given = getenv("ZC_NODE_ID"); //  set by the supervisor for its workers
     zc_mesh_t *mesh = zc_mesh_new(id ? id : given && *given ? given : NULL);
-    if (!mesh)
-        return NULL;
-    zc_node_t *self = (zc_node_t *) calloc(1, sizeof(zc_node_t));
+    if (!mesh) return NULL;
+    zc_node_t *self = (zc_node_t *)calloc(1, sizeof(zc_node_t));
     assert(self);
     self->mesh = mesh;
     const char *cluster = getenv("ZC_CLUSTER");
@@ -106,10 +105,8 @@ void zc_node_destroy(zc_node_t **self_p)
 {
     assert(self_p);
     zc_node_t *self = *self_p;
-    if (!self)
-        return;
-    if (self->started)
-        zc_mesh_publish(self->mesh, "zc.leave", "", 0);
+    if (!self) return;
+    if (self->started) zc_mesh_publish(self->mesh, "zc.leave", "", 0);
     zc_rpc_destroy(&self->rpc);
     zactor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
@@ -118,8 +115,8 @@ void zc_node_destroy(zc_node_t **self_p)
     zhashx_destroy(&self->peers);
     zhashx_destroy(&self->tombstones);
     zhashx_destroy(&self->confirmations);
-    for (zc_msg_t *msg = (zc_msg_t *) zlist_pop(self->backlog); msg;
-         msg = (zc_msg_t *) zlist_pop(self->backlog))
+    for (zc_msg_t *msg = (zc_msg_t *)zlist_pop(self->backlog); msg;
+         msg = (zc_msg_t *)zlist_pop(self->backlog))
         zc_msg_destroy(&msg);
     zlist_destroy(&self->backlog);
     zc_msg_destroy(&self->current);
@@ -148,8 +145,7 @@ void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
 {
     assert(self && !self->started);
-    if (!key || !*key)
-        return -1;
+    if (!key || !*key) return -1;
     json_object_set_new(self->headers, key, json_string(value ? value : ""));
     return 0;
 }
@@ -217,12 +213,11 @@ static void s_tombstone(zc_node_t *self, const char *inc)
     //  Purge old tombstones while here; there are few.
     zlist_t *old = zlist_new();
     for (void *t = zhashx_first(self->tombstones); t; t = zhashx_next(self->tombstones))
-        if ((int64_t) (intptr_t) t < now)
-            zlist_append(old, (void *) zhashx_cursor(self->tombstones));
-    for (char *key = (char *) zlist_first(old); key; key = (char *) zlist_next(old))
+        if ((int64_t)(intptr_t)t < now) zlist_append(old, (void *)zhashx_cursor(self->tombstones));
+    for (char *key = (char *)zlist_first(old); key; key = (char *)zlist_next(old))
         zhashx_delete(self->tombstones, key);
     zlist_destroy(&old);
-    zhashx_update(self->tombstones, inc, (void *) (intptr_t) (now + TOMBSTONE_MS));
+    zhashx_update(self->tombstones, inc, (void *)(intptr_t)(now + TOMBSTONE_MS));
 }
 
 //  Removes a peer if the incarnation matches (NULL inc: any). A removal the
@@ -232,19 +227,16 @@ static void s_tombstone(zc_node_t *self, const char *inc)
 static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_removed_t reason,
                          int tombstone)
 {
-    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, id);
-    if (!info || (inc && strcmp(info->inc, inc) != 0))
-        return 0;
+    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
+    if (!info || (inc && strcmp(info->inc, inc) != 0)) return 0;
     char peer_id[ZC_NAME_MAX + 1];
     snprintf(peer_id, sizeof peer_id, "%s", id);
-    if (tombstone)
-        s_tombstone(self, info->inc);
+    if (tombstone) s_tombstone(self, info->inc);
     zhashx_delete(self->peers, peer_id);
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
-    if (self->rpc)
-        zc_rpc_peer_removed(self->rpc, peer_id);
+    if (self->rpc) zc_rpc_peer_removed(self->rpc, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
     return 1;
@@ -255,7 +247,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
 {
     if (zhashx_lookup(self->tombstones, inc))
         return; //  a removal already seen for this incarnation
-    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, id);
+    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
     json_t *record = json_loads(record_text, 0, NULL);
     if (info && strcmp(info->inc, inc) == 0) {
         //  Same incarnation: a record update (groups).
@@ -263,21 +255,19 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
         info->record = record;
         return;
     }
-    if (info)
-        s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED, 1); //  it restarted
+    if (info) s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED, 1); //  it restarted
     if (zc_mesh_peer_add(self->mesh, id, pub, router, *curve ? curve : NULL) != 0) {
         zc_log(ZC_LOG_WARNING, zc_node_id(self), "cannot add peer %s (%s, %s)", id, pub, router);
         json_decref(record);
         return;
     }
-    info = (s_peer_info_t *) calloc(1, sizeof(s_peer_info_t));
+    info = (s_peer_info_t *)calloc(1, sizeof(s_peer_info_t));
     assert(info);
     snprintf(info->inc, sizeof info->inc, "%s", inc);
     info->record = record;
     zhashx_insert(self->peers, id, info);
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s added", id);
-    if (self->events.peer_added)
-        self->events.peer_added(self, id, self->events_arg);
+    if (self->events.peer_added) self->events.peer_added(self, id, self->events_arg);
 }
 
 static zc_removed_t s_reason(const char *reason)
@@ -291,8 +281,7 @@ static zc_removed_t s_reason(const char *reason)
 static void s_registry_event(zc_node_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->registry);
-    if (!msg)
-        return;
+    if (!msg) return;
     char *frames[7] = {0};
     size_t n = zmsg_size(msg);
     for (size_t i = 0; i < n && i < 7; i++)
@@ -311,8 +300,7 @@ static void s_registry_event(zc_node_t *self)
             self->events.promoted(self, self->epoch, self->events_arg);
         else if (!self->leader && self->events.demoted)
             self->events.demoted(self, self->epoch, self->events_arg);
-    }
-    else if (strcmp(event, "REDIS") == 0 && n == 2)
+    } else if (strcmp(event, "REDIS") == 0 && n == 2)
         self->redis_up = strcmp(frames[1], "up") == 0;
     else if (strcmp(event, "INC") == 0 && n == 2)
         snprintf(self->config.inc, sizeof self->config.inc, "%s", frames[1]);
@@ -323,10 +311,9 @@ static void s_registry_event(zc_node_t *self)
 
 static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 {
-    zc_node_t *self = (zc_node_t *) arg;
-    s_peer_info_t *info = (s_peer_info_t *) zhashx_lookup(self->peers, peer_id);
-    if (!info)
-        return;
+    zc_node_t *self = (zc_node_t *)arg;
+    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, peer_id);
+    if (!info) return;
     char inc[40];
     snprintf(inc, sizeof inc, "%s", info->inc);
     zstr_sendx(self->registry, "DEAD", peer_id, inc, "crashed", NULL);
@@ -338,20 +325,20 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 
 static void s_on_leave(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
-    s_remove_peer((zc_node_t *) arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT, 1);
+    s_remove_peer((zc_node_t *)arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT, 1);
 }
 
 static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
-    zc_node_t *self = (zc_node_t *) arg;
+    zc_node_t *self = (zc_node_t *)arg;
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
     size_t offset = 0;
     int code = -1;
-    if (msgpack_unpack_next(&result, (const char *) zc_msg_data(msg), zc_msg_size(msg), &offset)
-            == MSGPACK_UNPACK_SUCCESS
-        && result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && result.data.via.u64 <= 255)
-        code = (int) result.data.via.u64;
+    if (msgpack_unpack_next(&result, (const char *)zc_msg_data(msg), zc_msg_size(msg), &offset) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && result.data.via.u64 <= 255)
+        code = (int)result.data.via.u64;
     msgpack_unpacked_destroy(&result);
     if (code < 0) {
         zc_log(ZC_LOG_WARNING, zc_node_id(self), "ignored a malformed kill request from %s",
@@ -370,21 +357,19 @@ static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 
 static void s_on_confirm(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
-    zc_node_t *self = (zc_node_t *) arg;
+    zc_node_t *self = (zc_node_t *)arg;
     char name[ZC_NAME_MAX + 1];
     size_t size = zc_msg_size(msg);
-    if (size == 0 || size > ZC_NAME_MAX)
-        return;
+    if (size == 0 || size > ZC_NAME_MAX) return;
     memcpy(name, zc_msg_data(msg), size);
     name[size] = 0;
-    if (!zc_wire_name_valid(name))
-        return;
-    zhashx_t *set = (zhashx_t *) zhashx_lookup(self->confirmations, name);
+    if (!zc_wire_name_valid(name)) return;
+    zhashx_t *set = (zhashx_t *)zhashx_lookup(self->confirmations, name);
     if (!set) {
         set = zhashx_new();
         zhashx_insert(self->confirmations, name, set);
     }
-    zhashx_update(set, zc_msg_sender(msg), (void *) 1);
+    zhashx_update(set, zc_msg_sender(msg), (void *)1);
 }
 
 //  --------------------------------------------------------------------------
@@ -395,11 +380,10 @@ static void s_groups_text(zc_node_t *self, char *out, size_t cap)
     out[0] = 0;
     size_t used = 0;
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups)) {
-        const char *name = (const char *) zhashx_cursor(self->groups);
+        const char *name = (const char *)zhashx_cursor(self->groups);
         int n = snprintf(out + used, cap - used, "%s%s", used ? " " : "", name);
-        if (n < 0 || (size_t) n >= cap - used)
-            break;
-        used += (size_t) n;
+        if (n < 0 || (size_t)n >= cap - used) break;
+        used += (size_t)n;
     }
 }
 
@@ -423,10 +407,9 @@ int zc_node_start(zc_node_t *self)
     }
     //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
     zc_mesh_set_heartbeat(self->mesh, 500, 1500);
-    if (zc_mesh_start(self->mesh))
-        return -1;
+    if (zc_mesh_start(self->mesh)) return -1;
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
-        zc_mesh_join(self->mesh, (const char *) zhashx_cursor(self->groups));
+        zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
     zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
     zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
     zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
@@ -437,7 +420,7 @@ int zc_node_start(zc_node_t *self)
     snprintf(c->inc, sizeof c->inc, "%s", zuuid_str(uuid));
     zuuid_destroy(&uuid);
     gethostname(c->host, sizeof c->host - 1);
-    c->pid = (int) getpid();
+    c->pid = (int)getpid();
     c->started_ms = zclock_time();
     snprintf(c->pub, sizeof c->pub, "%s", zc_mesh_pub_endpoint(self->mesh));
     snprintf(c->router, sizeof c->router, "%s", zc_mesh_router_endpoint(self->mesh));
@@ -449,8 +432,7 @@ int zc_node_start(zc_node_t *self)
     free(headers);
     snprintf(c->version, sizeof c->version, "%s", zcluster_version());
     self->registry = zactor_new(zc_registry_actor, c);
-    if (!self->registry)
-        return -1;
+    if (!self->registry) return -1;
     self->started = 1;
     return 0;
 }
@@ -460,8 +442,7 @@ int zc_node_start(zc_node_t *self)
 
 static void s_groups_changed(zc_node_t *self)
 {
-    if (!self->started)
-        return;
+    if (!self->started) return;
     char groups[sizeof self->config.groups];
     s_groups_text(self, groups, sizeof groups);
     zstr_sendx(self->registry, "GROUPS", groups, NULL);
@@ -470,13 +451,10 @@ static void s_groups_changed(zc_node_t *self)
 int zc_node_join(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!zc_wire_name_valid(group))
-        return -1;
-    if (zhashx_lookup(self->groups, group))
-        return 0;
-    zhashx_insert(self->groups, group, (void *) 1);
-    if (self->started && zc_mesh_join(self->mesh, group))
-        return -1;
+    if (!zc_wire_name_valid(group)) return -1;
+    if (zhashx_lookup(self->groups, group)) return 0;
+    zhashx_insert(self->groups, group, (void *)1);
+    if (self->started && zc_mesh_join(self->mesh, group)) return -1;
     s_groups_changed(self);
     return 0;
 }
@@ -484,11 +462,9 @@ int zc_node_join(zc_node_t *self, const char *group)
 int zc_node_leave(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!group || !zhashx_lookup(self->groups, group))
-        return -1;
+    if (!group || !zhashx_lookup(self->groups, group)) return -1;
     zhashx_delete(self->groups, group);
-    if (self->started)
-        zc_mesh_leave(self->mesh, group);
+    if (self->started) zc_mesh_leave(self->mesh, group);
     s_groups_changed(self);
     return 0;
 }
@@ -535,8 +511,7 @@ int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
 zc_rpc_t *zc_node_rpc(zc_node_t *self)
 {
     assert(self && self->started);
-    if (!self->rpc)
-        self->rpc = zc_rpc_new(self);
+    if (!self->rpc) self->rpc = zc_rpc_new(self);
     return self->rpc;
 }
 
@@ -559,8 +534,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             s_registry_event(self);
         int rpc_due = self->rpc ? zc_rpc_process(self->rpc) : -1;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
-        if (self->kill_requested)
-            s_exit(self);
+        if (self->kill_requested) s_exit(self);
         if (msg && (zc_msg_kind(msg) == ZC_KIND_REQUEST || zc_msg_kind(msg) == ZC_KIND_REPLY)) {
             zc_rpc_consume(zc_node_rpc(self), msg);
             if (once) {
@@ -569,17 +543,14 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             }
             continue;
         }
-        if (msg)
-            return msg;
-        if (errno == EINTR)
-            return NULL;
-        long wait = timeout_ms < 0 ? -1 : (long) (deadline - zclock_mono());
+        if (msg) return msg;
+        if (errno == EINTR) return NULL;
+        long wait = timeout_ms < 0 ? -1 : (long)(deadline - zclock_mono());
         if ((timeout_ms >= 0 && wait <= 0) || (once && polled)) {
             errno = EAGAIN;
             return NULL;
         }
-        if (rpc_due >= 0 && (wait < 0 || rpc_due < wait))
-            wait = rpc_due;
+        if (rpc_due >= 0 && (wait < 0 || rpc_due < wait)) wait = rpc_due;
         zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
         int n = zc_node_pollitems(self, items);
         if (zmq_poll(items, n, wait) < 0) {
@@ -593,17 +564,15 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 void zc_node_step(zc_node_t *self, int timeout_ms)
 {
     zc_msg_t *msg = s_recv(self, timeout_ms, 1);
-    if (msg)
-        zlist_append(self->backlog, zc_msg_dup(msg));
+    if (msg) zlist_append(self->backlog, zc_msg_dup(msg));
 }
 
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
 {
     assert(self && self->started);
     zc_msg_destroy(&self->current);
-    self->current = (zc_msg_t *) zlist_pop(self->backlog);
-    if (self->current)
-        return self->current;
+    self->current = (zc_msg_t *)zlist_pop(self->backlog);
+    if (self->current) return self->current;
     return s_recv(self, timeout_ms, 0);
 }
 
@@ -616,7 +585,7 @@ zlist_t *zc_node_peers(zc_node_t *self)
     zlist_t *ids = zlist_new();
     zlist_autofree(ids);
     for (void *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        zlist_append(ids, (void *) zhashx_cursor(self->peers));
+        zlist_append(ids, (void *)zhashx_cursor(self->peers));
     return ids;
 }
 
@@ -655,11 +624,11 @@ static json_t *s_self_record(zc_node_t *self)
     zc_registry_config_t *c = &self->config;
     json_t *groups = json_array();
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
-        json_array_append_new(groups, json_string((const char *) zhashx_cursor(self->groups)));
+        json_array_append_new(groups, json_string((const char *)zhashx_cursor(self->groups)));
     return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", c->id, "inc",
                      c->inc, "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router,
                      "groups", groups, "headers", self->headers, "started",
-                     (json_int_t) c->started_ms, "version", c->version);
+                     (json_int_t)c->started_ms, "version", c->version);
 }
 
 char *zc_node_cluster_info(zc_node_t *self)
@@ -668,10 +637,9 @@ char *zc_node_cluster_info(zc_node_t *self)
     json_t *nodes = json_array();
     json_t *groups = json_object();
     json_array_append_new(nodes, s_self_record(self));
-    for (s_peer_info_t *info = (s_peer_info_t *) zhashx_first(self->peers); info;
-         info = (s_peer_info_t *) zhashx_next(self->peers))
-        if (info->record)
-            json_array_append(nodes, info->record);
+    for (s_peer_info_t *info = (s_peer_info_t *)zhashx_first(self->peers); info;
+         info = (s_peer_info_t *)zhashx_next(self->peers))
+        if (info->record) json_array_append(nodes, info->record);
     size_t i;
     json_t *record;
     json_array_foreach(nodes, i, record)
@@ -681,21 +649,20 @@ char *zc_node_cluster_info(zc_node_t *self)
         json_array_foreach(json_object_get(record, "groups"), j, group)
         {
             const char *name = json_string_value(group);
-            if (!name)
-                continue;
+            if (!name) continue;
             json_t *members = json_object_get(groups, name);
             if (!members) {
                 members = json_array();
                 json_object_set_new(groups, name, members);
             }
-            json_array_append_new(members, json_pack("{s:O, s:O}", "id",
-                                                      json_object_get(record, "id"), "pid",
-                                                      json_object_get(record, "pid")));
+            json_array_append_new(members,
+                                  json_pack("{s:O, s:O}", "id", json_object_get(record, "id"),
+                                            "pid", json_object_get(record, "pid")));
         }
     }
     json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->config.cluster,
                              "self", self->config.id, "leader", self->leader, "epoch",
-                             (json_int_t) self->epoch, "nodes", nodes, "groups", groups);
+                             (json_int_t)self->epoch, "nodes", nodes, "groups", groups);
     char *text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
     return text;
@@ -731,25 +698,24 @@ int zc_node_confirm(zc_node_t *self, const char *name)
     return zc_mesh_publish(self->mesh, "zc.confirm", name, strlen(name));
 }
 
-zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count,
-                                    int timeout_ms)
+zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count, int timeout_ms)
 {
     assert(self && self->started);
     int64_t deadline = zclock_mono() + timeout_ms;
     while (1) {
-        zhashx_t *set = name ? (zhashx_t *) zhashx_lookup(self->confirmations, name) : NULL;
+        zhashx_t *set = name ? (zhashx_t *)zhashx_lookup(self->confirmations, name) : NULL;
         if (set && zhashx_size(set) >= count) {
             zlist_t *ids = zlist_new();
             zlist_autofree(ids);
             for (void *v = zhashx_first(set); v; v = zhashx_next(set))
-                zlist_append(ids, (void *) zhashx_cursor(set));
+                zlist_append(ids, (void *)zhashx_cursor(set));
             return ids;
         }
-        long wait = (long) (deadline - zclock_mono());
+        long wait = (long)(deadline - zclock_mono());
         if (wait <= 0) {
             errno = ETIMEDOUT;
             return NULL;
         }
-        zc_node_step(self, (int) wait);
+        zc_node_step(self, (int)wait);
     }
 }

@@ -38,8 +38,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SCRIPT_REGISTER, SCRIPT_REFRESH, SCRIPT_UPDATE, SCRIPT_REMOVE, SCRIPT_REAP, SCRIPT_ELECT,
-       SCRIPT_COUNT };
+enum {
+    SCRIPT_REGISTER,
+    SCRIPT_REFRESH,
+    SCRIPT_UPDATE,
+    SCRIPT_REMOVE,
+    SCRIPT_REAP,
+    SCRIPT_ELECT,
+    SCRIPT_COUNT
+};
 
 static const char *s_scripts[SCRIPT_COUNT] = {
     //  REGISTER  KEYS: nodes node:id lease:id  ARGV: id ttl channel inc field value...
@@ -145,15 +152,13 @@ static void s_down(s_registry_t *self, const char *reason)
         self->sub = NULL;
     }
     if (self->up || !self->reported_down) {
-        zc_log(ZC_LOG_WARNING, self->config.id, "Redis registry unreachable (%s); retrying",
-               why);
+        zc_log(ZC_LOG_WARNING, self->config.id, "Redis registry unreachable (%s); retrying", why);
         self->reported_down = 1;
         zstr_sendx(self->pipe, "REDIS", "down", NULL);
     }
     self->up = 0;
     self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
-    if (self->backoff_ms > 5000)
-        self->backoff_ms = 5000;
+    if (self->backoff_ms > 5000) self->backoff_ms = 5000;
     self->next_retry = zclock_mono() + self->backoff_ms;
 }
 
@@ -162,8 +167,7 @@ static void s_down(s_registry_t *self, const char *reason)
 static redisReply *s_script(s_registry_t *self, int script, int numkeys, const char **args,
                             int nargs)
 {
-    if (!self->up)
-        return NULL;
+    if (!self->up) return NULL;
     const char *argv[64];
     size_t lens[64];
     char nk[8];
@@ -175,14 +179,14 @@ static redisReply *s_script(s_registry_t *self, int script, int numkeys, const c
         argv[3 + i] = args[i];
     for (int i = 0; i < 3 + nargs; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *reply = (redisReply *) redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
+    redisReply *reply = (redisReply *)redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(reply);
         argv[0] = "EVAL";
         argv[1] = s_scripts[script];
         lens[0] = 4;
         lens[1] = strlen(s_scripts[script]);
-        reply = (redisReply *) redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
+        reply = (redisReply *)redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
     }
     if (!reply) {
         s_down(self, self->cmd->errstr);
@@ -201,8 +205,7 @@ static long long s_script_int(s_registry_t *self, int script, int numkeys, const
 {
     redisReply *reply = s_script(self, script, numkeys, args, nargs);
     long long value = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-    if (reply)
-        freeReplyObject(reply);
+    if (reply) freeReplyObject(reply);
     return value;
 }
 
@@ -216,14 +219,13 @@ static int s_register(s_registry_t *self)
     snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
     snprintf(pid, sizeof pid, "%d", c->pid);
     snprintf(started, sizeof started, "%" PRId64, c->started_ms);
-    const char *args[] = {nodes, node, lease, c->id, ttl, self->channel, c->inc,
-                          "id", c->id, "inc", c->inc, "host", c->host, "pid", pid,
-                          "pub", c->pub, "router", c->router, "curve", c->curve,
-                          "groups", c->groups, "headers", c->headers, "started", started,
-                          "version", c->version};
+    const char *args[] = {nodes,      node,      lease,    c->id,     ttl,       self->channel,
+                          c->inc,     "id",      c->id,    "inc",     c->inc,    "host",
+                          c->host,    "pid",     pid,      "pub",     c->pub,    "router",
+                          c->router,  "curve",   c->curve, "groups",  c->groups, "headers",
+                          c->headers, "started", started,  "version", c->version};
     int ok = s_script_int(self, SCRIPT_REGISTER, 3, args, sizeof args / sizeof args[0]) == 1;
-    if (ok)
-        self->last_renew = zclock_mono();
+    if (ok) self->last_renew = zclock_mono();
     return ok ? 0 : -1;
 }
 
@@ -254,12 +256,11 @@ static void s_connect(s_registry_t *self)
         return;
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *reply = (redisReply *) redisCommand(self->cmd, "SCRIPT LOAD %s", s_scripts[i]);
+        redisReply *reply = (redisReply *)redisCommand(self->cmd, "SCRIPT LOAD %s", s_scripts[i]);
         if (!reply || reply->type != REDIS_REPLY_STRING) {
             snprintf(err, sizeof err, "SCRIPT LOAD: %s",
                      reply ? (reply->str ? reply->str : "unexpected reply") : self->cmd->errstr);
-            if (reply)
-                freeReplyObject(reply);
+            if (reply) freeReplyObject(reply);
             s_down(self, err);
             return;
         }
@@ -268,7 +269,7 @@ static void s_connect(s_registry_t *self)
     }
     //  Subscribe before reading the membership, so no announcement falls
     //  between the read and the subscription.
-    redisReply *reply = (redisReply *) redisCommand(self->sub, "SUBSCRIBE %s", self->channel);
+    redisReply *reply = (redisReply *)redisCommand(self->sub, "SUBSCRIBE %s", self->channel);
     if (!reply) {
         s_down(self, self->sub->errstr);
         return;
@@ -276,8 +277,7 @@ static void s_connect(s_registry_t *self)
     freeReplyObject(reply);
     self->up = 1;
     if (s_register(self) != 0) {
-        if (self->up)
-            s_down(self, "registration failed");
+        if (self->up) s_down(self, "registration failed");
         return;
     }
     if (self->reported_down)
@@ -296,13 +296,11 @@ static void s_connect(s_registry_t *self)
 //  Builds the JSON record from an HGETALL reply. Returns NULL if unusable.
 static json_t *s_record(redisReply *reply)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2)
-        return NULL;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) return NULL;
     json_t *record = json_object();
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         redisReply *k = reply->element[i], *v = reply->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
         if (strcmp(k->str, "groups") == 0) {
             json_t *groups = json_array();
             char *copy = strdup(v->str), *save = NULL;
@@ -310,15 +308,12 @@ static json_t *s_record(redisReply *reply)
                 json_array_append_new(groups, json_string(g));
             free(copy);
             json_object_set_new(record, "groups", groups);
-        }
-        else if (strcmp(k->str, "headers") == 0) {
+        } else if (strcmp(k->str, "headers") == 0) {
             json_t *headers = json_loads(v->str, 0, NULL);
             json_object_set_new(record, "headers",
                                 json_is_object(headers) ? headers : json_object());
-            if (headers && !json_is_object(headers))
-                json_decref(headers);
-        }
-        else if (strcmp(k->str, "pid") == 0 || strcmp(k->str, "started") == 0)
+            if (headers && !json_is_object(headers)) json_decref(headers);
+        } else if (strcmp(k->str, "pid") == 0 || strcmp(k->str, "started") == 0)
             json_object_set_new(record, k->str, json_integer(atoll(v->str)));
         else
             json_object_set_new(record, k->str, json_string(v->str));
@@ -350,9 +345,8 @@ static void s_tell_add(s_registry_t *self, json_t *record)
 static void s_tell_remove(s_registry_t *self, const char *id, const char *removed_inc,
                           const char *reason)
 {
-    const char *inc = (const char *) zhashx_lookup(self->known, id);
-    if (!inc || (removed_inc && strcmp(inc, removed_inc) != 0))
-        return;
+    const char *inc = (const char *)zhashx_lookup(self->known, id);
+    if (!inc || (removed_inc && strcmp(inc, removed_inc) != 0)) return;
     zstr_sendx(self->pipe, "REMOVE", id, inc, reason, NULL);
     zhashx_delete(self->known, id);
 }
@@ -361,18 +355,16 @@ static void s_tell_remove(s_registry_t *self, const char *id, const char *remove
 //  a record whose lease lapsed is about to be reaped.
 static void s_fetch(s_registry_t *self, const char *id)
 {
-    if (!self->up || strcmp(id, self->config.id) == 0)
-        return;
+    if (!self->up || strcmp(id, self->config.id) == 0) return;
     char node[512], lease[512];
     s_key(self, node, sizeof node, "node:", id);
     s_key(self, lease, sizeof lease, "lease:", id);
     redisAppendCommand(self->cmd, "HGETALL %s", node);
     redisAppendCommand(self->cmd, "EXISTS %s", lease);
     redisReply *record_reply = NULL, *lease_reply = NULL;
-    if (redisGetReply(self->cmd, (void **) &record_reply) != REDIS_OK
-        || redisGetReply(self->cmd, (void **) &lease_reply) != REDIS_OK) {
-        if (record_reply)
-            freeReplyObject(record_reply);
+    if (redisGetReply(self->cmd, (void **)&record_reply) != REDIS_OK ||
+        redisGetReply(self->cmd, (void **)&lease_reply) != REDIS_OK) {
+        if (record_reply) freeReplyObject(record_reply);
         s_down(self, self->cmd->errstr);
         return;
     }
@@ -393,7 +385,7 @@ static void s_sync(s_registry_t *self)
 {
     char nodes[256];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
-    redisReply *reply = (redisReply *) redisCommand(self->cmd, "SMEMBERS %s", nodes);
+    redisReply *reply = (redisReply *)redisCommand(self->cmd, "SMEMBERS %s", nodes);
     if (!reply) {
         s_down(self, self->cmd->errstr);
         return;
@@ -406,7 +398,7 @@ static void s_sync(s_registry_t *self)
     zhashx_t *present = zhashx_new();
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
-            zhashx_insert(present, reply->element[i]->str, (void *) 1);
+            zhashx_insert(present, reply->element[i]->str, (void *)1);
     for (size_t i = 0; i < reply->elements && self->up; i++) {
         const char *id = reply->element[i]->str;
         if (reply->element[i]->type == REDIS_REPLY_STRING && !zhashx_lookup(self->known, id))
@@ -420,8 +412,8 @@ static void s_sync(s_registry_t *self)
     int grace = zclock_mono() < self->grace_until;
     for (void *inc = zhashx_first(self->known); inc && !grace; inc = zhashx_next(self->known))
         if (!zhashx_lookup(present, zhashx_cursor(self->known)))
-            zlist_append(gone, (void *) zhashx_cursor(self->known));
-    for (char *id = (char *) zlist_first(gone); id; id = (char *) zlist_next(gone))
+            zlist_append(gone, (void *)zhashx_cursor(self->known));
+    for (char *id = (char *)zlist_first(gone); id; id = (char *)zlist_next(gone))
         s_tell_remove(self, id, NULL, "expired");
     zlist_destroy(&gone);
     zhashx_destroy(&present);
@@ -429,17 +421,16 @@ static void s_sync(s_registry_t *self)
 
 static void s_announcement(s_registry_t *self, redisReply *reply)
 {
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
-        || reply->element[2]->type != REDIS_REPLY_STRING)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[2]->type != REDIS_REPLY_STRING)
         return;
     char verb[16], id[256], reason[32] = "left", inc[40] = "";
-    if (sscanf(reply->element[2]->str, "%15s %255s %31s %39s", verb, id, reason, inc) < 2)
-        return;
+    if (sscanf(reply->element[2]->str, "%15s %255s %31s %39s", verb, id, reason, inc) < 2) return;
     if (strcmp(id, self->config.id) == 0) {
         //  Someone removed us (we went silent): come back as a new incarnation.
         if (strcmp(verb, "leave") == 0 && strcmp(inc, self->config.inc) == 0) {
-            zc_log(ZC_LOG_WARNING, self->config.id, "registry removed this node (%s); re-registering",
-                   reason);
+            zc_log(ZC_LOG_WARNING, self->config.id,
+                   "registry removed this node (%s); re-registering", reason);
             s_reincarnate(self);
         }
         return;
@@ -457,8 +448,8 @@ static void s_read_announcements(s_registry_t *self)
         return;
     }
     redisReply *reply;
-    while (self->up && self->sub && redisGetReplyFromReader(self->sub, (void **) &reply) == REDIS_OK
-           && reply) {
+    while (self->up && self->sub &&
+           redisGetReplyFromReader(self->sub, (void **)&reply) == REDIS_OK && reply) {
         s_announcement(self, reply);
         freeReplyObject(reply);
     }
@@ -478,21 +469,18 @@ static void s_elect(s_registry_t *self)
         snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
         const char *args[] = {leader, epoch, c->id, ttl};
         redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 4);
-        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
-            && reply->element[2]->type == REDIS_REPLY_STRING) {
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+            reply->element[2]->type == REDIS_REPLY_STRING) {
             self->leader = reply->element[0]->integer == 1;
-            self->epoch = (uint64_t) reply->element[1]->integer;
+            self->epoch = (uint64_t)reply->element[1]->integer;
             snprintf(self->leader_id, sizeof self->leader_id, "%s", reply->element[2]->str);
-            if (self->leader)
-                self->last_renew = zclock_mono();
+            if (self->leader) self->last_renew = zclock_mono();
         }
-        if (reply)
-            freeReplyObject(reply);
+        if (reply) freeReplyObject(reply);
     }
     //  Fencing: a leader that could not renew for a whole TTL may already
     //  have been replaced, so it steps down on its own.
-    if (self->leader && zclock_mono() - self->last_renew > c->lease_ttl_ms)
-        self->leader = 0;
+    if (self->leader && zclock_mono() - self->last_renew > c->lease_ttl_ms) self->leader = 0;
     if (self->leader != was_leader) {
         char epoch[24];
         snprintf(epoch, sizeof epoch, "%" PRIu64, self->epoch);
@@ -520,8 +508,7 @@ static void s_tick(s_registry_t *self)
         const char *reap[] = {nodes, leader, self->prefix, self->channel};
         s_script_int(self, SCRIPT_REAP, 2, reap, 4);
     }
-    if (self->up)
-        s_sync(self);
+    if (self->up) s_sync(self);
     s_elect(self);
 }
 
@@ -538,8 +525,8 @@ static long long s_remove(s_registry_t *self, const char *id, const char *inc, c
     s_key(self, lease, sizeof lease, "lease:", id);
     s_key(self, leader, sizeof leader, "leader", NULL);
     s_key(self, reporter, sizeof reporter, "node:", self->config.id);
-    const char *args[] = {nodes,  node, lease,         leader, reporter,
-                          id,     inc,  self->channel, reason, self->config.inc};
+    const char *args[] = {nodes, node, lease,         leader, reporter,
+                          id,    inc,  self->channel, reason, self->config.inc};
     return s_script_int(self, SCRIPT_REMOVE, 5, args, 10);
 }
 
@@ -562,8 +549,7 @@ static void s_command(s_registry_t *self)
         s_key(self, node, sizeof node, "node:", c->id);
         const char *args[] = {node, c->inc, "groups", c->groups, self->channel, c->id};
         s_script_int(self, SCRIPT_UPDATE, 1, args, 6);
-    }
-    else if (strcmp(command, "DEAD") == 0) {
+    } else if (strcmp(command, "DEAD") == 0) {
         char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg), *reason = zmsg_popstr(msg);
         if (id && inc && reason) {
             zhashx_delete(self->known, id);
@@ -583,17 +569,16 @@ static void s_command(s_registry_t *self)
     zmsg_destroy(&msg);
 }
 
-
 void zc_registry_actor(zsock_t *pipe, void *args)
 {
-    s_registry_t *self = (s_registry_t *) calloc(1, sizeof(s_registry_t));
+    s_registry_t *self = (s_registry_t *)calloc(1, sizeof(s_registry_t));
     assert(self);
     self->pipe = pipe;
-    self->config = *(zc_registry_config_t *) args;
+    self->config = *(zc_registry_config_t *)args;
     snprintf(self->prefix, sizeof self->prefix, "zc:{%s}:", self->config.cluster);
     snprintf(self->channel, sizeof self->channel, "%sevents", self->prefix);
     self->known = zhashx_new();
-    zhashx_set_destructor(self->known, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor(self->known, (zhashx_destructor_fn *)zstr_free);
     zsock_signal(pipe, 0);
 
     int tick_ms = self->config.lease_ttl_ms / 3;
@@ -601,32 +586,26 @@ void zc_registry_actor(zsock_t *pipe, void *args)
     self->next_tick = zclock_mono() + tick_ms;
     while (!self->terminated) {
         int64_t now = zclock_mono();
-        int64_t wake = self->up || self->next_tick < self->next_retry ? self->next_tick
-                                                                      : self->next_retry;
+        int64_t wake =
+            self->up || self->next_tick < self->next_retry ? self->next_tick : self->next_retry;
         zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
                                    {NULL, self->up ? self->sub->fd : -1, ZMQ_POLLIN, 0}};
         int rc = zmq_poll(items, self->up ? 2 : 1, wake > now ? wake - now : 0);
-        if (rc < 0 && zmq_errno() != EINTR)
-            break;
-        if (items[0].revents & ZMQ_POLLIN)
-            s_command(self);
-        if (self->up && (items[1].revents & ZMQ_POLLIN))
-            s_read_announcements(self);
+        if (rc < 0 && zmq_errno() != EINTR) break;
+        if (items[0].revents & ZMQ_POLLIN) s_command(self);
+        if (self->up && (items[1].revents & ZMQ_POLLIN)) s_read_announcements(self);
         now = zclock_mono();
         if (!self->up && now >= self->next_retry && !self->terminated) {
             s_connect(self);
             self->next_tick = zclock_mono() + tick_ms;
-        }
-        else if (now >= self->next_tick) {
+        } else if (now >= self->next_tick) {
             s_tick(self); //  while Redis is down this only checks leader fencing
             self->next_tick = now + tick_ms;
         }
     }
     s_remove(self, self->config.id, self->config.inc, "left");
-    if (self->cmd)
-        redisFree(self->cmd);
-    if (self->sub)
-        redisFree(self->sub);
+    if (self->cmd) redisFree(self->cmd);
+    if (self->sub) redisFree(self->sub);
     zhashx_destroy(&self->known);
     free(self);
 }

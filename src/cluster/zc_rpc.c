@@ -130,21 +130,18 @@ size_t zc_rpc_request_size(zc_rpc_request_t *request)
 
 void zc_rpc_respond(zc_rpc_request_t *request, const void *result, size_t size)
 {
-    if (request->answered)
-        return;
+    if (request->answered) return;
     request->answered = 1;
     request->status = ZC_RPC_OK;
-    request->result = (uint8_t *) malloc(size ? size : 1);
+    request->result = (uint8_t *)malloc(size ? size : 1);
     assert(request->result);
-    if (size)
-        memcpy(request->result, result, size);
+    if (size) memcpy(request->result, result, size);
     request->result_size = size;
 }
 
 void zc_rpc_fail(zc_rpc_request_t *request, int code, const char *message)
 {
-    if (request->answered)
-        return;
+    if (request->answered) return;
     request->answered = 1;
     request->status = ZC_RPC_HANDLER_ERROR;
     request->code = code;
@@ -154,23 +151,22 @@ void zc_rpc_fail(zc_rpc_request_t *request, int code, const char *message)
 static void s_run_handler(zc_rpc_request_t *request)
 {
     request->handler.fn(request, request->handler.arg);
-    if (!request->answered)
-        zc_rpc_fail(request, -1, "the handler gave no result");
+    if (!request->answered) zc_rpc_fail(request, -1, "the handler gave no result");
 }
 
 static void *s_worker(void *arg)
 {
-    zc_rpc_t *self = (zc_rpc_t *) arg;
+    zc_rpc_t *self = (zc_rpc_t *)arg;
     zsock_t *done = zsock_new_push(self->done_endpoint);
     assert(done);
     while (1) {
         pthread_mutex_lock(&self->lock);
         while (!self->stopping && zlist_size(self->jobs) == 0)
             pthread_cond_wait(&self->wake, &self->lock);
-        zc_rpc_request_t *request = self->stopping ? NULL : (zc_rpc_request_t *) zlist_pop(self->jobs);
+        zc_rpc_request_t *request =
+            self->stopping ? NULL : (zc_rpc_request_t *)zlist_pop(self->jobs);
         pthread_mutex_unlock(&self->lock);
-        if (!request)
-            break;
+        if (!request) break;
         s_run_handler(request);
         zsock_send(done, "p", request);
     }
@@ -180,13 +176,11 @@ static void *s_worker(void *arg)
 
 static void s_start_threads(zc_rpc_t *self)
 {
-    if (self->started_threads || self->threads == 0)
-        return;
-    self->workers = (pthread_t *) calloc((size_t) self->threads, sizeof(pthread_t));
+    if (self->started_threads || self->threads == 0) return;
+    self->workers = (pthread_t *)calloc((size_t)self->threads, sizeof(pthread_t));
     assert(self->workers);
     for (int i = 0; i < self->threads; i++)
-        if (pthread_create(&self->workers[i], NULL, s_worker, self) == 0)
-            self->started_threads++;
+        if (pthread_create(&self->workers[i], NULL, s_worker, self) == 0) self->started_threads++;
 }
 
 //  --------------------------------------------------------------------------
@@ -194,18 +188,18 @@ static void s_start_threads(zc_rpc_t *self)
 
 zc_rpc_t *zc_rpc_new(zc_node_t *node)
 {
-    zc_rpc_t *self = (zc_rpc_t *) calloc(1, sizeof(zc_rpc_t));
+    zc_rpc_t *self = (zc_rpc_t *)calloc(1, sizeof(zc_rpc_t));
     assert(self);
     self->node = node;
     self->methods = zhashx_new();
-    zhashx_set_destructor(self->methods, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor(self->methods, (zhashx_destructor_fn *)zstr_free);
     self->pending = zhashx_new();
     self->threads = 2;
     self->jobs = zlist_new();
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake, NULL);
     snprintf(self->done_endpoint, sizeof self->done_endpoint, "inproc://zc-rpc-done-%p",
-             (void *) self);
+             (void *)self);
     self->done = zsock_new_pull(self->done_endpoint);
     assert(self->done);
     self->started = zclock_mono();
@@ -217,8 +211,7 @@ static void s_complete(zc_rpc_t *self, zc_rpc_call_t *call);
 void zc_rpc_destroy(zc_rpc_t **self_p)
 {
     zc_rpc_t *self = *self_p;
-    if (!self)
-        return;
+    if (!self) return;
     pthread_mutex_lock(&self->lock);
     self->stopping = 1;
     pthread_cond_broadcast(&self->wake);
@@ -227,8 +220,8 @@ void zc_rpc_destroy(zc_rpc_t **self_p)
         pthread_join(self->workers[i], NULL);
     free(self->workers);
     //  Requests still queued or finished but unsent are dropped with the node.
-    for (zc_rpc_request_t *r = (zc_rpc_request_t *) zlist_pop(self->jobs); r;
-         r = (zc_rpc_request_t *) zlist_pop(self->jobs))
+    for (zc_rpc_request_t *r = (zc_rpc_request_t *)zlist_pop(self->jobs); r;
+         r = (zc_rpc_request_t *)zlist_pop(self->jobs))
         s_request_destroy(&r);
     zc_rpc_request_t *request;
     while (zsock_events(self->done) & ZMQ_POLLIN && zsock_recv(self->done, "p", &request) == 0)
@@ -236,15 +229,14 @@ void zc_rpc_destroy(zc_rpc_t **self_p)
     zlist_destroy(&self->jobs);
     //  Calls still pending complete as "peer gone": this node is going.
     zc_rpc_call_t *call;
-    while ((call = (zc_rpc_call_t *) zhashx_first(self->pending)) != NULL) {
+    while ((call = (zc_rpc_call_t *)zhashx_first(self->pending)) != NULL) {
         call->status = ZC_RPC_PEER_GONE;
         s_complete(self, call);
     }
     zhashx_destroy(&self->pending);
     zhashx_destroy(&self->methods);
     zsock_destroy(&self->done);
-    if (self->redis)
-        redisFree(self->redis);
+    if (self->redis) redisFree(self->redis);
     pthread_mutex_destroy(&self->lock);
     pthread_cond_destroy(&self->wake);
     free(self);
@@ -254,21 +246,17 @@ void zc_rpc_destroy(zc_rpc_t **self_p)
 void zc_rpc_set_threads(zc_node_t *node, int threads)
 {
     zc_rpc_t *self = zc_node_rpc(node);
-    if (!self->started_threads)
-        self->threads = threads < 0 ? 0 : threads > 64 ? 64 : threads;
+    if (!self->started_threads) self->threads = threads < 0 ? 0 : threads > 64 ? 64 : threads;
 }
 
 int zc_rpc_register(zc_node_t *node, const char *method, zc_rpc_method_fn *fn, void *arg)
 {
     zc_rpc_t *self = zc_node_rpc(node);
-    if (!zc_wire_name_valid(method) || !fn || strncmp(method, "zc.", 3) == 0)
-        return -1;
+    if (!zc_wire_name_valid(method) || !fn || strncmp(method, "zc.", 3) == 0) return -1;
     for (size_t i = 0; i < sizeof s_builtins / sizeof s_builtins[0]; i++)
-        if (strcmp(method, s_builtins[i]) == 0)
-            return -1;
-    if (zhashx_lookup(self->methods, method))
-        return -1;
-    s_method_t *entry = (s_method_t *) malloc(sizeof(s_method_t));
+        if (strcmp(method, s_builtins[i]) == 0) return -1;
+    if (zhashx_lookup(self->methods, method)) return -1;
+    s_method_t *entry = (s_method_t *)malloc(sizeof(s_method_t));
     assert(entry);
     entry->fn = fn;
     entry->arg = arg;
@@ -309,8 +297,7 @@ static void s_pack_json(msgpack_packer *pk, json_t *value)
         size_t i;
         json_t *item;
         json_array_foreach(value, i, item) s_pack_json(pk, item);
-    }
-    else if (json_is_object(value)) {
+    } else if (json_is_object(value)) {
         msgpack_pack_map(pk, json_object_size(value));
         const char *key;
         json_t *item;
@@ -319,8 +306,7 @@ static void s_pack_json(msgpack_packer *pk, json_t *value)
             s_pack_str(pk, key);
             s_pack_json(pk, item);
         }
-    }
-    else
+    } else
         msgpack_pack_nil(pk);
 }
 
@@ -332,39 +318,36 @@ static void s_builtin(zc_rpc_t *self, const char *method, msgpack_packer *pk)
         for (size_t i = 0; i < 3; i++)
             s_pack_str(pk, s_builtins[i]);
         for (void *m = zhashx_first(self->methods); m; m = zhashx_next(self->methods))
-            s_pack_str(pk, (const char *) zhashx_cursor(self->methods));
-    }
-    else if (strcmp(method, "info") == 0) {
+            s_pack_str(pk, (const char *)zhashx_cursor(self->methods));
+    } else if (strcmp(method, "info") == 0) {
         char *text = zc_node_cluster_info(self->node);
         json_t *info = json_loads(text, 0, NULL);
         free(text);
         json_t *me = json_array_get(json_object_get(info, "nodes"), 0);
         zc_mesh_stats_t stats;
         zc_mesh_stats(zc_node_mesh(self->node), &stats);
-        json_t *counters = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent_public",
-            (json_int_t) stats.sent_public, "sent_group", (json_int_t) stats.sent_group,
-            "sent_private", (json_int_t) stats.sent_private, "recv_public",
-            (json_int_t) stats.recv_public, "recv_group", (json_int_t) stats.recv_group,
-            "recv_private", (json_int_t) stats.recv_private, "lost", (json_int_t) stats.lost,
-            "malformed", (json_int_t) stats.malformed, "requests",
-            (json_int_t) self->stats.requests_handled, "calls",
-            (json_int_t) self->stats.calls_started);
-        json_t *answer = json_pack("{s:O, s:O, s:O, s:I, s:o}", "id", json_object_get(me, "id"),
-                                   "groups", json_object_get(me, "groups"), "headers",
-                                   json_object_get(me, "headers"), "uptime_ms",
-                                   (json_int_t) (zclock_mono() - self->started), "stats",
-                                   counters);
+        json_t *counters =
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent_public",
+                      (json_int_t)stats.sent_public, "sent_group", (json_int_t)stats.sent_group,
+                      "sent_private", (json_int_t)stats.sent_private, "recv_public",
+                      (json_int_t)stats.recv_public, "recv_group", (json_int_t)stats.recv_group,
+                      "recv_private", (json_int_t)stats.recv_private, "lost",
+                      (json_int_t)stats.lost, "malformed", (json_int_t)stats.malformed, "requests",
+                      (json_int_t)self->stats.requests_handled, "calls",
+                      (json_int_t)self->stats.calls_started);
+        json_t *answer =
+            json_pack("{s:O, s:O, s:O, s:I, s:o}", "id", json_object_get(me, "id"), "groups",
+                      json_object_get(me, "groups"), "headers", json_object_get(me, "headers"),
+                      "uptime_ms", (json_int_t)(zclock_mono() - self->started), "stats", counters);
         s_pack_json(pk, answer);
         json_decref(answer);
         json_decref(info);
-    }
-    else
+    } else
         msgpack_pack_nil(pk); //  ping
 }
 
-static void s_deliver_reply(zc_rpc_t *self, const char *from, uint64_t corr, int status,
-                            int code, const char *error, const void *data, size_t size);
+static void s_deliver_reply(zc_rpc_t *self, const char *from, uint64_t corr, int status, int code,
+                            const char *error, const void *data, size_t size);
 
 static void s_serve(zc_rpc_t *self, const char *caller, const char *method, uint64_t corr,
                     const void *args, size_t size)
@@ -381,27 +364,26 @@ static void s_serve(zc_rpc_t *self, const char *caller, const char *method, uint
             msgpack_sbuffer_destroy(&sbuf);
             return;
         }
-    s_method_t *handler = (s_method_t *) zhashx_lookup(self->methods, method);
+    s_method_t *handler = (s_method_t *)zhashx_lookup(self->methods, method);
     if (!handler) {
         s_send_reply(self, caller, corr, ZC_RPC_UNKNOWN_METHOD, 0, "unknown method", NULL, 0);
         return;
     }
-    zc_rpc_request_t *request = (zc_rpc_request_t *) calloc(1, sizeof(zc_rpc_request_t));
+    zc_rpc_request_t *request = (zc_rpc_request_t *)calloc(1, sizeof(zc_rpc_request_t));
     assert(request);
     snprintf(request->caller, sizeof request->caller, "%s", caller);
     snprintf(request->method, sizeof request->method, "%s", method);
     request->corr = corr;
-    request->args = (uint8_t *) malloc(size ? size : 1);
+    request->args = (uint8_t *)malloc(size ? size : 1);
     assert(request->args);
-    if (size)
-        memcpy(request->args, args, size);
+    if (size) memcpy(request->args, args, size);
     request->size = size;
     request->handler = *handler;
     s_start_threads(self);
     if (self->started_threads == 0) {
         s_run_handler(request); //  inline
-        s_send_reply(self, request->caller, corr, request->status, request->code,
-                     request->error, request->result, request->result_size);
+        s_send_reply(self, request->caller, corr, request->status, request->code, request->error,
+                     request->result, request->result_size);
         s_request_destroy(&request);
         return;
     }
@@ -459,10 +441,8 @@ static int s_status_of(zc_rpc_call_t *call)
     size_t missing = zlist_size(call->missing);
     if (call->target == ZC_RPC_ALL_FIRST)
         return ok ? ZC_RPC_OK : first_failure >= 0 ? first_failure : ZC_RPC_TIMEOUT;
-    if (first_failure >= 0)
-        return first_failure;
-    if (missing || call->reply_count == 0)
-        return ZC_RPC_TIMEOUT;
+    if (first_failure >= 0) return first_failure;
+    if (missing || call->reply_count == 0) return ZC_RPC_TIMEOUT;
     return ZC_RPC_OK;
 }
 
@@ -472,12 +452,11 @@ static void s_complete(zc_rpc_t *self, zc_rpc_call_t *call)
     char key[17];
     s_key(call->corr, key);
     zhashx_delete(self->pending, key);
-    for (char *id = (char *) zlist_pop(call->waiting); id; id = (char *) zlist_pop(call->waiting)) {
+    for (char *id = (char *)zlist_pop(call->waiting); id; id = (char *)zlist_pop(call->waiting)) {
         zlist_append(call->missing, id);
         free(id);
     }
-    if (call->status < 0)
-        call->status = s_status_of(call);
+    if (call->status < 0) call->status = s_status_of(call);
     call->done = 1;
     call->rpc = NULL;
     if (call->status == ZC_RPC_OK)
@@ -486,26 +465,26 @@ static void s_complete(zc_rpc_t *self, zc_rpc_call_t *call)
         self->stats.calls_timed_out++;
     else
         self->stats.calls_failed++;
-    if (call->fn)
-        call->fn(self->node, call, call->arg);
+    if (call->fn) call->fn(self->node, call, call->arg);
 }
 
 static void s_add_reply(zc_rpc_call_t *call, const char *from, int status, int code,
                         const char *error, const void *data, size_t size)
 {
-    call->replies = (s_reply_t *) realloc(call->replies, (call->reply_count + 1) * sizeof(s_reply_t));
+    call->replies =
+        (s_reply_t *)realloc(call->replies, (call->reply_count + 1) * sizeof(s_reply_t));
     assert(call->replies);
     s_reply_t *reply = &call->replies[call->reply_count++];
     reply->node = strdup(from);
     reply->error = status == ZC_RPC_OK ? NULL : strdup(error ? error : zc_rpc_strstatus(status));
     reply->data = NULL;
     if (status == ZC_RPC_OK && size) {
-        reply->data = (uint8_t *) malloc(size);
+        reply->data = (uint8_t *)malloc(size);
         assert(reply->data);
         memcpy(reply->data, data, size);
     }
-    reply->pub = (zc_rpc_reply_t){reply->node, status, code, reply->error, reply->data,
-                                  status == ZC_RPC_OK ? size : 0};
+    reply->pub = (zc_rpc_reply_t){reply->node,  status,      code,
+                                  reply->error, reply->data, status == ZC_RPC_OK ? size : 0};
     //  The array may have moved: re-point every reply's public view.
     for (size_t i = 0; i < call->reply_count; i++) {
         call->replies[i].pub.node = call->replies[i].node;
@@ -517,7 +496,7 @@ static void s_add_reply(zc_rpc_call_t *call, const char *from, int status, int c
 //  Removes id from the call's waiting list; returns 1 if it was there.
 static int s_unwait(zc_rpc_call_t *call, const char *id)
 {
-    for (char *w = (char *) zlist_first(call->waiting); w; w = (char *) zlist_next(call->waiting))
+    for (char *w = (char *)zlist_first(call->waiting); w; w = (char *)zlist_next(call->waiting))
         if (strcmp(w, id) == 0) {
             zlist_remove(call->waiting, w);
             free(w);
@@ -534,12 +513,12 @@ static void s_maybe_complete(zc_rpc_t *self, zc_rpc_call_t *call, int last_ok)
     }
 }
 
-static void s_deliver_reply(zc_rpc_t *self, const char *from, uint64_t corr, int status,
-                            int code, const char *error, const void *data, size_t size)
+static void s_deliver_reply(zc_rpc_t *self, const char *from, uint64_t corr, int status, int code,
+                            const char *error, const void *data, size_t size)
 {
     char key[17];
     s_key(corr, key);
-    zc_rpc_call_t *call = (zc_rpc_call_t *) zhashx_lookup(self->pending, key);
+    zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_lookup(self->pending, key);
     if (!call || !s_unwait(call, from)) {
         self->stats.late_replies++;
         return;
@@ -557,20 +536,20 @@ static void s_parse_error(const zc_msg_t *msg, int *status, int *code, char *mes
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
     size_t offset = 0;
-    if (zc_msg_size(msg) <= 4096
-        && msgpack_unpack_next(&result, (const char *) zc_msg_data(msg), zc_msg_size(msg), &offset)
-               == MSGPACK_UNPACK_SUCCESS
-        && result.data.type == MSGPACK_OBJECT_ARRAY && result.data.via.array.size == 3) {
+    if (zc_msg_size(msg) <= 4096 &&
+        msgpack_unpack_next(&result, (const char *)zc_msg_data(msg), zc_msg_size(msg), &offset) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        result.data.type == MSGPACK_OBJECT_ARRAY && result.data.via.array.size == 3) {
         msgpack_object *items = result.data.via.array.ptr;
-        if ((items[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && items[0].via.u64 >= 1
-             && items[0].via.u64 <= ZC_RPC_INVALID))
-            *status = (int) items[0].via.u64;
+        if ((items[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && items[0].via.u64 >= 1 &&
+             items[0].via.u64 <= ZC_RPC_INVALID))
+            *status = (int)items[0].via.u64;
         if (items[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            *code = (int) items[1].via.u64;
+            *code = (int)items[1].via.u64;
         else if (items[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            *code = (int) items[1].via.i64;
+            *code = (int)items[1].via.i64;
         if (items[2].type == MSGPACK_OBJECT_STR)
-            snprintf(message, cap, "%.*s", (int) items[2].via.str.size, items[2].via.str.ptr);
+            snprintf(message, cap, "%.*s", (int)items[2].via.str.size, items[2].via.str.ptr);
     }
     msgpack_unpacked_destroy(&result);
 }
@@ -583,8 +562,7 @@ int zc_rpc_consume(zc_rpc_t *self, const zc_msg_t *msg)
                 zc_msg_size(msg));
         return 1;
     }
-    if (kind != ZC_KIND_REPLY)
-        return 0;
+    if (kind != ZC_KIND_REPLY) return 0;
     if (strcmp(zc_msg_type(msg), "zc.ok") == 0)
         s_deliver_reply(self, zc_msg_sender(msg), zc_msg_corr(msg), ZC_RPC_OK, 0, NULL,
                         zc_msg_data(msg), zc_msg_size(msg));
@@ -592,8 +570,7 @@ int zc_rpc_consume(zc_rpc_t *self, const zc_msg_t *msg)
         int status, code;
         char message[512];
         s_parse_error(msg, &status, &code, message, sizeof message);
-        s_deliver_reply(self, zc_msg_sender(msg), zc_msg_corr(msg), status, code, message, NULL,
-                        0);
+        s_deliver_reply(self, zc_msg_sender(msg), zc_msg_corr(msg), status, code, message, NULL, 0);
     }
     return 1;
 }
@@ -601,11 +578,11 @@ int zc_rpc_consume(zc_rpc_t *self, const zc_msg_t *msg)
 void zc_rpc_peer_removed(zc_rpc_t *self, const char *peer)
 {
     zlist_t *affected = zlist_new();
-    for (zc_rpc_call_t *call = (zc_rpc_call_t *) zhashx_first(self->pending); call;
-         call = (zc_rpc_call_t *) zhashx_next(self->pending))
+    for (zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_first(self->pending); call;
+         call = (zc_rpc_call_t *)zhashx_next(self->pending))
         zlist_append(affected, call);
-    for (zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_first(affected); call;
-         call = (zc_rpc_call_t *) zlist_next(affected))
+    for (zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_first(affected); call;
+         call = (zc_rpc_call_t *)zlist_next(affected))
         if (s_unwait(call, peer)) {
             s_add_reply(call, peer, ZC_RPC_PEER_GONE, 0, "the node left or died", NULL, 0);
             s_maybe_complete(self, call, 0);
@@ -623,20 +600,20 @@ int zc_rpc_process(zc_rpc_t *self)
     }
     int64_t now = zclock_mono(), next = -1;
     zlist_t *expired = zlist_new();
-    for (zc_rpc_call_t *call = (zc_rpc_call_t *) zhashx_first(self->pending); call;
-         call = (zc_rpc_call_t *) zhashx_next(self->pending)) {
+    for (zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_first(self->pending); call;
+         call = (zc_rpc_call_t *)zhashx_next(self->pending)) {
         if (call->deadline <= now)
             zlist_append(expired, call);
         else if (next < 0 || call->deadline - now < next)
             next = call->deadline - now;
     }
-    for (zc_rpc_call_t *call = (zc_rpc_call_t *) zlist_first(expired); call;
-         call = (zc_rpc_call_t *) zlist_next(expired)) {
+    for (zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_first(expired); call;
+         call = (zc_rpc_call_t *)zlist_next(expired)) {
         call->status = -1;
         s_complete(self, call);
     }
     zlist_destroy(&expired);
-    return (int) next;
+    return (int)next;
 }
 
 int zc_rpc_pollitem(zc_rpc_t *self, zmq_pollitem_t *item)
@@ -654,7 +631,7 @@ zc_rpc_call_t *zc_rpc_start(zc_node_t *node, zc_rpc_target_t target, const char 
                             zc_rpc_done_fn *fn, void *arg)
 {
     zc_rpc_t *self = zc_node_rpc(node);
-    zc_rpc_call_t *call = (zc_rpc_call_t *) calloc(1, sizeof(zc_rpc_call_t));
+    zc_rpc_call_t *call = (zc_rpc_call_t *)calloc(1, sizeof(zc_rpc_call_t));
     assert(call);
     call->rpc = self;
     call->corr = ++self->next_corr;
@@ -681,23 +658,20 @@ zc_rpc_call_t *zc_rpc_start(zc_node_t *node, zc_rpc_target_t target, const char 
         if (!to || !zc_wire_name_valid(to))
             immediate = ZC_RPC_INVALID;
         else
-            zlist_append(targets, (void *) to);
-    }
-    else if (target == ZC_RPC_CONNECTION) {
+            zlist_append(targets, (void *)to);
+    } else if (target == ZC_RPC_CONNECTION) {
         int rc = to ? s_connection_owner(self, to, owner, sizeof owner) : 1;
         if (rc == 0)
             zlist_append(targets, owner);
         else
             immediate = rc > 0 ? ZC_RPC_UNKNOWN_CONNECTION : ZC_RPC_NO_ROUTE;
-    }
-    else if (target == ZC_RPC_ALL_FIRST || target == ZC_RPC_ALL_GATHER) {
-        zlist_append(targets, (void *) zc_node_id(node));
+    } else if (target == ZC_RPC_ALL_FIRST || target == ZC_RPC_ALL_GATHER) {
+        zlist_append(targets, (void *)zc_node_id(node));
         zlist_t *peers = zc_node_peers(node);
-        for (char *id = (char *) zlist_first(peers); id; id = (char *) zlist_next(peers))
+        for (char *id = (char *)zlist_first(peers); id; id = (char *)zlist_next(peers))
             zlist_append(targets, id);
         zlist_destroy(&peers);
-    }
-    else
+    } else
         immediate = ZC_RPC_INVALID;
     if (immediate >= 0) {
         zlist_destroy(&targets);
@@ -705,33 +679,30 @@ zc_rpc_call_t *zc_rpc_start(zc_node_t *node, zc_rpc_target_t target, const char 
         s_complete(self, call);
         return call;
     }
-    for (char *id = (char *) zlist_first(targets); id; id = (char *) zlist_next(targets))
+    for (char *id = (char *)zlist_first(targets); id; id = (char *)zlist_next(targets))
         zlist_append(call->waiting, strdup(id));
-    for (char *id = (char *) zlist_first(targets); id; id = (char *) zlist_next(targets)) {
+    for (char *id = (char *)zlist_first(targets); id; id = (char *)zlist_next(targets)) {
         if (strcmp(id, zc_node_id(node)) == 0)
             s_serve(self, id, method, call->corr, args, size);
-        else if (zc_mesh_send_to(zc_node_mesh(node), id, ZC_KIND_REQUEST, method, call->corr,
-                                 args, size)) {
+        else if (zc_mesh_send_to(zc_node_mesh(node), id, ZC_KIND_REQUEST, method, call->corr, args,
+                                 size)) {
             int status = errno == EHOSTUNREACH ? ZC_RPC_NO_ROUTE : ZC_RPC_INVALID;
             char why[128];
             snprintf(why, sizeof why, "cannot send to %s: %s", id, strerror(errno));
-            if (s_unwait(call, id))
-                s_add_reply(call, id, status, 0, why, NULL, 0);
+            if (s_unwait(call, id)) s_add_reply(call, id, status, 0, why, NULL, 0);
         }
-        if (call->done)
-            break; //  a local reply completed it
+        if (call->done) break; //  a local reply completed it
     }
     zlist_destroy(&targets);
-    if (!call->done)
-        s_maybe_complete(self, call, 0);
+    if (!call->done) s_maybe_complete(self, call, 0);
     return call;
 }
 
 int zc_rpc_wait(zc_node_t *node, zc_rpc_call_t *call)
 {
     while (!call->done) {
-        long left = (long) (call->deadline - zclock_mono());
-        zc_node_step(node, left > 0 ? (int) left : 0);
+        long left = (long)(call->deadline - zclock_mono());
+        zc_node_step(node, left > 0 ? (int)left : 0);
     }
     return call->status;
 }
@@ -739,8 +710,8 @@ int zc_rpc_wait(zc_node_t *node, zc_rpc_call_t *call)
 zc_rpc_call_t *zc_rpc_call(zc_node_t *node, zc_rpc_target_t target, const char *to,
                            const char *method, const void *args, size_t size, int timeout_ms)
 {
-    zc_rpc_call_t *call = zc_rpc_start(node, target, to, method, args, size, timeout_ms, NULL,
-                                       NULL);
+    zc_rpc_call_t *call =
+        zc_rpc_start(node, target, to, method, args, size, timeout_ms, NULL, NULL);
     zc_rpc_wait(node, call);
     return call;
 }
@@ -772,24 +743,23 @@ size_t zc_rpc_call_missing(zc_rpc_call_t *call)
 
 const char *zc_rpc_call_missing_node(zc_rpc_call_t *call, size_t index)
 {
-    const char *id = (const char *) zlist_first(call->missing);
+    const char *id = (const char *)zlist_first(call->missing);
     for (size_t i = 0; id && i < index; i++)
-        id = (const char *) zlist_next(call->missing);
+        id = (const char *)zlist_next(call->missing);
     return id;
 }
 
 void zc_rpc_call_destroy(zc_rpc_call_t **call_p)
 {
     zc_rpc_call_t *call = *call_p;
-    if (!call)
-        return;
+    if (!call) return;
     if (call->rpc) {
         //  Still pending: forget it, so a late reply is only counted.
         char key[17];
         s_key(call->corr, key);
         zhashx_delete(call->rpc->pending, key);
     }
-    for (char *id = (char *) zlist_pop(call->waiting); id; id = (char *) zlist_pop(call->waiting))
+    for (char *id = (char *)zlist_pop(call->waiting); id; id = (char *)zlist_pop(call->waiting))
         free(id);
     zlist_destroy(&call->waiting);
     zlist_destroy(&call->missing);
@@ -805,9 +775,9 @@ void zc_rpc_call_destroy(zc_rpc_call_t **call_p)
 
 const char *zc_rpc_strstatus(int status)
 {
-    static const char *names[] = {"ok",          "unknown method",     "handler error",
-                                  "timed out",   "peer gone",          "no route to node",
-                                  "unknown connection", "invalid call"};
+    static const char *names[] = {
+        "ok",        "unknown method",   "handler error",      "timed out",
+        "peer gone", "no route to node", "unknown connection", "invalid call"};
     return status >= 0 && status <= ZC_RPC_INVALID ? names[status] : "not done";
 }
 
@@ -837,20 +807,17 @@ static void s_conn_key(zc_rpc_t *self, char *key, size_t cap)
 static int s_connection_owner(zc_rpc_t *self, const char *connection, char *owner, size_t cap)
 {
     redisContext *c = s_redis(self);
-    if (!c)
-        return -1;
+    if (!c) return -1;
     char key[256];
     s_conn_key(self, key, sizeof key);
-    redisReply *reply = (redisReply *) redisCommand(c, "HGET %s %s", key, connection);
+    redisReply *reply = (redisReply *)redisCommand(c, "HGET %s %s", key, connection);
     int rc = -1;
     if (reply && reply->type == REDIS_REPLY_STRING && zc_wire_name_valid(reply->str)) {
         snprintf(owner, cap, "%s", reply->str);
         rc = 0;
-    }
-    else if (reply && reply->type == REDIS_REPLY_NIL)
+    } else if (reply && reply->type == REDIS_REPLY_NIL)
         rc = 1;
-    if (reply)
-        freeReplyObject(reply);
+    if (reply) freeReplyObject(reply);
     return rc;
 }
 
@@ -858,15 +825,13 @@ int zc_rpc_connection_add(zc_node_t *node, const char *connection)
 {
     zc_rpc_t *self = zc_node_rpc(node);
     redisContext *c = s_redis(self);
-    if (!c || !connection || !*connection)
-        return -1;
+    if (!c || !connection || !*connection) return -1;
     char key[256];
     s_conn_key(self, key, sizeof key);
     redisReply *reply =
-        (redisReply *) redisCommand(c, "HSET %s %s %s", key, connection, zc_node_id(node));
+        (redisReply *)redisCommand(c, "HSET %s %s %s", key, connection, zc_node_id(node));
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    if (reply)
-        freeReplyObject(reply);
+    if (reply) freeReplyObject(reply);
     return rc;
 }
 
@@ -874,19 +839,17 @@ int zc_rpc_connection_remove(zc_node_t *node, const char *connection)
 {
     zc_rpc_t *self = zc_node_rpc(node);
     redisContext *c = s_redis(self);
-    if (!c || !connection)
-        return -1;
+    if (!c || !connection) return -1;
     char key[256];
     s_conn_key(self, key, sizeof key);
     //  Only the holder removes its connection: another node may have taken it over.
-    redisReply *reply = (redisReply *) redisCommand(
-        c, "EVAL %s 1 %s %s %s",
-        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
-        "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
-        key, connection, zc_node_id(node));
+    redisReply *reply =
+        (redisReply *)redisCommand(c, "EVAL %s 1 %s %s %s",
+                                   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                                   "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
+                                   key, connection, zc_node_id(node));
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    if (reply)
-        freeReplyObject(reply);
+    if (reply) freeReplyObject(reply);
     return rc;
 }
 

@@ -16,8 +16,7 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
 {
     memset(out, 0, sizeof *out);
     out->port = 6379;
-    if (!url || !*url)
-        return s_fail(err, errlen, "empty URL", "");
+    if (!url || !*url) return s_fail(err, errlen, "empty URL", "");
     if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unix:", 5) == 0) {
         const char *path = url + (strncmp(url, "unix://", 7) == 0 ? 7 : 5);
         size_t len = strcspn(path, "?");
@@ -32,7 +31,7 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
             long db = strtol(query + 3, &end, 10);
             if (*end || end == query + 3 || db < 0 || db > 65535)
                 return s_fail(err, errlen, "bad database number", url);
-            out->db = (int) db;
+            out->db = (int)db;
         }
         return 0;
     }
@@ -41,11 +40,10 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
     const char *p = url + 8;
     const char *at = strrchr(p, '@');
     if (at) {
-        const char *colon = memchr(p, ':', (size_t) (at - p));
+        const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pass = colon ? colon + 1 : p;
-        size_t len = (size_t) (at - pass);
-        if (len >= sizeof out->password)
-            return s_fail(err, errlen, "password too long", url);
+        size_t len = (size_t)(at - pass);
+        if (len >= sizeof out->password) return s_fail(err, errlen, "password too long", url);
         memcpy(out->password, pass, len);
         p = at + 1;
     }
@@ -57,18 +55,16 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
     char *end;
     if (*p == ':') {
         long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535)
-            return s_fail(err, errlen, "bad port", url);
-        out->port = (int) port;
+        if (end == p + 1 || port < 1 || port > 65535) return s_fail(err, errlen, "bad port", url);
+        out->port = (int)port;
         p = end;
     }
     if (*p == '/' && p[1]) {
         long db = strtol(p + 1, &end, 10);
         if (*end || end == p + 1 || db < 0 || db > 65535)
             return s_fail(err, errlen, "bad database number", url);
-        out->db = (int) db;
-    }
-    else if (*p && strcmp(p, "/") != 0)
+        out->db = (int)db;
+    } else if (*p && strcmp(p, "/") != 0)
         return s_fail(err, errlen, "unexpected characters", url);
     return 0;
 }
@@ -76,11 +72,10 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
 static redisContext *s_command_ok(redisContext *c, char *err, size_t errlen, const char *format,
                                   const char *arg)
 {
-    redisReply *reply = (redisReply *) redisCommand(c, format, arg);
+    redisReply *reply = (redisReply *)redisCommand(c, format, arg);
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "%s", reply ? reply->str : c->errstr);
-        if (reply)
-            freeReplyObject(reply);
+        if (reply) freeReplyObject(reply);
         redisFree(c);
         return NULL;
     }
@@ -88,8 +83,7 @@ static redisContext *s_command_ok(redisContext *c, char *err, size_t errlen, con
     return c;
 }
 
-redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err,
-                               size_t errlen)
+redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err, size_t errlen)
 {
     //  hiredis writes with write(2): a Redis that went away would kill the
     //  process with SIGPIPE instead of failing the call. An application's
@@ -104,8 +98,7 @@ redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *
         snprintf(err, errlen, "cannot connect to Redis at %s%s%.0d: %s",
                  *url->path ? url->path : url->host, *url->path ? "" : ":",
                  *url->path ? 0 : url->port, c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
+        if (c) redisFree(c);
         return NULL;
     }
     redisSetTimeout(c, tv);
@@ -114,8 +107,7 @@ redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *
     if (url->db) {
         char db[16];
         snprintf(db, sizeof db, "%d", url->db);
-        if (!(c = s_command_ok(c, err, errlen, "SELECT %s", db)))
-            return NULL;
+        if (!(c = s_command_ok(c, err, errlen, "SELECT %s", db))) return NULL;
     }
     return c;
 }

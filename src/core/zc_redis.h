@@ -30,8 +30,7 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
 //  with redisFree, or NULL with a reason in err. If SIGPIPE still has its
 //  default action it is ignored from then on, so a Redis that goes away
 //  fails a call instead of killing the process.
-redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err,
-                               size_t errlen);
+redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
