@@ -10,6 +10,7 @@
 #define ZCLUSTER_H_INCLUDED
 
 #include "zc_version.h"
+#include "zc_error.h"
 #include "zc_log.h"
 #include "zc_wire.h"
 #include "zc_security.h"

@@ -1,18 +1,34 @@
-/*  zc_redis — where the cluster's Redis is, and a connection to it.
+/*  zc_redis — the cluster plane's one way to Redis (private to libzcluster).
 
-    URLs: redis://[[user]:password@]host[:port][/db] or unix:///path/to/socket[?db=N]
-    (also unix:/path). The default, when no URL is given anywhere, comes from
-    the ZC_REDIS_URL environment variable.
+    Every module that talks to Redis (registry, RPC connection map, cache,
+    task queue, supervisor events, the embedded server's probe) goes through
+    this layer, so there is one place that knows how to parse a URL, connect,
+    authenticate, reconnect with backoff, run a Lua script by SHA with the
+    NOSCRIPT fallback, and pipeline. It is also the one place where Redis
+    high availability (Sentinel, Redis Cluster) belongs.
+
+    A zc_redis_t is a connection that is made on first use and made again
+    after a failure, no sooner than its backoff allows (100 ms, doubled per
+    failed attempt up to 1 s by default; reset by a success). A call that
+    finds the connection down, or loses it, returns NULL / -1 and leaves the
+    reason in zc_redis_errstr; the failed call is never retried here, since
+    it may have run. Error *replies* (type REDIS_REPLY_ERROR) are returned to
+    the caller as they are: only the caller knows what they mean.
+
+    A connection belongs to one thread at a time. Blocking commands (BLPOP,
+    SUBSCRIBE) need a connection of their own, with a timeout longer than
+    the blocking command's.
+
+    URLs: redis://[[user]:password@]host[:port][/db] or
+    unix:///path/to/socket[?db=N] (also unix:/path). A password never
+    appears in an error message.
 */
 #ifndef ZC_REDIS_H_INCLUDED
 #define ZC_REDIS_H_INCLUDED
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include <stdint.h>
 
 typedef struct {
     char host[256]; //  TCP host, or "" for a unix socket
@@ -22,18 +38,128 @@ typedef struct {
     int db;
 } zc_redis_url_t;
 
-//  Parses url into *out. Returns 0, or -1 with a reason in err.
+//  Parses url into *out. Returns 0, or -1 with a reason in err (the reason
+//  never repeats the password).
 int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t errlen);
 
-//  Connects, authenticates and selects the database, with timeout_ms bounding
-//  the connect and every later command. Returns a context the caller frees
-//  with redisFree, or NULL with a reason in err. If SIGPIPE still has its
-//  default action it is ignored from then on, so a Redis that goes away
-//  fails a call instead of killing the process.
+//  Writes where the URL points, without secrets ("host:port" or the socket
+//  path), into buf; returns buf.
+const char *zc_redis_url_where(const zc_redis_url_t *url, char *buf, size_t cap);
+
+//  Transitional, removed once every module uses zc_redis_t: connects,
+//  authenticates and selects the database; returns a context the caller
+//  frees with redisFree, or NULL with a reason in err.
 redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err, size_t errlen);
 
-#ifdef __cplusplus
-}
-#endif
+//  --------------------------------------------------------------------------
+//  A connection
+
+typedef struct _zc_redis_t zc_redis_t;
+
+//  Creates a connection to url (copied) whose connect and every command are
+//  bounded by timeout_ms. Does not connect yet. Never NULL.
+zc_redis_t *zc_redis_new(const zc_redis_url_t *url, int timeout_ms);
+
+//  Closes and frees the connection and sets *self_p to NULL; idempotent.
+void zc_redis_destroy(zc_redis_t **self_p);
+
+//  Sets the reconnect backoff: initial_ms doubled per failed attempt up to
+//  max_ms. 0, 0 retries on every use.
+void zc_redis_set_backoff(zc_redis_t *self, int initial_ms, int max_ms);
+
+//  Returns the connected hiredis context, connecting (AUTH, SELECT) if
+//  needed and the backoff allows; NULL with zc_redis_errstr set otherwise.
+//  The context stays owned by the connection; after an I/O error on it,
+//  call zc_redis_drop.
+redisContext *zc_redis_context(zc_redis_t *self);
+
+//  Returns 1 if the connection is up (no attempt to connect).
+int zc_redis_up(zc_redis_t *self);
+
+//  Closes the context after a failure on it (keeping its error message);
+//  the next use reconnects once the backoff allows.
+void zc_redis_drop(zc_redis_t *self);
+
+//  The last connection error ("cannot connect to Redis at host:port: ...").
+const char *zc_redis_errstr(zc_redis_t *self);
+
+//  The URL this connection uses.
+const zc_redis_url_t *zc_redis_url(zc_redis_t *self);
+
+//  Runs one command (redisCommand format). Returns the reply, which the
+//  caller frees (error replies included), or NULL if Redis cannot be reached
+//  (the connection is then dropped and errstr says why).
+redisReply *zc_redis_command(zc_redis_t *self, const char *format, ...);
+
+//  The same with an argument vector; lens may be NULL for C strings.
+redisReply *zc_redis_command_argv(zc_redis_t *self, int argc, const char **argv,
+                                  const size_t *lens);
+
+//  --------------------------------------------------------------------------
+//  Scripts
+
+//  A Lua script and its SHA-1, computed here, so no SCRIPT LOAD is needed:
+//  EVALSHA is tried first and EVAL (which also caches the script) follows a
+//  NOSCRIPT answer (a restarted, flushed or failed-over Redis).
+typedef struct {
+    const char *source; //  borrowed; usually a string literal
+    size_t len;
+    char sha[41];
+} zc_script_t;
+
+//  Fills self with source (borrowed) and its SHA-1. Cheap; call once, e.g.
+//  from a pthread_once or a constructor, before the script is shared.
+void zc_script_init(zc_script_t *self, const char *source);
+
+//  Runs a script: argv holds numkeys keys, then the arguments (lens may be
+//  NULL for C strings). Returns the reply as zc_redis_command does.
+redisReply *zc_redis_eval(zc_redis_t *self, const zc_script_t *script, int numkeys, int argc,
+                          const char **argv, const size_t *lens);
+
+//  --------------------------------------------------------------------------
+//  Argument lists and pipelines
+
+//  A binary-safe argument list for one command, reused between calls so a
+//  hot path allocates nothing once the list has grown.
+typedef struct {
+    char *buf; //  every argument, back to back
+    size_t used, cap;
+    size_t *offsets, *lens;
+    const char **argv;
+    int argc, cap_args;
+    const zc_script_t *script; //  set by zc_redis_args_eval
+} zc_redis_args_t;
+
+//  Empties the list (keeps its memory) for a plain command.
+void zc_redis_args_reset(zc_redis_args_t *self);
+
+//  Empties the list and starts a script call: EVALSHA sha numkeys. Add the
+//  numkeys keys, then the arguments.
+void zc_redis_args_eval(zc_redis_args_t *self, const zc_script_t *script, int numkeys);
+
+//  Appends one binary-safe argument / a C string / an integer.
+void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len);
+void zc_redis_args_str(zc_redis_args_t *self, const char *str);
+void zc_redis_args_int(zc_redis_args_t *self, int64_t value);
+
+//  Frees the list's memory (the list can be used again).
+void zc_redis_args_free(zc_redis_args_t *self);
+
+//  Sends count commands in one round trip and fills replies[i] with each
+//  reply (the caller frees them; error replies included). A script call that
+//  Redis did not know is sent again with EVAL. Returns 0, or -1 if Redis
+//  cannot be reached (every replies[i] is then NULL and the connection is
+//  dropped).
+int zc_redis_pipeline(zc_redis_t *self, zc_redis_args_t **args, int count, redisReply **replies);
+
+//  One command from an argument list; returns the reply as zc_redis_command.
+redisReply *zc_redis_call(zc_redis_t *self, zc_redis_args_t *args);
+
+//  --------------------------------------------------------------------------
+//  Replies
+
+//  The integer of an integer reply or of a numeric string reply, else
+//  fallback.
+int64_t zc_redis_reply_int(const redisReply *reply, int64_t fallback);
 
 #endif
