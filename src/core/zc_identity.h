@@ -26,8 +26,8 @@
 #define ZC_PREFIX_MAX (4 + ZC_NAME_MAX + 2 + 1)
 
 typedef struct {
-    char redis_url[1024];       //  as given (may hold a password: never print it)
-    zc_redis_url_t url;         //  parsed
+    char redis_url[1024]; //  as given (may hold a password: never print it)
+    zc_redis_url_t url;   //  parsed
     char cluster[ZC_NAME_MAX + 1];
     char prefix[ZC_PREFIX_MAX]; //  "zc:{CLUSTER}:"
     size_t prefix_len;
@@ -44,7 +44,6 @@ int zc_identity_init(zc_identity_t *self, const char *redis_url, const char *clu
 int zc_identity_cluster_valid(const char *name);
 
 //  Writes prefix + suffix into out (truncated to cap); returns out.
-const char *zc_identity_key(const zc_identity_t *self, char *out, size_t cap,
-                            const char *suffix);
+const char *zc_identity_key(const zc_identity_t *self, char *out, size_t cap, const char *suffix);
 
 #endif
