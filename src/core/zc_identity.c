@@ -37,8 +37,9 @@ int zc_identity_init(zc_identity_t *self, const char *redis_url, const char *clu
         return -1;
     }
     if (node_id && *node_id && !zc_wire_name_valid(node_id)) {
-        snprintf(err, errlen, "invalid node id '%.100s' (1-255 bytes, no spaces or control "
-                              "characters)",
+        snprintf(err, errlen,
+                 "invalid node id '%.100s' (1-255 bytes, no spaces or control "
+                 "characters)",
                  node_id);
         return -1;
     }
@@ -49,8 +50,7 @@ int zc_identity_init(zc_identity_t *self, const char *redis_url, const char *clu
     return 0;
 }
 
-const char *zc_identity_key(const zc_identity_t *self, char *out, size_t cap,
-                            const char *suffix)
+const char *zc_identity_key(const zc_identity_t *self, char *out, size_t cap, const char *suffix)
 {
     assert(self && out);
     snprintf(out, cap, "%s%s", self->prefix, suffix ? suffix : "");
