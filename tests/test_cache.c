@@ -688,6 +688,17 @@ static void s_test_batches(zc_cache_t *a, zc_cache_t *b, redisContext *raw)
     int64_t start = zt_now_ms();
     S_FAILS(a, zc_cache_load_many(a, loads + 1, 1, &wait), ZC_ERR_LOCKED);
     ZT_CHECK(zt_now_ms() - start >= 130);
+    ZT_CHECK(strstr(zc_cache_errstr(a), "'b5' is locked by node 'node-b' (waited 150 ms)"));
+    //  Waiting batches report the first failure in entry order, lock or not.
+    S_FAILS(a, zc_cache_load_many(a, loads, 3, &wait), ZC_ERR_LOCKED);
+    ZT_CHECK(loads[0].rc == ZC_OK && loads[1].rc == ZC_ERR_LOCKED && loads[2].rc == ZC_ERR_MISSING);
+    ZT_CHECK(strstr(zc_cache_errstr(a), "'b5' is locked by node 'node-b' (waited 150 ms)"));
+    free(loads[0].value);
+    zc_cache_entry_t later[3] = {{.key = "absent"}, {.key = "b5"}, {.key = "b4"}};
+    S_FAILS(a, zc_cache_load_many(a, later, 3, &wait), ZC_ERR_MISSING);
+    ZT_CHECK(later[1].rc == ZC_ERR_LOCKED && later[2].rc == ZC_OK);
+    ZT_CHECK(strstr(zc_cache_errstr(a), "'absent' does not exist"));
+    free(later[2].value);
 
     zt_section("batch loads slide TTLs");
     zc_cache_load_opts_t slide = {120000, 0};
