@@ -8,17 +8,28 @@
     cluster in one Redis Cluster slot.
 
     Locks are advisory for other nodes' writes: while another node holds the
-    lock on KEY, save, destroy and load of KEY fail with ZC_CACHE_LOCKED (load
+    lock on KEY, save, destroy and load of KEY fail with ZC_ERR_LOCKED (load
     can wait for the lock to clear). The lock's owner, and nodes that do not
     use the lock, are not slowed down. Lists (push/pop/length) are queues and
     ignore locks. Every multi-step operation is one Lua script, so a check and
     the write it guards cannot be split by another client.
 
-    Every operation returns ZC_CACHE_OK (0) or a negative zc_cache_rc_t; the
-    message of the last failure is on the object (zc_cache_errstr), like
-    hiredis's c->errstr. A cache object belongs to one thread at a time. A
-    lost Redis connection fails the operation in progress with
-    ZC_CACHE_REDIS; the next operation reconnects.
+    Errors follow zc_error.h: every call that can fail returns 0, or -1 and
+    leaves the reason on the object, zc_cache_error(self) the kind
+    (ZC_ERR_MISSING, ZC_ERR_LOCKED, ZC_ERR_TYPE, ZC_ERR_INVALID, ZC_ERR_REDIS,
+    ZC_ERR_TIMEOUT, ZC_ERR_CORRUPT, ZC_ERR_IO; below, "fails with MISSING"
+    means that kind) and zc_cache_errstr(self) the message. A call that
+    succeeds sets ZC_OK and an empty message. Values come back through the
+    pointer arguments.
+
+    A cache object belongs to one thread at a time. zc_cache_new does not
+    connect: the first operation does. A Redis that cannot be reached, or a
+    lost connection, fails the operation in progress with ZC_ERR_REDIS; a
+    later operation connects again, once the Redis layer's backoff (100 ms
+    doubling to 1 s after each failed attempt) allows. A failed operation is
+    not retried, since it may have reached Redis. Connecting sets SIGPIPE to
+    be ignored if it has its default action, so a lost Redis connection fails
+    a call rather than killing the process.
 
     Needs Redis 6.2 or later (SET ... GET, fractional BLPOP timeouts). The
     dump file format and the command-line console are described in
@@ -26,6 +37,8 @@
 */
 #ifndef ZC_CACHE_H_INCLUDED
 #define ZC_CACHE_H_INCLUDED
+
+#include "zc_error.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,19 +48,6 @@ extern "C" {
 #endif
 
 typedef struct _zc_cache_t zc_cache_t;
-
-//  Result codes. Every failure is negative.
-typedef enum {
-    ZC_CACHE_OK = 0,
-    ZC_CACHE_MISSING = -1, //  no such key (or empty list, or lock not held)
-    ZC_CACHE_LOCKED = -2,  //  the key is locked by another node
-    ZC_CACHE_TYPE = -3,    //  the key holds another kind of data (a list, a hash...)
-    ZC_CACHE_INVALID = -4, //  bad argument: key, value not msgpack, TTL, name
-    ZC_CACHE_REDIS = -5,   //  Redis unreachable, timed out or answered an error
-    ZC_CACHE_TIMEOUT = -6, //  a blocking pop found nothing in time
-    ZC_CACHE_CORRUPT = -7, //  a dump file or a stored value is damaged
-    ZC_CACHE_IO = -8       //  a dump file cannot be read or written
-} zc_cache_rc_t;
 
 //  Longest key, in bytes (keys are C strings, without NUL).
 #define ZC_CACHE_KEY_MAX 1024
@@ -65,15 +65,16 @@ typedef struct {
                     //  malloc'd copy the caller frees, or NULL on failure
     size_t size;    //  size of value in bytes
     int64_t ttl_ms; //  save: expiry in ms, 0 for none; load: unused
-    int rc;         //  out: ZC_CACHE_OK or this entry's failure
+    zc_error_t rc;  //  out: ZC_OK or the kind of this entry's failure
 } zc_cache_entry_t;
 
-//  Connects to Redis at redis_url (NULL: $ZC_REDIS_URL) for cluster (NULL:
-//  $ZC_CLUSTER, else "zcluster") as node owner_id (NULL: a generated id).
-//  Names follow zc_wire_name_valid; a cluster name has no '{' or '}'.
-//  Sets SIGPIPE to be ignored if it has its default action, so a lost Redis
-//  connection fails a call rather than killing the process. Returns NULL, after logging why, if a
-//  name is invalid or Redis cannot be reached.
+//  Creates a cache on the Redis at redis_url (NULL: $ZC_REDIS_URL) for
+//  cluster (NULL: $ZC_CLUSTER, else "zcluster") as node owner_id (NULL:
+//  $ZC_NODE_ID, else a generated id), the defaults of every cluster-plane
+//  object. Names follow zc_wire_name_valid; a cluster name has no '{' or '}'.
+//  Does not connect (the first operation does), so it fails only on bad
+//  arguments: it returns NULL, after logging which (zc_log, an error), if
+//  there is no Redis URL or it is malformed, or a name is invalid.
 zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char *owner_id);
 
 //  Closes the connections, frees the cache and sets *self_p to NULL; idempotent.
@@ -85,11 +86,12 @@ const char *zc_cache_owner(zc_cache_t *self);
 //  Returns the cluster name.
 const char *zc_cache_cluster(zc_cache_t *self);
 
-//  Returns the message of the last failure on this object ("" if none).
-const char *zc_cache_errstr(zc_cache_t *self);
+//  Returns the kind of the last call's failure, ZC_OK if it succeeded.
+zc_error_t zc_cache_error(zc_cache_t *self);
 
-//  Returns a short, static description of a result code.
-const char *zc_cache_strerror(int rc);
+//  Returns the message of the last call's failure ("" if it succeeded),
+//  owned by the cache and valid until its next call.
+const char *zc_cache_errstr(zc_cache_t *self);
 
 //  Stores value (size bytes, one msgpack object) under key, replacing a value
 //  already there, with an expiry of ttl_ms (0: none). Fails with LOCKED if
@@ -138,7 +140,8 @@ int zc_cache_lock(zc_cache_t *self, const char *key, int64_t ttl_ms);
 int zc_cache_unlock(zc_cache_t *self, const char *key);
 
 //  Sets *owner_p to a malloc'd copy of the id of the node holding key's lock
-//  (the caller frees), or NULL if it is not locked.
+//  (the caller frees), or NULL if it is not locked. Fails with TYPE if the
+//  lock key holds something other than a node id.
 int zc_cache_locked(zc_cache_t *self, const char *key, char **owner_p);
 
 //  Lists the keys matching pattern (a Redis glob over the key, NULL for all)
@@ -169,15 +172,15 @@ int zc_cache_dump(zc_cache_t *self, const char *path, size_t *count_p);
 int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p);
 
 //  Saves count entries (key, value, size, ttl_ms), one round trip per 512
-//  keys. Sets each entry's rc; returns OK if all succeeded, else the first
-//  failing entry's code (and zc_cache_errstr tells about that entry).
+//  keys. Sets each entry's rc; returns 0 if all succeeded, else -1 with the
+//  first failing entry's kind and message on the cache.
 int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count);
 
 //  Loads count entries by key, one round trip per 512 keys (more for keys
 //  that are missing, of another type or locked with opts->wait_ms), setting
 //  each entry's value (malloc'd, the caller frees; NULL on failure), size and
-//  rc; opts as zc_cache_load. Returns OK if all succeeded, else the first
-//  failing entry's code (and zc_cache_errstr tells about that entry).
+//  rc; opts as zc_cache_load. Returns 0 if all succeeded, else -1 with the
+//  first failing entry's kind and message on the cache.
 int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                        const zc_cache_load_opts_t *opts);
 

@@ -99,31 +99,38 @@ static void s_record(msgpack_packer *pk, const char *key, size_t key_len, const 
         msgpack_sbuffer_write(pk->data, item, item_size);
 }
 
-//  Restores s_path and checks the result is rc with Redis unchanged.
-static int s_refused(zc_cache_t *cache, int rc, const char *message)
+//  Restores s_path and checks it fails with kind, Redis unchanged.
+static int s_refused(zc_cache_t *cache, zc_error_t kind, const char *message)
 {
     char *before = s_state();
     int got = zc_cache_restore(cache, s_path, NULL);
     char *after = s_state();
-    int ok = got == rc && strcmp(before, after) == 0 &&
+    int ok = got == -1 && zc_cache_error(cache) == kind && strcmp(before, after) == 0 &&
              (!message || strstr(zc_cache_errstr(cache), message));
     if (!ok)
-        fprintf(stderr, "  restore gave %d (%s), wanted %d%s%s\n", got, zc_cache_errstr(cache), rc,
+        fprintf(stderr, "  restore gave %d, %s (%s), wanted %s%s%s\n", got,
+                zc_strerror(zc_cache_error(cache)), zc_cache_errstr(cache), zc_strerror(kind),
                 message ? " with " : "", message ? message : "");
     free(before);
     free(after);
     return ok;
 }
 
+//  Restores s_path and returns 1 if it was refused as corrupt.
+static int s_corrupt(zc_cache_t *cache)
+{
+    return zc_cache_restore(cache, s_path, NULL) == -1 && zc_cache_error(cache) == ZC_ERR_CORRUPT;
+}
+
 static void s_test_damaged(zc_cache_t *cache)
 {
     zt_section("a real dump, damaged every way");
-    ZT_EQ(zc_cache_save(cache, "forever", "\xa3one", 4, 0), ZC_CACHE_OK);
-    ZT_EQ(zc_cache_save(cache, "brief", "\x92\x01\xa3two", 6, 60000), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_save(cache, "forever", "\xa3one", 4, 0), 0);
+    ZT_EQ(zc_cache_save(cache, "brief", "\x92\x01\xa3two", 6, 60000), 0);
     for (int i = 0; i < 5; i++)
-        ZT_EQ(zc_cache_push(cache, "jobs", "\xcd\x01\x00", 3), ZC_CACHE_OK);
+        ZT_EQ(zc_cache_push(cache, "jobs", "\xcd\x01\x00", 3), 0);
     size_t count = 0;
-    ZT_EQ(zc_cache_dump(cache, s_path, &count), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_dump(cache, s_path, &count), 0);
     ZT_EQ(count, 3);
     FILE *file = fopen(s_path, "rb");
     uint8_t good[4096];
@@ -134,15 +141,15 @@ static void s_test_damaged(zc_cache_t *cache)
     ZT_CHECK(memcmp(good + size - 15, "crc32 ", 6) == 0);
 
     //  Make Redis differ from the dump, so any write would show.
-    ZT_EQ(zc_cache_save(cache, "forever", "\xa7\x63hanged", 8, 0), ZC_CACHE_OK);
-    ZT_EQ(zc_cache_destroy_key(cache, "jobs"), ZC_CACHE_OK);
-    ZT_EQ(zc_cache_save(cache, "bystander", "\x01", 1, 0), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_save(cache, "forever", "\xa7\x63hanged", 8, 0), 0);
+    ZT_EQ(zc_cache_destroy_key(cache, "jobs"), 0);
+    ZT_EQ(zc_cache_save(cache, "bystander", "\x01", 1, 0), 0);
     char *before = s_state();
 
     int wrong = 0;
     for (size_t len = 0; len < size; len++) {
         s_write(good, len);
-        wrong += zc_cache_restore(cache, s_path, NULL) != ZC_CACHE_CORRUPT;
+        wrong += !s_corrupt(cache);
     }
     ZT_EQ(wrong, 0);
     fprintf(stderr, "  %zu truncations refused\n", size);
@@ -153,14 +160,14 @@ static void s_test_damaged(zc_cache_t *cache)
             memcpy(damaged, good, size);
             damaged[i] ^= (uint8_t)(1 << bit);
             s_write(damaged, size);
-            wrong += zc_cache_restore(cache, s_path, NULL) != ZC_CACHE_CORRUPT;
+            wrong += !s_corrupt(cache);
         }
     ZT_EQ(wrong, 0);
     fprintf(stderr, "  %zu single-bit flips refused\n", size * 8);
     memcpy(damaged, good, size);
     damaged[size] = '\n';
     s_write(damaged, size + 1);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, "no checksum trailer"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, "no checksum trailer"));
     char *after = s_state();
     ZT_CHECK(strcmp(before, after) == 0);
     free(after);
@@ -169,27 +176,27 @@ static void s_test_damaged(zc_cache_t *cache)
     zt_section("a dump is refused while another node holds one of its locks");
     s_write(good, size);
     zc_cache_t *other = zc_cache_new(zt_redis_url(s_redis), "t", "node-b");
-    ZT_EQ(zc_cache_lock(other, "jobs", 60000), ZC_CACHE_OK);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_LOCKED, "key 'jobs' is locked by node 'node-b'"));
-    ZT_EQ(zc_cache_unlock(other, "jobs"), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_lock(other, "jobs", 60000), 0);
+    ZT_CHECK(s_refused(cache, ZC_ERR_LOCKED, "key 'jobs' is locked by node 'node-b'"));
+    ZT_EQ(zc_cache_unlock(other, "jobs"), 0);
     redisReply *reply = (redisReply *)redisCommand(s_raw, "HSET zc:{t}:lock:brief f v");
     freeReplyObject(reply);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_TYPE, "wrong kind"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_TYPE, "wrong kind"));
     freeReplyObject((redisReply *)redisCommand(s_raw, "DEL zc:{t}:lock:brief"));
     zc_cache_destroy(&other);
 
     zt_section("the undamaged dump restores");
-    ZT_EQ(zc_cache_restore(cache, s_path, &count), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_restore(cache, s_path, &count), 0);
     ZT_EQ(count, 3);
     size_t length = 0;
-    ZT_EQ(zc_cache_length(cache, "jobs", &length), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_length(cache, "jobs", &length), 0);
     ZT_EQ(length, 5);
     void *value = NULL;
-    ZT_EQ(zc_cache_load(cache, "forever", NULL, &value, &size), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_load(cache, "forever", NULL, &value, &size), 0);
     ZT_CHECK(size == 4 && memcmp(value, "\xa3one", 4) == 0);
     free(value);
     free(before);
-    ZT_EQ(zc_cache_clear(cache, NULL), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_clear(cache, NULL), 0);
 }
 
 static void s_test_crafted(zc_cache_t *cache)
@@ -204,15 +211,15 @@ static void s_test_crafted(zc_cache_t *cache)
     s_record(&pk, "queue", 5, "list", -1, 3, "\x2a", 1);
     s_write_dump("ZCCACHE 1 3 1700000000000\n", &body);
     size_t count = 0;
-    ZT_EQ(zc_cache_restore(cache, s_path, &count), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_restore(cache, s_path, &count), 0);
     ZT_EQ(count, 3);
     int64_t ttl = 0;
-    ZT_EQ(zc_cache_ttl(cache, "soon", &ttl), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_ttl(cache, "soon", &ttl), 0);
     ZT_CHECK(ttl > 20000 && ttl <= 30000);
     size_t length = 0;
-    ZT_EQ(zc_cache_length(cache, "queue", &length), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_length(cache, "queue", &length), 0);
     ZT_EQ(length, 3);
-    ZT_EQ(zc_cache_save(cache, "bystander", "\x01", 1, 0), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_save(cache, "bystander", "\x01", 1, 0), 0);
 
     zt_section("well-checksummed dumps with bad contents are refused");
     struct {
@@ -250,14 +257,14 @@ static void s_test_crafted(zc_cache_t *cache)
         s_record(&pk, cases[i].key, cases[i].key_len, cases[i].type, cases[i].ttl, cases[i].items,
                  cases[i].item, cases[i].item_size);
         s_write_dump(cases[i].header, &body);
-        ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, cases[i].message));
+        ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, cases[i].message));
     }
     //  Two records for one key; a list declaring 4 G items; a record of 3 fields.
     msgpack_sbuffer_clear(&body);
     s_record(&pk, "twice", 5, "value", -1, -1, "\x01", 1);
     s_record(&pk, "twice", 5, "value", -1, -1, "\x02", 1);
     s_write_dump("ZCCACHE 1 2 0\n", &body);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, "holds key 'twice' twice"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, "holds key 'twice' twice"));
     msgpack_sbuffer_clear(&body);
     msgpack_pack_array(&pk, 4);
     msgpack_pack_str_with_body(&pk, "big", 3);
@@ -265,25 +272,26 @@ static void s_test_crafted(zc_cache_t *cache)
     msgpack_pack_int64(&pk, -1);
     msgpack_sbuffer_write(&body, "\xdd\xff\xff\xff\xff\x01", 6);
     s_write_dump("ZCCACHE 1 1 0\n", &body);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, "malformed list"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, "malformed list"));
     msgpack_sbuffer_clear(&body);
     msgpack_pack_array(&pk, 3);
     msgpack_pack_str_with_body(&pk, "k", 1);
     msgpack_pack_str_with_body(&pk, "value", 5);
     msgpack_pack_int64(&pk, -1);
     s_write_dump("ZCCACHE 1 1 0\n", &body);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, "malformed"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, "malformed"));
     //  A good record after a bad one: nothing of either is written.
     msgpack_sbuffer_clear(&body);
     s_record(&pk, "fine", 4, "value", -1, -1, "\x01", 1);
     s_record(&pk, "bad", 3, "value", -1, -1, "\xc1", 1);
     s_write_dump("ZCCACHE 1 2 0\n", &body);
-    ZT_CHECK(s_refused(cache, ZC_CACHE_CORRUPT, "record 2"));
+    ZT_CHECK(s_refused(cache, ZC_ERR_CORRUPT, "record 2"));
     void *value = NULL;
     size_t size = 0;
-    ZT_EQ(zc_cache_load(cache, "fine", NULL, &value, &size), ZC_CACHE_MISSING);
+    ZT_EQ(zc_cache_load(cache, "fine", NULL, &value, &size), -1);
+    ZT_EQ(zc_cache_error(cache), ZC_ERR_MISSING);
     msgpack_sbuffer_destroy(&body);
-    ZT_EQ(zc_cache_clear(cache, NULL), ZC_CACHE_OK);
+    ZT_EQ(zc_cache_clear(cache, NULL), 0);
 }
 
 int main(void)

@@ -262,6 +262,27 @@ int bench_redis_pubsub(const bench_options_t *opt)
 
 typedef enum { S_SAVE, S_LOAD } s_cache_op_t;
 
+//  A connection for the raw baseline, made now so that a bad URL or an
+//  unreachable Redis is reported before any measure; *raw_p is its hiredis
+//  context. Returns NULL after printing why.
+static zc_redis_t *s_raw_redis(const char *redis_url, int timeout_ms, redisContext **raw_p)
+{
+    zc_redis_url_t url;
+    char err[256];
+    *raw_p = NULL;
+    if (zc_redis_url_parse(redis_url, &url, err, sizeof err)) {
+        fprintf(stderr, "zcluster bench: %s\n", err);
+        return NULL;
+    }
+    zc_redis_t *redis = zc_redis_new(&url, timeout_ms);
+    *raw_p = zc_redis_context(redis);
+    if (!*raw_p) {
+        fprintf(stderr, "zcluster bench: %s\n", zc_redis_errstr(redis));
+        zc_redis_destroy(&redis);
+    }
+    return redis;
+}
+
 //  Runs count operations, depth keys per round trip, through the cache (or
 //  raw SET/GET on raw when raw is not NULL). One key per round trip also
 //  gives p50/p99 per operation. Returns 0 or -1.
@@ -339,7 +360,8 @@ int bench_cache(const bench_options_t *opt)
     long one_count = s_capped(opt, BENCH_CACHE_ONE_MAX, "cache, one key per round trip");
     char *value = s_msgpack_value(opt->size);
     zc_cache_t *cache = zc_cache_new(opt->redis_url, BENCH_REDIS_CLUSTER, "bench-cache");
-    redisContext *raw = s_connect(opt->redis_url, 10000);
+    redisContext *raw = NULL;
+    zc_redis_t *raw_redis = s_raw_redis(opt->redis_url, 10000, &raw);
     int rc = value && cache && raw ? 0 : -1;
     static const struct {
         const char *scenario, *project, *baseline;
@@ -366,10 +388,8 @@ int bench_cache(const bench_options_t *opt)
         if (rc == 0) bench_report(measures[m].scenario, &used, &project, &baseline, 0);
     }
     if (cache) zc_cache_clear(cache, NULL);
-    if (raw) {
-        s_raw_cleanup(raw, batch_count > one_count ? batch_count : one_count);
-        redisFree(raw);
-    }
+    if (raw) s_raw_cleanup(raw, batch_count > one_count ? batch_count : one_count);
+    zc_redis_destroy(&raw_redis);
     zc_cache_destroy(&cache);
     free(value);
     return rc;

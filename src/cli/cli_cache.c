@@ -23,6 +23,7 @@
 #include <string.h>
 
 #define S_USAGE   1000 //  s_execute's code for wrong arguments
+#define S_NOMEM   1001 //  s_execute_captured's code when no answer can be captured
 #define S_MAXARGS 8
 
 static void s_usage(FILE *out)
@@ -126,6 +127,23 @@ static void s_render(FILE *out, const void *value, size_t size)
     msgpack_unpacked_destroy(&unpacked);
 }
 
+//  The KIND word of an answer: zc_strerror's name, except for the kinds
+//  whose word this console printed before zc_error.h existed (scripts and
+//  tests match these words).
+static const char *s_kind(zc_error_t kind)
+{
+    switch (kind) {
+    case ZC_ERR_TYPE:
+        return "wrong type";
+    case ZC_ERR_REDIS:
+        return "redis error";
+    case ZC_ERR_IO:
+        return "i/o error";
+    default:
+        return zc_strerror(kind);
+    }
+}
+
 //  Reads the options of load: slide=MS and wait=MS.
 static int s_load_options(int argc, char **argv, zc_cache_load_opts_t *opts)
 {
@@ -140,7 +158,8 @@ static int s_load_options(int argc, char **argv, zc_cache_load_opts_t *opts)
 }
 
 //  Runs one command (argv[0] is its name), writing any result to out; keys
-//  are separated by sep. Returns a zc_cache_rc_t, or S_USAGE.
+//  are separated by sep. Returns 0, -1 if the cache call failed (the reason
+//  is on the cache), or S_USAGE.
 static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char sep)
 {
     const char *cmd = argv[0];
@@ -156,12 +175,12 @@ static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char s
         zc_cache_load_opts_t opts;
         if (s_load_options(argc - 2, argv + 2, &opts)) return S_USAGE;
         rc = zc_cache_load(cache, argv[1], &opts, &value, &size);
-        if (rc == ZC_CACHE_OK) s_render(out, value, size);
+        if (rc == 0) s_render(out, value, size);
     } else if (strcmp(cmd, "destroy") == 0 && argc == 2)
         rc = zc_cache_destroy_key(cache, argv[1]);
     else if (strcmp(cmd, "ttl") == 0 && argc == 2) {
         rc = zc_cache_ttl(cache, argv[1], &n);
-        if (rc == ZC_CACHE_OK) fprintf(out, "%" PRId64, n);
+        if (rc == 0) fprintf(out, "%" PRId64, n);
     } else if (strcmp(cmd, "push") == 0 && argc == 3) {
         value = s_pack_text(argv[2], &size);
         rc = zc_cache_push(cache, argv[1], value, size);
@@ -169,11 +188,11 @@ static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char s
         if (argc == 3 && s_parse_int(argv[2], 0, &n)) return S_USAGE;
         rc = n > 0 ? zc_cache_pop_wait(cache, argv[1], n, &value, &size)
                    : zc_cache_pop(cache, argv[1], &value, &size);
-        if (rc == ZC_CACHE_OK) s_render(out, value, size);
+        if (rc == 0) s_render(out, value, size);
     } else if (strcmp(cmd, "length") == 0 && argc == 2) {
         size_t length;
         rc = zc_cache_length(cache, argv[1], &length);
-        if (rc == ZC_CACHE_OK) fprintf(out, "%zu", length);
+        if (rc == 0) fprintf(out, "%zu", length);
     } else if (strcmp(cmd, "lock") == 0 && argc == 3) {
         if (s_parse_int(argv[2], 1, &n)) return S_USAGE;
         rc = zc_cache_lock(cache, argv[1], n);
@@ -182,12 +201,12 @@ static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char s
     else if (strcmp(cmd, "locked") == 0 && argc == 2) {
         char *owner = NULL;
         rc = zc_cache_locked(cache, argv[1], &owner);
-        if (rc == ZC_CACHE_OK) fputs(owner ? owner : "-", out);
+        if (rc == 0) fputs(owner ? owner : "-", out);
         free(owner);
     } else if (strcmp(cmd, "keys") == 0 && argc <= 2) {
         char **keys = NULL;
         rc = zc_cache_keys(cache, argc == 2 ? argv[1] : NULL, &keys, NULL);
-        for (size_t i = 0; rc == ZC_CACHE_OK && keys[i]; i++) {
+        for (size_t i = 0; rc == 0 && keys[i]; i++) {
             if (i) fputc(sep, out);
             s_escape(out, keys[i], strlen(keys[i]));
         }
@@ -195,33 +214,34 @@ static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char s
     } else if (strcmp(cmd, "size") == 0 && argc == 1) {
         size_t count;
         rc = zc_cache_size(cache, &count);
-        if (rc == ZC_CACHE_OK) fprintf(out, "%zu", count);
+        if (rc == 0) fprintf(out, "%zu", count);
     } else if (strcmp(cmd, "clear") == 0 && argc == 1) {
         size_t removed;
         rc = zc_cache_clear(cache, &removed);
-        if (rc == ZC_CACHE_OK) fprintf(out, "removed=%zu", removed);
+        if (rc == 0) fprintf(out, "removed=%zu", removed);
     } else if ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "restore") == 0) && argc == 2) {
         size_t count;
         rc = cmd[0] == 'd' ? zc_cache_dump(cache, argv[1], &count)
                            : zc_cache_restore(cache, argv[1], &count);
-        if (rc == ZC_CACHE_OK) fprintf(out, "count=%zu", count);
+        if (rc == 0) fprintf(out, "count=%zu", count);
     } else if (strcmp(cmd, "id") == 0 && argc == 1) {
         fputs(zc_cache_owner(cache), out);
-        rc = ZC_CACHE_OK;
+        rc = 0;
     }
     free(value);
     return rc;
 }
 
 //  Runs one command with its result captured in *result_p (malloc'd, the
-//  caller frees), so an answer can be printed in one piece.
+//  caller frees), so an answer can be printed in one piece. Returns as
+//  s_execute, or S_NOMEM.
 static int s_execute_captured(zc_cache_t *cache, int argc, char **argv, char sep, char **result_p)
 {
     size_t len = 0;
     FILE *out = open_memstream(result_p, &len);
     if (!out) {
         *result_p = NULL;
-        return ZC_CACHE_IO;
+        return S_NOMEM;
     }
     int rc = s_execute(cache, argc, argv, out, sep);
     fclose(out);
@@ -259,12 +279,15 @@ static void s_console(zc_cache_t *cache)
         }
         char *result = NULL;
         int rc = argc > S_MAXARGS ? S_USAGE : s_execute_captured(cache, argc, words, ' ', &result);
-        if (rc == ZC_CACHE_OK)
+        if (rc == 0)
             printf("ok %s%s%s\n", words[0], *result ? " " : "", result);
         else if (rc == S_USAGE)
             printf("error %s: usage: unknown command or wrong arguments\n", words[0]);
+        else if (rc == S_NOMEM)
+            printf("error %s: %s: out of memory\n", words[0], s_kind(ZC_ERR_IO));
         else
-            printf("error %s: %s: %s\n", words[0], zc_cache_strerror(rc), zc_cache_errstr(cache));
+            printf("error %s: %s: %s\n", words[0], s_kind(zc_cache_error(cache)),
+                   zc_cache_errstr(cache));
         fflush(stdout);
         free(result);
     }
@@ -307,23 +330,27 @@ int cli_cache(int argc, char **argv)
         return CLI_USAGE;
     }
     zc_cache_t *cache = zc_cache_new(url, cluster, id);
-    if (!cache) return 1; //  the reason is logged
+    if (!cache) return 1; //  a bad URL or name: the reason is logged
     int status = 0;
     if (optind == argc)
         s_console(cache);
     else {
         char *result = NULL;
         int rc = s_execute_captured(cache, argc - optind, argv + optind, '\n', &result);
-        if (rc == ZC_CACHE_OK && *result) printf("%s\n", result);
+        if (rc == 0 && *result) printf("%s\n", result);
         free(result);
         if (rc == S_USAGE) {
             fprintf(stderr, "zcluster cache: %s: unknown command or wrong arguments\n\n",
                     argv[optind]);
             s_usage(stderr);
             status = CLI_USAGE;
-        } else if (rc != ZC_CACHE_OK) {
-            fprintf(stderr, "zcluster cache: %s: %s: %s\n", argv[optind], zc_cache_strerror(rc),
-                    zc_cache_errstr(cache));
+        } else if (rc == S_NOMEM) {
+            fprintf(stderr, "zcluster cache: %s: %s: out of memory\n", argv[optind],
+                    s_kind(ZC_ERR_IO));
+            status = 1;
+        } else if (rc != 0) {
+            fprintf(stderr, "zcluster cache: %s: %s: %s\n", argv[optind],
+                    s_kind(zc_cache_error(cache)), zc_cache_errstr(cache));
             status = 1;
         }
     }

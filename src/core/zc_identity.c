@@ -17,8 +17,12 @@ int zc_identity_init(zc_identity_t *self, const char *redis_url, const char *clu
     assert(self);
     memset(self, 0, sizeof *self);
     if (!redis_url) redis_url = getenv("ZC_REDIS_URL");
-    if (!cluster) cluster = getenv("ZC_CLUSTER");
-    if (!cluster || !*cluster) cluster = ZC_CLUSTER_DEFAULT;
+    //  Only a missing argument takes the default: an empty one is an invalid
+    //  name (an empty $ZC_CLUSTER counts as unset).
+    if (!cluster) {
+        cluster = getenv("ZC_CLUSTER");
+        if (!cluster || !*cluster) cluster = ZC_CLUSTER_DEFAULT;
+    }
     if (!node_id) node_id = getenv("ZC_NODE_ID");
     if (!redis_url || !*redis_url) {
         snprintf(err, errlen, "no Redis URL (give one, or set ZC_REDIS_URL)");
