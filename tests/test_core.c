@@ -31,9 +31,8 @@ static void s_urls(void)
     ZT_CHECK(strcmp(url.path, "/tmp/r.sock") == 0 && url.db == 2);
     ZT_CHECK(strcmp(zc_redis_url_where(&url, where, sizeof where), "/tmp/r.sock") == 0);
     //  Bad URLs are refused with a reason that never repeats the password.
-    const char *bad[] = {"redis://:s3cret@host:0",  "redis://:s3cret@host/x",
-                         "http://:s3cret@host",     "redis://:s3cret@",
-                         "unix://relative?db=1",    "unix:///tmp/x?db=-1",
+    const char *bad[] = {"redis://:s3cret@host:0",  "redis://:s3cret@host/x", "http://:s3cret@host",
+                         "redis://:s3cret@",        "unix://relative?db=1",   "unix:///tmp/x?db=-1",
                          "redis://u:s3cret@h:99999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ZT_EQ(zc_redis_url_parse(bad[i], &url, err, sizeof err), -1);
