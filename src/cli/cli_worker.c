@@ -12,7 +12,9 @@
 */
 #include "cli.h"
 #include "zcluster.h"
+#include "zc_job.h"
 #include "zc_queue.h"
+#include "zc_queue_worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -214,7 +216,7 @@ static void s_on_finish(zc_job_t *job, int rc, void *arg)
         s_print("done %s %s %d", zc_job_id(job), zc_job_task(job), zc_job_attempt(job));
     else
         s_print("failed %s %s %d %s", zc_job_id(job), zc_job_task(job), zc_job_attempt(job),
-                zc_job_error(job));
+                zc_job_errstr(job));
 }
 
 //  --------------------------------------------------------------------------
@@ -288,10 +290,10 @@ static void s_cmd_enqueue(s_console_t *console, char **w, int n)
     msgpack_sbuffer_destroy(&sbuf);
     if (rc == 0)
         s_print("ok enqueue %s", id);
-    else if (rc == ZC_QUEUE_DUPLICATE)
-        s_print("error enqueue: duplicate: %s", zc_queue_error(console->queue));
+    else if (zc_queue_error(console->queue) == ZC_ERR_DUPLICATE)
+        s_print("error enqueue: duplicate: %s", zc_queue_errstr(console->queue));
     else
-        s_print("error enqueue: %s", zc_queue_error(console->queue));
+        s_print("error enqueue: %s", zc_queue_errstr(console->queue));
 }
 
 static void s_cmd_stats(s_console_t *console, char **w, int n)
@@ -309,7 +311,7 @@ static void s_cmd_stats(s_console_t *console, char **w, int n)
     }
     zc_queue_stats_t s;
     if (zc_queue_stats(console->queue, w[1], &s)) {
-        s_print("error stats: %s", zc_queue_error(console->queue));
+        s_print("error stats: %s", zc_queue_errstr(console->queue));
         return;
     }
     s_print("ok stats queue=%s queued=%lld delayed=%lld inflight=%lld processed=%lld "
@@ -325,7 +327,7 @@ static void s_cmd_failed(s_console_t *console, const char *queue)
     zc_queue_failure_t *list = (zc_queue_failure_t *)calloc(MAX, sizeof *list);
     int count = list ? zc_queue_failed(console->queue, queue, list, MAX) : -1;
     if (count < 0) {
-        s_print("error failed: %s", list ? zc_queue_error(console->queue) : "out of memory");
+        s_print("error failed: %s", list ? zc_queue_errstr(console->queue) : "out of memory");
         free(list);
         return;
     }
@@ -373,7 +375,7 @@ static void s_cmd_every(s_console_t *console, char **w, int n)
     if (rc == 0)
         s_print("ok every %s", name);
     else
-        s_print("error every: %s", zc_queue_error(console->queue));
+        s_print("error every: %s", zc_queue_errstr(console->queue));
 }
 
 //  Splits line on spaces into at most max words.
@@ -410,13 +412,13 @@ static void s_execute(s_console_t *console, char *line)
         if (zc_queue_retry(queue, w[1], w[2]) == 0)
             s_print("ok retry %s", w[2]);
         else
-            s_print("error retry: %s", zc_queue_error(queue));
+            s_print("error retry: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "delete") == 0 && n == 2) {
         int64_t deleted = zc_queue_delete(queue, w[1]);
         if (deleted >= 0)
             s_print("ok delete deleted=%lld", (long long)deleted);
         else
-            s_print("error delete: %s", zc_queue_error(queue));
+            s_print("error delete: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "every") == 0)
         s_cmd_every(console, w, n);
     else if (strcmp(cmd, "unschedule") == 0 && n == 2) {
@@ -425,13 +427,13 @@ static void s_execute(s_console_t *console, char *line)
             s_print("ok unschedule %s", w[1]);
         else
             s_print("error unschedule: %s",
-                    rc == 0 ? "no such recurring task" : zc_queue_error(queue));
+                    rc == 0 ? "no such recurring task" : zc_queue_errstr(queue));
     } else if (strcmp(cmd, "requeue") == 0 && n == 2) {
         int64_t requeued = zc_queue_requeue_node(queue, w[1]);
         if (requeued >= 0)
             s_print("ok requeue requeued=%lld", (long long)requeued);
         else
-            s_print("error requeue: %s", zc_queue_error(queue));
+            s_print("error requeue: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "quit") == 0 && n == 1) {
         console->done = 1;
         s_print("ok quit");
@@ -546,7 +548,7 @@ int cli_worker(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (zc_queue_worker_start(worker)) {
-        fprintf(stderr, "zcluster worker: cannot reach Redis at %s\n", url);
+        fprintf(stderr, "zcluster worker: %s\n", zc_queue_worker_errstr(worker));
         zc_queue_worker_destroy(&worker);
         zc_queue_destroy(&queue);
         return 1;
