@@ -4,6 +4,7 @@
     Cluster plane: zc_redis (where Redis is), zc_node (registry membership,
     failure detection, leader election), zc_rpc (cluster RPC), zc_cache
     (shared cache: values, lists, locks, dump/restore), zc_queue (task queue),
+    zc_queue_worker (drains it), zc_job (a job as its handler sees it),
     zc_supervisor (worker processes under a master, and their ready signal).
 */
 #ifndef ZCLUSTER_H_INCLUDED
@@ -19,7 +20,9 @@
 #include "zc_node.h"
 #include "zc_rpc.h"
 #include "zc_cache.h"
+#include "zc_job.h"
 #include "zc_queue.h"
+#include "zc_queue_worker.h"
 #include "zc_supervisor.h"
 
 #endif

@@ -4,7 +4,9 @@
     test_queue_nodes.c and test_queue_chaos.c. */
 #include "testkit.h"
 #include "zc_redis.h"
+#include "zc_job.h"
 #include "zc_queue.h"
+#include "zc_queue_worker.h"
 #include "zcluster.h"
 
 #include <hiredis/hiredis.h>
@@ -53,6 +55,41 @@ static s_run_t *s_record(zc_job_t *job, void *arg)
     }
     pthread_mutex_unlock(&s_runs_lock);
     return run;
+}
+
+//  How each run ended, as the finish callback saw it (the last run of an id).
+typedef struct {
+    char id[ZC_JOB_ID_MAX + 1];
+    int rc;
+    zc_error_t kind;
+    char errstr[ZC_JOB_ERROR_MAX + 1];
+} s_finish_t;
+
+static s_finish_t s_finishes[MAX_RUNS];
+static int s_finish_count;
+
+static void s_on_finish(zc_job_t *job, int rc, void *arg)
+{
+    pthread_mutex_lock(&s_runs_lock);
+    if (s_finish_count < MAX_RUNS) {
+        s_finish_t *f = &s_finishes[s_finish_count++];
+        snprintf(f->id, sizeof f->id, "%s", zc_job_id(job));
+        f->rc = rc;
+        f->kind = zc_job_error(job);
+        snprintf(f->errstr, sizeof f->errstr, "%s", zc_job_errstr(job));
+    }
+    pthread_mutex_unlock(&s_runs_lock);
+}
+
+//  Returns the last finish of id, or NULL.
+static const s_finish_t *s_finish(const char *id)
+{
+    const s_finish_t *found = NULL;
+    pthread_mutex_lock(&s_runs_lock);
+    for (int i = 0; i < s_finish_count; i++)
+        if (strcmp(s_finishes[i].id, id) == 0) found = &s_finishes[i];
+    pthread_mutex_unlock(&s_runs_lock);
+    return found;
 }
 
 static int s_count_runs(const char *id)
@@ -137,6 +174,7 @@ static zc_queue_worker_t *s_worker(zc_queue_t *queue, const char *node, const ch
     zc_queue_worker_register(worker, "flaky", s_task_flaky, (void *)node);
     zc_queue_worker_register(worker, "bad", s_task_bad, (void *)node);
     zc_queue_worker_register(worker, "slow", s_task_slow, (void *)node);
+    zc_queue_worker_on_finish(worker, s_on_finish, NULL);
     for (int i = 0; queues[i]; i++)
         zc_queue_worker_add_queue(worker, queues[i]);
     zc_queue_worker_set_concurrency(worker, concurrency);
@@ -182,24 +220,40 @@ int main(void)
     zc_queue_t *queue = zc_queue_new(url, "t");
     ZT_CHECK(queue != NULL);
     ZT_CHECK(strcmp(zc_queue_cluster(queue), "t") == 0);
+    ZT_EQ(zc_queue_error(queue), ZC_OK);
+    ZT_CHECK(strcmp(zc_queue_errstr(queue), "") == 0);
     ZT_EQ(zc_queue_enqueue(queue, "bad queue", "record", NULL, 0, NULL, NULL), -1);
-    ZT_CHECK(strstr(zc_queue_error(queue), "queue name") != NULL);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
+    ZT_CHECK(strstr(zc_queue_errstr(queue), "queue name") != NULL);
     ZT_EQ(zc_queue_enqueue(queue, "q", "bad/task", NULL, 0, NULL, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
     zc_job_opts_t bad_id = {.id = "has space"};
     ZT_EQ(zc_queue_enqueue(queue, "q", "record", NULL, 0, &bad_id, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
+    ZT_CHECK(strstr(zc_queue_errstr(queue), "job id") != NULL);
     zc_job_opts_t negative = {.timeout_ms = -1};
     ZT_EQ(zc_queue_enqueue(queue, "q", "record", NULL, 0, &negative, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
     ZT_EQ(zc_queue_enqueue_in(queue, "q", "record", NULL, 0, -5, NULL, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
     ZT_CHECK(zc_queue_worker_new(queue, "bad id") == NULL);
+    ZT_CHECK(zc_queue_worker_new(queue, "") == NULL);
     ZT_EQ(zc_queue_retry(queue, "q", "nothing"), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_MISSING);
     ZT_EQ(zc_queue_every(queue, "e", "q", "record", NULL, 0, 0, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_INVALID);
     int64_t now = zc_queue_now_ms(queue);
     ZT_CHECK(now > 1600000000000LL);
+    ZT_EQ(zc_queue_error(queue), ZC_OK); //  a success clears the last failure
+    ZT_CHECK(strcmp(zc_queue_errstr(queue), "") == 0);
     zc_queue_t *unreachable = zc_queue_new("unix:///nonexistent/redis.sock", "t");
     ZT_EQ(zc_queue_enqueue(unreachable, "q", "record", NULL, 0, NULL, NULL), -1);
-    ZT_CHECK(strstr(zc_queue_error(unreachable), "cannot connect") != NULL);
+    ZT_EQ(zc_queue_error(unreachable), ZC_ERR_REDIS);
+    ZT_CHECK(strstr(zc_queue_errstr(unreachable), "cannot connect") != NULL);
     zc_queue_worker_t *orphan = zc_queue_worker_new(unreachable, "orphan");
     ZT_EQ(zc_queue_worker_start(orphan), -1);
+    ZT_EQ(zc_queue_worker_error(orphan), ZC_ERR_REDIS);
+    ZT_CHECK(strstr(zc_queue_worker_errstr(orphan), "cannot connect") != NULL);
     zc_queue_worker_destroy(&orphan);
     zc_queue_destroy(&unreachable);
     zc_queue_destroy(&unreachable);
@@ -213,10 +267,13 @@ int main(void)
     char got[ZC_JOB_ID_MAX + 1];
     ZT_EQ(zc_queue_enqueue(queue, "dedupe", "record", "\x01", 1, &named, got), 0);
     ZT_CHECK(strcmp(got, "order-42") == 0);
-    ZT_EQ(zc_queue_enqueue(queue, "dedupe", "record", "\x02", 1, &named, NULL), ZC_QUEUE_DUPLICATE);
+    got[0] = 0;
+    ZT_EQ(zc_queue_enqueue(queue, "dedupe", "record", "\x02", 1, &named, got), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_DUPLICATE);
+    ZT_CHECK(strcmp(got, "order-42") == 0);
     //  A live id is refused wherever the job is: also on another queue, or delayed.
-    ZT_EQ(zc_queue_enqueue_in(queue, "other", "record", NULL, 0, 1000, &named, NULL),
-          ZC_QUEUE_DUPLICATE);
+    ZT_EQ(zc_queue_enqueue_in(queue, "other", "record", NULL, 0, 1000, &named, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_DUPLICATE);
     //  A generated id never takes a caller's id that happens to look the same.
     zc_job_opts_t numeric = {.id = "3"};
     ZT_EQ(zc_queue_enqueue(queue, "dedupe", "record", NULL, 0, &numeric, NULL), 0);
@@ -239,9 +296,10 @@ int main(void)
         items[i].args_size = 1;
     }
     ZT_EQ(zc_queue_enqueue_many(queue, "many", "record", items, MANY, NULL, results), MANY - 1);
-    ZT_EQ(results[7], 0);
-    ZT_EQ(results[2007], ZC_QUEUE_DUPLICATE);
-    ZT_EQ(results[MANY - 1], 0);
+    ZT_EQ(zc_queue_error(queue), ZC_OK); //  a duplicate in a batch is no failure
+    ZT_EQ(results[7], ZC_OK);
+    ZT_EQ(results[2007], ZC_ERR_DUPLICATE);
+    ZT_EQ(results[MANY - 1], ZC_OK);
     ZT_EQ(s_stats(queue, "many").queued, MANY - 1);
     free(items);
     free(ids);
@@ -252,6 +310,13 @@ int main(void)
     zc_queue_worker_t *w1 = s_worker(queue, "w1", drain_queues, 64, 0);
     ZT_CHECK(w1 != NULL);
     ZT_CHECK(strcmp(zc_queue_worker_id(w1), "w1") == 0);
+    ZT_EQ(zc_queue_worker_error(w1), ZC_OK);
+    ZT_EQ(zc_queue_worker_register(w1, "late", s_task_record, NULL), -1);
+    ZT_EQ(zc_queue_worker_error(w1), ZC_ERR_STATE);
+    ZT_EQ(zc_queue_worker_add_queue(w1, "late"), -1);
+    ZT_EQ(zc_queue_worker_error(w1), ZC_ERR_STATE);
+    ZT_EQ(zc_queue_worker_start(w1), -1);
+    ZT_EQ(zc_queue_worker_error(w1), ZC_ERR_STATE);
     ZT_CHECK(s_wait_processed(queue, "many", MANY - 1, 20000));
     ZT_CHECK(s_wait_processed(queue, "dedupe", 5, 5000));
     ZT_EQ(s_count_runs("order-42"), 1);
@@ -359,15 +424,23 @@ int main(void)
     ZT_EQ(stats.retried, 3); //  flaky twice, bad once
     ZT_EQ(stats.processed, 1);
     //  A failed job is still live: its id is refused.
-    ZT_EQ(zc_queue_enqueue(queue, "retry", "bad", NULL, 0, &bad_opts, NULL), ZC_QUEUE_DUPLICATE);
+    ZT_EQ(zc_queue_enqueue(queue, "retry", "bad", NULL, 0, &bad_opts, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_DUPLICATE);
     usleep(300000);
     ZT_EQ(s_count_runs("bad-1"), 2); //  no more retries
     s_bad_fails = 0;
+    const s_finish_t *finish = s_finish("bad-1");
+    ZT_CHECK(finish && finish->rc == -1 && finish->kind == ZC_ERR_HANDLER);
+    ZT_CHECK(finish && strcmp(finish->errstr, "bad input") == 0);
     ZT_EQ(zc_queue_retry(queue, "other", "bad-1"), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_MISSING);
     ZT_EQ(zc_queue_retry(queue, "retry", "bad-1"), 0);
     ZT_EQ(zc_queue_retry(queue, "retry", "bad-1"), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_MISSING);
     ZT_CHECK(s_wait_runs("bad-1", 3, 3000));
     ZT_CHECK(s_wait_processed(queue, "retry", 2, 3000));
+    finish = s_finish("bad-1");
+    ZT_CHECK(finish && finish->rc == 0 && finish->kind == ZC_OK);
     ZT_EQ(s_stats(queue, "retry").failed_list, 0);
     ZT_EQ(zc_queue_failed(queue, "retry", failures, 4), 0);
 
@@ -391,18 +464,44 @@ int main(void)
     }
     r = s_find_run("timeout-3000", 0);
     ZT_CHECK(r >= 0 && s_runs[r].cancelled);
+    finish = s_finish("timeout-3000");
+    ZT_CHECK(finish && finish->rc == -1 && finish->kind == ZC_ERR_TIMEOUT);
+    ZT_CHECK(finish && strcmp(finish->errstr, "timed out after 300 ms") == 0);
     ZT_EQ(wstats.timed_out, 1);
     ZT_EQ(wstats.running, 0);
     ZT_EQ(s_stats(queue, "retry").inflight, 0);
+
+    zt_section("a job of a task no handler is registered for fails");
+    zc_job_opts_t orphan_opts = {.id = "orphan-1", .max_attempts = 1};
+    ZT_EQ(zc_queue_enqueue(queue, "retry", "nobody", NULL, 0, &orphan_opts, NULL), 0);
+    deadline = zt_now_ms() + 3000;
+    while (s_stats(queue, "retry").failed_list < 2 && zt_now_ms() < deadline)
+        usleep(5000);
+    ZT_EQ(zc_queue_failed(queue, "retry", failures, 4), 2);
+    ZT_CHECK(strcmp(failures[0].id, "orphan-1") == 0);
+    ZT_CHECK(strcmp(failures[0].error, "no handler for task 'nobody' on node w3") == 0);
+    finish = s_finish("orphan-1");
+    ZT_CHECK(finish && finish->rc == -1 && finish->kind == ZC_ERR_MISSING);
     zc_queue_worker_destroy(&w3);
 
     zt_section("a slow but live worker keeps its claim (lease renewed)");
     const char *lease_queues[] = {"lease", NULL};
     zc_queue_worker_t *w4 = zc_queue_worker_new(queue, "w4");
-    zc_queue_worker_register(w4, "slow", s_task_slow, "w4");
-    zc_queue_worker_add_queue(w4, "lease");
+    ZT_EQ(zc_queue_worker_register(w4, "slow", s_task_slow, "w4"), 0);
+    ZT_EQ(zc_queue_worker_register(w4, "slow", s_task_slow, "w4"), -1);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_ERR_INVALID);
+    ZT_CHECK(strstr(zc_queue_worker_errstr(w4), "already registered") != NULL);
+    ZT_EQ(zc_queue_worker_register(w4, "bad/task", s_task_slow, "w4"), -1);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_ERR_INVALID);
+    ZT_EQ(zc_queue_worker_add_queue(w4, "lease"), 0);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_OK);
+    ZT_EQ(zc_queue_worker_add_queue(w4, "lease"), -1);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_ERR_INVALID);
+    ZT_EQ(zc_queue_worker_add_queue(w4, "bad queue"), -1);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_ERR_INVALID);
     zc_queue_worker_set_lease(w4, 400);
     ZT_EQ(zc_queue_worker_start(w4), 0);
+    ZT_EQ(zc_queue_worker_error(w4), ZC_OK);
     zc_queue_worker_t *w5 = s_worker(queue, "w5", lease_queues, 2, 2); //  would take it
     zc_job_opts_t long_opts = {.id = "long-1500"};
     ZT_EQ(zc_queue_enqueue(queue, "lease", "slow", NULL, 0, &long_opts, NULL), 0);
@@ -546,8 +645,22 @@ int main(void)
     ZT_EQ(zc_queue_delete(queue, "doomed"), 1);
     ZT_EQ(zc_queue_delete(queue, "never-used"), 0);
 
-    zt_section("scripts flushed: pipelined calls fall back to EVAL together");
+    zt_section("a queue key that holds another type of data");
     redisContext *c = redisConnectUnix(zt_redis_socket(redis));
+    redisReply *reply = (redisReply *)redisCommand(c, "SET zc:{t}:q:typed:ready text");
+    ZT_CHECK(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    ZT_EQ(zc_queue_enqueue(queue, "typed", "record", NULL, 0, NULL, NULL), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_TYPE);
+    ZT_EQ(zc_queue_delete(queue, "typed"), -1);
+    ZT_EQ(zc_queue_error(queue), ZC_ERR_TYPE);
+    reply = (redisReply *)redisCommand(c, "DEL zc:{t}:q:typed:ready");
+    ZT_CHECK(reply && reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    ZT_EQ(zc_queue_enqueue(queue, "typed", "record", NULL, 0, NULL, NULL), 0);
+    ZT_EQ(zc_queue_delete(queue, "typed"), 1);
+
+    zt_section("scripts flushed: pipelined calls fall back to EVAL together");
     const char *flush_queues[] = {"flush", NULL};
     zc_job_opts_t f1 = {.id = "flush1-300"}, f2 = {.id = "flush2-10"};
     ZT_EQ(zc_queue_enqueue(queue, "flush", "slow", NULL, 0, &f1, NULL), 0);
@@ -555,7 +668,7 @@ int main(void)
     zc_queue_worker_t *wf = s_worker(queue, "wf", flush_queues, 1, 0);
     ZT_CHECK(s_wait_runs("flush1-300", 1, 3000));
     //  Its next round trip pipelines ACK and CLAIM: both now unknown to Redis.
-    redisReply *reply = (redisReply *)redisCommand(c, "SCRIPT FLUSH");
+    reply = (redisReply *)redisCommand(c, "SCRIPT FLUSH");
     ZT_CHECK(reply && reply->type == REDIS_REPLY_STATUS);
     freeReplyObject(reply);
     ZT_CHECK(s_wait_processed(queue, "flush", 2, 3000));

@@ -153,7 +153,7 @@ int main(void)
     p = zt_cli_start("worker", "--concurrency", "many", NULL);
     ZT_EQ(WEXITSTATUS(zt_proc_wait(p, 5000)), 64);
     zt_proc_destroy(&p);
-    p = zt_cli_start("worker", "--redis", s_url, "--id", "bad{id}", NULL);
+    p = zt_cli_start("worker", "--redis", s_url, "--id", "bad id", NULL);
     ZT_EQ(WEXITSTATUS(zt_proc_wait(p, 5000)), 64);
     zt_proc_destroy(&p);
     p = zt_cli_start("worker", "--redis", "unix:///nonexistent/redis.sock", NULL);

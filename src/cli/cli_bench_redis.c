@@ -429,7 +429,7 @@ static int s_enqueue_pass(zc_queue_t *queue, redisContext *raw, long count, cons
     int64_t ns = bench_now_ns() - start;
     if (rc)
         fprintf(stderr, "zcluster bench: enqueue failed: %s\n",
-                raw ? (raw->err ? raw->errstr : "an error reply") : zc_queue_error(queue));
+                raw ? (raw->err ? raw->errstr : "an error reply") : zc_queue_errstr(queue));
     result->received = rc ? 0 : count;
     result->rate = ns > 0 ? count / (ns / 1e9) : 0;
     return rc;
@@ -497,7 +497,7 @@ int bench_tasks(const bench_options_t *opt)
     zc_queue_t *queue = zc_queue_new(opt->redis_url, BENCH_REDIS_CLUSTER);
     redisContext *raw = s_connect(opt->redis_url, 10000);
     int rc = args && queue && raw && zc_queue_delete(queue, BENCH_QUEUE) >= 0 ? 0 : -1;
-    if (queue && rc) fprintf(stderr, "zcluster bench: tasks: %s\n", zc_queue_error(queue));
+    if (queue && rc) fprintf(stderr, "zcluster bench: tasks: %s\n", zc_queue_errstr(queue));
     if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
     bench_result_t enqueue = {"zc-enqueue-many", 0, 0, -1, -1};
     bench_result_t lpush = {"raw-lpush-pipe", 0, 0, -1, -1};

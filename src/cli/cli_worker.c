@@ -12,7 +12,9 @@
 */
 #include "cli.h"
 #include "zcluster.h"
+#include "zc_job.h"
 #include "zc_queue.h"
+#include "zc_queue_worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -214,7 +216,7 @@ static void s_on_finish(zc_job_t *job, int rc, void *arg)
         s_print("done %s %s %d", zc_job_id(job), zc_job_task(job), zc_job_attempt(job));
     else
         s_print("failed %s %s %d %s", zc_job_id(job), zc_job_task(job), zc_job_attempt(job),
-                zc_job_error(job));
+                zc_job_errstr(job));
 }
 
 //  --------------------------------------------------------------------------
@@ -288,10 +290,10 @@ static void s_cmd_enqueue(s_console_t *console, char **w, int n)
     msgpack_sbuffer_destroy(&sbuf);
     if (rc == 0)
         s_print("ok enqueue %s", id);
-    else if (rc == ZC_QUEUE_DUPLICATE)
-        s_print("error enqueue: duplicate: %s", zc_queue_error(console->queue));
+    else if (zc_queue_error(console->queue) == ZC_ERR_DUPLICATE)
+        s_print("error enqueue: duplicate: %s", zc_queue_errstr(console->queue));
     else
-        s_print("error enqueue: %s", zc_queue_error(console->queue));
+        s_print("error enqueue: %s", zc_queue_errstr(console->queue));
 }
 
 static void s_cmd_stats(s_console_t *console, char **w, int n)
@@ -309,7 +311,7 @@ static void s_cmd_stats(s_console_t *console, char **w, int n)
     }
     zc_queue_stats_t s;
     if (zc_queue_stats(console->queue, w[1], &s)) {
-        s_print("error stats: %s", zc_queue_error(console->queue));
+        s_print("error stats: %s", zc_queue_errstr(console->queue));
         return;
     }
     s_print("ok stats queue=%s queued=%lld delayed=%lld inflight=%lld processed=%lld "
@@ -325,7 +327,7 @@ static void s_cmd_failed(s_console_t *console, const char *queue)
     zc_queue_failure_t *list = (zc_queue_failure_t *)calloc(MAX, sizeof *list);
     int count = list ? zc_queue_failed(console->queue, queue, list, MAX) : -1;
     if (count < 0) {
-        s_print("error failed: %s", list ? zc_queue_error(console->queue) : "out of memory");
+        s_print("error failed: %s", list ? zc_queue_errstr(console->queue) : "out of memory");
         free(list);
         return;
     }
@@ -373,7 +375,7 @@ static void s_cmd_every(s_console_t *console, char **w, int n)
     if (rc == 0)
         s_print("ok every %s", name);
     else
-        s_print("error every: %s", zc_queue_error(console->queue));
+        s_print("error every: %s", zc_queue_errstr(console->queue));
 }
 
 //  Splits line on spaces into at most max words.
@@ -410,13 +412,13 @@ static void s_execute(s_console_t *console, char *line)
         if (zc_queue_retry(queue, w[1], w[2]) == 0)
             s_print("ok retry %s", w[2]);
         else
-            s_print("error retry: %s", zc_queue_error(queue));
+            s_print("error retry: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "delete") == 0 && n == 2) {
         int64_t deleted = zc_queue_delete(queue, w[1]);
         if (deleted >= 0)
             s_print("ok delete deleted=%lld", (long long)deleted);
         else
-            s_print("error delete: %s", zc_queue_error(queue));
+            s_print("error delete: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "every") == 0)
         s_cmd_every(console, w, n);
     else if (strcmp(cmd, "unschedule") == 0 && n == 2) {
@@ -425,13 +427,13 @@ static void s_execute(s_console_t *console, char *line)
             s_print("ok unschedule %s", w[1]);
         else
             s_print("error unschedule: %s",
-                    rc == 0 ? "no such recurring task" : zc_queue_error(queue));
+                    rc == 0 ? "no such recurring task" : zc_queue_errstr(queue));
     } else if (strcmp(cmd, "requeue") == 0 && n == 2) {
         int64_t requeued = zc_queue_requeue_node(queue, w[1]);
         if (requeued >= 0)
             s_print("ok requeue requeued=%lld", (long long)requeued);
         else
-            s_print("error requeue: %s", zc_queue_error(queue));
+            s_print("error requeue: %s", zc_queue_errstr(queue));
     } else if (strcmp(cmd, "quit") == 0 && n == 1) {
         console->done = 1;
         s_print("ok quit");
@@ -439,7 +441,61 @@ static void s_execute(s_console_t *console, char *line)
         s_print("error %s: unknown command or wrong arguments", cmd);
 }
 
-int cli_worker(int argc, char **argv)
+//  The command line of `zcluster worker`.
+typedef struct {
+    const char *url, *cluster, *id;
+    const char *queues[64];
+    int queue_count;
+    int64_t concurrency, threads, lease;
+} s_options_t;
+
+//  Reads one option into *o. Returns 0, or CLI_USAGE after saying why.
+static int s_option(s_options_t *o, int c)
+{
+    switch (c) {
+    case 'r':
+        o->url = optarg;
+        return 0;
+    case 'c':
+        o->cluster = optarg;
+        return 0;
+    case 'i':
+        o->id = optarg;
+        return 0;
+    case 'q':
+        if (o->queue_count == 64) {
+            fprintf(stderr, "zcluster worker: at most 64 --queue options\n");
+            return CLI_USAGE;
+        }
+        o->queues[o->queue_count++] = optarg;
+        return 0;
+    case 'n':
+        if (s_number(optarg, &o->concurrency) || o->concurrency > 1000) {
+            fprintf(stderr, "zcluster worker: --concurrency takes 0..1000\n");
+            return CLI_USAGE;
+        }
+        return 0;
+    case 't':
+        if (s_number(optarg, &o->threads) || o->threads > 256) {
+            fprintf(stderr, "zcluster worker: --threads takes 0..256\n");
+            return CLI_USAGE;
+        }
+        return 0;
+    case 'l':
+        if (s_number(optarg, &o->lease) || o->lease < 300 || o->lease > 3600000) {
+            fprintf(stderr, "zcluster worker: --lease takes 300..3600000 ms\n");
+            return CLI_USAGE;
+        }
+        return 0;
+    default:
+        s_usage(stderr);
+        return CLI_USAGE;
+    }
+}
+
+//  Parses the command line into *o. Returns 0, -1 after --help, or
+//  CLI_USAGE after saying what is wrong.
+static int s_parse(s_options_t *o, int argc, char **argv)
 {
     static struct option options[] = {{"redis", required_argument, 0, 'r'},
                                       {"cluster", required_argument, 0, 'c'},
@@ -450,81 +506,52 @@ int cli_worker(int argc, char **argv)
                                       {"lease", required_argument, 0, 'l'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    const char *url = getenv("ZC_REDIS_URL"), *cluster = getenv("ZC_CLUSTER"), *id = NULL;
-    const char *queues[64];
-    int queue_count = 0;
-    int64_t concurrency = 4, threads = -1, lease = 0;
-    int c;
+    memset(o, 0, sizeof *o);
+    o->url = getenv("ZC_REDIS_URL");
+    o->cluster = getenv("ZC_CLUSTER");
+    o->concurrency = 4;
+    o->threads = -1;
+    int c, rc;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:c:i:q:n:t:l:h", options, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            url = optarg;
-            break;
-        case 'c':
-            cluster = optarg;
-            break;
-        case 'i':
-            id = optarg;
-            break;
-        case 'q':
-            if (queue_count == 64) {
-                fprintf(stderr, "zcluster worker: at most 64 --queue options\n");
-                return CLI_USAGE;
-            }
-            queues[queue_count++] = optarg;
-            break;
-        case 'n':
-            if (s_number(optarg, &concurrency) || concurrency > 1000) {
-                fprintf(stderr, "zcluster worker: --concurrency takes 0..1000\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 't':
-            if (s_number(optarg, &threads) || threads > 256) {
-                fprintf(stderr, "zcluster worker: --threads takes 0..256\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'l':
-            if (s_number(optarg, &lease) || lease < 300 || lease > 3600000) {
-                fprintf(stderr, "zcluster worker: --lease takes 300..3600000 ms\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'h':
+        if (c == 'h') {
             s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return CLI_USAGE;
+            return -1;
         }
+        if ((rc = s_option(o, c)) != 0) return rc;
     }
     if (optind < argc) {
         fprintf(stderr, "zcluster worker: unexpected argument '%s'\n", argv[optind]);
         return CLI_USAGE;
     }
-    if (!url || !*url) {
+    if (!o->url || !*o->url) {
         fprintf(stderr, "zcluster worker: no Redis: give --redis URL or set ZC_REDIS_URL\n");
         return CLI_USAGE;
     }
-    if (!cluster || !*cluster) cluster = "zcluster";
-    if (queue_count == 0) queues[queue_count++] = "default";
+    if (!o->cluster || !*o->cluster) o->cluster = "zcluster";
+    if (o->queue_count == 0) o->queues[o->queue_count++] = "default";
+    return 0;
+}
 
-    zc_queue_t *queue = zc_queue_new(url, cluster);
+//  Makes the queue handle and the worker (not started) from the options.
+//  Returns 0, or CLI_USAGE after saying what is wrong.
+static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t **worker_p)
+{
+    zc_queue_t *queue = zc_queue_new(o->url, o->cluster);
     if (!queue) {
         fprintf(stderr, "zcluster worker: invalid Redis URL or cluster name\n");
         return CLI_USAGE;
     }
-    zc_queue_worker_t *worker = zc_queue_worker_new(queue, id);
+    zc_queue_worker_t *worker = zc_queue_worker_new(queue, o->id);
     if (!worker) {
-        fprintf(stderr, "zcluster worker: invalid node id '%s'\n", id);
+        const char *id = o->id ? o->id : getenv("ZC_NODE_ID"); //  the default
+        fprintf(stderr, "zcluster worker: invalid node id '%s'\n", id ? id : "");
         zc_queue_destroy(&queue);
         return CLI_USAGE;
     }
-    for (int i = 0; i < queue_count; i++)
-        if (zc_queue_worker_add_queue(worker, queues[i])) {
-            fprintf(stderr, "zcluster worker: invalid or repeated queue name '%s'\n", queues[i]);
+    for (int i = 0; i < o->queue_count; i++)
+        if (zc_queue_worker_add_queue(worker, o->queues[i])) {
+            fprintf(stderr, "zcluster worker: invalid or repeated queue name '%s'\n", o->queues[i]);
             zc_queue_worker_destroy(&worker);
             zc_queue_destroy(&queue);
             return CLI_USAGE;
@@ -533,30 +560,21 @@ int cli_worker(int argc, char **argv)
     zc_queue_worker_register(worker, "sleep", s_task_sleep, NULL);
     zc_queue_worker_register(worker, "fail", s_task_fail, NULL);
     zc_queue_worker_register(worker, "echo", s_task_echo, NULL);
-    zc_queue_worker_set_concurrency(worker, (int)concurrency);
-    if (threads >= 0) zc_queue_worker_set_threads(worker, (int)threads);
-    if (lease) zc_queue_worker_set_lease(worker, (int)lease);
+    zc_queue_worker_set_concurrency(worker, (int)o->concurrency);
+    if (o->threads >= 0) zc_queue_worker_set_threads(worker, (int)o->threads);
+    if (o->lease) zc_queue_worker_set_lease(worker, (int)o->lease);
     zc_queue_worker_on_finish(worker, s_on_finish, NULL);
+    *queue_p = queue;
+    *worker_p = worker;
+    return 0;
+}
 
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (zc_queue_worker_start(worker)) {
-        fprintf(stderr, "zcluster worker: cannot reach Redis at %s\n", url);
-        zc_queue_worker_destroy(&worker);
-        zc_queue_destroy(&queue);
-        return 1;
-    }
-    s_print("ready %s", zc_queue_worker_id(worker));
-
-    s_console_t console = {queue, worker, 0};
+//  Answers commands on stdin until quit, a signal or the end of stdin.
+static void s_console(s_console_t *console)
+{
     char buffer[LINE_MAX_BYTES];
     size_t used = 0;
-    while (!console.done && !s_interrupted) {
+    while (!console->done && !s_interrupted) {
         struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
         int rc = poll(&pfd, 1, 500);
         if (rc < 0 && errno != EINTR) break;
@@ -565,10 +583,10 @@ int cli_worker(int argc, char **argv)
         if (got <= 0) break; //  stdin closed: the driver is gone
         used += (size_t)got;
         char *start = buffer, *eol;
-        while (!console.done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
+        while (!console->done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
             *eol = 0;
             if (eol > start && eol[-1] == '\r') eol[-1] = 0;
-            s_execute(&console, start);
+            s_execute(console, start);
             start = eol + 1;
         }
         used -= (size_t)(start - buffer);
@@ -578,6 +596,33 @@ int cli_worker(int argc, char **argv)
             used = 0;
         }
     }
+}
+
+int cli_worker(int argc, char **argv)
+{
+    s_options_t options;
+    int rc = s_parse(&options, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    zc_queue_t *queue;
+    zc_queue_worker_t *worker;
+    if ((rc = s_setup(&options, &queue, &worker)) != 0) return rc;
+
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (zc_queue_worker_start(worker)) {
+        fprintf(stderr, "zcluster worker: %s\n", zc_queue_worker_errstr(worker));
+        zc_queue_worker_destroy(&worker);
+        zc_queue_destroy(&queue);
+        return 1;
+    }
+    s_print("ready %s", zc_queue_worker_id(worker));
+    s_console_t console = {queue, worker, 0};
+    s_console(&console);
     zc_queue_worker_destroy(&worker);
     zc_queue_destroy(&queue);
     return 0;

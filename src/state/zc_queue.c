@@ -1,10 +1,10 @@
 /*  zc_queue — putting jobs on queues and administering them.
 
     This is the producer's and the operator's side of the task queue; the
-    consumer's side is zc_queue_worker.c, and every change either makes is
-    one Lua script in zc_queue_scripts.c, so that the client code here stays
-    a thin layer: check the arguments, build the script's argument list,
-    read the reply.
+    consumer's side is the worker (zc_queue_worker.c), and every change
+    either makes is one Lua script in zc_queue_scripts.c, so that the client
+    code here stays a thin layer: check the arguments, build the script's
+    argument list, read the reply.
 
     Why one connection, used from one thread: enqueueing is a request and
     a reply; a caller that wants more throughput batches with
@@ -17,8 +17,10 @@
     hash is gone and the id may be used again.
 */
 #include "zc_queue.h"
+#include "zc_identity.h"
 #include "zc_log.h"
 #include "zc_queue_scripts.h"
+#include "zc_wire.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -26,53 +28,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_TIMEOUT_MS 5000
+_Static_assert(ZC_JOB_ID_MAX == ZC_NAME_MAX, "a job id is a wire name");
 
 struct _zc_queue_t {
-    char *url;
-    char cluster[ZC_JOB_ID_MAX + 1];
-    char prefix[ZC_JOB_ID_MAX + 16];
-    zc_qs_conn_t conn;
-    zc_qs_args_t args;
-    char error[512];
+    zc_identity_t identity;
+    zc_redis_t *redis;
+    zc_redis_args_t args; //  reused by every call
+    zc_error_t error;
+    char errstr[512];
 };
 
-static int s_error(zc_queue_t *self, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int s_fail(zc_queue_t *self, zc_error_t kind, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int s_error(zc_queue_t *self, const char *format, ...)
+//  Records a failure on the handle; returns -1.
+static int s_fail(zc_queue_t *self, zc_error_t kind, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    vsnprintf(self->error, sizeof self->error, format, args);
+    vsnprintf(self->errstr, sizeof self->errstr, format, args);
     va_end(args);
+    self->error = kind;
     return -1;
+}
+
+//  Starts a call: no failure yet.
+static void s_begin(zc_queue_t *self)
+{
+    self->error = ZC_OK;
+    self->errstr[0] = 0;
 }
 
 zc_queue_t *zc_queue_new(const char *redis_url, const char *cluster)
 {
-    if (!redis_url) redis_url = getenv("ZC_REDIS_URL");
-    if (!redis_url || !*redis_url) {
-        zc_log(ZC_LOG_ERROR, "queue", "no Redis URL given and ZC_REDIS_URL is not set");
-        return NULL;
-    }
-    if (!zc_qs_id_valid(cluster)) {
-        zc_log(ZC_LOG_ERROR, "queue", "invalid cluster name '%s'", cluster ? cluster : "(null)");
-        return NULL;
-    }
-    zc_queue_t *self = (zc_queue_t *)calloc(1, sizeof(zc_queue_t));
-    assert(self);
+    zc_identity_t identity;
     char err[300];
-    if (zc_redis_url_parse(redis_url, &self->conn.url, err, sizeof err)) {
-        zc_log(ZC_LOG_ERROR, "queue", "%s", err);
-        free(self);
-        return NULL;
+    //  "" is no cluster name (only NULL takes the default); the node id is
+    //  the worker's business, so none is read from the environment here.
+    if (cluster && !*cluster)
+        snprintf(err, sizeof err, "invalid cluster name '' (1-255 bytes)");
+    else if (zc_identity_init(&identity, redis_url, cluster, "", err, sizeof err) == 0) {
+        zc_queue_t *self = (zc_queue_t *)calloc(1, sizeof(zc_queue_t));
+        assert(self);
+        self->identity = identity;
+        self->redis = zc_qs_redis_new(&self->identity);
+        return self;
     }
-    self->url = strdup(redis_url);
-    assert(self->url);
-    snprintf(self->cluster, sizeof self->cluster, "%s", cluster);
-    snprintf(self->prefix, sizeof self->prefix, "zc:{%s}:", cluster);
-    self->conn.timeout_ms = S_TIMEOUT_MS;
-    return self;
+    zc_log(ZC_LOG_ERROR, "queue", "%s", err);
+    return NULL;
 }
 
 void zc_queue_destroy(zc_queue_t **self_p)
@@ -80,48 +83,56 @@ void zc_queue_destroy(zc_queue_t **self_p)
     assert(self_p);
     zc_queue_t *self = *self_p;
     if (!self) return;
-    zc_qs_conn_drop(&self->conn);
-    zc_qs_args_free(&self->args);
-    free(self->url);
+    zc_redis_destroy(&self->redis);
+    zc_redis_args_free(&self->args);
+    memset(&self->identity, 0, sizeof self->identity); //  the URL may hold a password
     free(self);
     *self_p = NULL;
 }
 
-const char *zc_queue_error(zc_queue_t *self)
+zc_error_t zc_queue_error(zc_queue_t *self)
 {
     assert(self);
     return self->error;
 }
 
+const char *zc_queue_errstr(zc_queue_t *self)
+{
+    assert(self);
+    return self->errstr;
+}
+
 const char *zc_queue_cluster(zc_queue_t *self)
 {
     assert(self);
-    return self->cluster;
+    return self->identity.cluster;
 }
 
 const char *zc_queue_redis_url(zc_queue_t *self)
 {
     assert(self);
-    return self->url;
+    return self->identity.redis_url;
+}
+
+//  Records an error reply; a key of the wrong type is told apart from the
+//  rest. Returns -1.
+static int s_reply_error(zc_queue_t *self, const redisReply *reply)
+{
+    zc_error_t kind = strncmp(reply->str, "WRONGTYPE", 9) == 0 ? ZC_ERR_TYPE : ZC_ERR_REDIS;
+    return s_fail(self, kind, "Redis error: %s", reply->str);
 }
 
 //  Runs the script in self->args. Returns the reply (caller frees), or NULL
-//  with self->error set; an error reply is turned into NULL too.
+//  with the failure recorded; an error reply is turned into NULL too.
 static redisReply *s_call(zc_queue_t *self)
 {
-    redisContext *c = zc_qs_conn_get(&self->conn);
-    if (!c) {
-        s_error(self, "%s", self->conn.error);
-        return NULL;
-    }
-    redisReply *reply = zc_qs_call(c, &self->args);
+    redisReply *reply = zc_redis_call(self->redis, &self->args);
     if (!reply) {
-        s_error(self, "Redis connection failed: %s", c->errstr);
-        zc_qs_conn_drop(&self->conn);
+        s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
         return NULL;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        s_error(self, "Redis error: %s", reply->str);
+        s_reply_error(self, reply);
         freeReplyObject(reply);
         return NULL;
     }
@@ -131,106 +142,130 @@ static redisReply *s_call(zc_queue_t *self)
 int64_t zc_queue_now_ms(zc_queue_t *self)
 {
     assert(self);
-    redisContext *c = zc_qs_conn_get(&self->conn);
-    if (!c) return s_error(self, "%s", self->conn.error);
-    redisReply *reply = (redisReply *)redisCommand(c, "TIME");
-    if (!reply) {
-        s_error(self, "Redis connection failed: %s", c->errstr);
-        zc_qs_conn_drop(&self->conn);
-        return -1;
-    }
+    s_begin(self);
+    redisReply *reply = zc_redis_command(self->redis, "TIME");
+    if (!reply) return s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
     int64_t now = -1;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2)
-        now = zc_qs_int(reply->element[0], 0) * 1000 + zc_qs_int(reply->element[1], 0) / 1000;
+        now = zc_redis_reply_int(reply->element[0], 0) * 1000 +
+              zc_redis_reply_int(reply->element[1], 0) / 1000;
     else
-        s_error(self, "unexpected reply to TIME");
+        s_fail(self, ZC_ERR_REDIS, "unexpected reply to TIME");
     freeReplyObject(reply);
     return now;
 }
 
 //  Checks a job's options and appends max_attempts, backoff and timeout.
-static int s_add_opts(zc_queue_t *self, zc_qs_args_t *args, const zc_job_opts_t *opts)
+static int s_add_opts(zc_queue_t *self, zc_redis_args_t *args, const zc_job_opts_t *opts)
 {
     zc_job_opts_t none = {0};
     if (!opts) opts = &none;
     if (opts->max_attempts < 0 || opts->backoff_ms < 0 || opts->timeout_ms < 0)
-        return s_error(self, "negative job option");
-    zc_qs_args_int(args, opts->max_attempts ? opts->max_attempts : ZC_QS_DEFAULT_ATTEMPTS);
-    zc_qs_args_int(args, opts->backoff_ms ? opts->backoff_ms : ZC_QS_DEFAULT_BACKOFF_MS);
-    zc_qs_args_int(args, opts->timeout_ms);
+        return s_fail(self, ZC_ERR_INVALID, "negative job option");
+    zc_redis_args_int(args, opts->max_attempts ? opts->max_attempts : ZC_QS_DEFAULT_ATTEMPTS);
+    zc_redis_args_int(args, opts->backoff_ms ? opts->backoff_ms : ZC_QS_DEFAULT_BACKOFF_MS);
+    zc_redis_args_int(args, opts->timeout_ms);
     return 0;
 }
 
 static int s_check_names(zc_queue_t *self, const char *queue, const char *task)
 {
     if (!zc_qs_name_valid(queue))
-        return s_error(self, "invalid queue name '%s'", queue ? queue : "(null)");
-    if (task && !zc_qs_name_valid(task)) return s_error(self, "invalid task name '%s'", task);
+        return s_fail(self, ZC_ERR_INVALID, "invalid queue name '%.100s'",
+                      queue ? queue : "(null)");
+    if (task && !zc_qs_name_valid(task))
+        return s_fail(self, ZC_ERR_INVALID, "invalid task name '%.100s'", task);
     return 0;
 }
 
-//  Enqueues count items in batches of ZC_QS_BATCH_MAX, pipelined. mode is
-//  "now", "at" or "in". Fills results and, for a single item, id_out.
-//  Returns the number enqueued or -1.
-static int s_enqueue(zc_queue_t *self, const char *queue, const char *task, const char *mode,
-                     int64_t when, const zc_queue_item_t *items, size_t count,
-                     const zc_job_opts_t *opts, int *results, char *id_out)
+//  Checks a job id (a wire name, so it prints on one line and fits
+//  ZC_JOB_ID_MAX).
+static int s_check_id(zc_queue_t *self, const char *id)
 {
-    if (s_check_names(self, queue, task)) return -1;
-    for (size_t i = 0; i < count; i++)
-        if (items[i].id && !zc_qs_id_valid(items[i].id))
-            return s_error(self, "invalid job id '%s'", items[i].id);
-    if (count == 0) return 0;
-    redisContext *c = zc_qs_conn_get(&self->conn);
-    if (!c) return s_error(self, "%s", self->conn.error);
-    size_t batches = (count + ZC_QS_BATCH_MAX - 1) / ZC_QS_BATCH_MAX;
-    zc_qs_args_t *args = (zc_qs_args_t *)calloc(batches, sizeof(zc_qs_args_t));
-    zc_qs_args_t **argp = (zc_qs_args_t **)calloc(batches, sizeof(zc_qs_args_t *));
+    if (zc_wire_name_valid(id)) return 0;
+    return s_fail(self, ZC_ERR_INVALID, "invalid job id '%.100s'", id ? id : "(null)");
+}
+
+//  One ENQUEUE call: how it is done (mode "now", "at" or "in", when) and
+//  what (items with opts); batches cut items into calls.
+typedef struct {
+    const char *queue, *task, *mode;
+    int64_t when;
+    const zc_queue_item_t *items;
+    size_t count;
+    const zc_job_opts_t *opts;
+} s_enqueue_t;
+
+//  Builds batch b of e into args. Returns 0 or -1.
+static int s_enqueue_batch(zc_queue_t *self, const s_enqueue_t *e, size_t b, zc_redis_args_t *args)
+{
+    zc_qs_args_start(args, ZC_QS_ENQUEUE, &self->identity);
+    zc_redis_args_str(args, e->queue);
+    zc_redis_args_str(args, e->task);
+    zc_redis_args_str(args, e->mode);
+    zc_redis_args_int(args, e->when);
+    if (s_add_opts(self, args, e->opts)) return -1;
+    for (size_t i = b * ZC_QS_BATCH_MAX; i < e->count && i < (b + 1) * ZC_QS_BATCH_MAX; i++) {
+        const zc_queue_item_t *item = &e->items[i];
+        zc_redis_args_str(args, item->id ? item->id : "");
+        zc_redis_args_add(args, item->args, item->args ? item->args_size : 0);
+    }
+    return 0;
+}
+
+//  Reads the reply to batch b: each job's id, or '' for a duplicate. Fills
+//  results and, for a single item, id_out. Returns the number enqueued or -1.
+static int s_enqueue_reply(zc_queue_t *self, const s_enqueue_t *e, size_t b,
+                           const redisReply *reply, int *results, char *id_out)
+{
+    size_t first = b * ZC_QS_BATCH_MAX;
+    size_t n = e->count - first < ZC_QS_BATCH_MAX ? e->count - first : ZC_QS_BATCH_MAX;
+    if (reply->type == REDIS_REPLY_ERROR) return s_reply_error(self, reply);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+        return s_fail(self, ZC_ERR_REDIS, "unexpected reply to enqueue");
+    int enqueued = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = reply->element[i];
+        int dup = id->type != REDIS_REPLY_STRING || id->len == 0;
+        if (results) results[first + i] = dup ? ZC_ERR_DUPLICATE : ZC_OK;
+        if (!dup) enqueued++;
+        if (id_out && e->count == 1 && !dup) snprintf(id_out, ZC_JOB_ID_MAX + 1, "%s", id->str);
+    }
+    return enqueued;
+}
+
+//  Enqueues e->count items in batches of ZC_QS_BATCH_MAX, pipelined. Fills
+//  results and, for a single item, id_out. Returns the number enqueued or -1.
+static int s_enqueue(zc_queue_t *self, const s_enqueue_t *e, int *results, char *id_out)
+{
+    if (s_check_names(self, e->queue, e->task)) return -1;
+    for (size_t i = 0; i < e->count; i++)
+        if (e->items[i].id && s_check_id(self, e->items[i].id)) return -1;
+    if (e->count == 0) return 0;
+    size_t batches = (e->count + ZC_QS_BATCH_MAX - 1) / ZC_QS_BATCH_MAX;
+    zc_redis_args_t *args = (zc_redis_args_t *)calloc(batches, sizeof(zc_redis_args_t));
+    zc_redis_args_t **argp = (zc_redis_args_t **)calloc(batches, sizeof(zc_redis_args_t *));
     redisReply **replies = (redisReply **)calloc(batches, sizeof(redisReply *));
     assert(args && argp && replies);
     int rc = 0;
     for (size_t b = 0; b < batches && rc == 0; b++) {
         //  Batch 0 reuses self->args, so a single enqueue allocates nothing.
         argp[b] = b == 0 ? &self->args : &args[b];
-        zc_qs_args_start(argp[b], ZC_QS_ENQUEUE, self->prefix);
-        zc_qs_args_str(argp[b], queue);
-        zc_qs_args_str(argp[b], task);
-        zc_qs_args_str(argp[b], mode);
-        zc_qs_args_int(argp[b], when);
-        rc = s_add_opts(self, argp[b], opts);
-        for (size_t i = b * ZC_QS_BATCH_MAX; i < count && i < (b + 1) * ZC_QS_BATCH_MAX; i++) {
-            zc_qs_args_str(argp[b], items[i].id ? items[i].id : "");
-            zc_qs_args_add(argp[b], items[i].args, items[i].args ? items[i].args_size : 0);
-        }
+        rc = s_enqueue_batch(self, e, b, argp[b]);
     }
+    if (rc == 0 && zc_redis_pipeline(self->redis, argp, (int)batches, replies))
+        rc = s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
     int enqueued = 0;
-    if (rc == 0 && zc_qs_pipeline(c, argp, (int)batches, replies)) {
-        rc = s_error(self, "Redis connection failed: %s", c->errstr);
-        zc_qs_conn_drop(&self->conn);
-    }
     for (size_t b = 0; b < batches && rc == 0; b++) {
-        redisReply *reply = replies[b];
-        size_t first = b * ZC_QS_BATCH_MAX;
-        size_t n = count - first < ZC_QS_BATCH_MAX ? count - first : ZC_QS_BATCH_MAX;
-        if (reply->type == REDIS_REPLY_ERROR) {
-            rc = s_error(self, "Redis error: %s", reply->str);
-            break;
-        }
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-            rc = s_error(self, "unexpected reply to enqueue");
-            break;
-        }
-        for (size_t i = 0; i < n; i++) {
-            redisReply *id = reply->element[i];
-            int dup = id->type != REDIS_REPLY_STRING || id->len == 0;
-            if (results) results[first + i] = dup ? ZC_QUEUE_DUPLICATE : 0;
-            if (!dup) enqueued++;
-            if (id_out && count == 1 && !dup) snprintf(id_out, ZC_JOB_ID_MAX + 1, "%s", id->str);
-        }
+        int n = s_enqueue_reply(self, e, b, replies[b], results, id_out);
+        if (n < 0)
+            rc = -1;
+        else
+            enqueued += n;
     }
     for (size_t b = 0; b < batches; b++) {
         if (replies[b]) freeReplyObject(replies[b]);
-        if (b > 0) zc_qs_args_free(&args[b]);
+        if (b > 0) zc_redis_args_free(&args[b]);
     }
     free(args);
     free(argp);
@@ -243,13 +278,12 @@ static int s_enqueue_one(zc_queue_t *self, const char *queue, const char *task, 
                          const zc_job_opts_t *opts, char *id_out)
 {
     zc_queue_item_t item = {args, args_size, opts ? opts->id : NULL};
-    int result = 0;
-    int rc = s_enqueue(self, queue, task, mode, when, &item, 1, opts, &result, id_out);
-    if (rc < 0) return -1;
-    if (result == ZC_QUEUE_DUPLICATE) {
+    s_enqueue_t e = {queue, task, mode, when, &item, 1, opts};
+    int result = ZC_OK;
+    if (s_enqueue(self, &e, &result, id_out) < 0) return -1;
+    if (result == ZC_ERR_DUPLICATE) {
         if (id_out) snprintf(id_out, ZC_JOB_ID_MAX + 1, "%s", item.id);
-        s_error(self, "a live job already has the id '%s'", item.id);
-        return ZC_QUEUE_DUPLICATE;
+        return s_fail(self, ZC_ERR_DUPLICATE, "a live job already has the id '%.100s'", item.id);
     }
     return 0;
 }
@@ -258,6 +292,7 @@ int zc_queue_enqueue(zc_queue_t *self, const char *queue, const char *task, cons
                      size_t args_size, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
+    s_begin(self);
     return s_enqueue_one(self, queue, task, "now", 0, args, args_size, opts, id_out);
 }
 
@@ -265,6 +300,7 @@ int zc_queue_enqueue_at(zc_queue_t *self, const char *queue, const char *task, c
                         size_t args_size, int64_t at_ms, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
+    s_begin(self);
     return s_enqueue_one(self, queue, task, "at", at_ms, args, args_size, opts, id_out);
 }
 
@@ -272,7 +308,8 @@ int zc_queue_enqueue_in(zc_queue_t *self, const char *queue, const char *task, c
                         size_t args_size, int64_t delay_ms, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
-    if (delay_ms < 0) return s_error(self, "negative delay");
+    s_begin(self);
+    if (delay_ms < 0) return s_fail(self, ZC_ERR_INVALID, "negative delay");
     return s_enqueue_one(self, queue, task, "in", delay_ms, args, args_size, opts, id_out);
 }
 
@@ -282,23 +319,27 @@ int zc_queue_enqueue_many(zc_queue_t *self, const char *queue, const char *task,
 {
     assert(self);
     assert(items || count == 0);
-    return s_enqueue(self, queue, task, "now", 0, items, count, opts, results, NULL);
+    s_begin(self);
+    s_enqueue_t e = {queue, task, "now", 0, items, count, opts};
+    return s_enqueue(self, &e, results, NULL);
 }
 
 int zc_queue_every(zc_queue_t *self, const char *name, const char *queue, const char *task,
                    const void *args, size_t args_size, int64_t every_ms, const zc_job_opts_t *opts)
 {
     assert(self);
+    s_begin(self);
     if (!zc_qs_name_valid(name))
-        return s_error(self, "invalid recurring task name '%s'", name ? name : "(null)");
+        return s_fail(self, ZC_ERR_INVALID, "invalid recurring task name '%.100s'",
+                      name ? name : "(null)");
     if (s_check_names(self, queue, task)) return -1;
-    if (every_ms <= 0) return s_error(self, "the period must be positive");
-    zc_qs_args_start(&self->args, ZC_QS_EVERY, self->prefix);
-    zc_qs_args_str(&self->args, name);
-    zc_qs_args_str(&self->args, queue);
-    zc_qs_args_str(&self->args, task);
-    zc_qs_args_add(&self->args, args, args ? args_size : 0);
-    zc_qs_args_int(&self->args, every_ms);
+    if (every_ms <= 0) return s_fail(self, ZC_ERR_INVALID, "the period must be positive");
+    zc_qs_args_start(&self->args, ZC_QS_EVERY, &self->identity);
+    zc_redis_args_str(&self->args, name);
+    zc_redis_args_str(&self->args, queue);
+    zc_redis_args_str(&self->args, task);
+    zc_redis_args_add(&self->args, args, args ? args_size : 0);
+    zc_redis_args_int(&self->args, every_ms);
     if (s_add_opts(self, &self->args, opts)) return -1;
     redisReply *reply = s_call(self);
     if (!reply) return -1;
@@ -309,13 +350,15 @@ int zc_queue_every(zc_queue_t *self, const char *name, const char *queue, const 
 int zc_queue_every_remove(zc_queue_t *self, const char *name)
 {
     assert(self);
+    s_begin(self);
     if (!zc_qs_name_valid(name))
-        return s_error(self, "invalid recurring task name '%s'", name ? name : "(null)");
-    zc_qs_args_start(&self->args, ZC_QS_EVERY_REMOVE, self->prefix);
-    zc_qs_args_str(&self->args, name);
+        return s_fail(self, ZC_ERR_INVALID, "invalid recurring task name '%.100s'",
+                      name ? name : "(null)");
+    zc_qs_args_start(&self->args, ZC_QS_EVERY_REMOVE, &self->identity);
+    zc_redis_args_str(&self->args, name);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
-    int existed = zc_qs_int(reply, 0) > 0;
+    int existed = zc_redis_reply_int(reply, 0) > 0;
     freeReplyObject(reply);
     return existed;
 }
@@ -324,55 +367,60 @@ int zc_queue_stats(zc_queue_t *self, const char *queue, zc_queue_stats_t *stats)
 {
     assert(self);
     assert(stats);
+    s_begin(self);
     memset(stats, 0, sizeof *stats);
     if (s_check_names(self, queue, NULL)) return -1;
-    zc_qs_args_start(&self->args, ZC_QS_STATS, self->prefix);
-    zc_qs_args_str(&self->args, queue);
+    zc_qs_args_start(&self->args, ZC_QS_STATS, &self->identity);
+    zc_redis_args_str(&self->args, queue);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 9)
-        rc = s_error(self, "unexpected reply to stats");
+        rc = s_fail(self, ZC_ERR_REDIS, "unexpected reply to stats");
     else {
+        //  In the script's order.
         int64_t *fields[] = {&stats->queued,    &stats->delayed,   &stats->inflight,
                              &stats->processed, &stats->failed,    &stats->retried,
                              &stats->requeued,  &stats->lost_acks, &stats->failed_list};
-        //  Script order: queued, delayed, inflight, processed, failed, retried,
-        //  requeued, lost_acks, failed_list.
         for (int i = 0; i < 9; i++)
-            *fields[i] = zc_qs_int(reply->element[i], 0);
+            *fields[i] = zc_redis_reply_int(reply->element[i], 0);
     }
     freeReplyObject(reply);
     return rc;
+}
+
+//  Copies a string reply into out (cap bytes), "" for any other reply.
+static void s_copy(char *out, size_t cap, const redisReply *reply)
+{
+    int is_string = reply->type == REDIS_REPLY_STRING;
+    snprintf(out, cap, "%.*s", is_string ? (int)reply->len : 0, is_string ? reply->str : "");
 }
 
 int zc_queue_failed(zc_queue_t *self, const char *queue, zc_queue_failure_t *out, int max)
 {
     assert(self);
     assert(out || max == 0);
+    s_begin(self);
     if (s_check_names(self, queue, NULL)) return -1;
     if (max <= 0) return 0;
-    zc_qs_args_start(&self->args, ZC_QS_FAILED, self->prefix);
-    zc_qs_args_str(&self->args, queue);
-    zc_qs_args_int(&self->args, max);
+    zc_qs_args_start(&self->args, ZC_QS_FAILED, &self->identity);
+    zc_redis_args_str(&self->args, queue);
+    zc_redis_args_int(&self->args, max);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 5 != 0) {
         freeReplyObject(reply);
-        return s_error(self, "unexpected reply to failed");
+        return s_fail(self, ZC_ERR_REDIS, "unexpected reply to failed");
     }
     int n = (int)(reply->elements / 5);
     for (int i = 0; i < n && i < max; i++) {
         redisReply **f = reply->element + 5 * i;
         zc_queue_failure_t *entry = &out[i];
-        snprintf(entry->id, sizeof entry->id, "%.*s", f[0]->str ? (int)f[0]->len : 0,
-                 f[0]->str ? f[0]->str : "");
-        snprintf(entry->task, sizeof entry->task, "%.*s", f[1]->str ? (int)f[1]->len : 0,
-                 f[1]->str ? f[1]->str : "");
-        snprintf(entry->error, sizeof entry->error, "%.*s", f[2]->str ? (int)f[2]->len : 0,
-                 f[2]->str ? f[2]->str : "");
-        entry->attempts = (int)zc_qs_int(f[3], 0);
-        entry->failed_ms = zc_qs_int(f[4], 0);
+        s_copy(entry->id, sizeof entry->id, f[0]);
+        s_copy(entry->task, sizeof entry->task, f[1]);
+        s_copy(entry->error, sizeof entry->error, f[2]);
+        entry->attempts = (int)zc_redis_reply_int(f[3], 0);
+        entry->failed_ms = zc_redis_reply_int(f[4], 0);
     }
     freeReplyObject(reply);
     return n < max ? n : max;
@@ -381,28 +429,31 @@ int zc_queue_failed(zc_queue_t *self, const char *queue, zc_queue_failure_t *out
 int zc_queue_retry(zc_queue_t *self, const char *queue, const char *id)
 {
     assert(self);
-    if (s_check_names(self, queue, NULL)) return -1;
-    if (!zc_qs_id_valid(id)) return s_error(self, "invalid job id '%s'", id ? id : "(null)");
-    zc_qs_args_start(&self->args, ZC_QS_RETRY, self->prefix);
-    zc_qs_args_str(&self->args, queue);
-    zc_qs_args_str(&self->args, id);
+    s_begin(self);
+    if (s_check_names(self, queue, NULL) || s_check_id(self, id)) return -1;
+    zc_qs_args_start(&self->args, ZC_QS_RETRY, &self->identity);
+    zc_redis_args_str(&self->args, queue);
+    zc_redis_args_str(&self->args, id);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
-    int moved = zc_qs_int(reply, 0) == 1;
+    int moved = zc_redis_reply_int(reply, 0) == 1;
     freeReplyObject(reply);
-    if (!moved) return s_error(self, "job '%s' is not on the failed list of queue '%s'", id, queue);
+    if (!moved)
+        return s_fail(self, ZC_ERR_MISSING, "job '%.100s' is not on the failed list of queue '%s'",
+                      id, queue);
     return 0;
 }
 
 int64_t zc_queue_delete(zc_queue_t *self, const char *queue)
 {
     assert(self);
+    s_begin(self);
     if (s_check_names(self, queue, NULL)) return -1;
-    zc_qs_args_start(&self->args, ZC_QS_DELETE, self->prefix);
-    zc_qs_args_str(&self->args, queue);
+    zc_qs_args_start(&self->args, ZC_QS_DELETE, &self->identity);
+    zc_redis_args_str(&self->args, queue);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
-    int64_t deleted = zc_qs_int(reply, 0);
+    int64_t deleted = zc_redis_reply_int(reply, 0);
     freeReplyObject(reply);
     return deleted;
 }
@@ -410,13 +461,15 @@ int64_t zc_queue_delete(zc_queue_t *self, const char *queue)
 int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id)
 {
     assert(self);
-    if (!zc_qs_id_valid(node_id))
-        return s_error(self, "invalid node id '%s'", node_id ? node_id : "(null)");
-    zc_qs_args_start(&self->args, ZC_QS_REQUEUE_NODE, self->prefix);
-    zc_qs_args_str(&self->args, node_id);
+    s_begin(self);
+    if (!zc_wire_name_valid(node_id))
+        return s_fail(self, ZC_ERR_INVALID, "invalid node id '%.100s'",
+                      node_id ? node_id : "(null)");
+    zc_qs_args_start(&self->args, ZC_QS_REQUEUE_NODE, &self->identity);
+    zc_redis_args_str(&self->args, node_id);
     redisReply *reply = s_call(self);
     if (!reply) return -1;
-    int64_t requeued = zc_qs_int(reply, 0);
+    int64_t requeued = zc_redis_reply_int(reply, 0);
     freeReplyObject(reply);
     if (requeued > 0)
         zc_log(ZC_LOG_INFO, "queue", "returned %lld jobs of node %s to their queues",

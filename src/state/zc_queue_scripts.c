@@ -28,12 +28,10 @@
 */
 #include "zc_queue_scripts.h"
 
-#include <czmq.h>
+#include <assert.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 //  --------------------------------------------------------------------------
 //  The scripts. Each is the prelude followed by its own body.
@@ -453,9 +451,11 @@ static const char *s_bodies[ZC_QS_COUNT] = {
     s_enqueue,      s_claim, s_ack,          s_fail,  s_release, s_extend, s_tick,
     s_requeue_node, s_every, s_every_remove, s_stats, s_failed,  s_retry,  s_delete};
 
-static char *s_source[ZC_QS_COUNT]; //  prelude + body
-static size_t s_source_len[ZC_QS_COUNT];
-static char s_sha[ZC_QS_COUNT][41];
+//  --------------------------------------------------------------------------
+//  How they are called
+
+static char *s_source[ZC_QS_COUNT]; //  prelude + body, kept for the process
+static zc_script_t s_scripts[ZC_QS_COUNT];
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
 static void s_free_sources(void)
@@ -465,167 +465,39 @@ static void s_free_sources(void)
 }
 
 //  Builds each script's full text and its SHA-1, as Redis will name it.
-static void s_init_sources(void)
+static void s_init_scripts(void)
 {
+    size_t prelude_len = strlen(s_prelude);
     for (int i = 0; i < ZC_QS_COUNT; i++) {
-        size_t plen = strlen(s_prelude), blen = strlen(s_bodies[i]);
-        s_source[i] = (char *)malloc(plen + blen + 1);
+        size_t body_len = strlen(s_bodies[i]);
+        s_source[i] = (char *)malloc(prelude_len + body_len + 1);
         assert(s_source[i]);
-        memcpy(s_source[i], s_prelude, plen);
-        memcpy(s_source[i] + plen, s_bodies[i], blen + 1);
-        s_source_len[i] = plen + blen;
-        zdigest_t *digest = zdigest_new();
-        zdigest_update(digest, (const byte *)s_source[i], s_source_len[i]);
-        const char *hex = zdigest_string(digest);
-        for (int j = 0; j < 40; j++)
-            s_sha[i][j] = (char)tolower((unsigned char)hex[j]);
-        s_sha[i][40] = 0;
-        zdigest_destroy(&digest);
+        memcpy(s_source[i], s_prelude, prelude_len);
+        memcpy(s_source[i] + prelude_len, s_bodies[i], body_len + 1);
+        zc_script_init(&s_scripts[i], s_source[i]);
     }
     atexit(s_free_sources);
 }
 
-//  --------------------------------------------------------------------------
-//  Argument lists
-
-static void s_reserve(zc_qs_args_t *self, size_t len)
+void zc_qs_args_start(zc_redis_args_t *args, zc_qs_script_t script, const zc_identity_t *identity)
 {
-    if (self->used + len > self->cap) {
-        size_t cap = self->cap ? self->cap : 1024;
-        while (cap < self->used + len)
-            cap *= 2;
-        self->buf = (char *)realloc(self->buf, cap);
-        assert(self->buf);
-        self->cap = cap;
-    }
-    if (self->argc == self->cap_args) {
-        int cap = self->cap_args ? self->cap_args * 2 : 32;
-        self->offsets = (size_t *)realloc(self->offsets, (size_t)cap * sizeof(size_t));
-        self->lens = (size_t *)realloc(self->lens, (size_t)cap * sizeof(size_t));
-        self->argv = (const char **)realloc(self->argv, (size_t)cap * sizeof(char *));
-        assert(self->offsets && self->lens && self->argv);
-        self->cap_args = cap;
-    }
+    assert(script >= 0 && script < ZC_QS_COUNT);
+    pthread_once(&s_once, s_init_scripts);
+    zc_redis_args_eval(args, &s_scripts[script], 1);
+    char key[ZC_PREFIX_MAX + 16];
+    zc_redis_args_str(args, zc_identity_key(identity, key, sizeof key, "q:inflight"));
+    zc_redis_args_add(args, identity->prefix, identity->prefix_len);
 }
 
-void zc_qs_args_add(zc_qs_args_t *self, const void *data, size_t len)
+zc_redis_t *zc_qs_redis_new(const zc_identity_t *identity)
 {
-    s_reserve(self, len);
-    if (len) memcpy(self->buf + self->used, data, len);
-    self->offsets[self->argc] = self->used;
-    self->lens[self->argc] = len;
-    self->argc++;
-    self->used += len;
-}
-
-void zc_qs_args_str(zc_qs_args_t *self, const char *str)
-{
-    zc_qs_args_add(self, str, strlen(str));
-}
-
-void zc_qs_args_int(zc_qs_args_t *self, int64_t value)
-{
-    char text[24];
-    int len = snprintf(text, sizeof text, "%lld", (long long)value);
-    zc_qs_args_add(self, text, (size_t)len);
-}
-
-void zc_qs_args_start(zc_qs_args_t *self, zc_qs_script_t script, const char *prefix)
-{
-    pthread_once(&s_once, s_init_sources);
-    self->used = 0;
-    self->argc = 0;
-    self->script = script;
-    self->eval = 0;
-    zc_qs_args_str(self, "EVALSHA");
-    zc_qs_args_str(self, s_sha[script]);
-    zc_qs_args_str(self, "1");
-    char key[512];
-    snprintf(key, sizeof key, "%sq:inflight", prefix);
-    zc_qs_args_str(self, key);
-    zc_qs_args_str(self, prefix);
-}
-
-void zc_qs_args_free(zc_qs_args_t *self)
-{
-    free(self->buf);
-    free(self->offsets);
-    free(self->lens);
-    free(self->argv);
-    memset(self, 0, sizeof *self);
+    zc_redis_t *redis = zc_redis_new(&identity->url, 5000);
+    zc_redis_set_backoff(redis, 100, 100);
+    return redis;
 }
 
 //  --------------------------------------------------------------------------
-//  Calls
-
-static int s_append(redisContext *c, zc_qs_args_t *args)
-{
-    for (int i = 0; i < args->argc; i++)
-        args->argv[i] = args->buf + args->offsets[i];
-    if (args->eval) {
-        args->argv[0] = "EVAL";
-        args->argv[1] = s_source[args->script];
-        args->lens[0] = 4;
-        args->lens[1] = s_source_len[args->script];
-    }
-    return redisAppendCommandArgv(c, args->argc, args->argv, args->lens) == REDIS_OK ? 0 : -1;
-}
-
-static int s_is_noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-int zc_qs_pipeline(redisContext *c, zc_qs_args_t **args, int count, redisReply **replies)
-{
-    for (int i = 0; i < count; i++)
-        replies[i] = NULL;
-    for (int i = 0; i < count; i++)
-        if (s_append(c, args[i])) return -1;
-    for (int i = 0; i < count; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK) {
-            for (int j = 0; j < i; j++) {
-                freeReplyObject(replies[j]);
-                replies[j] = NULL;
-            }
-            return -1;
-        }
-        replies[i] = (redisReply *)reply;
-    }
-    //  Only now that every pipelined reply is read can a call be re-sent:
-    //  EVAL runs the script and caches it, so later EVALSHAs find it again.
-    for (int i = 0; i < count; i++) {
-        if (!s_is_noscript(replies[i])) continue;
-        freeReplyObject(replies[i]);
-        replies[i] = NULL;
-        args[i]->eval = 1;
-        int rc = s_append(c, args[i]);
-        args[i]->eval = 0;
-        args[i]->lens[0] = 7; //  the buffer still holds EVALSHA and the sha
-        args[i]->lens[1] = 40;
-        void *reply = NULL;
-        if (rc || redisGetReply(c, &reply) != REDIS_OK) {
-            for (int j = 0; j < count; j++) {
-                if (replies[j]) freeReplyObject(replies[j]);
-                replies[j] = NULL;
-            }
-            return -1;
-        }
-        replies[i] = (redisReply *)reply;
-    }
-    return 0;
-}
-
-redisReply *zc_qs_call(redisContext *c, zc_qs_args_t *args)
-{
-    redisReply *reply = NULL;
-    if (zc_qs_pipeline(c, &args, 1, &reply)) return NULL;
-    return reply;
-}
-
-//  --------------------------------------------------------------------------
-//  Names, replies, connections
+//  Names
 
 int zc_qs_name_valid(const char *name)
 {
@@ -638,52 +510,4 @@ int zc_qs_name_valid(const char *name)
         if (!ok || len >= ZC_QUEUE_NAME_MAX) return 0;
     }
     return 1;
-}
-
-int zc_qs_id_valid(const char *id)
-{
-    if (!id || !*id) return 0;
-    size_t len = 0;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++, len++)
-        if (*p <= 0x20 || *p >= 0x7f || *p == '{' || *p == '}' || len >= ZC_JOB_ID_MAX) return 0;
-    return 1;
-}
-
-int64_t zc_qs_int(const redisReply *reply, int64_t fallback)
-{
-    if (!reply) return fallback;
-    if (reply->type == REDIS_REPLY_INTEGER) return (int64_t)reply->integer;
-    if (reply->type == REDIS_REPLY_STRING && reply->len > 0) {
-        char *end;
-        long long value = strtoll(reply->str, &end, 10);
-        if (*end == 0) return (int64_t)value;
-    }
-    return fallback;
-}
-
-int64_t zc_qs_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-redisContext *zc_qs_conn_get(zc_qs_conn_t *conn)
-{
-    if (conn->ctx && conn->ctx->err) zc_qs_conn_drop(conn);
-    if (conn->ctx) return conn->ctx;
-    int64_t now = zc_qs_clock_ms();
-    if (now < conn->retry_at) return NULL; //  conn->error still says why
-    conn->ctx = zc_redis_connect(&conn->url, conn->timeout_ms, conn->error, sizeof conn->error);
-    if (!conn->ctx) conn->retry_at = now + 100;
-    return conn->ctx;
-}
-
-void zc_qs_conn_drop(zc_qs_conn_t *conn)
-{
-    if (conn->ctx) {
-        if (conn->ctx->err) snprintf(conn->error, sizeof conn->error, "%s", conn->ctx->errstr);
-        redisFree(conn->ctx);
-        conn->ctx = NULL;
-    }
 }

@@ -1,9 +1,11 @@
 /*  zc_queue_scripts — the task queue's Lua scripts and how they are called.
 
-    Private to the zc_queue files: zc_queue.c (enqueue, administration) and
-    zc_queue_worker.c (claim, ack, lease, scheduler) build argument lists
-    here and run them with EVALSHA, falling back to EVAL when Redis does not
-    know the script (after a restart or SCRIPT FLUSH).
+    Private to the queue: zc_queue.c (enqueue, administration), the worker's
+    dispatcher (claim, ack, fail, release) and keeper (lease, tick) start a
+    zc_redis_args_t here for one script, add its arguments and run it with
+    zc_redis_call or zc_redis_pipeline, which send EVALSHA and fall back to
+    EVAL when Redis does not know the script (after a restart or SCRIPT
+    FLUSH).
 
     Every script is called as EVALSHA sha 1 <prefix>q:inflight <prefix> ...:
     the one declared key routes the call to the cluster's slot (all keys
@@ -12,11 +14,9 @@
 #ifndef ZC_QUEUE_SCRIPTS_H_INCLUDED
 #define ZC_QUEUE_SCRIPTS_H_INCLUDED
 
+#include "zc_identity.h"
 #include "zc_queue.h"
 #include "zc_redis.h"
-
-#include <stddef.h>
-#include <stdint.h>
 
 typedef enum {
     ZC_QS_ENQUEUE, //  queue, task, mode, when, max_attempts, backoff, timeout, (id, args)...
@@ -42,68 +42,18 @@ typedef enum {
 //  Most jobs one script call takes (Lua's unpack() has a limit near 8000).
 #define ZC_QS_BATCH_MAX 1000
 
-//  An argument list for one script call, reused between calls.
-typedef struct {
-    char *buf; //  every argument, back to back
-    size_t used, cap;
-    size_t *offsets, *lens;
-    const char **argv;
-    int argc, cap_args;
-    zc_qs_script_t script;
-    int eval; //  1 once the list was turned into an EVAL (no SHA known)
-} zc_qs_args_t;
+//  Creates the queue's kind of Redis connection: every command bounded by
+//  5 s, and a lost connection tried again every 100 ms rather than with
+//  the default backoff (up to 1 s): a worker cut off from Redis must renew
+//  its claims within their lease (1.5 s by default) or they may run twice.
+zc_redis_t *zc_qs_redis_new(const zc_identity_t *identity);
 
-//  Starts a list for script with the key prefix; frees nothing (reuses memory).
-void zc_qs_args_start(zc_qs_args_t *self, zc_qs_script_t script, const char *prefix);
-
-//  Appends one binary-safe argument.
-void zc_qs_args_add(zc_qs_args_t *self, const void *data, size_t len);
-
-//  Appends a string argument.
-void zc_qs_args_str(zc_qs_args_t *self, const char *str);
-
-//  Appends an integer argument.
-void zc_qs_args_int(zc_qs_args_t *self, int64_t value);
-
-//  Frees the list's memory.
-void zc_qs_args_free(zc_qs_args_t *self);
-
-//  Sends count calls in one round trip and fills replies[i] with each reply
-//  (the caller frees them; error replies included), re-running with EVAL any
-//  call whose script Redis did not know. Returns 0, or -1 if the connection
-//  failed (then every replies[i] is NULL).
-int zc_qs_pipeline(redisContext *c, zc_qs_args_t **args, int count, redisReply **replies);
-
-//  Runs one call and returns its reply (caller frees), or NULL if the
-//  connection failed.
-redisReply *zc_qs_call(redisContext *c, zc_qs_args_t *args);
+//  Starts args as a call of script for the cluster of identity, up to and
+//  including ARGV[1] (the key prefix); add the script's own arguments next.
+//  Reuses the list's memory.
+void zc_qs_args_start(zc_redis_args_t *args, zc_qs_script_t script, const zc_identity_t *identity);
 
 //  Returns 1 if name is a valid queue or task name.
 int zc_qs_name_valid(const char *name);
-
-//  Returns 1 if id is a valid job, node or cluster id.
-int zc_qs_id_valid(const char *id);
-
-//  Returns the integer of an integer or numeric string reply, else fallback.
-int64_t zc_qs_int(const redisReply *reply, int64_t fallback);
-
-//  A Redis connection that reconnects on use after an error, at most every
-//  100 ms.
-typedef struct {
-    zc_redis_url_t url;
-    int timeout_ms;
-    redisContext *ctx;
-    int64_t retry_at; //  monotonic ms before which no reconnect is tried
-    char error[256];
-} zc_qs_conn_t;
-
-//  Returns a usable context, connecting if needed, or NULL with conn->error set.
-redisContext *zc_qs_conn_get(zc_qs_conn_t *conn);
-
-//  Drops the context after an error on it (the next get reconnects).
-void zc_qs_conn_drop(zc_qs_conn_t *conn);
-
-//  Returns monotonic milliseconds.
-int64_t zc_qs_clock_ms(void);
 
 #endif
