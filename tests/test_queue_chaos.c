@@ -135,7 +135,7 @@ static void s_drain(zc_queue_t *queue, const char *name, char prefix, int timeou
 
 int main(void)
 {
-    zt_redis_t *redis = zt_redis_start();
+    zt_redis_t *redis = s_redis = zt_redis_start(); //  destroyed through s_redis
     if (!ZT_CHECK(redis != NULL)) return zt_done();
     s_url = zt_redis_url(redis);
     zc_queue_t *queue = zc_queue_new(s_url, CLUSTER);
