@@ -159,7 +159,7 @@ int main(void)
     zt_section("no false removal under CPU load");
     pid_t burners[4];
     for (int i = 0; i < 4; i++)
-        if ((burners[i] = fork()) == 0) {
+        if ((burners[i] = zt_fork()) == 0) {
             volatile unsigned long x = 0;
             int64_t until = zt_now_ms() + 6000;
             while (zt_now_ms() < until)

@@ -308,7 +308,7 @@ static void s_embedded(zt_redis_t *redis)
     ZT_CHECK(mkdtemp(dir) != NULL);
     unsetenv("ZC_ADMIN_KEY");
     fflush(stdout);
-    pid_t pid = fork();
+    pid_t pid = zt_fork();
     if (pid == 0) _exit(s_embedded_master(dir, zt_redis_url(redis)));
     //  Wait for the master's admin.json and its generated key.
     char path[128], text[4096] = "";

@@ -5,11 +5,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -73,11 +73,78 @@ struct _zt_proc_t {
     char line[65536];
 };
 
+//  In a child just forked: dies with its parent. PR_SET_PDEATHSIG fires when
+//  the *thread* that forked exits, not the process; the tests fork from their
+//  main thread, whose end is the process's end. A parent that died before
+//  prctl is caught by getppid().
+static void s_die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+}
+
+pid_t zt_fork(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) s_die_with_parent(parent);
+    return pid;
+}
+
+//  Makes fd the child's target descriptor, open across exec.
+static void s_place(int fd, int target)
+{
+    if (fd == target)
+        fcntl(fd, F_SETFD, 0);
+    else
+        dup2(fd, target);
+}
+
+//  Starts argv[0] from PATH with stdin on in_fd (-1: ours) and stdout on
+//  out_fd (-1: ours), stdout and stderr on /dev/null if quiet. Only
+//  async-signal-safe calls between fork and exec: the test may have threads.
+//  An exec failure comes back as an errno over a close-on-exec pipe.
+static pid_t s_spawn(char *const argv[], char *const envp[], int in_fd, int out_fd, int quiet)
+{
+    int report[2];
+    if (pipe2(report, O_CLOEXEC)) return -1;
+    int null = quiet ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
+    pid_t pid = zt_fork();
+    if (pid == 0) {
+        if (in_fd >= 0) s_place(in_fd, 0);
+        if (out_fd >= 0) s_place(out_fd, 1);
+        if (null >= 0) s_place(null, 1), s_place(null, 2);
+        execvpe(argv[0], argv, envp);
+        int err = errno;
+        ssize_t ignored = write(report[1], &err, sizeof err);
+        (void)ignored;
+        _exit(127);
+    }
+    if (null >= 0) close(null);
+    close(report[1]);
+    int err = pid < 0 ? errno : 0;
+    ssize_t n = 0;
+    while (pid > 0 && (n = read(report[0], &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    if (n == (ssize_t)sizeof err) waitpid(pid, NULL, 0);
+    close(report[0]);
+    if (err) {
+        fprintf(stderr, "cannot start %s: %s\n", argv[0], strerror(err));
+        return -1;
+    }
+    return pid;
+}
+
 zt_proc_t *zt_proc_start(char *const argv[], char *const env[])
 {
     signal(SIGPIPE, SIG_IGN); //  a child that died must fail a write, not kill the test
     int in[2], out[2];
-    if (pipe(in) || pipe(out)) return NULL;
+    if (pipe2(in, O_CLOEXEC)) return NULL;
+    if (pipe2(out, O_CLOEXEC)) {
+        close(in[0]);
+        close(in[1]);
+        return NULL;
+    }
     //  Environment: ours plus the extras (extras win by coming first).
     size_t n_env = 0, n_extra = 0;
     while (environ[n_env])
@@ -89,29 +156,19 @@ zt_proc_t *zt_proc_start(char *const argv[], char *const env[])
         envp[i] = env[i];
     for (size_t i = 0; i < n_env; i++)
         envp[n_extra + i] = environ[i];
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, in[1]);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    zt_proc_t *self = (zt_proc_t *)calloc(1, sizeof(zt_proc_t));
-    int rc = posix_spawnp(&self->pid, argv[0], &actions, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
+    pid_t pid = s_spawn(argv, envp, in[0], out[1], 0);
     free(envp);
     close(in[0]);
     close(out[1]);
-    if (rc != 0) {
-        fprintf(stderr, "cannot start %s: %s\n", argv[0], strerror(rc));
+    if (pid < 0) {
         close(in[1]);
         close(out[0]);
-        free(self);
         return NULL;
     }
+    zt_proc_t *self = (zt_proc_t *)calloc(1, sizeof(zt_proc_t));
+    self->pid = pid;
     self->in_fd = in[1];
     self->out_fd = out[0];
-    fcntl(self->in_fd, F_SETFD, FD_CLOEXEC);
-    fcntl(self->out_fd, F_SETFD, FD_CLOEXEC);
     return self;
 }
 
@@ -315,16 +372,11 @@ static int s_redis_spawn(zt_redis_t *self)
                     self->socket,   "--unixsocketperm", "700",     "--dir",
                     self->dir,      "--save",           "",        "--appendonly",
                     "no",           "--loglevel",       "warning", NULL};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
     //  Not the test's stdout/stderr: a server left behind by a crashed test
     //  must not hold ctest's pipe open.
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&self->pid, "redis-server", &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-        fprintf(stderr, "cannot start redis-server: %s\n", strerror(rc));
+    self->pid = s_spawn(argv, environ, -1, -1, 1);
+    if (self->pid < 0) {
+        self->pid = 0;
         return -1;
     }
     for (int i = 0; i < 500; i++) {

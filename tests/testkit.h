@@ -33,6 +33,11 @@ int64_t zt_now_ms(void);
 //  A child process with its stdin and stdout on pipes (stderr is inherited).
 typedef struct _zt_proc_t zt_proc_t;
 
+//  Every child the kit starts dies with the test (SIGKILL on the test's end,
+//  crash or kill included, through PR_SET_PDEATHSIG); zt_fork is fork with
+//  the same guarantee, for tests that fork themselves.
+pid_t zt_fork(void);
+
 //  Starts argv[0] (looked up in PATH) with extra environment entries
 //  ("NAME=value", NULL-terminated, may be NULL). Returns NULL on failure.
 zt_proc_t *zt_proc_start(char *const argv[], char *const env[]);
