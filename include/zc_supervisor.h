@@ -47,7 +47,8 @@
         ZC_READY_FD      the fd of the pipe zc_supervisor_ready writes to
     stdin is /dev/null, stdout and stderr are the master's; each worker runs in
     its own process group (a terminal's Ctrl-C reaches the master only, which
-    stops the workers in order) and gets SIGTERM if the master dies.
+    stops the workers in order) and gets SIGTERM if the master dies, even by
+    SIGKILL (PR_SET_PDEATHSIG), as does the embedded redis-server.
 
     N is the lowest number no live worker of this master holds, so a respawned
     worker keeps its predecessor's id and a replacement started during a
@@ -59,9 +60,17 @@
     channel zc:{NAME}:supervisor and LPUSH on the list
     zc:{NAME}:supervisor:events (the newest 1000), as JSON objects.
     docs/SUPERVISOR.md describes them and the admin API.
+
+    Errors: a method that can fail returns -1 and leaves the reason on the
+    master: zc_supervisor_error() is its kind (zc_error.h) and
+    zc_supervisor_errstr() the message; a call that succeeds sets ZC_OK.
+    Failures that a master's operator must see (a bad group, a refused
+    reload, a master that cannot start) are logged as well.
 */
 #ifndef ZC_SUPERVISOR_H_INCLUDED
 #define ZC_SUPERVISOR_H_INCLUDED
+
+#include "zc_error.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -85,6 +94,11 @@ int zc_supervisor_status(const char *text);
 
 //  Returns 1 if this process was started by a zcluster master.
 int zc_supervisor_managed(void);
+
+//  Writes the id a master named name gives its worker n, "NAME-worker-N",
+//  into buf (truncated to cap); returns buf. A worker learns its own id
+//  from ZC_NODE_ID, and can name its peers with this.
+const char *zc_supervisor_worker_id(char *buf, size_t cap, const char *name, int n);
 
 //  --------------------------------------------------------------------------
 //  Master side
@@ -129,16 +143,26 @@ typedef char *(zc_supervisor_command_fn)(zc_supervisor_t *self, int argc, const 
                                          char *err, size_t errlen, void *arg);
 
 //  Creates a master for cluster name (NULL: $ZC_CLUSTER, else "zcluster").
-//  Returns NULL if the name is invalid (1..100 of [A-Za-z0-9_.-]).
+//  Returns NULL, with a message logged, if name is not a valid cluster name
+//  (1-255 bytes, no spaces, control characters, '{' or '}'). A name with
+//  '/' needs zc_supervisor_set_runtime_dir, as it cannot name the default.
 zc_supervisor_t *zc_supervisor_new(const char *name);
 
 //  Destroys the master (stops nothing: zc_supervisor_run has returned by
 //  then) and sets *self_p to NULL; idempotent.
 void zc_supervisor_destroy(zc_supervisor_t **self_p);
 
+//  The kind of the last call's failure, or ZC_OK if it succeeded.
+zc_error_t zc_supervisor_error(zc_supervisor_t *self);
+
+//  The message of the last call's failure ("" after a success). Owned by
+//  the master, valid until its next call.
+const char *zc_supervisor_errstr(zc_supervisor_t *self);
+
 //  Adds a group of count workers (0: one per CPU) running argv (copied;
-//  argv[0] is looked up in PATH). Returns 0, or -1 with a message logged if
-//  the name is invalid or taken, count is out of 0..1024 or argv is empty.
+//  argv[0] is looked up in PATH). Returns 0, or -1 (logged) with
+//  ZC_ERR_INVALID if the name is not 1..100 of [A-Za-z0-9_.-], count is
+//  out of 0..1024 or argv is empty, ZC_ERR_DUPLICATE if the name is taken.
 int zc_supervisor_add_group(zc_supervisor_t *self, const char *group, int count,
                             char *const argv[]);
 
@@ -165,7 +189,8 @@ void zc_supervisor_set_key(zc_supervisor_t *self, const char *key);
 void zc_supervisor_set_admin_port(zc_supervisor_t *self, int port);
 
 //  Pins worker N to the ((N-1) mod count)-th CPU of list ("0-3,6"; "auto":
-//  every CPU this process may use). Returns 0, or -1 on a bad list.
+//  every CPU this process may use). Returns 0, or -1 (ZC_ERR_INVALID) on a
+//  bad list.
 int zc_supervisor_set_cpus(zc_supervisor_t *self, const char *list);
 
 //  The restart policy (default ZC_RESTART_PERMANENT).
@@ -196,7 +221,8 @@ void zc_supervisor_set_stop_timeout(zc_supervisor_t *self, int ms);
 void zc_supervisor_on_event(zc_supervisor_t *self, zc_supervisor_event_fn *fn, void *arg);
 
 //  Registers a custom admin command, called as POST /NAME[/ARG...]. Returns
-//  0, or -1 if the name is invalid or taken by a built-in command.
+//  0, or -1 with ZC_ERR_INVALID if the name is not 1..100 of
+//  [A-Za-z0-9_.-], ZC_ERR_DUPLICATE if a built-in or another command has it.
 int zc_supervisor_command(zc_supervisor_t *self, const char *name, const char *help,
                           zc_supervisor_command_fn *fn, void *arg);
 
@@ -204,21 +230,27 @@ int zc_supervisor_command(zc_supervisor_t *self, const char *name, const char *h
 //  Redis if needed and the admin API, spawns every worker and supervises
 //  them until shutdown. Handles SIGCHLD, SIGHUP, SIGTERM and SIGINT while it
 //  runs (and ignores SIGPIPE); the previous handlers are restored after.
-//  Returns the exit code described above. Call it once; one supervisor
-//  runs at a time in a process.
+//  Returns the exit code described above; with 1 (could not start), the
+//  reason is also left in zc_supervisor_error/errstr. Call it once; one
+//  supervisor runs at a time in a process. Every child is forked from the
+//  calling thread and stopped before the call returns.
 int zc_supervisor_run(zc_supervisor_t *self);
 
 //  The methods below are for callbacks, on the master's thread.
 
-//  Starts a rolling reload of every worker (as SIGHUP). Returns 0, or -1 if
-//  a reload is running or the master is stopping.
+//  Starts a rolling reload of every worker (as SIGHUP). Returns 0, or -1
+//  (logged) with ZC_ERR_STATE if a reload is running, the master is
+//  stopping or no worker is left to reload.
 int zc_supervisor_reload(zc_supervisor_t *self);
 
 //  Starts a rolling upgrade of group (NULL: the only group) to argv.
-//  Returns 0 or -1 as zc_supervisor_reload, or on an unknown group.
+//  Returns 0 or -1 as zc_supervisor_reload, also with ZC_ERR_MISSING for an
+//  unknown group and ZC_ERR_INVALID for no program or a NULL group among
+//  several.
 int zc_supervisor_upgrade(zc_supervisor_t *self, const char *group, char *const argv[]);
 
-//  Sends sig to worker id. Returns 0, or -1 if no live worker has that id.
+//  Sends sig to worker id. Returns 0, or -1 with ZC_ERR_MISSING if no live
+//  worker has that id, ZC_ERR_SYSTEM if kill() fails.
 int zc_supervisor_signal(zc_supervisor_t *self, const char *id, int sig);
 
 //  Starts a graceful shutdown (as SIGTERM).

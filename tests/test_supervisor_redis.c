@@ -3,25 +3,18 @@
     its URL to the workers (here cluster nodes that register there under
     their ZC_NODE_ID), restarts it when it dies, and stops it after the
     last worker. */
-#include "test_supervisor.h"
-#include "zc_redis.h"
+#include "supkit.h"
 
 //  The members of zc:{name}:nodes, as "id1 id2 ..." sorted, in out.
-static void s_registry(const char *url_text, const char *name, char *out, size_t cap)
+static void s_registry(const char *url, const char *name, char *out, size_t cap)
 {
     out[0] = 0;
-    zc_redis_url_t url;
-    char err[256];
-    if (zc_redis_url_parse(url_text, &url, err, sizeof err)) return;
-    redisContext *rc = zc_redis_connect(&url, 1000, err, sizeof err);
-    if (!rc) return;
-    redisReply *reply = (redisReply *)redisCommand(rc, "SORT zc:{%s}:nodes ALPHA", name);
+    redisReply *reply = zs_redis(url, "SORT zc:{%s}:nodes ALPHA", name);
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         strncat(out, i ? " " : "", cap - strlen(out) - 1);
         strncat(out, reply->element[i]->str, cap - strlen(out) - 1);
     }
     if (reply) freeReplyObject(reply);
-    redisFree(rc);
 }
 
 static int s_wait_registry(const char *url, const char *name, const char *want, int timeout_ms)
@@ -31,7 +24,7 @@ static int s_wait_registry(const char *url, const char *name, const char *want, 
     while (zt_now_ms() < deadline) {
         s_registry(url, name, members, sizeof members);
         if (strcmp(members, want) == 0) return 1;
-        sup_sleep_ms(50);
+        zs_sleep_ms(50);
     }
     fprintf(stderr, "  registry: '%s', expected '%s'\n", members, want);
     return 0;
@@ -52,23 +45,23 @@ static char *s_read_events(zt_proc_t *proc, int timeout_ms)
 
 int main(int argc, char **argv)
 {
-    sup_worker_main(argc, argv);
+    zs_worker_main(argc, argv);
     zt_section("no Redis URL: a private redis-server, and workers that register in it");
     unsetenv("ZC_REDIS_URL");
     const char *opts[] = {"-n", "2", "--print-events", "--stop-timeout", "5s", NULL};
     const char *worker[] = {"--node", NULL};
-    sup_t *sup = sup_start("embedded", opts, worker);
+    zs_master_t *sup = zs_start("embedded", opts, worker);
     ZT_CHECK(sup != NULL);
     if (!sup) return zt_done();
-    ZT_CHECK(sup_wait_ready(sup, 2, 20000));
-    json_t *health = sup_get(sup, "/health");
+    ZT_CHECK(zs_wait_ready(sup, 2, 20000));
+    json_t *health = zs_get(sup, "/health");
     json_t *redis = json_object_get(health, "redis");
     char url[512], expected[512];
-    snprintf(url, sizeof url, "%s", sup_jstr(redis, "url"));
+    snprintf(url, sizeof url, "%s", zs_str(redis, "url"));
     snprintf(expected, sizeof expected, "unix://%s/redis.sock", sup->dir);
     ZT_CHECK(strcmp(url, expected) == 0);
     ZT_CHECK(json_is_true(json_object_get(redis, "embedded")));
-    int redis_pid = (int)sup_jint(redis, "pid");
+    int redis_pid = (int)zs_int(redis, "pid");
     ZT_CHECK(redis_pid > 0);
     json_decref(health);
     struct stat st;
@@ -77,26 +70,26 @@ int main(int argc, char **argv)
     ZT_CHECK(stat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode));
     //  The workers got the URL and registered under the ids the master gave.
     ZT_CHECK(s_wait_registry(url, "embedded", "embedded-worker-1 embedded-worker-2", 10000));
-    json_t *w = sup_worker(sup, "embedded-worker-1");
-    ZT_CHECK(w && strstr(sup_jstr(w, "status"), expected));
+    json_t *w = zs_worker(sup, "embedded-worker-1");
+    ZT_CHECK(w && strstr(zs_str(w, "status"), expected));
     json_decref(w);
 
     zt_section("the embedded Redis dies: the master restarts it, the workers re-register");
-    long long seq = sup_last_seq(sup);
+    long long seq = zs_last_seq(sup);
     ZT_EQ(kill(redis_pid, SIGKILL), 0);
-    json_t *started = sup_wait_event(sup, seq, "redis", NULL, "started", 10000);
-    ZT_CHECK(started && sup_jint(started, "pid") > 0 && sup_jint(started, "pid") != redis_pid);
+    json_t *started = zs_wait_event(sup, seq, "redis", NULL, "started", 10000);
+    ZT_CHECK(started && zs_int(started, "pid") > 0 && zs_int(started, "pid") != redis_pid);
     json_decref(started);
     int64_t restarted = zt_now_ms();
     ZT_CHECK(s_wait_registry(url, "embedded", "embedded-worker-1 embedded-worker-2", 15000));
     printf("workers registered again %lld ms after the embedded Redis came back\n",
            (long long)(zt_now_ms() - restarted));
-    ZT_EQ(sup_ready_count(sup), 2);
+    ZT_EQ(zs_ready_count(sup), 2);
 
     zt_section("shutdown: workers first, the embedded Redis last, nothing left behind");
     zt_proc_signal(sup->proc, SIGTERM);
     char *events = s_read_events(sup->proc, 20000);
-    ZT_EQ(sup_stop(sup, 0, 20000), 0);
+    ZT_EQ(zs_stop(sup, 0, 20000), 0);
     const char *exit1 = strstr(events, "event exit embedded-worker-1 shutdown");
     const char *exit2 = strstr(events, "event exit embedded-worker-2 shutdown");
     const char *stopping = strstr(events, "event master - stopping");
@@ -108,6 +101,6 @@ int main(int argc, char **argv)
     ZT_CHECK(stat(socket_path, &st) != 0);
     ZT_CHECK(stat(sup->dir, &st) != 0);
     ZT_CHECK(kill(redis_pid, 0) != 0);
-    sup_destroy(&sup);
+    zs_destroy(&sup);
     return zt_done();
 }

@@ -426,116 +426,173 @@ static int s_events(s_client_t *c)
     return rc;
 }
 
-static int s_run(s_client_t *c, int argc, char **argv)
+//  Appends "PREFIX" + each argument URL-encoded to target at *used.
+//  Returns 0, or -1 if target is too small.
+static int s_append_args(char *target, size_t cap, size_t *used, const char *prefix, int argc,
+                         char **argv)
 {
-    const char *cmd = c->command;
-    char target[16384];
+    for (int i = 0; i < argc && *used < cap; i++) {
+        char arg[4096];
+        s_encode(arg, sizeof arg, argv[i]);
+        *used += (size_t)snprintf(target + *used, cap - *used, "%s%s", prefix, arg);
+    }
+    return *used < cap ? 0 : -1;
+}
+
+//  zcluster workers | health
+static int s_read(s_client_t *c, int argc)
+{
+    if (argc) {
+        fprintf(stderr, "zcluster %s: takes no arguments\n", c->command);
+        return CLI_USAGE;
+    }
+    char target[64];
     json_t *reply = NULL;
-    int status, rc;
-    int reads = !strcmp(cmd, "workers") || !strcmp(cmd, "health") || !strcmp(cmd, "events");
-    if (c->timeout_ms == -2) c->timeout_ms = reads ? 10000 : -1;
-    const char *wait = c->no_wait ? "?wait=0" : "";
-    if (!strcmp(cmd, "workers") || !strcmp(cmd, "health")) {
-        if (argc) {
-            fprintf(stderr, "zcluster %s: takes no arguments\n", cmd);
-            return CLI_USAGE;
-        }
-        snprintf(target, sizeof target, "/%s", cmd);
-        status = s_call(c, "GET", target, &reply);
-        rc = s_outcome(c, status, reply);
-        if (status == 200 && reply && !c->json) {
-            if (!strcmp(cmd, "workers"))
-                s_print_workers(reply);
-            else
-                s_print_health(reply);
-        }
-    } else if (!strcmp(cmd, "events")) {
-        if (argc) {
-            fprintf(stderr, "zcluster events: takes no arguments\n");
-            return CLI_USAGE;
-        }
-        return s_events(c);
-    } else if (!strcmp(cmd, "restart") || !strcmp(cmd, "shutdown")) {
-        if (argc != 1) {
-            fprintf(stderr, "zcluster %s: give `all` or a worker id\n", cmd);
-            return CLI_USAGE;
-        }
-        char id[1024];
-        s_encode(id, sizeof id, argv[0]);
-        snprintf(target, sizeof target, "/%s/%s%s", cmd, id, wait);
-        status = s_call(c, "POST", target, &reply);
-        rc = s_outcome(c, status, reply);
-        if (reply && !c->json && (status == 200 || status == 409 || status == 202)) {
-            if (json_object_get(reply, "kind"))
-                s_print_reload(reply);
-            else if (status == 202)
-                printf("%s %s: started\n", cmd, argv[0]);
-            else if (!strcmp(cmd, "shutdown") && rc == 0 && !strcmp(argv[0], "all"))
-                printf("shutdown: the master stopped every worker and exited with code %lld\n",
-                       s_int(reply, "code"));
-            else if (!strcmp(cmd, "shutdown") && rc == 0)
-                printf("shutdown %s: stopped (exit code %lld%s)\n", argv[0], s_int(reply, "code"),
-                       json_is_true(json_object_get(reply, "killed")) ? ", after SIGKILL" : "");
-            else if (!strcmp(cmd, "shutdown") && json_object_get(reply, "code"))
-                printf("shutdown: the master exited with code %lld\n", s_int(reply, "code"));
-        }
-    } else if (!strcmp(cmd, "upgrade")) {
-        if (argc < 1) {
-            fprintf(stderr, "zcluster upgrade: give the new program: upgrade -- PROGRAM [ARGS]\n");
-            return CLI_USAGE;
-        }
-        size_t n = (size_t)snprintf(target, sizeof target, "/upgrade?wait=%d", !c->no_wait);
-        if (c->group) {
-            char g[512];
-            s_encode(g, sizeof g, c->group);
-            n += (size_t)snprintf(target + n, sizeof target - n, "&group=%s", g);
-        }
-        for (int i = 0; i < argc && n < sizeof target; i++) {
-            char a[4096];
-            s_encode(a, sizeof a, argv[i]);
-            n += (size_t)snprintf(target + n, sizeof target - n, "&arg=%s", a);
-        }
-        if (n >= sizeof target) {
-            fprintf(stderr, "zcluster upgrade: command line too long\n");
-            return CLI_USAGE;
-        }
-        status = s_call(c, "POST", target, &reply);
-        rc = s_outcome(c, status, reply);
-        if (reply && !c->json && json_object_get(reply, "kind"))
-            s_print_reload(reply);
-        else if (reply && !c->json && status == 202)
-            printf("upgrade: started\n");
-    } else { //  admin COMMAND ARGS...
-        if (argc < 1) {
-            fprintf(stderr, "zcluster admin: give a command (`zcluster admin help` lists them)\n");
-            return CLI_USAGE;
-        }
-        size_t n = 0;
-        for (int i = 0; i < argc && n < sizeof target; i++) {
-            char a[4096];
-            s_encode(a, sizeof a, argv[i]);
-            n += (size_t)snprintf(target + n, sizeof target - n, "/%s", a);
-        }
-        if (n >= sizeof target) {
-            fprintf(stderr, "zcluster admin: command line too long\n");
-            return CLI_USAGE;
-        }
-        int saved = c->json;
-        c->json = 0;
-        status = s_call(c, c->get ? "GET" : "POST", target, &reply);
-        c->json = saved;
-        rc = s_outcome(c, status, reply);
-        if (reply) {
-            char *text = json_dumps(reply, c->json ? JSON_COMPACT : JSON_INDENT(2));
-            printf("%s\n", text);
-            free(text);
-        }
+    snprintf(target, sizeof target, "/%s", c->command);
+    int status = s_call(c, "GET", target, &reply);
+    int rc = s_outcome(c, status, reply);
+    if (status == 200 && reply && !c->json) {
+        if (!strcmp(c->command, "workers"))
+            s_print_workers(reply);
+        else
+            s_print_health(reply);
     }
     json_decref(reply);
     return rc;
 }
 
-int cli_admin(int argc, char **argv)
+//  Prints what a restart or shutdown came to.
+static void s_print_stop(const char *cmd, const char *target, int status, int rc, json_t *reply)
+{
+    if (json_object_get(reply, "kind"))
+        s_print_reload(reply);
+    else if (status == 202)
+        printf("%s %s: started\n", cmd, target);
+    else if (!strcmp(cmd, "shutdown") && rc == 0 && !strcmp(target, "all"))
+        printf("shutdown: the master stopped every worker and exited with code %lld\n",
+               s_int(reply, "code"));
+    else if (!strcmp(cmd, "shutdown") && rc == 0)
+        printf("shutdown %s: stopped (exit code %lld%s)\n", target, s_int(reply, "code"),
+               json_is_true(json_object_get(reply, "killed")) ? ", after SIGKILL" : "");
+    else if (!strcmp(cmd, "shutdown") && json_object_get(reply, "code"))
+        printf("shutdown: the master exited with code %lld\n", s_int(reply, "code"));
+}
+
+//  zcluster restart | shutdown all|ID
+static int s_restart_or_shutdown(s_client_t *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "zcluster %s: give `all` or a worker id\n", c->command);
+        return CLI_USAGE;
+    }
+    char id[1024], target[1200];
+    json_t *reply = NULL;
+    s_encode(id, sizeof id, argv[0]);
+    snprintf(target, sizeof target, "/%s/%s%s", c->command, id, c->no_wait ? "?wait=0" : "");
+    int status = s_call(c, "POST", target, &reply);
+    int rc = s_outcome(c, status, reply);
+    if (reply && !c->json && (status == 200 || status == 409 || status == 202))
+        s_print_stop(c->command, argv[0], status, rc, reply);
+    json_decref(reply);
+    return rc;
+}
+
+//  zcluster upgrade [--group G] -- PROGRAM [ARGS...]
+static int s_upgrade(s_client_t *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "zcluster upgrade: give the new program: upgrade -- PROGRAM [ARGS]\n");
+        return CLI_USAGE;
+    }
+    char target[16384];
+    size_t n = (size_t)snprintf(target, sizeof target, "/upgrade?wait=%d", !c->no_wait);
+    if (c->group) {
+        char g[512];
+        s_encode(g, sizeof g, c->group);
+        n += (size_t)snprintf(target + n, sizeof target - n, "&group=%s", g);
+    }
+    if (s_append_args(target, sizeof target, &n, "&arg=", argc, argv)) {
+        fprintf(stderr, "zcluster upgrade: command line too long\n");
+        return CLI_USAGE;
+    }
+    json_t *reply = NULL;
+    int status = s_call(c, "POST", target, &reply);
+    int rc = s_outcome(c, status, reply);
+    if (reply && !c->json && json_object_get(reply, "kind"))
+        s_print_reload(reply);
+    else if (reply && !c->json && status == 202)
+        printf("upgrade: started\n");
+    json_decref(reply);
+    return rc;
+}
+
+//  zcluster admin [--get] COMMAND [ARGS...]
+static int s_command(s_client_t *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "zcluster admin: give a command (`zcluster admin help` lists them)\n");
+        return CLI_USAGE;
+    }
+    char target[16384];
+    size_t n = 0;
+    if (s_append_args(target, sizeof target, &n, "/", argc, argv)) {
+        fprintf(stderr, "zcluster admin: command line too long\n");
+        return CLI_USAGE;
+    }
+    json_t *reply = NULL;
+    int saved = c->json;
+    c->json = 0;
+    int status = s_call(c, c->get ? "GET" : "POST", target, &reply);
+    c->json = saved;
+    int rc = s_outcome(c, status, reply);
+    if (reply) {
+        char *text = json_dumps(reply, c->json ? JSON_COMPACT : JSON_INDENT(2));
+        printf("%s\n", text);
+        free(text);
+    }
+    json_decref(reply);
+    return rc;
+}
+
+static int s_run(s_client_t *c, int argc, char **argv)
+{
+    const char *cmd = c->command;
+    int reads = !strcmp(cmd, "workers") || !strcmp(cmd, "health") || !strcmp(cmd, "events");
+    if (c->timeout_ms == -2) c->timeout_ms = reads ? 10000 : -1;
+    if (!strcmp(cmd, "workers") || !strcmp(cmd, "health")) return s_read(c, argc);
+    if (!strcmp(cmd, "events")) {
+        if (argc) {
+            fprintf(stderr, "zcluster events: takes no arguments\n");
+            return CLI_USAGE;
+        }
+        return s_events(c);
+    }
+    if (!strcmp(cmd, "restart") || !strcmp(cmd, "shutdown"))
+        return s_restart_or_shutdown(c, argc, argv);
+    if (!strcmp(cmd, "upgrade")) return s_upgrade(c, argc, argv);
+    return s_command(c, argc, argv);
+}
+
+//  Where the master is: the options that find it.
+typedef struct {
+    const char *name, *dir, *admin, *key;
+} s_where_t;
+
+//  Parses "250", "250ms", "2s", "1m" into ms; -1 if invalid.
+static long s_timeout(const char *text)
+{
+    char *end;
+    double value = strtod(text, &end);
+    double scale = !*end || !strcmp(end, "ms") ? 1
+                   : !strcmp(end, "s")         ? 1000
+                   : !strcmp(end, "m")         ? 60000
+                                               : -1;
+    if (end == text || value < 0 || scale < 0) return -1;
+    return (long)(value * scale);
+}
+
+//  Parses the options into c and where. Returns -1 to go on, or the exit code.
+static int s_options(s_client_t *c, s_where_t *where, int argc, char **argv)
 {
     enum {
         O_NAME = 1000,
@@ -564,58 +621,45 @@ int cli_admin(int argc, char **argv)
                                       {"get", no_argument, 0, O_GET},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_client_t client;
-    memset(&client, 0, sizeof client);
-    client.command = argv[0];
-    client.timeout_ms = -2; //  per command, below
-    const char *name = NULL, *dir = NULL, *admin = NULL, *key = NULL;
-    int c;
+    int opt;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (c) {
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
         case O_NAME:
-            name = optarg;
+            where->name = optarg;
             break;
         case O_DIR:
-            dir = optarg;
+            where->dir = optarg;
             break;
         case O_ADMIN:
-            admin = optarg;
+            where->admin = optarg;
             break;
         case O_KEY:
-            key = optarg;
+            where->key = optarg;
             break;
         case O_JSON:
-            client.json = 1;
+            c->json = 1;
             break;
-        case O_TIMEOUT: {
-            char *end;
-            double value = strtod(optarg, &end);
-            double scale = !*end || !strcmp(end, "ms") ? 1
-                           : !strcmp(end, "s")         ? 1000
-                           : !strcmp(end, "m")         ? 60000
-                                                       : -1;
-            if (end == optarg || value < 0 || scale < 0) {
+        case O_TIMEOUT:
+            if ((c->timeout_ms = s_timeout(optarg)) < 0) {
                 fprintf(stderr, "zcluster %s: bad --timeout '%s'\n", argv[0], optarg);
                 return CLI_USAGE;
             }
-            client.timeout_ms = (long)(value * scale);
             break;
-        }
         case O_NO_WAIT:
-            client.no_wait = 1;
+            c->no_wait = 1;
             break;
         case O_GROUP:
-            client.group = optarg;
+            c->group = optarg;
             break;
         case O_SINCE:
-            client.since = atoll(optarg);
+            c->since = atoll(optarg);
             break;
         case O_FOLLOW:
-            client.follow = 1;
+            c->follow = 1;
             break;
         case O_GET:
-            client.get = 1;
+            c->get = 1;
             break;
         case 'h':
             s_usage(stdout, argv[0]);
@@ -625,7 +669,19 @@ int cli_admin(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    int rc = s_locate(&client, name, dir, admin, key);
+    return -1;
+}
+
+int cli_admin(int argc, char **argv)
+{
+    s_client_t client;
+    memset(&client, 0, sizeof client);
+    client.command = argv[0];
+    client.timeout_ms = -2; //  per command, in s_run
+    s_where_t where = {NULL, NULL, NULL, NULL};
+    int rc = s_options(&client, &where, argc, argv);
+    if (rc >= 0) return rc;
+    rc = s_locate(&client, where.name, where.dir, where.admin, where.key);
     if (rc) return rc;
     return s_run(&client, argc - optind, argv + optind);
 }

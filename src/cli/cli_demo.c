@@ -77,7 +77,7 @@ static void s_rpc_square(zc_rpc_request_t *request, void *arg)
 static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
 {
     char next[256];
-    zc_node_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
+    zc_supervisor_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
     msgpack_sbuffer args;
     msgpack_sbuffer_init(&args);
     msgpack_packer pk;
@@ -204,7 +204,7 @@ static int s_exchange(zc_node_t *node, s_worker_t *w, int count)
 {
     char text[64], next[256];
     snprintf(text, sizeof text, "hello from %s", zc_node_id(node));
-    zc_node_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
+    zc_supervisor_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
     for (int i = 0; i < count && !s_stop; i++) {
         zc_node_publish(node, "hello", text, strlen(text));
         zc_node_shout(node, s_group_of(w->index), "hello", text, strlen(text));
@@ -384,7 +384,7 @@ static void s_on_event(zc_supervisor_t *sup, const zc_supervisor_event_t *e, voi
             snprintf(d->reports[index], sizeof d->reports[index], "%s", e->text + 7);
             if (++d->reported == d->workers) {
                 printf("[%6.2f s] every worker reported\n", s_secs(d));
-                zc_node_worker_id(d->victim, sizeof d->victim, "demo", 2);
+                zc_supervisor_worker_id(d->victim, sizeof d->victim, "demo", 2);
                 printf("[%6.2f s] SIGKILL %s\n", s_secs(d), d->victim);
                 fflush(stdout);
                 d->phase = 1;
@@ -436,7 +436,7 @@ static int s_check_report(s_demo_t *d, int i, long *tasks, long *sum)
              grp == c * (unsigned long long)same_group && prv == c && !strangers && !lost &&
              rpc == 2;
     char id[64];
-    zc_node_worker_id(id, sizeof id, "demo", i);
+    zc_supervisor_worker_id(id, sizeof id, "demo", i);
     printf("  %-14s %-5s %9llu %9llu %9llu %5llu %5d/2 %7ld   %s\n", id, s_group_of(i), pub, grp,
            prv, lost, rpc, t, ok ? "ok" : "WRONG");
     *tasks += t;

@@ -124,28 +124,122 @@ static int s_add_group_spec(zc_supervisor_t *sup, const char *spec)
     return rc;
 }
 
-int cli_start(int argc, char **argv)
+//  The command line, parsed.
+typedef struct {
+    char **args, **passed; //  our arguments; the --cluster-* ones for the workers
+    int nargs, npassed, after_dashes;
+    const char *name, *redis, *dir, *key, *cpus, *group_name;
+    const char *specs[MAX_GROUPS];
+    int nspecs, workers, port, transient;
+    //  ms, in the order of the options O_READY_TIMEOUT..O_WINDOW; -1: not given
+    long durations[6];
+    long max_restarts;
+    s_start_t start;
+} s_settings_t;
+
+enum {
+    O_GROUP = 1000,
+    O_GROUP_NAME,
+    O_NAME,
+    O_REDIS,
+    O_DIR,
+    O_KEY,
+    O_PORT,
+    O_NO_ADMIN,
+    O_CPUS,
+    O_READY_TIMEOUT, //  the durations, in the order of s_settings_t.durations
+    O_READY_AFTER,
+    O_STOP_TIMEOUT,
+    O_BACKOFF,
+    O_BACKOFF_MAX,
+    O_WINDOW,
+    O_MAX_RESTARTS,
+    O_TRANSIENT,
+    O_PRINT_EVENTS
+};
+
+#define S_DURATION(s, option) ((s)->durations[(option)-O_READY_TIMEOUT])
+
+//  Takes the --cluster-* options out (before `--`) before getopt sees them.
+static void s_split_args(s_settings_t *s, int argc, char **argv)
 {
-    enum {
-        O_GROUP = 1000,
-        O_GROUP_NAME,
-        O_NAME,
-        O_REDIS,
-        O_DIR,
-        O_KEY,
-        O_PORT,
-        O_NO_ADMIN,
-        O_CPUS,
-        O_READY_TIMEOUT,
-        O_READY_AFTER,
-        O_STOP_TIMEOUT,
-        O_BACKOFF,
-        O_BACKOFF_MAX,
-        O_MAX_RESTARTS,
-        O_WINDOW,
-        O_TRANSIENT,
-        O_PRINT_EVENTS
-    };
+    s->args = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    s->passed = (char **)calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; i < argc; i++) {
+        if (!s->after_dashes && strcmp(argv[i], "--") == 0) s->after_dashes = 1;
+        if (!s->after_dashes && strncmp(argv[i], "--cluster-", 10) == 0 && argv[i][10])
+            s->passed[s->npassed++] = argv[i];
+        else
+            s->args[s->nargs++] = argv[i];
+    }
+}
+
+//  Takes one option. Returns 0, or -1 after printing why it is wrong.
+static int s_option(s_settings_t *s, int option, const char *arg)
+{
+    if (option >= O_READY_TIMEOUT && option <= O_WINDOW) {
+        if ((S_DURATION(s, option) = s_duration(arg)) >= 0) return 0;
+        fprintf(stderr, "zcluster start: bad duration '%s' (e.g. 500ms, 2s, 1m)\n", arg);
+        return -1;
+    }
+    switch (option) {
+    case 'n':
+        s->workers = atoi(arg);
+        if (s->workers >= 1 && s->workers <= 1024) return 0;
+        fprintf(stderr, "zcluster start: --workers must be 1..1024\n");
+        return -1;
+    case O_GROUP:
+        if (s->nspecs < MAX_GROUPS) {
+            s->specs[s->nspecs++] = arg;
+            return 0;
+        }
+        fprintf(stderr, "zcluster start: at most %d groups\n", MAX_GROUPS);
+        return -1;
+    case O_PORT:
+        s->port = atoi(arg);
+        if (s->port >= 0 && s->port <= 65535) return 0;
+        fprintf(stderr, "zcluster start: --admin-port must be 0..65535\n");
+        return -1;
+    case O_MAX_RESTARTS:
+        s->max_restarts = atol(arg);
+        if (s->max_restarts >= 0 && s->max_restarts <= 1000000) return 0;
+        fprintf(stderr, "zcluster start: --max-restarts must be 0..1000000\n");
+        return -1;
+    case O_GROUP_NAME:
+        s->group_name = arg;
+        return 0;
+    case O_NAME:
+        s->name = arg;
+        return 0;
+    case O_REDIS:
+        s->redis = arg;
+        return 0;
+    case O_DIR:
+        s->dir = arg;
+        return 0;
+    case O_KEY:
+        s->key = arg;
+        return 0;
+    case O_NO_ADMIN:
+        s->port = -1;
+        return 0;
+    case O_CPUS:
+        s->cpus = arg;
+        return 0;
+    case O_TRANSIENT:
+        s->transient = 1;
+        return 0;
+    case O_PRINT_EVENTS:
+        s->start.print_events = 1;
+        return 0;
+    }
+    s_usage(stderr);
+    return -1;
+}
+
+//  Parses the command line. Returns -1 to go on, or the exit code.
+static int s_parse(s_settings_t *s)
+{
     static struct option options[] = {{"workers", required_argument, 0, 'n'},
                                       {"group", required_argument, 0, O_GROUP},
                                       {"group-name", required_argument, 0, O_GROUP_NAME},
@@ -168,160 +262,92 @@ int cli_start(int argc, char **argv)
                                       {"print-events", no_argument, 0, O_PRINT_EVENTS},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    //  Take the --cluster-* options out before getopt sees them.
-    char **args = (char **)calloc((size_t)argc + 1, sizeof(char *));
-    char **passed = (char **)calloc((size_t)argc + 1, sizeof(char *));
-    int nargs = 0, npassed = 0, after_dashes = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!after_dashes && strcmp(argv[i], "--") == 0) after_dashes = 1;
-        if (!after_dashes && strncmp(argv[i], "--cluster-", 10) == 0 && argv[i][10])
-            passed[npassed++] = argv[i];
-        else
-            args[nargs++] = argv[i];
-    }
-    const char *name = NULL, *redis = NULL, *dir = NULL, *key = NULL, *cpus = NULL;
-    const char *group_name = "worker", *specs[MAX_GROUPS];
-    int nspecs = 0, workers = 0, port = 0, transient = 0, rc = CLI_USAGE;
-    long ready_timeout = -1, ready_after = -2, stop_timeout = -1, backoff = -1, backoff_max = -1,
-         max_restarts = -1, window = -1;
-    s_start_t start = {0};
     int c;
     optind = 1;
-    while ((c = getopt_long(nargs, args, "+n:h", options, NULL)) != -1) {
-        long *duration = NULL;
-        switch (c) {
-        case 'n':
-            workers = atoi(optarg);
-            if (workers < 1 || workers > 1024) {
-                fprintf(stderr, "zcluster start: --workers must be 1..1024\n");
-                goto done;
-            }
-            break;
-        case O_GROUP:
-            if (nspecs == MAX_GROUPS) {
-                fprintf(stderr, "zcluster start: at most %d groups\n", MAX_GROUPS);
-                goto done;
-            }
-            specs[nspecs++] = optarg;
-            break;
-        case O_GROUP_NAME:
-            group_name = optarg;
-            break;
-        case O_NAME:
-            name = optarg;
-            break;
-        case O_REDIS:
-            redis = optarg;
-            break;
-        case O_DIR:
-            dir = optarg;
-            break;
-        case O_KEY:
-            key = optarg;
-            break;
-        case O_PORT:
-            port = atoi(optarg);
-            if (port < 0 || port > 65535) {
-                fprintf(stderr, "zcluster start: --admin-port must be 0..65535\n");
-                goto done;
-            }
-            break;
-        case O_NO_ADMIN:
-            port = -1;
-            break;
-        case O_CPUS:
-            cpus = optarg;
-            break;
-        case O_READY_TIMEOUT:
-            duration = &ready_timeout;
-            break;
-        case O_READY_AFTER:
-            duration = &ready_after;
-            break;
-        case O_STOP_TIMEOUT:
-            duration = &stop_timeout;
-            break;
-        case O_BACKOFF:
-            duration = &backoff;
-            break;
-        case O_BACKOFF_MAX:
-            duration = &backoff_max;
-            break;
-        case O_WINDOW:
-            duration = &window;
-            break;
-        case O_MAX_RESTARTS:
-            max_restarts = atol(optarg);
-            if (max_restarts < 0 || max_restarts > 1000000) {
-                fprintf(stderr, "zcluster start: --max-restarts must be 0..1000000\n");
-                goto done;
-            }
-            break;
-        case O_TRANSIENT:
-            transient = 1;
-            break;
-        case O_PRINT_EVENTS:
-            start.print_events = 1;
-            break;
-        case 'h':
+    while ((c = getopt_long(s->nargs, s->args, "+n:h", options, NULL)) != -1) {
+        if (c == 'h') {
             s_usage(stdout);
-            rc = 0;
-            goto done;
-        default:
-            s_usage(stderr);
-            goto done;
+            return 0;
         }
-        if (duration && (*duration = s_duration(optarg)) < 0) {
-            fprintf(stderr, "zcluster start: bad duration '%s' (e.g. 500ms, 2s, 1m)\n", optarg);
-            goto done;
-        }
+        if (s_option(s, c, optarg)) return CLI_USAGE;
     }
-    if (optind < nargs && !after_dashes) {
-        fprintf(stderr, "zcluster start: put the program after `--` (got '%s')\n", args[optind]);
-        goto done;
+    if (optind < s->nargs && !s->after_dashes) {
+        fprintf(stderr, "zcluster start: put the program after `--` (got '%s')\n", s->args[optind]);
+        return CLI_USAGE;
     }
-    if (optind == nargs && nspecs == 0) {
+    if (optind == s->nargs && s->nspecs == 0) {
         fprintf(stderr, "zcluster start: no program to run (zcluster start -- PROGRAM ARGS)\n");
-        goto done;
+        return CLI_USAGE;
     }
-    zc_supervisor_t *sup = zc_supervisor_new(name);
-    if (!sup) goto done;
+    return -1;
+}
+
+//  A master with the groups and worker arguments of the command line, or
+//  NULL after printing why not.
+static zc_supervisor_t *s_master_new(s_settings_t *s)
+{
+    zc_supervisor_t *sup = zc_supervisor_new(s->name);
+    if (!sup) return NULL;
     int bad = 0;
-    if (optind < nargs)
-        bad |= zc_supervisor_add_group(sup, group_name, workers, args + optind);
-    else if (workers)
+    if (optind < s->nargs)
+        bad |= zc_supervisor_add_group(sup, s->group_name, s->workers, s->args + optind);
+    else if (s->workers)
         fprintf(stderr, "zcluster start: --workers applies to the program after `--` only\n");
-    for (int i = 0; i < nspecs && !bad; i++)
-        bad |= s_add_group_spec(sup, specs[i]);
-    for (int i = 0; i < npassed; i++)
-        zc_supervisor_add_arg(sup, passed[i]);
-    if (cpus && zc_supervisor_set_cpus(sup, cpus)) {
-        fprintf(stderr, "zcluster start: bad --cpus list '%s' (e.g. 0-3,6 or auto)\n", cpus);
+    for (int i = 0; i < s->nspecs && !bad; i++)
+        bad |= s_add_group_spec(sup, s->specs[i]);
+    for (int i = 0; i < s->npassed; i++)
+        zc_supervisor_add_arg(sup, s->passed[i]);
+    if (s->cpus && zc_supervisor_set_cpus(sup, s->cpus)) {
+        fprintf(stderr, "zcluster start: bad --cpus list '%s' (e.g. 0-3,6 or auto)\n", s->cpus);
         bad = 1;
     }
-    if (bad) {
-        zc_supervisor_destroy(&sup);
-        goto done;
-    }
-    if (redis) zc_supervisor_set_redis(sup, redis);
-    if (dir) zc_supervisor_set_runtime_dir(sup, dir);
-    if (key) zc_supervisor_set_key(sup, key);
-    zc_supervisor_set_admin_port(sup, port);
+    if (bad) zc_supervisor_destroy(&sup);
+    return sup;
+}
+
+//  Applies the settings that were given; the others keep their defaults.
+static void s_configure(zc_supervisor_t *sup, s_settings_t *s)
+{
+    long ready_timeout = S_DURATION(s, O_READY_TIMEOUT), ready_after = S_DURATION(s, O_READY_AFTER),
+         stop_timeout = S_DURATION(s, O_STOP_TIMEOUT), backoff = S_DURATION(s, O_BACKOFF),
+         backoff_max = S_DURATION(s, O_BACKOFF_MAX), window = S_DURATION(s, O_WINDOW);
+    if (s->redis) zc_supervisor_set_redis(sup, s->redis);
+    if (s->dir) zc_supervisor_set_runtime_dir(sup, s->dir);
+    if (s->key) zc_supervisor_set_key(sup, s->key);
+    zc_supervisor_set_admin_port(sup, s->port);
     if (ready_timeout >= 0) zc_supervisor_set_ready_timeout(sup, (int)ready_timeout);
     if (ready_after >= 0) zc_supervisor_set_ready_after(sup, (int)ready_after);
     if (stop_timeout >= 0) zc_supervisor_set_stop_timeout(sup, (int)stop_timeout);
     if (backoff >= 0 || backoff_max >= 0)
         zc_supervisor_set_backoff(sup, backoff >= 0 ? (int)backoff : 100,
                                   backoff_max >= 0 ? (int)backoff_max : 10000);
-    if (max_restarts >= 0 || window >= 0)
-        zc_supervisor_set_restart_limit(sup, max_restarts >= 0 ? (int)max_restarts : 10,
+    if (s->max_restarts >= 0 || window >= 0)
+        zc_supervisor_set_restart_limit(sup, s->max_restarts >= 0 ? (int)s->max_restarts : 10,
                                         window >= 0 ? (int)window : 60000);
-    if (transient) zc_supervisor_set_restart_policy(sup, ZC_RESTART_TRANSIENT);
-    zc_supervisor_on_event(sup, s_on_event, &start);
-    rc = zc_supervisor_run(sup);
-    zc_supervisor_destroy(&sup);
-done:
-    free(args);
-    free(passed);
+    if (s->transient) zc_supervisor_set_restart_policy(sup, ZC_RESTART_TRANSIENT);
+    zc_supervisor_on_event(sup, s_on_event, &s->start);
+}
+
+int cli_start(int argc, char **argv)
+{
+    s_settings_t s;
+    memset(&s, 0, sizeof s);
+    s.group_name = "worker";
+    s.max_restarts = -1;
+    for (size_t i = 0; i < sizeof s.durations / sizeof s.durations[0]; i++)
+        s.durations[i] = -1;
+    s_split_args(&s, argc, argv);
+    int rc = s_parse(&s);
+    if (rc < 0) {
+        zc_supervisor_t *sup = s_master_new(&s);
+        rc = CLI_USAGE;
+        if (sup) {
+            s_configure(sup, &s);
+            rc = zc_supervisor_run(sup);
+            zc_supervisor_destroy(&sup);
+        }
+    }
+    free(s.args);
+    free(s.passed);
     return rc;
 }

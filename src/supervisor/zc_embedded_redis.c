@@ -5,7 +5,10 @@
     collide with another master or a system Redis. A socket in the master's
     0700 runtime directory is private to the user and needs no port. Nothing
     is saved (--save '' --appendonly no): the registry, cache and queues of
-    an embedded cluster live as long as its master.
+    an embedded cluster live as long as its master. For the same reason the
+    server gets SIGTERM if the master dies (zc_spawn's death signal): there
+    is nothing to save, and nobody else could stop it. A server that keeps
+    data would want to outlive a crashed master instead.
 */
 #include "zc_embedded_redis.h"
 #include "zc_redis.h"
@@ -26,6 +29,7 @@ extern char **environ;
 
 struct _zc_embedded_redis_t {
     char dir[256];
+    zc_redis_url_t where; //  the socket, parsed
     char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
     pid_t pid;
@@ -49,6 +53,11 @@ zc_embedded_redis_t *zc_embedded_redis_new(const char *dir)
     }
     snprintf(self->dir, sizeof self->dir, "%s", dir);
     snprintf(self->url, sizeof self->url, "unix://%s", self->socket);
+    char err[256];
+    if (zc_redis_url_parse(self->url, &self->where, err, sizeof err)) {
+        free(self);
+        return NULL;
+    }
     return self;
 }
 
@@ -63,18 +72,36 @@ void zc_embedded_redis_destroy(zc_embedded_redis_t **self_p)
 }
 
 //  Returns 1 if the server answers PING.
-static int s_ping(zc_embedded_redis_t *self)
+static int s_ping(zc_redis_t *redis)
 {
-    zc_redis_url_t url;
-    char err[256];
-    if (zc_redis_url_parse(self->url, &url, err, sizeof err)) return 0;
-    redisContext *redis = zc_redis_connect(&url, 500, err, sizeof err);
-    if (!redis) return 0;
-    redisReply *reply = (redisReply *)redisCommand(redis, "PING");
+    redisReply *reply = zc_redis_command(redis, "PING");
     int ok = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
     if (reply) freeReplyObject(reply);
-    redisFree(redis);
     return ok;
+}
+
+//  Waits up to wait_ms for the server to answer. Returns 0, or -1 with a
+//  reason in err (the server is then stopped or reaped).
+static int s_wait_ready(zc_embedded_redis_t *self, int wait_ms, char *err, size_t errlen)
+{
+    zc_redis_t *redis = zc_redis_new(&self->where, 500);
+    zc_redis_set_backoff(redis, 0, 0); //  the loop below paces the attempts
+    int ready = 0, status = 0, exited = 0;
+    for (int waited = 0; waited < wait_ms && !ready && !exited; waited += 10) {
+        ready = s_ping(redis);
+        exited = !ready && zc_embedded_redis_reap(self, &status);
+        if (!ready && !exited) s_sleep_ms(10);
+    }
+    zc_redis_destroy(&redis);
+    if (ready) return 0;
+    if (exited)
+        snprintf(err, errlen, "redis-server exited at start (status %d)", status);
+    else {
+        snprintf(err, errlen, "redis-server did not answer on %s within %d ms", self->socket,
+                 wait_ms);
+        zc_embedded_redis_stop(self, 1000);
+    }
+    return -1;
 }
 
 int zc_embedded_redis_start(zc_embedded_redis_t *self, int wait_ms, char *err, size_t errlen)
@@ -86,29 +113,15 @@ int zc_embedded_redis_start(zc_embedded_redis_t *self, int wait_ms, char *err, s
                     self->socket,   "--unixsocketperm", "700",     "--dir",
                     self->dir,      "--save",           "",        "--appendonly",
                     "no",           "--loglevel",       "warning", NULL};
-    zc_spawn_t spawn = {argv, environ, -1, -1, 1};
+    zc_spawn_t spawn = {
+        .argv = argv, .envp = environ, .fd3 = -1, .cpu = -1, .quiet = 1, .death_signal = SIGTERM};
     pid_t pid = zc_spawn(&spawn);
     if (pid < 0) {
         snprintf(err, errlen, "cannot start redis-server: %s", strerror(errno));
         return -1;
     }
     self->pid = pid;
-    for (int waited = 0; waited < wait_ms; waited += 10) {
-        if (s_ping(self)) return 0;
-        int status;
-        if (zc_embedded_redis_reap(self, &status)) {
-            snprintf(err, errlen, "redis-server exited at start (status %d)", status);
-            return -1;
-        }
-        s_sleep_ms(10);
-    }
-    if (wait_ms > 0) {
-        snprintf(err, errlen, "redis-server did not answer on %s within %d ms", self->socket,
-                 wait_ms);
-        zc_embedded_redis_stop(self, 1000);
-        return -1;
-    }
-    return 0;
+    return wait_ms > 0 ? s_wait_ready(self, wait_ms, err, errlen) : 0;
 }
 
 pid_t zc_embedded_redis_pid(zc_embedded_redis_t *self)

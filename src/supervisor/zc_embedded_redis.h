@@ -3,7 +3,8 @@
 
     The server listens on DIR/redis.sock only (no TCP port), keeps nothing
     on disk, and is a child of the master: the supervisor reaps it, restarts
-    it if it dies, and stops it after the last worker.
+    it if it dies, and stops it after the last worker. It gets SIGTERM if
+    the process (thread) that started it dies.
 */
 #ifndef ZC_EMBEDDED_REDIS_H_INCLUDED
 #define ZC_EMBEDDED_REDIS_H_INCLUDED

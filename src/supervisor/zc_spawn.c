@@ -1,10 +1,18 @@
 /*  zc_spawn — fork and exec for the supervisor's children.
 
     fork (not posix_spawn) because the child must do things posix_spawn
-    cannot: ask for SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG),
+    cannot: ask for a signal when its parent dies (prctl PR_SET_PDEATHSIG),
     pin itself to a CPU, and close every descriptor the master holds (Redis
-    connections and HTTP sockets are not all close-on-exec). The master is
-    single-threaded, so the child may call what it likes before exec.
+    connections and HTTP sockets are not all close-on-exec). Between fork
+    and exec the child calls nothing that takes a lock (no malloc, no
+    stdio), so a master with other threads is safe too.
+
+    Why a death signal: a master that is SIGKILLed (or crashes) cannot stop
+    its children, and orphans would keep serving, holding ports, or keep a
+    private redis-server running for nobody. The kernel sends the signal
+    when the parent goes; the getppid() check after prctl covers a master
+    that died between fork and prctl (the child is then already orphaned
+    and would never get the signal).
 
     An exec failure is sent back as an errno over a close-on-exec pipe: the
     parent reads either 0 bytes (exec succeeded and closed the pipe) or the
@@ -40,9 +48,11 @@ static void s_close_from(int first)
 static void s_child(const zc_spawn_t *spawn, int report_fd, pid_t parent)
 {
     setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) //  the master died before prctl
-        _exit(127);
+    if (spawn->death_signal > 0) {
+        prctl(PR_SET_PDEATHSIG, spawn->death_signal);
+        if (getppid() != parent) //  the master died before prctl
+            _exit(127);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

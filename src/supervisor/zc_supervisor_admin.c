@@ -12,7 +12,6 @@
     object with "ok"; failures also carry "error".
 */
 #include "zc_supervisor_internal.h"
-#include "zc_node.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +72,7 @@ static char *s_program(char **argv)
 
 static json_t *s_proc_json(zc_supervisor_t *self, sup_proc_t *proc)
 {
-    int64_t now = sup_now();
+    int64_t now = zclock_mono();
     const char *role = proc->replacement          ? "replacement"
                        : proc->slot->proc == proc ? "worker"
                                                   : "retired";
@@ -95,7 +94,7 @@ static json_t *s_proc_json(zc_supervisor_t *self, sup_proc_t *proc)
 static json_t *s_slot_json(zc_supervisor_t *self, sup_slot_t *slot)
 {
     char id[SUP_ID_MAX];
-    zc_node_worker_id(id, sizeof id, self->name, slot->number);
+    zc_supervisor_worker_id(id, sizeof id, self->name, slot->number);
     json_t *worker =
         json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:i, s:I}", "id", id, "group", slot->group->name,
                   "number", slot->number, "pid", 0, "state", sup_state_name(slot->state), "role",
@@ -103,7 +102,7 @@ static json_t *s_slot_json(zc_supervisor_t *self, sup_slot_t *slot)
     if (slot->state == SUP_BACKOFF && slot->respawn_at)
         json_object_set_new(
             worker, "respawn_in_ms",
-            json_integer(slot->respawn_at > sup_now() ? slot->respawn_at - sup_now() : 0));
+            json_integer(slot->respawn_at > zclock_mono() ? slot->respawn_at - zclock_mono() : 0));
     return worker;
 }
 
@@ -144,7 +143,7 @@ static json_t *s_health_json(zc_supervisor_t *self)
     }
     int expected = sup_expected_count(self);
     json_t *groups = json_array();
-    int64_t now = sup_now();
+    int64_t now = zclock_mono();
     for (int g = 0; g < self->group_count; g++) {
         sup_group_t *group = self->groups[g];
         int g_ready = 0, g_workers = 0, in_window = 0;
@@ -232,10 +231,8 @@ static void s_reload(zc_supervisor_t *self, zc_admin_request_t *request, const c
 {
     const char *wait = zc_admin_request_param(request, "wait");
     int waiting = !wait || strcmp(wait, "0") != 0;
-    char err[512];
-    if (sup_reload_begin(self, kind, group, only, argv, waiting ? request : NULL, err,
-                         sizeof err)) {
-        s_error(request, 409, err);
+    if (sup_reload_begin(self, kind, group, only, argv, waiting ? request : NULL)) {
+        s_error(request, 409, self->errstr);
         return;
     }
     if (!waiting)

@@ -13,7 +13,6 @@
 */
 #include "zc_supervisor_internal.h"
 #include "zc_log.h"
-#include "zc_redis.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -28,7 +27,14 @@
 json_t *sup_event_new(zc_supervisor_t *self, const char *event)
 {
     return json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)++self->event_seq, "time",
-                     (json_int_t)sup_wall(), "event", event, "cluster", self->name);
+                     (json_int_t)zclock_time(), "event", event, "cluster", self->name);
+}
+
+void sup_event_reason(zc_supervisor_t *self, const char *event, const char *reason)
+{
+    json_t *e = sup_event_new(self, event);
+    json_object_set_new(e, "reason", json_string(reason));
+    sup_emit(self, e);
 }
 
 void sup_event_worker(json_t *event, sup_proc_t *proc)
@@ -94,50 +100,51 @@ static void s_log(zc_supervisor_t *self, json_t *e)
                (int)getpid());
 }
 
-static void s_redis_drop(zc_supervisor_t *self)
+int sup_events_open(zc_supervisor_t *self)
 {
-    if (self->redis) redisFree(self->redis);
-    self->redis = NULL;
-    self->redis_retry_at = sup_now() + REDIS_RETRY;
+    char err[256];
+    //  The cluster is the supervisor's name; no node acts for the master.
+    if (zc_identity_init(&self->identity, self->redis_url, self->name, "", err, sizeof err))
+        return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID, "%s", err);
+    self->redis = zc_redis_new(&self->identity.url, REDIS_WAIT);
+    zc_redis_set_backoff(self->redis, REDIS_RETRY, REDIS_RETRY);
+    return 0;
 }
 
+//  PUBLISH for live listeners, LPUSH + LTRIM for late readers, in one
+//  round trip; an event that does not make it is counted.
 static void s_publish(zc_supervisor_t *self, const char *text)
 {
     if (!self->redis) {
-        zc_redis_url_t url;
-        char err[256];
-        if (!*self->redis_url || sup_now() < self->redis_retry_at ||
-            zc_redis_url_parse(self->redis_url, &url, err, sizeof err)) {
-            self->events_unpublished++;
-            return;
-        }
-        self->redis = zc_redis_connect(&url, REDIS_WAIT, err, sizeof err);
-        if (!self->redis) {
-            s_redis_drop(self);
-            self->events_unpublished++;
-            return;
-        }
-    }
-    char channel[SUP_NAME_MAX + 32], list[SUP_NAME_MAX + 40];
-    snprintf(channel, sizeof channel, "zc:{%s}:supervisor", self->name);
-    snprintf(list, sizeof list, "zc:{%s}:supervisor:events", self->name);
-    redisAppendCommand(self->redis, "PUBLISH %s %s", channel, text);
-    redisAppendCommand(self->redis, "LPUSH %s %s", list, text);
-    redisAppendCommand(self->redis, "LTRIM %s 0 %d", list, REDIS_KEEP - 1);
-    int ok = 1;
-    for (int i = 0; i < 3; i++) {
-        redisReply *reply = NULL;
-        if (redisGetReply(self->redis, (void **)&reply) != REDIS_OK || !reply) {
-            ok = 0;
-            break;
-        }
-        ok &= reply->type != REDIS_REPLY_ERROR;
-        freeReplyObject(reply);
-    }
-    if (!ok) {
-        s_redis_drop(self);
         self->events_unpublished++;
+        return;
     }
+    char channel[ZC_PREFIX_MAX + 32], list[ZC_PREFIX_MAX + 32];
+    zc_identity_key(&self->identity, channel, sizeof channel, "supervisor");
+    zc_identity_key(&self->identity, list, sizeof list, "supervisor:events");
+    zc_redis_args_t *publish = &self->publish[0], *push = &self->publish[1],
+                    *trim = &self->publish[2];
+    zc_redis_args_reset(publish);
+    zc_redis_args_str(publish, "PUBLISH");
+    zc_redis_args_str(publish, channel);
+    zc_redis_args_str(publish, text);
+    zc_redis_args_reset(push);
+    zc_redis_args_str(push, "LPUSH");
+    zc_redis_args_str(push, list);
+    zc_redis_args_str(push, text);
+    zc_redis_args_reset(trim);
+    zc_redis_args_str(trim, "LTRIM");
+    zc_redis_args_str(trim, list);
+    zc_redis_args_int(trim, 0);
+    zc_redis_args_int(trim, REDIS_KEEP - 1);
+    zc_redis_args_t *args[3] = {publish, push, trim};
+    redisReply *replies[3];
+    int ok = zc_redis_pipeline(self->redis, args, 3, replies) == 0;
+    for (int i = 0; i < 3; i++) {
+        ok &= replies[i] && replies[i]->type != REDIS_REPLY_ERROR;
+        if (replies[i]) freeReplyObject(replies[i]);
+    }
+    if (!ok) self->events_unpublished++;
 }
 
 void sup_emit(zc_supervisor_t *self, json_t *event)
@@ -199,8 +206,9 @@ void sup_events_close(zc_supervisor_t *self)
     while (self->callbacks && (text = (char *)zlist_pop(self->callbacks)) != NULL)
         free(text);
     zlist_destroy(&self->callbacks);
-    if (self->redis) redisFree(self->redis);
-    self->redis = NULL;
+    zc_redis_destroy(&self->redis);
+    for (int i = 0; i < 3; i++)
+        zc_redis_args_free(&self->publish[i]);
     for (int i = 0; i < SUP_EVENT_RING; i++) {
         free(self->ring[i]);
         self->ring[i] = NULL;

@@ -1,9 +1,15 @@
 /*  zc_supervisor internals, shared by its files (internal to libzcluster):
 
-    zc_supervisor.c         the table, spawning, crashes, reloads, shutdown, the loop
-    zc_supervisor_events.c  events: log, memory ring, callback, Redis
-    zc_supervisor_admin.c   the admin API's commands and their JSON
-    zc_supervisor_ready.c   the worker's side: ready and status lines
+    zc_supervisor.c          the class: settings, errors, the table's lookups
+    zc_supervisor_spawn.c    starting and stopping a worker; its ready socket
+    zc_supervisor_respawn.c  exits: crashes, backoff, the restart window
+    zc_supervisor_reload.c   rolling reload, upgrade, restart of one worker
+    zc_supervisor_run.c      zc_supervisor_run: start, the loop, timers, shutdown
+    zc_supervisor_runtime.c  the runtime directory: lock, key, admin.json
+    zc_supervisor_redis.c    the embedded redis-server: start, restart, stop
+    zc_supervisor_events.c   events: log, memory ring, callback, Redis
+    zc_supervisor_admin.c    the admin API's commands and their JSON
+    zc_supervisor_ready.c    the worker's side: ready and status lines
 
     The table: a supervisor has groups; a group has slots (a position that
     should always have a worker); a slot has at most one current process
@@ -11,22 +17,25 @@
     whose slot was removed stays in the process list, retired, until it is
     reaped. Slots are never freed before the supervisor, so a reload can
     hold pointers to them.
+
+    Times are zclock_mono() ms unless a name says "wall" (zclock_time()).
 */
 #ifndef ZC_SUPERVISOR_INTERNAL_H_INCLUDED
 #define ZC_SUPERVISOR_INTERNAL_H_INCLUDED
 
 #include "zc_admin.h"
 #include "zc_embedded_redis.h"
+#include "zc_identity.h"
+#include "zc_redis.h"
 #include "zc_supervisor.h"
 
 #include <czmq.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SUP_NAME_MAX    100
-#define SUP_ID_MAX      256
+#define SUP_NAME_MAX    100 //  group and command names
+#define SUP_ID_MAX      (ZC_NAME_MAX + 24)
 #define SUP_STATUS_MAX  256
 #define SUP_MAX_CPUS    1024
 #define SUP_MAX_WAITERS 16
@@ -57,13 +66,13 @@ struct sup_proc_t {
     int replacement;   //  1 while it waits to take over its slot
     const char *start_reason;
     const char *stop_reason; //  why the master stopped it; NULL if not asked
-    int64_t started;         //  monotonic ms
-    int64_t started_wall;    //  ms since the epoch
-    int64_t ready_at;        //  monotonic ms, 0 until ready
-    int64_t deadline;        //  STARTING: ready timeout; STOPPING: SIGKILL
-    int killed;              //  SIGKILL sent
-    int cpu;                 //  pinned CPU or -1
-    int ready_fd;            //  master's end of the ready socket, -1 once closed
+    int64_t started;
+    int64_t started_wall;
+    int64_t ready_at; //  0 until ready
+    int64_t deadline; //  STARTING: ready timeout; STOPPING: SIGKILL
+    int killed;       //  SIGKILL sent
+    int cpu;          //  pinned CPU or -1
+    int ready_fd;     //  master's end of the ready socket, -1 once closed
     char status[SUP_STATUS_MAX + 1];
     char **argv;                     //  owned, NULL-terminated
     zc_admin_request_t *stop_waiter; //  `shutdown ID` waiting for the exit
@@ -87,7 +96,7 @@ struct sup_group_t {
     int count;   //  requested (0: one per CPU, resolved at run)
     sup_slot_t **slots;
     int slot_count;
-    int64_t *restart_times; //  monotonic ms of restarts in the window
+    int64_t *restart_times; //  restarts in the window
     int restart_count;
     int failed;
 };
@@ -117,9 +126,9 @@ typedef struct {
 } sup_command_t;
 
 struct _zc_supervisor_t {
-    char name[SUP_NAME_MAX + 1];
-    char redis_url[512];
-    char runtime_dir[256];
+    char name[ZC_NAME_MAX + 1]; //  the cluster name
+    char redis_url[1024];       //  as set; the embedded server's once it runs
+    char runtime_dir[256];      //  "" if the name cannot make the default one
     char *key;
     int key_generated;
     int admin_port;
@@ -135,19 +144,23 @@ struct _zc_supervisor_t {
     void *event_arg;
     sup_command_t *commands;
     int command_count;
+    zc_error_t error; //  the last call's outcome
+    char errstr[512];
 
     sup_group_t **groups;
     int group_count;
     sup_proc_t *procs;
     sup_reload_t reload;
     char last_reload[512]; //  JSON of the last finished reload
-    int64_t started;       //  monotonic ms
+    int64_t started;
     int running, stopping, finished, forced, exit_code;
     zc_admin_request_t *shutdown_waiters[SUP_MAX_WAITERS];
     int shutdown_waiter_count;
 
     zc_admin_t *admin;
     int lock_fd;
+
+    //  the embedded Redis (zc_supervisor_redis.c)
     zc_embedded_redis_t *embedded;
     int64_t redis_restart_at;
     int redis_failures;
@@ -155,33 +168,76 @@ struct _zc_supervisor_t {
     int redis_restart_count;
 
     //  events (zc_supervisor_events.c)
+    zc_identity_t identity; //  filled at start, once the Redis URL is known
     int64_t event_seq;
     char *ring[SUP_EVENT_RING];
     int64_t ring_seq[SUP_EVENT_RING];
     zlist_t *callbacks; //  event texts waiting for the callback
-    redisContext *redis;
-    int64_t redis_retry_at;
+    zc_redis_t *redis;  //  publishes the events; NULL before start
+    zc_redis_args_t publish[3];
     uint64_t events_unpublished;
 };
 
 //  zc_supervisor.c
-int64_t sup_now(void);
-int64_t sup_wall(void);
+int sup_fail(zc_supervisor_t *self, int log_level, zc_error_t kind, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+void sup_ok(zc_supervisor_t *self);
 const char *sup_state_name(sup_state_t state);
+char **sup_argv_copy(char *const argv[]);
+void sup_argv_free(char ***argv_p);
+int sup_allowed_cpus(int *cpus, int max);
 int sup_ready_count(zc_supervisor_t *self);
 int sup_expected_count(zc_supervisor_t *self);
+int sup_free_number(zc_supervisor_t *self);
 sup_proc_t *sup_find_proc(zc_supervisor_t *self, const char *id);
 sup_slot_t *sup_find_slot(zc_supervisor_t *self, const char *id);
 sup_group_t *sup_find_group(zc_supervisor_t *self, const char *name);
-int sup_reload_begin(zc_supervisor_t *self, const char *kind, sup_group_t *group, sup_slot_t *only,
-                     char *const argv[], zc_admin_request_t *waiter, char *err, size_t errlen);
-void sup_begin_shutdown(zc_supervisor_t *self);
+
+//  zc_supervisor_spawn.c
+sup_proc_t *sup_spawn(zc_supervisor_t *self, sup_slot_t *slot, char *const argv[],
+                      const char *reason, int replacement, char *err, size_t errlen);
+int sup_spawn_slot(zc_supervisor_t *self, sup_slot_t *slot, const char *reason);
+void sup_proc_free(sup_proc_t *proc);
+void sup_read_ready(zc_supervisor_t *self, sup_proc_t *proc);
+void sup_on_ready(zc_supervisor_t *self, sup_proc_t *proc);
+void sup_stop(zc_supervisor_t *self, sup_proc_t *proc, const char *reason);
+void sup_kill(pid_t pid, int sig);
 void sup_kill_all(zc_supervisor_t *self);
 int sup_stop_slot(zc_supervisor_t *self, sup_slot_t *slot, zc_admin_request_t *waiter);
+void sup_track_min_ready(zc_supervisor_t *self);
+
+//  zc_supervisor_respawn.c
+void sup_reap(zc_supervisor_t *self);
+void sup_group_fail(zc_supervisor_t *self, sup_group_t *group, const char *why);
+void sup_respawn_due(zc_supervisor_t *self, int64_t now);
+
+//  zc_supervisor_reload.c
+int sup_reload_begin(zc_supervisor_t *self, const char *kind, sup_group_t *group, sup_slot_t *only,
+                     char *const argv[], zc_admin_request_t *waiter);
+void sup_reload_takeover(zc_supervisor_t *self, sup_proc_t *fresh);
+void sup_reload_next(zc_supervisor_t *self);
+void sup_reload_abort(zc_supervisor_t *self, const char *why);
+
+//  zc_supervisor_run.c
+void sup_begin_shutdown(zc_supervisor_t *self);
+
+//  zc_supervisor_runtime.c
+int sup_runtime_prepare(zc_supervisor_t *self);
+int sup_key_prepare(zc_supervisor_t *self);
+int sup_admin_info_write(zc_supervisor_t *self);
+void sup_runtime_cleanup(zc_supervisor_t *self);
+
+//  zc_supervisor_redis.c
+int sup_redis_start(zc_supervisor_t *self);
+void sup_redis_reap(zc_supervisor_t *self);
+void sup_redis_due(zc_supervisor_t *self, int64_t now);
+void sup_redis_stop(zc_supervisor_t *self);
 
 //  zc_supervisor_events.c
+int sup_events_open(zc_supervisor_t *self);
 json_t *sup_event_new(zc_supervisor_t *self, const char *event);
 void sup_event_worker(json_t *event, sup_proc_t *proc);
+void sup_event_reason(zc_supervisor_t *self, const char *event, const char *reason);
 void sup_emit(zc_supervisor_t *self, json_t *event);
 void sup_events_dispatch(zc_supervisor_t *self);
 void sup_events_close(zc_supervisor_t *self);
