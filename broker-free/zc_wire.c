@@ -189,6 +189,43 @@ static int s_read_name(s_reader_t *r, char out[ZC_NAME_MAX + 1])
     return 0;
 }
 
+//  The sizes of the object of type byte b whose length fields follow in r:
+//  *len bytes of data to skip, *children objects to skip after them.
+static int s_sizes(s_reader_t *r, uint8_t b, uint64_t *len, uint64_t *children)
+{
+    //  Fixed sizes: numbers (0xca-0xd3), fixext (0xd4-0xd8: type byte + data).
+    static const uint8_t fixed[0xd9 - 0xc0] = {
+        [0xca - 0xc0] = 4, [0xcb - 0xc0] = 8, [0xcc - 0xc0] = 1, [0xcd - 0xc0] = 2,
+        [0xce - 0xc0] = 4, [0xcf - 0xc0] = 8, [0xd0 - 0xc0] = 1, [0xd1 - 0xc0] = 2,
+        [0xd2 - 0xc0] = 4, [0xd3 - 0xc0] = 8, [0xd4 - 0xc0] = 2, [0xd5 - 0xc0] = 3,
+        [0xd6 - 0xc0] = 5, [0xd7 - 0xc0] = 9, [0xd8 - 0xc0] = 17};
+    if (b >= 0x80 && b <= 0x8f)
+        *children = 2u * (b & 0x0f);
+    else if (b >= 0x90 && b <= 0x9f)
+        *children = b & 0x0f;
+    else if (b >= 0xa0 && b <= 0xbf)
+        *len = b & 0x1f;
+    else if (b >= 0xc0 && b <= 0xd8 && fixed[b - 0xc0])
+        *len = fixed[b - 0xc0];
+    //  Sized by a 1, 2 or 4 byte length: bin and str (data), ext (type
+    //  byte + data), arrays (elements), maps (keys and values).
+    else if (b == 0xc4 || b == 0xc5 || b == 0xc6)
+        return s_len(r, 1 << (b - 0xc4), len);
+    else if (b == 0xd9 || b == 0xda || b == 0xdb)
+        return s_len(r, 1 << (b - 0xd9), len);
+    else if (b == 0xc7 || b == 0xc8 || b == 0xc9) {
+        if (s_len(r, 1 << (b - 0xc7), len)) return -1;
+        (*len)++;
+    } else if (b == 0xdc || b == 0xdd)
+        return s_len(r, b == 0xdc ? 2 : 4, children);
+    else if (b == 0xde || b == 0xdf) {
+        if (s_len(r, b == 0xde ? 2 : 4, children)) return -1;
+        *children *= 2;
+    } else
+        return -1; //  0xc1 is never used
+    return 0;
+}
+
 //  Skips `pending` complete msgpack objects of any type. Containers add their
 //  elements to the pending count; since every object takes at least one
 //  byte, a count above the bytes left is malformed and refused at once.
@@ -203,88 +240,7 @@ static int s_skip(s_reader_t *r, uint64_t pending)
         pending--;
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
             continue; //  fixints, nil, booleans
-        if (b >= 0x80 && b <= 0x8f)
-            children = 2u * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f)
-            children = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf)
-            len = b & 0x1f;
-        else
-            switch (b) {
-            case 0xcc:
-            case 0xd0:
-                len = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                len = 2;
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                len = 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                len = 8;
-                break;
-            case 0xd4:
-                len = 2;
-                break; //  fixext: type byte + data
-            case 0xd5:
-                len = 3;
-                break;
-            case 0xd6:
-                len = 5;
-                break;
-            case 0xd7:
-                len = 9;
-                break;
-            case 0xd8:
-                len = 17;
-                break;
-            case 0xc4:
-            case 0xd9:
-                if (s_len(r, 1, &len)) return -1;
-                break;
-            case 0xc5:
-            case 0xda:
-                if (s_len(r, 2, &len)) return -1;
-                break;
-            case 0xc6:
-            case 0xdb:
-                if (s_len(r, 4, &len)) return -1;
-                break;
-            case 0xc7:
-                if (s_len(r, 1, &len)) return -1;
-                len++;
-                break;
-            case 0xc8:
-                if (s_len(r, 2, &len)) return -1;
-                len++;
-                break;
-            case 0xc9:
-                if (s_len(r, 4, &len)) return -1;
-                len++;
-                break;
-            case 0xdc:
-                if (s_len(r, 2, &children)) return -1;
-                break;
-            case 0xdd:
-                if (s_len(r, 4, &children)) return -1;
-                break;
-            case 0xde:
-                if (s_len(r, 2, &children)) return -1;
-                children *= 2;
-                break;
-            case 0xdf:
-                if (s_len(r, 4, &children)) return -1;
-                children *= 2;
-                break;
-            default:
-                return -1; //  0xc1 is never used
-            }
+        if (s_sizes(r, b, &len, &children)) return -1;
         const uint8_t *skip;
         if (len && s_take(r, (size_t)len, &skip)) return -1;
         pending += children;
