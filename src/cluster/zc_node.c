@@ -40,9 +40,10 @@ typedef struct {
 struct _zc_node_t {
     zc_mesh_t *mesh;
     zactor_t *registry;
-    zc_rpc_t *rpc; //  created on first use
-    zc_registry_config_t config;
-    char redis_url[512];
+    zc_rpc_t *rpc;                 //  created on first use
+    zc_registry_config_t config;   //  its identity is filled by zc_node_start
+    char cluster[ZC_NAME_MAX + 2]; //  as set (one byte more: a longer name stays too long)
+    char redis_url[sizeof((zc_identity_t *)0)->redis_url + 1]; //  as set, or "" for the default
     zc_security_t *security;
     json_t *headers;
     zhashx_t *groups;        //  set
@@ -86,8 +87,8 @@ zc_node_t *zc_node_new(const char *id)
     assert(self);
     self->mesh = mesh;
     const char *cluster = getenv("ZC_CLUSTER");
-    snprintf(self->config.cluster, sizeof self->config.cluster, "%s",
-             cluster && *cluster ? cluster : "zcluster");
+    snprintf(self->cluster, sizeof self->cluster, "%s",
+             cluster && *cluster ? cluster : ZC_CLUSTER_DEFAULT);
     self->config.lease_ttl_ms = 3000;
     self->config.election = 1;
     self->headers = json_object();
@@ -139,7 +140,7 @@ void zc_node_set_redis(zc_node_t *self, const char *url)
 void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 {
     assert(self && !self->started && cluster);
-    snprintf(self->config.cluster, sizeof self->config.cluster, "%s", cluster);
+    snprintf(self->cluster, sizeof self->cluster, "%s", cluster);
 }
 
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
@@ -201,7 +202,7 @@ const char *zc_node_id(zc_node_t *self)
 const char *zc_node_cluster(zc_node_t *self)
 {
     assert(self);
-    return self->config.cluster;
+    return self->cluster;
 }
 
 //  --------------------------------------------------------------------------
@@ -391,18 +392,10 @@ int zc_node_start(zc_node_t *self)
 {
     assert(self && !self->started);
     zc_registry_config_t *c = &self->config;
-    const char *url = *self->redis_url ? self->redis_url : getenv("ZC_REDIS_URL");
     char err[512];
-    if (!url || !*url) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "no Redis URL: set one or ZC_REDIS_URL");
-        return -1;
-    }
-    if (zc_redis_url_parse(url, &c->url, err, sizeof err)) {
+    if (zc_identity_init(&c->identity, *self->redis_url ? self->redis_url : NULL, self->cluster,
+                         zc_node_id(self), err, sizeof err)) {
         zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
-        return -1;
-    }
-    if (!zc_wire_name_valid(c->cluster) || strpbrk(c->cluster, "{}")) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "invalid cluster name '%s'", c->cluster);
         return -1;
     }
     //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
@@ -415,7 +408,6 @@ int zc_node_start(zc_node_t *self)
     zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
     zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
 
-    snprintf(c->id, sizeof c->id, "%s", zc_node_id(self));
     zuuid_t *uuid = zuuid_new();
     snprintf(c->inc, sizeof c->inc, "%s", zuuid_str(uuid));
     zuuid_destroy(&uuid);
@@ -518,7 +510,7 @@ zc_rpc_t *zc_node_rpc(zc_node_t *self)
 const zc_redis_url_t *zc_node_redis_url(zc_node_t *self)
 {
     assert(self);
-    return &self->config.url;
+    return &self->config.identity.url;
 }
 
 //  Receives from the mesh, the registry and RPC until a message no handler
@@ -622,13 +614,14 @@ int zc_node_redis_up(zc_node_t *self)
 static json_t *s_self_record(zc_node_t *self)
 {
     zc_registry_config_t *c = &self->config;
+    const char *id = c->identity.node_id;
     json_t *groups = json_array();
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
         json_array_append_new(groups, json_string((const char *)zhashx_cursor(self->groups)));
-    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", c->id, "inc",
-                     c->inc, "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router,
-                     "groups", groups, "headers", self->headers, "started",
-                     (json_int_t)c->started_ms, "version", c->version);
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", id, "inc", c->inc,
+                     "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router, "groups",
+                     groups, "headers", self->headers, "started", (json_int_t)c->started_ms,
+                     "version", c->version);
 }
 
 char *zc_node_cluster_info(zc_node_t *self)
@@ -660,8 +653,8 @@ char *zc_node_cluster_info(zc_node_t *self)
                                             "pid", json_object_get(record, "pid")));
         }
     }
-    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->config.cluster,
-                             "self", self->config.id, "leader", self->leader, "epoch",
+    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->cluster, "self",
+                             self->config.identity.node_id, "leader", self->leader, "epoch",
                              (json_int_t)self->epoch, "nodes", nodes, "groups", groups);
     char *text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
