@@ -16,16 +16,21 @@
     A graceful leave is announced twice: a "zc.leave" public message, which
     travels ahead of the socket close on the same connection so peers never
     mistake a leave for a crash, and the registry's leave announcement.
+
+    Extensions (zc_node_hook.h; RPC is one) attach to the node rather than
+    the node knowing them: it hands them the message kinds they claim, tells
+    them of removed peers, polls their socket and ticks their timers.
 */
 #include "zc_node.h"
 #include "zc_log.h"
-#include "zc_node_rpc.h"
+#include "zc_node_hook.h"
 #include "zc_registry.h"
-#include "zcluster.h"
+#include "zc_version.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,10 +45,13 @@ typedef struct {
 struct _zc_node_t {
     zc_mesh_t *mesh;
     zactor_t *registry;
-    zc_rpc_t *rpc;                 //  created on first use
-    zc_registry_config_t config;   //  its identity is filled by zc_node_start
-    char cluster[ZC_NAME_MAX + 2]; //  as set (one byte more: a longer name stays too long)
-    char redis_url[sizeof((zc_identity_t *)0)->redis_url + 1]; //  as set, or "" for the default
+    zc_node_hook_t hook;         //  the attached extension's callbacks
+    void *ext;                   //  the attached extension, or NULL
+    zc_registry_config_t config; //  its identity is filled by zc_node_start
+    //  As set, one byte longer than zc_identity_t takes, so that a name or
+    //  URL too long is refused at start rather than cut short here.
+    char cluster[ZC_NAME_MAX + 2];
+    char redis_url[1025]; //  "" for the default
     zc_security_t *security;
     json_t *headers;
     zhashx_t *groups;        //  set
@@ -61,7 +69,43 @@ struct _zc_node_t {
     uint64_t epoch;
     int redis_up;
     int started;
+    zc_error_t error;
+    char errstr[512];
 };
+
+//  Records a failure on the node; returns -1.
+static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(self->errstr, sizeof self->errstr, format, args);
+    va_end(args);
+    self->error = kind;
+    return -1;
+}
+
+//  Records a success; returns 0.
+static int s_ok(zc_node_t *self)
+{
+    self->error = ZC_OK;
+    self->errstr[0] = 0;
+    return 0;
+}
+
+zc_error_t zc_node_error(zc_node_t *self)
+{
+    assert(self);
+    return self->error;
+}
+
+const char *zc_node_errstr(zc_node_t *self)
+{
+    assert(self);
+    return self->errstr;
+}
 
 static void s_peer_info_destroy(void **item)
 {
@@ -108,7 +152,9 @@ void zc_node_destroy(zc_node_t **self_p)
     zc_node_t *self = *self_p;
     if (!self) return;
     if (self->started) zc_mesh_publish(self->mesh, "zc.leave", "", 0);
-    zc_rpc_destroy(&self->rpc);
+    void *ext = self->ext; //  an extension still attached lets go of the node now
+    self->ext = NULL;
+    if (ext && self->hook.closed) self->hook.closed(ext);
     zactor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
     json_decref(self->headers);
@@ -146,9 +192,9 @@ void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
 {
     assert(self && !self->started);
-    if (!key || !*key) return -1;
+    if (!key || !*key) return s_fail(self, ZC_ERR_INVALID, "a header needs a key");
     json_object_set_new(self->headers, key, json_string(value ? value : ""));
-    return 0;
+    return s_ok(self);
 }
 
 void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms)
@@ -237,7 +283,7 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
-    if (self->rpc) zc_rpc_peer_removed(self->rpc, peer_id);
+    if (self->ext && self->hook.peer_removed) self->hook.peer_removed(self->ext, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
     return 1;
@@ -388,26 +434,10 @@ static void s_groups_text(zc_node_t *self, char *out, size_t cap)
     }
 }
 
-int zc_node_start(zc_node_t *self)
+//  Fills what the registry publishes in the node's record.
+static void s_record_config(zc_node_t *self)
 {
-    assert(self && !self->started);
     zc_registry_config_t *c = &self->config;
-    char err[512];
-    if (zc_identity_init(&c->identity, *self->redis_url ? self->redis_url : NULL, self->cluster,
-                         zc_node_id(self), err, sizeof err)) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
-        return -1;
-    }
-    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
-    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
-    if (zc_mesh_start(self->mesh)) return -1;
-    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
-        zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
-    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
-    zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
-    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
-    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
-
     zuuid_t *uuid = zuuid_new();
     snprintf(c->inc, sizeof c->inc, "%s", zuuid_str(uuid));
     zuuid_destroy(&uuid);
@@ -423,10 +453,32 @@ int zc_node_start(zc_node_t *self)
     snprintf(c->headers, sizeof c->headers, "%s", headers);
     free(headers);
     snprintf(c->version, sizeof c->version, "%s", zcluster_version());
-    self->registry = zactor_new(zc_registry_actor, c);
-    if (!self->registry) return -1;
+}
+
+int zc_node_start(zc_node_t *self)
+{
+    assert(self && !self->started);
+    char err[512];
+    if (zc_identity_init(&self->config.identity, *self->redis_url ? self->redis_url : NULL,
+                         self->cluster, zc_node_id(self), err, sizeof err)) {
+        zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
+        return s_fail(self, ZC_ERR_INVALID, "%s", err);
+    }
+    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
+    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
+    if (zc_mesh_start(self->mesh))
+        return s_fail(self, ZC_ERR_SYSTEM, "cannot bind the node's sockets: %s", strerror(errno));
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
+    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
+    zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
+    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
+    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
+    s_record_config(self);
+    self->registry = zactor_new(zc_registry_actor, &self->config);
+    if (!self->registry) return s_fail(self, ZC_ERR_SYSTEM, "cannot start the registry thread");
     self->started = 1;
-    return 0;
+    return s_ok(self);
 }
 
 //  --------------------------------------------------------------------------
@@ -443,22 +495,26 @@ static void s_groups_changed(zc_node_t *self)
 int zc_node_join(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!zc_wire_name_valid(group)) return -1;
-    if (zhashx_lookup(self->groups, group)) return 0;
+    if (!zc_wire_name_valid(group))
+        return s_fail(self, ZC_ERR_INVALID, "invalid group name '%.100s'", group ? group : "");
+    if (zhashx_lookup(self->groups, group)) return s_ok(self);
     zhashx_insert(self->groups, group, (void *)1);
-    if (self->started && zc_mesh_join(self->mesh, group)) return -1;
+    if (self->started && zc_mesh_join(self->mesh, group))
+        return s_fail(self, ZC_ERR_SYSTEM, "cannot subscribe to group '%s': %s", group,
+                      strerror(errno));
     s_groups_changed(self);
-    return 0;
+    return s_ok(self);
 }
 
 int zc_node_leave(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!group || !zhashx_lookup(self->groups, group)) return -1;
+    if (!group || !zhashx_lookup(self->groups, group))
+        return s_fail(self, ZC_ERR_MISSING, "not a member of group '%.100s'", group ? group : "");
     zhashx_delete(self->groups, group);
     if (self->started) zc_mesh_leave(self->mesh, group);
     s_groups_changed(self);
-    return 0;
+    return s_ok(self);
 }
 
 int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size)
@@ -497,26 +553,26 @@ int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
     assert(self && self->started);
     items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
     int n = 1 + zc_mesh_pollitems(self->mesh, items + 1);
-    return n + (self->rpc ? zc_rpc_pollitem(self->rpc, items + n) : 0);
+    if (self->ext && self->hook.pollitem) n += self->hook.pollitem(self->ext, items + n);
+    return n;
 }
 
-zc_rpc_t *zc_node_rpc(zc_node_t *self)
+//  Hands msg to the extension that claims its kind. Requests and replies
+//  never reach the application, claimed or not. Returns 1 if msg was taken.
+static int s_take(zc_node_t *self, const zc_msg_t *msg)
 {
-    assert(self && self->started);
-    if (!self->rpc) self->rpc = zc_rpc_new(self);
-    return self->rpc;
+    int kind = zc_msg_kind(msg);
+    if (self->ext && (self->hook.kinds & (1u << kind)) && self->hook.message) {
+        self->hook.message(self->ext, msg);
+        return 1;
+    }
+    return kind == ZC_KIND_REQUEST || kind == ZC_KIND_REPLY;
 }
 
-const zc_redis_url_t *zc_node_redis_url(zc_node_t *self)
-{
-    assert(self);
-    return &self->config.identity.url;
-}
-
-//  Receives from the mesh, the registry and RPC until a message no handler
-//  took. RPC requests and replies never reach the caller. With once, it
-//  returns (NULL, errno EAGAIN) after the first pass that did any work, so
-//  a waiter can check whether its call completed.
+//  Receives from the mesh, the registry and the extension until a message
+//  no handler took. With once, it returns (NULL, errno EAGAIN) after the
+//  first pass that did any work, so a waiter can check whether what it
+//  waits for happened.
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
@@ -524,11 +580,10 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
     while (1) {
         while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
             s_registry_event(self);
-        int rpc_due = self->rpc ? zc_rpc_process(self->rpc) : -1;
+        int due = self->ext && self->hook.tick ? self->hook.tick(self->ext) : -1;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
         if (self->kill_requested) s_exit(self);
-        if (msg && (zc_msg_kind(msg) == ZC_KIND_REQUEST || zc_msg_kind(msg) == ZC_KIND_REPLY)) {
-            zc_rpc_consume(zc_node_rpc(self), msg);
+        if (msg && s_take(self, msg)) {
             if (once) {
                 errno = EAGAIN;
                 return NULL;
@@ -542,7 +597,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             errno = EAGAIN;
             return NULL;
         }
-        if (rpc_due >= 0 && (wait < 0 || rpc_due < wait)) wait = rpc_due;
+        if (due >= 0 && (wait < 0 || due < wait)) wait = due;
         zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
         int n = zc_node_pollitems(self, items);
         if (zmq_poll(items, n, wait) < 0) {
@@ -553,12 +608,6 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
     }
 }
 
-void zc_node_step(zc_node_t *self, int timeout_ms)
-{
-    zc_msg_t *msg = s_recv(self, timeout_ms, 1);
-    if (msg) zlist_append(self->backlog, zc_msg_dup(msg));
-}
-
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
 {
     assert(self && self->started);
@@ -566,6 +615,53 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
     self->current = (zc_msg_t *)zlist_pop(self->backlog);
     if (self->current) return self->current;
     return s_recv(self, timeout_ms, 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Extensions (zc_node_hook.h)
+
+int zc_node_attach(zc_node_t *self, const zc_node_hook_t *hook, void *ext)
+{
+    assert(self && hook && ext);
+    if (self->ext) return s_fail(self, ZC_ERR_STATE, "the node already has an extension");
+    self->hook = *hook;
+    self->ext = ext;
+    return s_ok(self);
+}
+
+void zc_node_detach(zc_node_t *self, void *ext)
+{
+    assert(self);
+    if (ext && self->ext == ext) self->ext = NULL;
+}
+
+void zc_node_run(zc_node_t *self, int timeout_ms)
+{
+    assert(self && self->started);
+    zc_msg_t *msg = s_recv(self, timeout_ms, 1);
+    if (msg) zlist_append(self->backlog, zc_msg_dup(msg));
+}
+
+const zc_identity_t *zc_node_identity(zc_node_t *self)
+{
+    assert(self);
+    return self->started ? &self->config.identity : NULL;
+}
+
+zlist_t *zc_node_groups(zc_node_t *self)
+{
+    assert(self);
+    zlist_t *names = zlist_new();
+    zlist_autofree(names);
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        zlist_append(names, (void *)zhashx_cursor(self->groups));
+    return names;
+}
+
+const json_t *zc_node_headers(zc_node_t *self)
+{
+    assert(self);
+    return self->headers;
 }
 
 //  --------------------------------------------------------------------------
@@ -702,13 +798,15 @@ zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t co
             zlist_autofree(ids);
             for (void *v = zhashx_first(set); v; v = zhashx_next(set))
                 zlist_append(ids, (void *)zhashx_cursor(set));
+            s_ok(self);
             return ids;
         }
         long wait = (long)(deadline - zclock_mono());
         if (wait <= 0) {
-            errno = ETIMEDOUT;
+            s_fail(self, ZC_ERR_TIMEOUT, "%zu of %zu peers confirmed '%.100s' in time",
+                   set ? zhashx_size(set) : 0, count, name ? name : "");
             return NULL;
         }
-        zc_node_step(self, (int)wait);
+        zc_node_run(self, (int)wait);
     }
 }
