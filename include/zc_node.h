@@ -71,9 +71,6 @@ zc_node_t *zc_node_new(const char *id);
 //  afterwards with zc_rpc_destroy.
 void zc_node_destroy(zc_node_t **self_p);
 
-//  Returns "NAME-worker-N" in buf, the id a supervisor gives its Nth worker.
-const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n);
-
 //  The kind of the last failure (ZC_OK after a success), and its message
 //  (owned by the node, valid until its next call).
 zc_error_t zc_node_error(zc_node_t *self);

@@ -171,12 +171,6 @@ void zc_node_destroy(zc_node_t **self_p)
     *self_p = NULL;
 }
 
-const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n)
-{
-    snprintf(buf, cap, "%s-worker-%d", name, n);
-    return buf;
-}
-
 void zc_node_set_redis(zc_node_t *self, const char *url)
 {
     assert(self && !self->started);
