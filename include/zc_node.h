@@ -16,6 +16,15 @@
     One node per cluster is the leader, holding a lease in Redis renewed
     atomically; each new leader gets a higher fencing epoch.
 
+    RPC (zc_rpc.h) is a class of its own that attaches to a node.
+
+    Errors: a function that can fail (set_header, start, join, leave,
+    wait_confirmations) returns -1 or NULL and leaves the reason on the
+    node: zc_node_error, one of zc_error_t (zc_error.h), and
+    zc_node_errstr. Sending and receiving (publish, shout, whisper, kill,
+    confirm, recv) are the mesh's hot path and report through errno, as
+    zc_mesh does.
+
     Message types starting with "zc." are reserved for the node itself.
 */
 #ifndef ZC_NODE_H_INCLUDED
@@ -24,6 +33,7 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "zc_error.h"
 #include "zc_mesh.h"
 
 #ifdef __cplusplus
@@ -56,11 +66,15 @@ typedef void(zc_node_kill_fn)(zc_node_t *node, const char *from, int exit_code, 
 zc_node_t *zc_node_new(const char *id);
 
 //  Leaves the cluster (announced at once to peers), stops and destroys the
-//  node, and sets *self_p to NULL; idempotent.
+//  node, and sets *self_p to NULL; idempotent. An RPC still attached lets
+//  go of the node first (its pending calls fail as peer gone); destroy it
+//  afterwards with zc_rpc_destroy.
 void zc_node_destroy(zc_node_t **self_p);
 
-//  Returns "NAME-worker-N" in buf, the id a supervisor gives its Nth worker.
-const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n);
+//  The kind of the last failure (ZC_OK after a success), and its message
+//  (owned by the node, valid until its next call).
+zc_error_t zc_node_error(zc_node_t *self);
+const char *zc_node_errstr(zc_node_t *self);
 
 //  Before start: the Redis URL (see zc_redis.h). Default: $ZC_REDIS_URL.
 void zc_node_set_redis(zc_node_t *self, const char *url);
@@ -69,7 +83,7 @@ void zc_node_set_redis(zc_node_t *self, const char *url);
 void zc_node_set_cluster(zc_node_t *self, const char *cluster);
 
 //  Before start: a header published in the node's record. Returns 0, or -1
-//  if the key is empty.
+//  if the key is empty (ZC_ERR_INVALID).
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value);
 
 //  Before start: lease TTL in ms (default 3000); also the leader lease.
@@ -92,9 +106,10 @@ void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);
 //  to send and receive directly.
 zc_mesh_t *zc_node_mesh(zc_node_t *self);
 
-//  Binds the sockets and starts the registry actor. Returns 0, or -1 with a
-//  message logged if there is no usable Redis URL or binding fails. Redis
-//  being unreachable is not an error: the node retries in the background.
+//  Binds the sockets and starts the registry actor. Returns 0, or -1 if
+//  there is no usable Redis URL or cluster name (ZC_ERR_INVALID, also
+//  logged) or binding fails (ZC_ERR_SYSTEM). Redis being unreachable is not
+//  an error: the node retries in the background.
 int zc_node_start(zc_node_t *self);
 
 //  Returns the node id.
@@ -104,10 +119,11 @@ const char *zc_node_id(zc_node_t *self);
 const char *zc_node_cluster(zc_node_t *self);
 
 //  Joins a group (before or after start); the registry record and the
-//  cluster's view follow. Returns 0 or -1 on an invalid name.
+//  cluster's view follow. Returns 0, or -1 on an invalid name
+//  (ZC_ERR_INVALID) or if the subscription fails (ZC_ERR_SYSTEM).
 int zc_node_join(zc_node_t *self, const char *group);
 
-//  Leaves a group. Returns 0, or -1 if not a member.
+//  Leaves a group. Returns 0, or -1 if not a member (ZC_ERR_MISSING).
 int zc_node_leave(zc_node_t *self, const char *group);
 
 //  Public, group and private messages: see zc_mesh_publish/shout/whisper.
@@ -119,14 +135,16 @@ int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const v
 
 //  Handles registry events, dispatches handled messages and returns the
 //  next unhandled message (owned by the node, valid until the next call),
-//  or NULL after timeout_ms (-1 forever) with errno EAGAIN, or EINTR.
+//  or NULL after timeout_ms (-1 forever) with errno EAGAIN, or EINTR. RPC
+//  requests and replies never come out: an attached zc_rpc_t takes them
+//  (a node without one drops them).
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms);
 
 //  Most poll items zc_node_pollitems fills.
 #define ZC_NODE_POLLITEMS_MAX 5
 
 //  Fills items (room for ZC_NODE_POLLITEMS_MAX) with what zc_node_recv
-//  polls; returns the count.
+//  polls (an attached RPC's socket included); returns the count.
 int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items);
 
 //  Returns the ids of the live peers as a new list the caller destroys.
@@ -154,12 +172,13 @@ char *zc_node_cluster_info(zc_node_t *self);
 //  Asks a peer to exit with exit_code. Returns 0 or -1 as zc_mesh_whisper.
 int zc_node_kill(zc_node_t *self, const char *peer, int exit_code);
 
-//  Sends the named confirmation to every peer. Returns 0 or -1.
+//  Sends the named confirmation to every peer. Returns 0, or -1 with errno
+//  (EINVAL for an invalid name).
 int zc_node_confirm(zc_node_t *self, const char *name);
 
 //  Waits up to timeout_ms until `count` distinct peers have sent the named
 //  confirmation. Returns a list of their ids (the caller destroys it), or
-//  NULL on timeout (errno ETIMEDOUT). Messages without a handler that arrive
+//  NULL on timeout (ZC_ERR_TIMEOUT). Messages without a handler that arrive
 //  meanwhile are kept for later zc_node_recv calls.
 zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count,
                                     int timeout_ms);

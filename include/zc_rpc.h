@@ -6,6 +6,10 @@
     that did not answer in time), or to the node that holds a connection id
     (connection ids map to node ids in Redis, at zc:{CLUSTER}:conn).
 
+    A zc_rpc_t attaches to a node (zc_rpc_new) and serves and calls through
+    it; a node has at most one. A node without one drops RPC traffic, so
+    its callers time out: attach one to answer, built-ins included.
+
     Every call is a zc_rpc_call_t: start it with zc_rpc_start (non-blocking;
     an optional callback runs on the node's thread when it completes) and
     wait with zc_rpc_wait, or use zc_rpc_call, which does both. Completion
@@ -13,25 +17,35 @@
     zc_node_recv (or polls zc_node_pollitems) and never blocks.
 
     Threading model. Requests arrive on the node's thread. Handlers run on a
-    small pool of RPC threads (zc_rpc_set_threads, default 2; 0 runs them
-    inline on the node's thread), so a slow handler holds one RPC thread,
-    not the node's messaging, and other calls go to the free threads. The
-    reply is sent from the node's thread when the handler returns. A handler
-    must not call zc_node_* functions: the node belongs to its own thread.
+    small pool of threads (zc_rpc_set_threads, default 2; 0 runs them inline
+    on the node's thread), so a slow handler holds one thread, not the
+    node's messaging, and other calls go to the free threads. The reply is
+    sent from the node's thread when the handler returns. A handler must not
+    call zc_node_* or zc_rpc_* functions (other than the request's): the
+    node belongs to its own thread.
 
-    Errors come back as errors, never as timeouts: unknown method, handler
-    error (code + message), peer gone (the call fails as soon as the
-    registry removes the target), no route (not a peer), unknown connection.
-    A reply that arrives after its call timed out is dropped and counted.
+    Outcomes of calls are zc_error_t kinds (zc_error.h), and errors come
+    back as errors, never as timeouts: ZC_ERR_UNKNOWN_METHOD, ZC_ERR_HANDLER
+    (with the handler's code and message), ZC_ERR_PEER_GONE (the call fails
+    as soon as the registry removes the target), ZC_ERR_NO_ROUTE (not a
+    peer), ZC_ERR_UNKNOWN_CONNECTION, ZC_ERR_INVALID (bad method name or
+    target), ZC_ERR_TIMEOUT. A reply that arrives after its call timed out
+    is dropped and counted. zc_strerror names them.
 
-    Built-in methods on every node: "ping" (empty result), "info" (msgpack map:
-    id, groups, headers, uptime_ms, stats) and "methods" (msgpack array of
-    method names).
+    Failures of the rpc's own functions (register, connection_add/remove,
+    set_threads) return -1 and leave the reason on the rpc: zc_rpc_error,
+    a zc_error_t, and zc_rpc_errstr.
+
+    Built-in methods on every node with an RPC: "ping" (empty result),
+    "info" (msgpack map: id, groups, headers, uptime_ms, stats) and
+    "methods" (msgpack array of method names).
 
     Wire: a request is a REQUEST message (type = method, corr = call id,
     payload = msgpack args); the reply is a REPLY message with the same corr,
     type "zc.ok" (payload = msgpack result) or "zc.error" (payload = msgpack
-    [code, message]); see docs/PROTOCOL.md.
+    [status, code, message], status a number: 1 unknown method, 2 handler
+    error, 3 timeout, 4 peer gone, 5 no route, 6 unknown connection,
+    7 invalid); see docs/PROTOCOL.md.
 */
 #ifndef ZC_RPC_H_INCLUDED
 #define ZC_RPC_H_INCLUDED
@@ -39,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zc_error.h"
 #include "zc_node.h"
 
 #ifdef __cplusplus
@@ -48,33 +63,23 @@ extern "C" {
 #define ZC_RPC_TIMEOUT_DEFAULT 5000
 
 typedef enum {
-    ZC_RPC_OK = 0,
-    ZC_RPC_UNKNOWN_METHOD = 1,     //  the node has no such method
-    ZC_RPC_HANDLER_ERROR = 2,      //  the handler failed (error_code, error)
-    ZC_RPC_TIMEOUT = 3,            //  no reply in time
-    ZC_RPC_PEER_GONE = 4,          //  the target left or died during the call
-    ZC_RPC_NO_ROUTE = 5,           //  the target is not a peer
-    ZC_RPC_UNKNOWN_CONNECTION = 6, //  no node holds that connection id
-    ZC_RPC_INVALID = 7             //  bad method name, arguments or target
-} zc_rpc_status_t;
-
-typedef enum {
     ZC_RPC_NODE = 1,       //  one node, by id
     ZC_RPC_ALL_FIRST = 2,  //  every peer; done at the first successful reply
     ZC_RPC_ALL_GATHER = 3, //  every peer; every reply, or the timeout
     ZC_RPC_CONNECTION = 4  //  the node holding a connection id
 } zc_rpc_target_t;
 
+typedef struct _zc_rpc_t zc_rpc_t;
 typedef struct _zc_rpc_call_t zc_rpc_call_t;
 typedef struct _zc_rpc_request_t zc_rpc_request_t;
 
 //  One node's answer to a call.
 typedef struct {
     const char *node;  //  who answered
-    int status;        //  zc_rpc_status_t
-    int error_code;    //  the handler's code for ZC_RPC_HANDLER_ERROR
-    const char *error; //  message for any status but OK
-    const void *data;  //  the result (msgpack) for OK
+    zc_error_t status; //  ZC_OK, or what went wrong with this node
+    int error_code;    //  the handler's code for ZC_ERR_HANDLER
+    const char *error; //  message for any status but ZC_OK
+    const void *data;  //  the result (msgpack) for ZC_OK
     size_t size;
 } zc_rpc_reply_t;
 
@@ -84,14 +89,35 @@ typedef void(zc_rpc_method_fn)(zc_rpc_request_t *request, void *arg);
 
 //  Called on the node's thread when a started call completes. It must not
 //  destroy the call (destroy it afterwards, e.g. from the application loop).
-typedef void(zc_rpc_done_fn)(zc_node_t *node, zc_rpc_call_t *call, void *arg);
+typedef void(zc_rpc_done_fn)(zc_rpc_t *rpc, zc_rpc_call_t *call, void *arg);
 
-//  Before the first RPC use: handler threads (0 = inline). Default 2.
-void zc_rpc_set_threads(zc_node_t *node, int threads);
+//  Creates the node's RPC and attaches it to the node (before or after
+//  zc_node_start). Returns NULL if the node already has one.
+zc_rpc_t *zc_rpc_new(zc_node_t *node);
 
-//  Registers a method (a valid name, not a built-in). Returns 0, or -1 if the
-//  name is invalid or taken.
-int zc_rpc_register(zc_node_t *node, const char *method, zc_rpc_method_fn *fn, void *arg);
+//  Detaches from the node, fails the pending calls (ZC_ERR_PEER_GONE, their
+//  callbacks run), waits for running handlers, frees the rpc and sets
+//  *self_p to NULL; idempotent. Destroy it before or after the node: a node
+//  destroyed first does the detaching, and the rpc then only frees.
+void zc_rpc_destroy(zc_rpc_t **self_p);
+
+//  The node this rpc is attached to, or NULL once the node is destroyed.
+zc_node_t *zc_rpc_node(zc_rpc_t *self);
+
+//  The kind of the last failure (ZC_OK after a success), and its message
+//  (owned by the rpc, valid until its next call).
+zc_error_t zc_rpc_error(zc_rpc_t *self);
+const char *zc_rpc_errstr(zc_rpc_t *self);
+
+//  Before the first request: handler threads, 0..64 (0 = inline). Default 2.
+//  Returns 0, or -1 if out of range (ZC_ERR_INVALID) or the threads already
+//  started (ZC_ERR_STATE).
+int zc_rpc_set_threads(zc_rpc_t *self, int threads);
+
+//  Registers a method. Returns 0, or -1 if the name is invalid or reserved
+//  ("zc." prefix) or fn is NULL (ZC_ERR_INVALID), or the name is taken by a
+//  method or a built-in (ZC_ERR_DUPLICATE).
+int zc_rpc_register(zc_rpc_t *self, const char *method, zc_rpc_method_fn *fn, void *arg);
 
 //  Request accessors, for handlers.
 const char *zc_rpc_request_caller(zc_rpc_request_t *request);
@@ -102,31 +128,33 @@ size_t zc_rpc_request_size(zc_rpc_request_t *request);
 //  Answers with a result (msgpack bytes, copied).
 void zc_rpc_respond(zc_rpc_request_t *request, const void *result, size_t size);
 
-//  Answers with an error code and message (copied).
+//  Answers with an error code and message (copied): ZC_ERR_HANDLER.
 void zc_rpc_fail(zc_rpc_request_t *request, int code, const char *message);
 
 //  Starts a call: target kind, `to` (node id, connection id, or NULL for
 //  all), method, msgpack args, timeout (0 = ZC_RPC_TIMEOUT_DEFAULT), and an
 //  optional completion callback. Returns the call, owned by the caller, who
-//  destroys it (even before it completes: the reply is then dropped).
-zc_rpc_call_t *zc_rpc_start(zc_node_t *node, zc_rpc_target_t target, const char *to,
+//  destroys it (even before it completes: the reply is then dropped). A
+//  call that cannot start completes at once with its status.
+zc_rpc_call_t *zc_rpc_start(zc_rpc_t *self, zc_rpc_target_t target, const char *to,
                             const char *method, const void *args, size_t size, int timeout_ms,
                             zc_rpc_done_fn *fn, void *arg);
 
 //  Waits until the call completes, running the node meanwhile (unhandled
 //  messages are kept for zc_node_recv). Returns the call's status.
-int zc_rpc_wait(zc_node_t *node, zc_rpc_call_t *call);
+zc_error_t zc_rpc_wait(zc_rpc_t *self, zc_rpc_call_t *call);
 
 //  zc_rpc_start + zc_rpc_wait: a blocking call. Returns the completed call.
-zc_rpc_call_t *zc_rpc_call(zc_node_t *node, zc_rpc_target_t target, const char *to,
+zc_rpc_call_t *zc_rpc_call(zc_rpc_t *self, zc_rpc_target_t target, const char *to,
                            const char *method, const void *args, size_t size, int timeout_ms);
 
 //  Returns 1 once the call has completed.
 int zc_rpc_call_done(zc_rpc_call_t *call);
 
-//  The call's status: OK if a reply succeeded (for GATHER: every peer
-//  answered OK), else the first failure's status, or TIMEOUT.
-int zc_rpc_call_status(zc_rpc_call_t *call);
+//  The call's outcome: ZC_OK if a reply succeeded (for GATHER: every peer
+//  answered OK), else the first failure's status, or ZC_ERR_TIMEOUT.
+//  ZC_ERR_STATE while the call has not completed.
+zc_error_t zc_rpc_call_status(zc_rpc_call_t *call);
 
 //  Number of replies received, and the reply at index (owned by the call).
 size_t zc_rpc_call_replies(zc_rpc_call_t *call);
@@ -139,20 +167,19 @@ const char *zc_rpc_call_missing_node(zc_rpc_call_t *call, size_t index);
 //  Destroys a call and sets *call_p to NULL; idempotent.
 void zc_rpc_call_destroy(zc_rpc_call_t **call_p);
 
-//  Returns a readable name for a status.
-const char *zc_rpc_strstatus(int status);
-
 //  Records in Redis that this node holds a connection id (for
-//  ZC_RPC_CONNECTION calls), or forgets it. Returns 0, or -1 on a Redis error.
-int zc_rpc_connection_add(zc_node_t *node, const char *connection);
-int zc_rpc_connection_remove(zc_node_t *node, const char *connection);
+//  ZC_RPC_CONNECTION calls), or forgets it (only if this node holds it).
+//  Returns 0, or -1: an empty id (ZC_ERR_INVALID), a node not started or
+//  destroyed (ZC_ERR_STATE), Redis unreachable or refusing (ZC_ERR_REDIS).
+int zc_rpc_connection_add(zc_rpc_t *self, const char *connection);
+int zc_rpc_connection_remove(zc_rpc_t *self, const char *connection);
 
 //  Counters of this node's RPC.
 typedef struct {
     uint64_t calls_started, calls_ok, calls_failed, calls_timed_out;
     uint64_t requests_handled, late_replies;
 } zc_rpc_stats_t;
-void zc_rpc_stats(zc_node_t *node, zc_rpc_stats_t *stats);
+void zc_rpc_stats(zc_rpc_t *self, zc_rpc_stats_t *stats);
 
 #ifdef __cplusplus
 }

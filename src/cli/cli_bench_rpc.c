@@ -71,8 +71,9 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
         zc_node_destroy(&node);
         return 1;
     }
-    zc_rpc_set_threads(node, 0);
-    zc_rpc_register(node, "echo", s_echo, NULL);
+    zc_rpc_t *rpc = zc_rpc_new(node);
+    zc_rpc_set_threads(rpc, 0);
+    zc_rpc_register(rpc, "echo", s_echo, NULL);
     int announced = 0;
     while (1) {
         zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{NULL, in_fd, ZMQ_POLLIN, 0}};
@@ -87,6 +88,7 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
             announced = 1;
         }
     }
+    zc_rpc_destroy(&rpc);
     zc_node_destroy(&node);
     return 0;
 }
@@ -94,6 +96,7 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
 //  The caller's side: a node, or raw DEALERs, one per server.
 typedef struct {
     zc_node_t *node;
+    zc_rpc_t *rpc;
     zsock_t *dealers[BENCH_MAX_NODES];
     int count;
     zmq_msg_t reply;
@@ -105,10 +108,9 @@ static int s_call(s_caller_t *caller, int target, const char *payload, size_t si
     if (caller->node) {
         char id[32];
         snprintf(id, sizeof id, "bench-r%d", target);
-        zc_rpc_call_t *call =
-            zc_rpc_call(caller->node, target < 0 ? ZC_RPC_ALL_GATHER : ZC_RPC_NODE,
-                        target < 0 ? NULL : id, "echo", payload, size, 5000);
-        int rc = zc_rpc_call_status(call) == ZC_RPC_OK ? 0 : -1;
+        zc_rpc_call_t *call = zc_rpc_call(caller->rpc, target < 0 ? ZC_RPC_ALL_GATHER : ZC_RPC_NODE,
+                                          target < 0 ? NULL : id, "echo", payload, size, 5000);
+        int rc = zc_rpc_call_status(call) == ZC_OK ? 0 : -1;
         zc_rpc_call_destroy(&call);
         return rc;
     }
@@ -132,9 +134,9 @@ static double s_window(s_caller_t *caller, const char *payload, size_t size, lon
         while (done < total) {
             while (sent < total && sent - oldest < BENCH_WINDOW)
                 calls[sent++ % BENCH_WINDOW] = zc_rpc_start(
-                    caller->node, ZC_RPC_NODE, "bench-r0", "echo", payload, size, 5000, NULL, NULL);
+                    caller->rpc, ZC_RPC_NODE, "bench-r0", "echo", payload, size, 5000, NULL, NULL);
             zc_rpc_call_t **call = &calls[oldest++ % BENCH_WINDOW];
-            if (zc_rpc_wait(caller->node, *call) == ZC_RPC_OK) done++;
+            if (zc_rpc_wait(caller->rpc, *call) == ZC_OK) done++;
             zc_rpc_call_destroy(call);
             if (oldest == total) break;
         }
@@ -180,8 +182,9 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
         rc = zc_node_start(caller.node);
         if (rc == 0) {
             //  All nodes includes the caller: it answers inline, at no network cost.
-            zc_rpc_set_threads(caller.node, 0);
-            zc_rpc_register(caller.node, "echo", s_echo, NULL);
+            caller.rpc = zc_rpc_new(caller.node);
+            zc_rpc_set_threads(caller.rpc, 0);
+            zc_rpc_register(caller.rpc, "echo", s_echo, NULL);
         }
         int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
         while (rc == 0 && zc_node_peer_count(caller.node) < (size_t)servers &&
@@ -206,6 +209,7 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
     free(rtts);
     result->rate = rc == 0 && !all ? s_window(&caller, payload, opt->size, opt->count) : 0;
     free(payload);
+    zc_rpc_destroy(&caller.rpc);
     zc_node_destroy(&caller.node);
     for (int i = 0; i < caller.count; i++)
         zsock_destroy(&caller.dealers[i]);

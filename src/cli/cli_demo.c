@@ -74,7 +74,7 @@ static void s_rpc_square(zc_rpc_request_t *request, void *arg)
 
 //  Calls "square" on the next worker and "ping" on every node; counts the
 //  checks that came back right (2 when all is well).
-static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
+static int s_rpc_checks(zc_node_t *node, zc_rpc_t *rpc, s_worker_t *w)
 {
     char next[256];
     zc_supervisor_worker_id(next, sizeof next, zc_node_cluster(node), w->index % w->workers + 1);
@@ -84,13 +84,12 @@ static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
     msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
     msgpack_pack_int(&pk, w->index);
     int ok = 0;
-    zc_rpc_call_t *call =
-        zc_rpc_call(node, ZC_RPC_NODE, next, "square", args.data, args.size, 5000);
+    zc_rpc_call_t *call = zc_rpc_call(rpc, ZC_RPC_NODE, next, "square", args.data, args.size, 5000);
     const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, 0);
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
     size_t offset = 0;
-    if (zc_rpc_call_status(call) == ZC_RPC_OK && reply &&
+    if (zc_rpc_call_status(call) == ZC_OK && reply &&
         msgpack_unpack_next(&result, (const char *)reply->data, reply->size, &offset) ==
             MSGPACK_UNPACK_SUCCESS &&
         result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
@@ -99,8 +98,8 @@ static int s_rpc_checks(zc_node_t *node, s_worker_t *w)
     msgpack_unpacked_destroy(&result);
     zc_rpc_call_destroy(&call);
     msgpack_sbuffer_destroy(&args);
-    call = zc_rpc_call(node, ZC_RPC_ALL_GATHER, NULL, "ping", NULL, 0, 5000);
-    if (zc_rpc_call_status(call) == ZC_RPC_OK && zc_rpc_call_replies(call) == (size_t)w->workers &&
+    call = zc_rpc_call(rpc, ZC_RPC_ALL_GATHER, NULL, "ping", NULL, 0, 5000);
+    if (zc_rpc_call_status(call) == ZC_OK && zc_rpc_call_replies(call) == (size_t)w->workers &&
         zc_rpc_call_missing(call) == 0)
         ok++;
     zc_rpc_call_destroy(&call);
@@ -245,7 +244,8 @@ static int s_worker_run(int workers, int count, int tasks)
         zc_node_destroy(&node);
         return 1;
     }
-    zc_rpc_register(node, "square", s_rpc_square, NULL);
+    zc_rpc_t *rpc = zc_rpc_new(node);
+    zc_rpc_register(rpc, "square", s_rpc_square, NULL);
     //  After CZMQ set up its own handlers: SIGTERM is ours to handle.
     signal(SIGTERM, s_on_term);
     zc_supervisor_ready();
@@ -264,7 +264,7 @@ static int s_worker_run(int workers, int count, int tasks)
         int64_t messages_ms = zclock_mono() - t0;
 
         //  2. RPC: "square" on the next worker, "ping" on every node.
-        if (!*status) w.rpc_ok = s_rpc_checks(node, &w);
+        if (!*status) w.rpc_ok = s_rpc_checks(node, rpc, &w);
 
         //  3. Tasks: enqueue a share, drain the queue together.
         queue = zc_queue_new(NULL, zc_node_cluster(node));
@@ -313,6 +313,7 @@ static int s_worker_run(int workers, int count, int tasks)
         zc_node_recv(node, 100);
     zc_queue_worker_destroy(&drainer);
     zc_queue_destroy(&queue);
+    zc_rpc_destroy(&rpc);
     zc_node_destroy(&node);
     return 0;
 }

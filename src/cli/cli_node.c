@@ -24,6 +24,7 @@
 
 typedef struct {
     zc_node_t *node; //  NULL for a bare mesh node
+    zc_rpc_t *rpc;   //  the node's RPC
     zc_mesh_t *mesh;
     int quiet; //  count received messages but do not print them
     int done;
@@ -66,13 +67,29 @@ static void s_method_fail(zc_rpc_request_t *request, void *arg)
     zc_rpc_fail(request, 42, "asked to fail");
 }
 
-static void s_print_call(zc_node_t *node, zc_rpc_call_t *call, void *arg)
+//  The console's words for a call's outcome, as scripts and tests read
+//  them: zc_strerror's names, three of them spelled out.
+static const char *s_status_name(zc_error_t status)
+{
+    switch (status) {
+    case ZC_ERR_TIMEOUT:
+        return "timed out";
+    case ZC_ERR_NO_ROUTE:
+        return "no route to node";
+    case ZC_ERR_INVALID:
+        return "invalid call";
+    default:
+        return zc_strerror(status);
+    }
+}
+
+static void s_print_call(zc_rpc_t *rpc, zc_rpc_call_t *call, void *arg)
 {
     const char *tag = (const char *)arg;
     for (size_t i = 0; i < zc_rpc_call_replies(call); i++) {
         const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, i);
         char text[512] = "";
-        if (reply->status == ZC_RPC_OK && reply->size) {
+        if (reply->status == ZC_OK && reply->size) {
             msgpack_unpacked result;
             msgpack_unpacked_init(&result);
             size_t offset = 0;
@@ -80,14 +97,14 @@ static void s_print_call(zc_node_t *node, zc_rpc_call_t *call, void *arg)
                 MSGPACK_UNPACK_SUCCESS)
                 msgpack_object_print_buffer(text, sizeof text, result.data);
             msgpack_unpacked_destroy(&result);
-        } else if (reply->status != ZC_RPC_OK)
+        } else if (reply->status != ZC_OK)
             snprintf(text, sizeof text, "%d %s", reply->error_code, reply->error);
         for (char *c = text; *c; c++)
             if (*c == '\n') *c = ' ';
-        printf("reply %s %s %s %s\n", tag, reply->node, zc_rpc_strstatus(reply->status), text);
+        printf("reply %s %s %s %s\n", tag, reply->node, s_status_name(reply->status), text);
     }
-    printf("result %s status=%s replies=%zu missing=", tag,
-           zc_rpc_strstatus(zc_rpc_call_status(call)), zc_rpc_call_replies(call));
+    printf("result %s status=%s replies=%zu missing=", tag, s_status_name(zc_rpc_call_status(call)),
+           zc_rpc_call_replies(call));
     for (size_t i = 0; i < zc_rpc_call_missing(call); i++)
         printf("%s%s", i ? "," : "", zc_rpc_call_missing_node(call, i));
     printf("\n");
@@ -113,7 +130,7 @@ static int s_call(s_console_t *console, char **w, int n)
     //  The tag lives as long as the call: keep a copy in the calls list.
     char *tag = strdup(w[1]);
     zlist_append(console->calls, tag);
-    zc_rpc_call_t *call = zc_rpc_start(console->node, kind, to, w[3], sbuf.data, sbuf.size,
+    zc_rpc_call_t *call = zc_rpc_start(console->rpc, kind, to, w[3], sbuf.data, sbuf.size,
                                        atoi(w[4]), s_print_call, tag);
     zlist_append(console->calls, call);
     msgpack_sbuffer_destroy(&sbuf);
@@ -315,6 +332,15 @@ static void s_reply(const char *command, int rc)
         printf("error %s: %s\n", command, errno ? strerror(errno) : "invalid arguments");
 }
 
+//  Answers a command of the RPC: its failures say why on the rpc.
+static void s_reply_rpc(const char *command, int rc, zc_rpc_t *rpc)
+{
+    if (rc == 0)
+        printf("ok %s\n", command);
+    else
+        printf("error %s: %s\n", command, zc_rpc_errstr(rpc));
+}
+
 //  Commands that need the registry. Returns 1 if it was one (and answered).
 static int s_execute_cluster(s_console_t *console, char **w, int n)
 {
@@ -331,12 +357,12 @@ static int s_execute_cluster(s_console_t *console, char **w, int n)
     else if (strcmp(cmd, "call") == 0 && (n == 5 || n == 6))
         s_reply(cmd, s_call(console, w, n));
     else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "add") == 0)
-        s_reply(cmd, zc_rpc_connection_add(node, w[2]));
+        s_reply_rpc(cmd, zc_rpc_connection_add(console->rpc, w[2]), console->rpc);
     else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "remove") == 0)
-        s_reply(cmd, zc_rpc_connection_remove(node, w[2]));
+        s_reply_rpc(cmd, zc_rpc_connection_remove(console->rpc, w[2]), console->rpc);
     else if (strcmp(cmd, "rpcstats") == 0 && n == 1) {
         zc_rpc_stats_t st;
-        zc_rpc_stats(node, &st);
+        zc_rpc_stats(console->rpc, &st);
         printf("rpcstats calls_started=%" PRIu64 " calls_ok=%" PRIu64 " calls_failed=%" PRIu64
                " calls_timed_out=%" PRIu64 " requests_handled=%" PRIu64 " late_replies=%" PRIu64
                "\n",
@@ -422,7 +448,15 @@ static void s_execute(s_console_t *console, char *line)
     fflush(stdout);
 }
 
-int cli_node(int argc, char **argv)
+typedef struct {
+    const char *id, *pub, *router, *redis, *cluster;
+    const char *headers[64], *groups[64];
+    int header_count, group_count, lease_ttl, election;
+    long max_msg_size;
+} s_options_t;
+
+//  Reads the command line into *o. Returns -1 to go on, else the exit code.
+static int s_parse(int argc, char **argv, s_options_t *o)
 {
     static struct option options[] = {
         {"id", required_argument, 0, 'i'},      {"pub", required_argument, 0, 'p'},
@@ -431,67 +465,51 @@ int cli_node(int argc, char **argv)
         {"cluster", required_argument, 0, 'C'}, {"lease-ttl", required_argument, 0, 'L'},
         {"header", required_argument, 0, 'H'},  {"no-election", no_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *id = NULL, *pub = NULL, *router = NULL, *redis = getenv("ZC_REDIS_URL");
-    const char *cluster = NULL, *headers[64];
-    int header_count = 0, lease_ttl = 0, election = 1;
-    const char *groups[64];
-    int group_count = 0;
-    long max_msg_size = 0;
+    memset(o, 0, sizeof *o);
+    o->redis = getenv("ZC_REDIS_URL");
+    o->election = 1;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:p:r:m:g:h", options, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            id = optarg;
-            break;
-        case 'p':
-            pub = optarg;
-            break;
-        case 'r':
-            router = optarg;
-            break;
-        case 'm':
-            max_msg_size = atol(optarg);
-            if (max_msg_size <= 0 || max_msg_size > 1024L * 1024 * 1024) {
-                fprintf(stderr, "zcluster node: --max-msg-size must be 1..1073741824 bytes\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'g':
-            if (group_count == 64) {
-                fprintf(stderr, "zcluster node: at most 64 --group options\n");
-                return CLI_USAGE;
-            }
-            groups[group_count++] = optarg;
-            break;
-        case 'R':
-            redis = optarg;
-            break;
-        case 'C':
-            cluster = optarg;
-            break;
-        case 'L':
-            lease_ttl = atoi(optarg);
-            if (lease_ttl < 300) {
-                fprintf(stderr, "zcluster node: --lease-ttl must be at least 300 ms\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'H':
-            if (header_count == 64 || !strchr(optarg, '=') || optarg[0] == '=') {
-                fprintf(stderr, "zcluster node: --header takes KEY=VALUE (at most 64)\n");
-                return CLI_USAGE;
-            }
-            headers[header_count++] = optarg;
-            break;
-        case 'E':
-            election = 0;
-            break;
-        case 'h':
+        const char *error = NULL;
+        if (c == 'i')
+            o->id = optarg;
+        else if (c == 'p')
+            o->pub = optarg;
+        else if (c == 'r')
+            o->router = optarg;
+        else if (c == 'm') {
+            o->max_msg_size = atol(optarg);
+            if (o->max_msg_size <= 0 || o->max_msg_size > 1024L * 1024 * 1024)
+                error = "--max-msg-size must be 1..1073741824 bytes";
+        } else if (c == 'g') {
+            if (o->group_count == 64)
+                error = "at most 64 --group options";
+            else
+                o->groups[o->group_count++] = optarg;
+        } else if (c == 'R')
+            o->redis = optarg;
+        else if (c == 'C')
+            o->cluster = optarg;
+        else if (c == 'L') {
+            o->lease_ttl = atoi(optarg);
+            if (o->lease_ttl < 300) error = "--lease-ttl must be at least 300 ms";
+        } else if (c == 'H') {
+            if (o->header_count == 64 || !strchr(optarg, '=') || optarg[0] == '=')
+                error = "--header takes KEY=VALUE (at most 64)";
+            else
+                o->headers[o->header_count++] = optarg;
+        } else if (c == 'E')
+            o->election = 0;
+        else if (c == 'h') {
             s_usage(stdout);
             return 0;
-        default:
+        } else {
             s_usage(stderr);
+            return CLI_USAGE;
+        }
+        if (error) {
+            fprintf(stderr, "zcluster node: %s\n", error);
             return CLI_USAGE;
         }
     }
@@ -499,73 +517,84 @@ int cli_node(int argc, char **argv)
         fprintf(stderr, "zcluster node: unexpected argument '%s'\n", argv[optind]);
         return CLI_USAGE;
     }
-    zc_node_t *node = NULL;
-    zc_mesh_t *mesh;
-    if (redis && *redis) {
-        node = zc_node_new(id);
-        mesh = node ? zc_node_mesh(node) : NULL;
-    } else
-        mesh = zc_mesh_new(id);
-    if (!mesh) {
-        fprintf(stderr, "zcluster node: invalid node id '%s'\n", id);
-        return CLI_USAGE;
-    }
-    zc_mesh_set_endpoints(mesh, pub, router);
-    if (max_msg_size) zc_mesh_set_max_msg_size(mesh, (size_t)max_msg_size);
-    int rc = 0;
-    if (node) {
-        zc_node_set_redis(node, redis);
-        if (cluster) zc_node_set_cluster(node, cluster);
-        if (lease_ttl) zc_node_set_lease_ttl(node, lease_ttl);
-        zc_node_set_election(node, election);
-        for (int i = 0; i < header_count; i++) {
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)(strchr(headers[i], '=') - headers[i]),
-                     headers[i]);
-            zc_node_set_header(node, key, strchr(headers[i], '=') + 1);
-        }
-        for (int i = 0; i < group_count && rc == 0; i++)
-            rc = zc_node_join(node, groups[i]);
-        zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
-        zc_node_set_events(node, &events, NULL);
-        if (rc == 0 && zc_node_start(node)) rc = 1;
-        if (rc == 0) {
-            zc_rpc_register(node, "echo", s_method_echo, NULL);
-            zc_rpc_register(node, "sleep", s_method_sleep, NULL);
-            zc_rpc_register(node, "fail", s_method_fail, NULL);
-        }
-    } else {
-        rc = zc_mesh_start(mesh) ? 1 : 0;
-        for (int i = 0; i < group_count && rc == 0; i++)
-            rc = zc_mesh_join(mesh, groups[i]) ? CLI_USAGE : 0;
-    }
-    if (rc) {
-        if (rc == CLI_USAGE || rc == -1) fprintf(stderr, "zcluster node: invalid group name\n");
-        if (node)
-            zc_node_destroy(&node);
-        else
-            zc_mesh_destroy(&mesh);
-        return rc == 1 ? 1 : CLI_USAGE;
-    }
-    if (!node)
-        zc_mesh_on_peer_lost(mesh, s_on_peer_lost, NULL); //  a node reports `removed` instead
-    printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
-           zc_mesh_router_endpoint(mesh));
-    fflush(stdout);
-    zc_supervisor_ready(); //  under `zcluster start`: tell the master
+    return -1;
+}
 
-    s_console_t console = {node, mesh, 0, 0, zlist_new()};
+//  Configures and starts the cluster node, then its RPC with the console's
+//  methods. Returns 0, 1 if it did not start, -1 on a bad group name.
+static int s_node_start(s_console_t *console, const s_options_t *o)
+{
+    zc_node_t *node = console->node;
+    zc_node_set_redis(node, o->redis);
+    if (o->cluster) zc_node_set_cluster(node, o->cluster);
+    if (o->lease_ttl) zc_node_set_lease_ttl(node, o->lease_ttl);
+    zc_node_set_election(node, o->election);
+    for (int i = 0; i < o->header_count; i++) {
+        const char *equals = strchr(o->headers[i], '=');
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(equals - o->headers[i]), o->headers[i]);
+        zc_node_set_header(node, key, equals + 1);
+    }
+    for (int i = 0; i < o->group_count; i++)
+        if (zc_node_join(node, o->groups[i])) return -1;
+    zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
+    zc_node_set_events(node, &events, NULL);
+    if (zc_node_start(node)) return 1;
+    console->rpc = zc_rpc_new(node);
+    zc_rpc_register(console->rpc, "echo", s_method_echo, NULL);
+    zc_rpc_register(console->rpc, "sleep", s_method_sleep, NULL);
+    zc_rpc_register(console->rpc, "fail", s_method_fail, NULL);
+    return 0;
+}
+
+//  Starts a bare mesh node. Returns 0, 1 if it did not start, -1 on a bad
+//  group name.
+static int s_mesh_start(s_console_t *console, const s_options_t *o)
+{
+    if (zc_mesh_start(console->mesh)) return 1;
+    for (int i = 0; i < o->group_count; i++)
+        if (zc_mesh_join(console->mesh, o->groups[i])) return -1;
+    //  A cluster node reports `removed` instead.
+    zc_mesh_on_peer_lost(console->mesh, s_on_peer_lost, NULL);
+    return 0;
+}
+
+//  Executes the complete lines in buffer[0..used); returns the bytes left
+//  (a line not complete yet).
+static size_t s_execute_lines(s_console_t *console, char *buffer, size_t used)
+{
+    char *start = buffer, *eol;
+    while (!console->done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
+        *eol = 0;
+        if (eol > start && eol[-1] == '\r') eol[-1] = 0;
+        s_execute(console, start);
+        start = eol + 1;
+    }
+    used -= (size_t)(start - buffer);
+    memmove(buffer, start, used);
+    if (used == LINE_MAX_BYTES) {
+        printf("error line longer than %d bytes\n", LINE_MAX_BYTES - 1);
+        fflush(stdout);
+        used = 0;
+    }
+    return used;
+}
+
+//  Serves the network and stdin commands until quit, stdin closes or a
+//  signal. SIGTERM / SIGINT (CZMQ's handler sets zsys_interrupted) leave
+//  gracefully.
+static void s_serve(s_console_t *console)
+{
     char buffer[LINE_MAX_BYTES];
     size_t used = 0;
     int stdin_open = 1;
-    //  SIGTERM / SIGINT (CZMQ's handler sets zsys_interrupted) leave gracefully.
-    while (!console.done && !zsys_interrupted) {
+    while (!console->done && !zsys_interrupted) {
         zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {
             {.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
-        int n =
-            1 + (node ? zc_node_pollitems(node, items + 1) : zc_mesh_pollitems(mesh, items + 1));
+        int n = 1 + (console->node ? zc_node_pollitems(console->node, items + 1)
+                                   : zc_mesh_pollitems(console->mesh, items + 1));
         if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR) break;
-        s_drain(&console);
+        s_drain(console);
         if (!stdin_open || !(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) continue;
         ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
         if (got <= 0 && zc_supervisor_managed()) {
@@ -573,31 +602,57 @@ int cli_node(int argc, char **argv)
             continue;
         }
         if (got <= 0) break; //  stdin closed: the driver is gone
-        used += (size_t)got;
-        char *start = buffer, *eol;
-        while (!console.done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
-            *eol = 0;
-            if (eol > start && eol[-1] == '\r') eol[-1] = 0;
-            s_execute(&console, start);
-            start = eol + 1;
-        }
-        used -= (size_t)(start - buffer);
-        memmove(buffer, start, used);
-        if (used == sizeof buffer) {
-            printf("error line longer than %d bytes\n", LINE_MAX_BYTES - 1);
-            fflush(stdout);
-            used = 0;
-        }
+        used = s_execute_lines(console, buffer, used + (size_t)got);
     }
-    if (node)
-        zc_node_destroy(&node); //  completes pending calls (printed) first
+}
+
+//  Destroys the console's RPC (completing its pending calls, printed),
+//  node or mesh, and calls.
+static void s_console_close(s_console_t *console)
+{
+    zc_rpc_destroy(&console->rpc);
+    if (console->node)
+        zc_node_destroy(&console->node);
     else
-        zc_mesh_destroy(&mesh);
-    while (zlist_size(console.calls)) {
-        free(zlist_pop(console.calls));
-        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console.calls);
+        zc_mesh_destroy(&console->mesh);
+    while (zlist_size(console->calls)) {
+        free(zlist_pop(console->calls));
+        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console->calls);
         zc_rpc_call_destroy(&call);
     }
-    zlist_destroy(&console.calls);
+    zlist_destroy(&console->calls);
+}
+
+int cli_node(int argc, char **argv)
+{
+    s_options_t o;
+    int rc = s_parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+    s_console_t console = {0};
+    if (o.redis && *o.redis) {
+        console.node = zc_node_new(o.id);
+        console.mesh = console.node ? zc_node_mesh(console.node) : NULL;
+    } else
+        console.mesh = zc_mesh_new(o.id);
+    if (!console.mesh) {
+        fprintf(stderr, "zcluster node: invalid node id '%s'\n", o.id);
+        return CLI_USAGE;
+    }
+    zc_mesh_set_endpoints(console.mesh, o.pub, o.router);
+    if (o.max_msg_size) zc_mesh_set_max_msg_size(console.mesh, (size_t)o.max_msg_size);
+    console.calls = zlist_new();
+    rc = console.node ? s_node_start(&console, &o) : s_mesh_start(&console, &o);
+    if (rc) {
+        if (rc < 0) fprintf(stderr, "zcluster node: invalid group name\n");
+        s_console_close(&console);
+        return rc < 0 ? CLI_USAGE : 1;
+    }
+    zc_mesh_t *mesh = console.mesh;
+    printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
+           zc_mesh_router_endpoint(mesh));
+    fflush(stdout);
+    zc_supervisor_ready(); //  under `zcluster start`: tell the master
+    s_serve(&console);
+    s_console_close(&console);
     return 0;
 }

@@ -16,16 +16,21 @@
     A graceful leave is announced twice: a "zc.leave" public message, which
     travels ahead of the socket close on the same connection so peers never
     mistake a leave for a crash, and the registry's leave announcement.
+
+    Extensions (zc_node_hook.h; RPC is one) attach to the node rather than
+    the node knowing them: it hands them the message kinds they claim, tells
+    them of removed peers, polls their socket and ticks their timers.
 */
 #include "zc_node.h"
 #include "zc_log.h"
-#include "zc_node_rpc.h"
+#include "zc_node_hook.h"
 #include "zc_registry.h"
-#include "zcluster.h"
+#include "zc_version.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,9 +45,13 @@ typedef struct {
 struct _zc_node_t {
     zc_mesh_t *mesh;
     zactor_t *registry;
-    zc_rpc_t *rpc; //  created on first use
-    zc_registry_config_t config;
-    char redis_url[512];
+    zc_node_hook_t hook;         //  the attached extension's callbacks
+    void *ext;                   //  the attached extension, or NULL
+    zc_registry_config_t config; //  its identity is filled by zc_node_start
+    //  As set, one byte longer than zc_identity_t takes, so that a name or
+    //  URL too long is refused at start rather than cut short here.
+    char cluster[ZC_NAME_MAX + 2];
+    char redis_url[1025]; //  "" for the default
     zc_security_t *security;
     json_t *headers;
     zhashx_t *groups;        //  set
@@ -60,7 +69,43 @@ struct _zc_node_t {
     uint64_t epoch;
     int redis_up;
     int started;
+    zc_error_t error;
+    char errstr[512];
 };
+
+//  Records a failure on the node; returns -1.
+static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(self->errstr, sizeof self->errstr, format, args);
+    va_end(args);
+    self->error = kind;
+    return -1;
+}
+
+//  Records a success; returns 0.
+static int s_ok(zc_node_t *self)
+{
+    self->error = ZC_OK;
+    self->errstr[0] = 0;
+    return 0;
+}
+
+zc_error_t zc_node_error(zc_node_t *self)
+{
+    assert(self);
+    return self->error;
+}
+
+const char *zc_node_errstr(zc_node_t *self)
+{
+    assert(self);
+    return self->errstr;
+}
 
 static void s_peer_info_destroy(void **item)
 {
@@ -86,8 +131,8 @@ zc_node_t *zc_node_new(const char *id)
     assert(self);
     self->mesh = mesh;
     const char *cluster = getenv("ZC_CLUSTER");
-    snprintf(self->config.cluster, sizeof self->config.cluster, "%s",
-             cluster && *cluster ? cluster : "zcluster");
+    snprintf(self->cluster, sizeof self->cluster, "%s",
+             cluster && *cluster ? cluster : ZC_CLUSTER_DEFAULT);
     self->config.lease_ttl_ms = 3000;
     self->config.election = 1;
     self->headers = json_object();
@@ -107,7 +152,9 @@ void zc_node_destroy(zc_node_t **self_p)
     zc_node_t *self = *self_p;
     if (!self) return;
     if (self->started) zc_mesh_publish(self->mesh, "zc.leave", "", 0);
-    zc_rpc_destroy(&self->rpc);
+    void *ext = self->ext; //  an extension still attached lets go of the node now
+    self->ext = NULL;
+    if (ext && self->hook.closed) self->hook.closed(ext);
     zactor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
     json_decref(self->headers);
@@ -124,12 +171,6 @@ void zc_node_destroy(zc_node_t **self_p)
     *self_p = NULL;
 }
 
-const char *zc_node_worker_id(char *buf, size_t cap, const char *name, int n)
-{
-    snprintf(buf, cap, "%s-worker-%d", name, n);
-    return buf;
-}
-
 void zc_node_set_redis(zc_node_t *self, const char *url)
 {
     assert(self && !self->started);
@@ -139,15 +180,15 @@ void zc_node_set_redis(zc_node_t *self, const char *url)
 void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 {
     assert(self && !self->started && cluster);
-    snprintf(self->config.cluster, sizeof self->config.cluster, "%s", cluster);
+    snprintf(self->cluster, sizeof self->cluster, "%s", cluster);
 }
 
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
 {
     assert(self && !self->started);
-    if (!key || !*key) return -1;
+    if (!key || !*key) return s_fail(self, ZC_ERR_INVALID, "a header needs a key");
     json_object_set_new(self->headers, key, json_string(value ? value : ""));
-    return 0;
+    return s_ok(self);
 }
 
 void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms)
@@ -201,7 +242,7 @@ const char *zc_node_id(zc_node_t *self)
 const char *zc_node_cluster(zc_node_t *self)
 {
     assert(self);
-    return self->config.cluster;
+    return self->cluster;
 }
 
 //  --------------------------------------------------------------------------
@@ -236,7 +277,7 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
-    if (self->rpc) zc_rpc_peer_removed(self->rpc, peer_id);
+    if (self->ext && self->hook.peer_removed) self->hook.peer_removed(self->ext, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
     return 1;
@@ -387,35 +428,10 @@ static void s_groups_text(zc_node_t *self, char *out, size_t cap)
     }
 }
 
-int zc_node_start(zc_node_t *self)
+//  Fills what the registry publishes in the node's record.
+static void s_record_config(zc_node_t *self)
 {
-    assert(self && !self->started);
     zc_registry_config_t *c = &self->config;
-    const char *url = *self->redis_url ? self->redis_url : getenv("ZC_REDIS_URL");
-    char err[512];
-    if (!url || !*url) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "no Redis URL: set one or ZC_REDIS_URL");
-        return -1;
-    }
-    if (zc_redis_url_parse(url, &c->url, err, sizeof err)) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
-        return -1;
-    }
-    if (!zc_wire_name_valid(c->cluster) || strpbrk(c->cluster, "{}")) {
-        zc_log(ZC_LOG_ERROR, zc_node_id(self), "invalid cluster name '%s'", c->cluster);
-        return -1;
-    }
-    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
-    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
-    if (zc_mesh_start(self->mesh)) return -1;
-    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
-        zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
-    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
-    zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
-    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
-    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
-
-    snprintf(c->id, sizeof c->id, "%s", zc_node_id(self));
     zuuid_t *uuid = zuuid_new();
     snprintf(c->inc, sizeof c->inc, "%s", zuuid_str(uuid));
     zuuid_destroy(&uuid);
@@ -431,10 +447,32 @@ int zc_node_start(zc_node_t *self)
     snprintf(c->headers, sizeof c->headers, "%s", headers);
     free(headers);
     snprintf(c->version, sizeof c->version, "%s", zcluster_version());
-    self->registry = zactor_new(zc_registry_actor, c);
-    if (!self->registry) return -1;
+}
+
+int zc_node_start(zc_node_t *self)
+{
+    assert(self && !self->started);
+    char err[512];
+    if (zc_identity_init(&self->config.identity, *self->redis_url ? self->redis_url : NULL,
+                         self->cluster, zc_node_id(self), err, sizeof err)) {
+        zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
+        return s_fail(self, ZC_ERR_INVALID, "%s", err);
+    }
+    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
+    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
+    if (zc_mesh_start(self->mesh))
+        return s_fail(self, ZC_ERR_SYSTEM, "cannot bind the node's sockets: %s", strerror(errno));
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
+    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
+    zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
+    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
+    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
+    s_record_config(self);
+    self->registry = zactor_new(zc_registry_actor, &self->config);
+    if (!self->registry) return s_fail(self, ZC_ERR_SYSTEM, "cannot start the registry thread");
     self->started = 1;
-    return 0;
+    return s_ok(self);
 }
 
 //  --------------------------------------------------------------------------
@@ -451,22 +489,26 @@ static void s_groups_changed(zc_node_t *self)
 int zc_node_join(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!zc_wire_name_valid(group)) return -1;
-    if (zhashx_lookup(self->groups, group)) return 0;
+    if (!zc_wire_name_valid(group))
+        return s_fail(self, ZC_ERR_INVALID, "invalid group name '%.100s'", group ? group : "");
+    if (zhashx_lookup(self->groups, group)) return s_ok(self);
     zhashx_insert(self->groups, group, (void *)1);
-    if (self->started && zc_mesh_join(self->mesh, group)) return -1;
+    if (self->started && zc_mesh_join(self->mesh, group))
+        return s_fail(self, ZC_ERR_SYSTEM, "cannot subscribe to group '%s': %s", group,
+                      strerror(errno));
     s_groups_changed(self);
-    return 0;
+    return s_ok(self);
 }
 
 int zc_node_leave(zc_node_t *self, const char *group)
 {
     assert(self);
-    if (!group || !zhashx_lookup(self->groups, group)) return -1;
+    if (!group || !zhashx_lookup(self->groups, group))
+        return s_fail(self, ZC_ERR_MISSING, "not a member of group '%.100s'", group ? group : "");
     zhashx_delete(self->groups, group);
     if (self->started) zc_mesh_leave(self->mesh, group);
     s_groups_changed(self);
-    return 0;
+    return s_ok(self);
 }
 
 int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size)
@@ -505,26 +547,26 @@ int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
     assert(self && self->started);
     items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
     int n = 1 + zc_mesh_pollitems(self->mesh, items + 1);
-    return n + (self->rpc ? zc_rpc_pollitem(self->rpc, items + n) : 0);
+    if (self->ext && self->hook.pollitem) n += self->hook.pollitem(self->ext, items + n);
+    return n;
 }
 
-zc_rpc_t *zc_node_rpc(zc_node_t *self)
+//  Hands msg to the extension that claims its kind. Requests and replies
+//  never reach the application, claimed or not. Returns 1 if msg was taken.
+static int s_take(zc_node_t *self, const zc_msg_t *msg)
 {
-    assert(self && self->started);
-    if (!self->rpc) self->rpc = zc_rpc_new(self);
-    return self->rpc;
+    int kind = zc_msg_kind(msg);
+    if (self->ext && (self->hook.kinds & (1u << kind)) && self->hook.message) {
+        self->hook.message(self->ext, msg);
+        return 1;
+    }
+    return kind == ZC_KIND_REQUEST || kind == ZC_KIND_REPLY;
 }
 
-const zc_redis_url_t *zc_node_redis_url(zc_node_t *self)
-{
-    assert(self);
-    return &self->config.url;
-}
-
-//  Receives from the mesh, the registry and RPC until a message no handler
-//  took. RPC requests and replies never reach the caller. With once, it
-//  returns (NULL, errno EAGAIN) after the first pass that did any work, so
-//  a waiter can check whether its call completed.
+//  Receives from the mesh, the registry and the extension until a message
+//  no handler took. With once, it returns (NULL, errno EAGAIN) after the
+//  first pass that did any work, so a waiter can check whether what it
+//  waits for happened.
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
@@ -532,11 +574,10 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
     while (1) {
         while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
             s_registry_event(self);
-        int rpc_due = self->rpc ? zc_rpc_process(self->rpc) : -1;
+        int due = self->ext && self->hook.tick ? self->hook.tick(self->ext) : -1;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
         if (self->kill_requested) s_exit(self);
-        if (msg && (zc_msg_kind(msg) == ZC_KIND_REQUEST || zc_msg_kind(msg) == ZC_KIND_REPLY)) {
-            zc_rpc_consume(zc_node_rpc(self), msg);
+        if (msg && s_take(self, msg)) {
             if (once) {
                 errno = EAGAIN;
                 return NULL;
@@ -550,7 +591,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             errno = EAGAIN;
             return NULL;
         }
-        if (rpc_due >= 0 && (wait < 0 || rpc_due < wait)) wait = rpc_due;
+        if (due >= 0 && (wait < 0 || due < wait)) wait = due;
         zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
         int n = zc_node_pollitems(self, items);
         if (zmq_poll(items, n, wait) < 0) {
@@ -561,12 +602,6 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
     }
 }
 
-void zc_node_step(zc_node_t *self, int timeout_ms)
-{
-    zc_msg_t *msg = s_recv(self, timeout_ms, 1);
-    if (msg) zlist_append(self->backlog, zc_msg_dup(msg));
-}
-
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
 {
     assert(self && self->started);
@@ -574,6 +609,53 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
     self->current = (zc_msg_t *)zlist_pop(self->backlog);
     if (self->current) return self->current;
     return s_recv(self, timeout_ms, 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Extensions (zc_node_hook.h)
+
+int zc_node_attach(zc_node_t *self, const zc_node_hook_t *hook, void *ext)
+{
+    assert(self && hook && ext);
+    if (self->ext) return s_fail(self, ZC_ERR_STATE, "the node already has an extension");
+    self->hook = *hook;
+    self->ext = ext;
+    return s_ok(self);
+}
+
+void zc_node_detach(zc_node_t *self, void *ext)
+{
+    assert(self);
+    if (ext && self->ext == ext) self->ext = NULL;
+}
+
+void zc_node_run(zc_node_t *self, int timeout_ms)
+{
+    assert(self && self->started);
+    zc_msg_t *msg = s_recv(self, timeout_ms, 1);
+    if (msg) zlist_append(self->backlog, zc_msg_dup(msg));
+}
+
+const zc_identity_t *zc_node_identity(zc_node_t *self)
+{
+    assert(self);
+    return self->started ? &self->config.identity : NULL;
+}
+
+zlist_t *zc_node_groups(zc_node_t *self)
+{
+    assert(self);
+    zlist_t *names = zlist_new();
+    zlist_autofree(names);
+    for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+        zlist_append(names, (void *)zhashx_cursor(self->groups));
+    return names;
+}
+
+const json_t *zc_node_headers(zc_node_t *self)
+{
+    assert(self);
+    return self->headers;
 }
 
 //  --------------------------------------------------------------------------
@@ -622,13 +704,14 @@ int zc_node_redis_up(zc_node_t *self)
 static json_t *s_self_record(zc_node_t *self)
 {
     zc_registry_config_t *c = &self->config;
+    const char *id = c->identity.node_id;
     json_t *groups = json_array();
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
         json_array_append_new(groups, json_string((const char *)zhashx_cursor(self->groups)));
-    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", c->id, "inc",
-                     c->inc, "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router,
-                     "groups", groups, "headers", self->headers, "started",
-                     (json_int_t)c->started_ms, "version", c->version);
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:O, s:I, s:s}", "id", id, "inc", c->inc,
+                     "host", c->host, "pid", c->pid, "pub", c->pub, "router", c->router, "groups",
+                     groups, "headers", self->headers, "started", (json_int_t)c->started_ms,
+                     "version", c->version);
 }
 
 char *zc_node_cluster_info(zc_node_t *self)
@@ -660,8 +743,8 @@ char *zc_node_cluster_info(zc_node_t *self)
                                             "pid", json_object_get(record, "pid")));
         }
     }
-    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->config.cluster,
-                             "self", self->config.id, "leader", self->leader, "epoch",
+    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->cluster, "self",
+                             self->config.identity.node_id, "leader", self->leader, "epoch",
                              (json_int_t)self->epoch, "nodes", nodes, "groups", groups);
     char *text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
@@ -709,13 +792,15 @@ zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t co
             zlist_autofree(ids);
             for (void *v = zhashx_first(set); v; v = zhashx_next(set))
                 zlist_append(ids, (void *)zhashx_cursor(set));
+            s_ok(self);
             return ids;
         }
         long wait = (long)(deadline - zclock_mono());
         if (wait <= 0) {
-            errno = ETIMEDOUT;
+            s_fail(self, ZC_ERR_TIMEOUT, "%zu of %zu peers confirmed '%.100s' in time",
+                   set ? zhashx_size(set) : 0, count, name ? name : "");
             return NULL;
         }
-        zc_node_step(self, (int)wait);
+        zc_node_run(self, (int)wait);
     }
 }

@@ -26,15 +26,19 @@
     successor. Any node reaps expired leases (nodes silent past their TTL)
     on its timer: the reap is idempotent, so there is no single reaper.
 
-    Redis outages: the actor logs once, retries with exponential back-off
-    (100 ms doubling to 5 s) and re-registers and resynchronises when Redis
-    is back. Messaging between known peers carries on meanwhile. A leader
-    that cannot renew its lease for a whole TTL demotes itself.
+    Redis: two zc_redis_t connections, one for commands and scripts (run
+    by SHA, zc_script_t) and one subscribed to the announcements, which
+    takes no other command. Keys come from the node's zc_identity_t.
+    Outages: the actor logs once, its connections retry with exponential
+    back-off (100 ms doubling to 5 s) and it re-registers and resynchronises
+    when Redis is back. Messaging between known peers carries on meanwhile.
+    A leader that cannot renew its lease for a whole TTL demotes itself.
 */
 #include "zc_registry.h"
 #include "zc_log.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +52,7 @@ enum {
     SCRIPT_COUNT
 };
 
-static const char *s_scripts[SCRIPT_COUNT] = {
+static const char *s_sources[SCRIPT_COUNT] = {
     //  REGISTER  KEYS: nodes node:id lease:id  ARGV: id ttl channel inc field value...
     "redis.call('DEL', KEYS[2])\n"
     "redis.call('HSET', KEYS[2], unpack(ARGV, 5))\n"
@@ -109,18 +113,28 @@ static const char *s_scripts[SCRIPT_COUNT] = {
     "return {0, tonumber(epoch), holder}\n",
 };
 
+//  The scripts with their SHAs, shared by every node of the process.
+static zc_script_t s_scripts[SCRIPT_COUNT];
+static pthread_once_t s_scripts_once = PTHREAD_ONCE_INIT;
+
+static void s_scripts_init(void)
+{
+    for (int i = 0; i < SCRIPT_COUNT; i++)
+        zc_script_init(&s_scripts[i], s_sources[i]);
+}
+
 typedef struct {
     zsock_t *pipe;
     zc_registry_config_t config;
-    char prefix[160];  //  "zc:{CLUSTER}:"
-    char channel[176]; //  prefix + "events"
-    char sha[SCRIPT_COUNT][41];
-    redisContext *cmd;
-    redisContext *sub;
-    int up;
+    const char *id;                  //  this node's id, in config.identity
+    char channel[ZC_PREFIX_MAX + 8]; //  prefix + "events"
+    zc_redis_t *cmd;                 //  commands and scripts
+    zc_redis_t *sub;                 //  subscribed to the channel: takes no other command
+    zc_redis_args_t fetch[2];        //  the two commands that read a peer's record
+    int up;                          //  both connections made, subscribed and registered
     int reported_down;
-    int backoff_ms;
-    int64_t next_retry, next_tick;
+    int tick_ms;
+    int64_t retry_at, next_tick;
     zhashx_t *known; //  peer id -> incarnation (strdup'd), as last told to the node
     int leader;
     uint64_t epoch;
@@ -131,69 +145,53 @@ typedef struct {
     int terminated;
 } s_registry_t;
 
-static void s_key(s_registry_t *self, char *out, size_t cap, const char *kind, const char *id)
+//  Keys are "zc:{CLUSTER}:" + kind + id, e.g. zc:{demo}:lease:web-1.
+#define KEY_MAX (ZC_PREFIX_MAX + 16 + ZC_NAME_MAX)
+
+static const char *s_key(s_registry_t *self, char *out, size_t cap, const char *kind,
+                         const char *id)
 {
-    snprintf(out, cap, "%s%s%s", self->prefix, kind, id ? id : "");
+    char suffix[16 + ZC_NAME_MAX + 1];
+    snprintf(suffix, sizeof suffix, "%s%s", kind, id ? id : "");
+    return zc_identity_key(&self->config.identity, out, cap, suffix);
 }
 
 //  --------------------------------------------------------------------------
 //  Connection
 
+//  Both connections back off on their own (zc_redis_set_backoff: 100 ms
+//  doubling to 5 s); while down, the actor looks every RETRY_MS whether
+//  they let it try again.
+#define RETRY_MS 100
+
 static void s_down(s_registry_t *self, const char *reason)
 {
-    char why[256]; //  reason may live in a context freed below
+    char why[320]; //  reason may be a connection's message, rewritten below
     snprintf(why, sizeof why, "%s", reason && *reason ? reason : "connection lost");
-    if (self->cmd) {
-        redisFree(self->cmd);
-        self->cmd = NULL;
-    }
-    if (self->sub) {
-        redisFree(self->sub);
-        self->sub = NULL;
-    }
+    zc_redis_drop(self->cmd);
+    zc_redis_drop(self->sub);
     if (self->up || !self->reported_down) {
-        zc_log(ZC_LOG_WARNING, self->config.id, "Redis registry unreachable (%s); retrying", why);
+        zc_log(ZC_LOG_WARNING, self->id, "Redis registry unreachable (%s); retrying", why);
         self->reported_down = 1;
         zstr_sendx(self->pipe, "REDIS", "down", NULL);
     }
     self->up = 0;
-    self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
-    if (self->backoff_ms > 5000) self->backoff_ms = 5000;
-    self->next_retry = zclock_mono() + self->backoff_ms;
+    self->retry_at = zclock_mono() + RETRY_MS;
 }
 
-//  Runs a script by SHA, loading it again if Redis forgot it (restart,
-//  SCRIPT FLUSH). Returns the reply (caller frees) or NULL when Redis is down.
+//  Runs a script (by SHA; zc_redis sends the source if Redis forgot it).
+//  Returns the reply (caller frees) or NULL when Redis is down or refused.
 static redisReply *s_script(s_registry_t *self, int script, int numkeys, const char **args,
                             int nargs)
 {
-    if (!self->up) return NULL;
-    const char *argv[64];
-    size_t lens[64];
-    char nk[8];
-    snprintf(nk, sizeof nk, "%d", numkeys);
-    argv[0] = "EVALSHA";
-    argv[1] = self->sha[script];
-    argv[2] = nk;
-    for (int i = 0; i < nargs && i < 61; i++)
-        argv[3 + i] = args[i];
-    for (int i = 0; i < 3 + nargs; i++)
-        lens[i] = strlen(argv[i]);
-    redisReply *reply = (redisReply *)redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(reply);
-        argv[0] = "EVAL";
-        argv[1] = s_scripts[script];
-        lens[0] = 4;
-        lens[1] = strlen(s_scripts[script]);
-        reply = (redisReply *)redisCommandArgv(self->cmd, 3 + nargs, argv, lens);
-    }
+    if (!self->up) return NULL; //  never reconnect behind the actor's back
+    redisReply *reply = zc_redis_eval(self->cmd, &s_scripts[script], numkeys, nargs, args, NULL);
     if (!reply) {
-        s_down(self, self->cmd->errstr);
+        s_down(self, zc_redis_errstr(self->cmd));
         return NULL;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        zc_log(ZC_LOG_ERROR, self->config.id, "registry script failed: %s", reply->str);
+        zc_log(ZC_LOG_ERROR, self->id, "registry script failed: %s", reply->str);
         freeReplyObject(reply);
         return NULL;
     }
@@ -212,15 +210,15 @@ static long long s_script_int(s_registry_t *self, int script, int numkeys, const
 static int s_register(s_registry_t *self)
 {
     zc_registry_config_t *c = &self->config;
-    char nodes[256], node[512], lease[512], ttl[16], pid[16], started[24];
+    char nodes[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], ttl[16], pid[16], started[24];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
-    s_key(self, node, sizeof node, "node:", c->id);
-    s_key(self, lease, sizeof lease, "lease:", c->id);
+    s_key(self, node, sizeof node, "node:", self->id);
+    s_key(self, lease, sizeof lease, "lease:", self->id);
     snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
     snprintf(pid, sizeof pid, "%d", c->pid);
     snprintf(started, sizeof started, "%" PRId64, c->started_ms);
-    const char *args[] = {nodes,      node,      lease,    c->id,     ttl,       self->channel,
-                          c->inc,     "id",      c->id,    "inc",     c->inc,    "host",
+    const char *args[] = {nodes,      node,      lease,    self->id,  ttl,       self->channel,
+                          c->inc,     "id",      self->id, "inc",     c->inc,    "host",
                           c->host,    "pid",     pid,      "pub",     c->pub,    "router",
                           c->router,  "curve",   c->curve, "groups",  c->groups, "headers",
                           c->headers, "started", started,  "version", c->version};
@@ -244,46 +242,41 @@ static void s_reincarnate(s_registry_t *self)
 static void s_sync(s_registry_t *self);
 static void s_elect(s_registry_t *self);
 
+//  Subscribes before the membership is read, so no announcement falls
+//  between the read and the subscription. Returns 0 or -1 (down).
+static int s_subscribe(s_registry_t *self)
+{
+    if (!zc_redis_context(self->cmd)) {
+        s_down(self, zc_redis_errstr(self->cmd));
+        return -1;
+    }
+    redisReply *reply = zc_redis_command(self->sub, "SUBSCRIBE %s", self->channel);
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY;
+    char why[320];
+    snprintf(why, sizeof why, "%s",
+             !reply                             ? zc_redis_errstr(self->sub)
+             : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                : "unexpected SUBSCRIBE reply");
+    if (reply) freeReplyObject(reply);
+    if (!ok) s_down(self, why);
+    return ok ? 0 : -1;
+}
+
 static void s_connect(s_registry_t *self)
 {
-    char err[256];
-    int timeout = self->config.lease_ttl_ms / 3 > 200 ? self->config.lease_ttl_ms / 3 : 200;
-    self->cmd = zc_redis_connect(&self->config.url, timeout, err, sizeof err);
-    self->sub = self->cmd ? zc_redis_connect(&self->config.url, timeout, err, sizeof err) : NULL;
-    if (!self->cmd || !self->sub) {
-        self->up = 0;
-        s_down(self, err);
-        return;
-    }
-    for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *reply = (redisReply *)redisCommand(self->cmd, "SCRIPT LOAD %s", s_scripts[i]);
-        if (!reply || reply->type != REDIS_REPLY_STRING) {
-            snprintf(err, sizeof err, "SCRIPT LOAD: %s",
-                     reply ? (reply->str ? reply->str : "unexpected reply") : self->cmd->errstr);
-            if (reply) freeReplyObject(reply);
-            s_down(self, err);
-            return;
-        }
-        snprintf(self->sha[i], sizeof self->sha[i], "%s", reply->str);
-        freeReplyObject(reply);
-    }
-    //  Subscribe before reading the membership, so no announcement falls
-    //  between the read and the subscription.
-    redisReply *reply = (redisReply *)redisCommand(self->sub, "SUBSCRIBE %s", self->channel);
-    if (!reply) {
-        s_down(self, self->sub->errstr);
-        return;
-    }
-    freeReplyObject(reply);
+    if (s_subscribe(self)) return;
     self->up = 1;
     if (s_register(self) != 0) {
-        if (self->up) s_down(self, "registration failed");
+        if (self->up) {
+            //  Redis answered but refused: try again at the next tick.
+            s_down(self, "registration failed");
+            self->retry_at = zclock_mono() + self->tick_ms;
+        }
         return;
     }
     if (self->reported_down)
-        zc_log(ZC_LOG_INFO, self->config.id, "Redis registry reachable again; re-registered");
+        zc_log(ZC_LOG_INFO, self->id, "Redis registry reachable again; re-registered");
     self->reported_down = 0;
-    self->backoff_ms = 0;
     self->grace_until = zclock_mono() + self->config.lease_ttl_ms;
     zstr_sendx(self->pipe, "REDIS", "up", NULL);
     s_sync(self);
@@ -355,43 +348,45 @@ static void s_tell_remove(s_registry_t *self, const char *id, const char *remove
 //  a record whose lease lapsed is about to be reaped.
 static void s_fetch(s_registry_t *self, const char *id)
 {
-    if (!self->up || strcmp(id, self->config.id) == 0) return;
-    char node[512], lease[512];
-    s_key(self, node, sizeof node, "node:", id);
-    s_key(self, lease, sizeof lease, "lease:", id);
-    redisAppendCommand(self->cmd, "HGETALL %s", node);
-    redisAppendCommand(self->cmd, "EXISTS %s", lease);
-    redisReply *record_reply = NULL, *lease_reply = NULL;
-    if (redisGetReply(self->cmd, (void **)&record_reply) != REDIS_OK ||
-        redisGetReply(self->cmd, (void **)&lease_reply) != REDIS_OK) {
-        if (record_reply) freeReplyObject(record_reply);
-        s_down(self, self->cmd->errstr);
+    if (!self->up || strcmp(id, self->id) == 0) return;
+    char node[KEY_MAX], lease[KEY_MAX];
+    zc_redis_args_t *args[2] = {&self->fetch[0], &self->fetch[1]};
+    zc_redis_args_reset(args[0]);
+    zc_redis_args_str(args[0], "HGETALL");
+    zc_redis_args_str(args[0], s_key(self, node, sizeof node, "node:", id));
+    zc_redis_args_reset(args[1]);
+    zc_redis_args_str(args[1], "EXISTS");
+    zc_redis_args_str(args[1], s_key(self, lease, sizeof lease, "lease:", id));
+    redisReply *replies[2];
+    if (zc_redis_pipeline(self->cmd, args, 2, replies)) {
+        s_down(self, zc_redis_errstr(self->cmd));
         return;
     }
-    json_t *record = s_record(record_reply);
-    int live = lease_reply->type == REDIS_REPLY_INTEGER && lease_reply->integer == 1;
+    json_t *record = s_record(replies[0]);
+    int live = zc_redis_reply_int(replies[1], 0) == 1;
     if (record && live)
         s_tell_add(self, record);
     else
-        zc_log(ZC_LOG_DEBUG, self->config.id, "no usable record for node %s", id);
+        zc_log(ZC_LOG_DEBUG, self->id, "no usable record for node %s", id);
     json_decref(record);
-    freeReplyObject(record_reply);
-    freeReplyObject(lease_reply);
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
 }
 
 //  Reads the whole membership and tells the node what changed since it
 //  last knew: catches announcements missed while Redis was unreachable.
 static void s_sync(s_registry_t *self)
 {
-    char nodes[256];
+    if (!self->up) return;
+    char nodes[KEY_MAX];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
-    redisReply *reply = (redisReply *)redisCommand(self->cmd, "SMEMBERS %s", nodes);
+    redisReply *reply = zc_redis_command(self->cmd, "SMEMBERS %s", nodes);
     if (!reply) {
-        s_down(self, self->cmd->errstr);
+        s_down(self, zc_redis_errstr(self->cmd));
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) {
-        zc_log(ZC_LOG_ERROR, self->config.id, "registry key %s is not a set", nodes);
+        zc_log(ZC_LOG_ERROR, self->id, "registry key %s is not a set", nodes);
         freeReplyObject(reply);
         return;
     }
@@ -426,11 +421,11 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
         return;
     char verb[16], id[256], reason[32] = "left", inc[40] = "";
     if (sscanf(reply->element[2]->str, "%15s %255s %31s %39s", verb, id, reason, inc) < 2) return;
-    if (strcmp(id, self->config.id) == 0) {
+    if (strcmp(id, self->id) == 0) {
         //  Someone removed us (we went silent): come back as a new incarnation.
         if (strcmp(verb, "leave") == 0 && strcmp(inc, self->config.inc) == 0) {
-            zc_log(ZC_LOG_WARNING, self->config.id,
-                   "registry removed this node (%s); re-registering", reason);
+            zc_log(ZC_LOG_WARNING, self->id, "registry removed this node (%s); re-registering",
+                   reason);
             s_reincarnate(self);
         }
         return;
@@ -443,13 +438,14 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
 
 static void s_read_announcements(s_registry_t *self)
 {
-    if (redisBufferRead(self->sub) != REDIS_OK) {
-        s_down(self, self->sub->errstr);
+    redisContext *c = zc_redis_context(self->sub); //  up: connected, no attempt made
+    if (!c || redisBufferRead(c) != REDIS_OK) {
+        s_down(self, c ? c->errstr : zc_redis_errstr(self->sub));
         return;
     }
+    //  An announcement may take the registry down (s_down frees c): check first.
     redisReply *reply;
-    while (self->up && self->sub &&
-           redisGetReplyFromReader(self->sub, (void **)&reply) == REDIS_OK && reply) {
+    while (self->up && redisGetReplyFromReader(c, (void **)&reply) == REDIS_OK && reply) {
         s_announcement(self, reply);
         freeReplyObject(reply);
     }
@@ -463,11 +459,11 @@ static void s_elect(s_registry_t *self)
     zc_registry_config_t *c = &self->config;
     int was_leader = self->leader;
     if (c->election && self->up) {
-        char leader[256], epoch[256], ttl[16];
+        char leader[KEY_MAX], epoch[KEY_MAX], ttl[16];
         s_key(self, leader, sizeof leader, "leader", NULL);
         s_key(self, epoch, sizeof epoch, "epoch", NULL);
         snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
-        const char *args[] = {leader, epoch, c->id, ttl};
+        const char *args[] = {leader, epoch, self->id, ttl};
         redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 4);
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
@@ -491,21 +487,21 @@ static void s_elect(s_registry_t *self)
 static void s_tick(s_registry_t *self)
 {
     zc_registry_config_t *c = &self->config;
-    char node[512], lease[512], ttl[16];
-    s_key(self, node, sizeof node, "node:", c->id);
-    s_key(self, lease, sizeof lease, "lease:", c->id);
+    char node[KEY_MAX], lease[KEY_MAX], ttl[16];
+    s_key(self, node, sizeof node, "node:", self->id);
+    s_key(self, lease, sizeof lease, "lease:", self->id);
     snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
     const char *args[] = {node, lease, c->inc, ttl};
     long long refreshed = self->up ? s_script_int(self, SCRIPT_REFRESH, 2, args, 4) : -1;
     if (refreshed == 0) {
-        zc_log(ZC_LOG_WARNING, c->id, "registry record lost (lease expired?); re-registering");
+        zc_log(ZC_LOG_WARNING, self->id, "registry record lost (lease expired?); re-registering");
         s_reincarnate(self);
     }
     if (self->up) {
-        char nodes[256], leader[256];
+        char nodes[KEY_MAX], leader[KEY_MAX];
         s_key(self, nodes, sizeof nodes, "nodes", NULL);
         s_key(self, leader, sizeof leader, "leader", NULL);
-        const char *reap[] = {nodes, leader, self->prefix, self->channel};
+        const char *reap[] = {nodes, leader, self->config.identity.prefix, self->channel};
         s_script_int(self, SCRIPT_REAP, 2, reap, 4);
     }
     if (self->up) s_sync(self);
@@ -519,12 +515,12 @@ static void s_tick(s_registry_t *self)
 //  node. Returns 1 if removed, 0 if refused, -1 if Redis is down.
 static long long s_remove(s_registry_t *self, const char *id, const char *inc, const char *reason)
 {
-    char nodes[256], node[512], lease[512], leader[256], reporter[512];
+    char nodes[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], leader[KEY_MAX], reporter[KEY_MAX];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
     s_key(self, node, sizeof node, "node:", id);
     s_key(self, lease, sizeof lease, "lease:", id);
     s_key(self, leader, sizeof leader, "leader", NULL);
-    s_key(self, reporter, sizeof reporter, "node:", self->config.id);
+    s_key(self, reporter, sizeof reporter, "node:", self->id);
     const char *args[] = {nodes, node, lease,         leader, reporter,
                           id,    inc,  self->channel, reason, self->config.inc};
     return s_script_int(self, SCRIPT_REMOVE, 5, args, 10);
@@ -545,9 +541,9 @@ static void s_command(s_registry_t *self)
         char *groups = zmsg_popstr(msg);
         snprintf(c->groups, sizeof c->groups, "%s", groups ? groups : "");
         zstr_free(&groups);
-        char node[512];
-        s_key(self, node, sizeof node, "node:", c->id);
-        const char *args[] = {node, c->inc, "groups", c->groups, self->channel, c->id};
+        char node[KEY_MAX];
+        s_key(self, node, sizeof node, "node:", self->id);
+        const char *args[] = {node, c->inc, "groups", c->groups, self->channel, self->id};
         s_script_int(self, SCRIPT_UPDATE, 1, args, 6);
     } else if (strcmp(command, "DEAD") == 0) {
         char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg), *reason = zmsg_popstr(msg);
@@ -569,43 +565,66 @@ static void s_command(s_registry_t *self)
     zmsg_destroy(&msg);
 }
 
-void zc_registry_actor(zsock_t *pipe, void *args)
+//  The connection timeout: a third of the lease TTL, at least 200 ms, so a
+//  hung Redis cannot hold the refresh past the lease.
+static s_registry_t *s_registry_new(zsock_t *pipe, const zc_registry_config_t *config)
 {
+    pthread_once(&s_scripts_once, s_scripts_init);
     s_registry_t *self = (s_registry_t *)calloc(1, sizeof(s_registry_t));
     assert(self);
     self->pipe = pipe;
-    self->config = *(zc_registry_config_t *)args;
-    snprintf(self->prefix, sizeof self->prefix, "zc:{%s}:", self->config.cluster);
-    snprintf(self->channel, sizeof self->channel, "%sevents", self->prefix);
+    self->config = *config;
+    self->id = self->config.identity.node_id;
+    zc_identity_key(&self->config.identity, self->channel, sizeof self->channel, "events");
+    self->tick_ms = self->config.lease_ttl_ms / 3;
+    int timeout = self->tick_ms > 200 ? self->tick_ms : 200;
+    self->cmd = zc_redis_new(&self->config.identity.url, timeout);
+    self->sub = zc_redis_new(&self->config.identity.url, timeout);
+    zc_redis_set_backoff(self->cmd, 100, 5000);
+    zc_redis_set_backoff(self->sub, 100, 5000);
     self->known = zhashx_new();
     zhashx_set_destructor(self->known, (zhashx_destructor_fn *)zstr_free);
-    zsock_signal(pipe, 0);
+    return self;
+}
 
-    int tick_ms = self->config.lease_ttl_ms / 3;
+static void s_registry_destroy(s_registry_t **self_p)
+{
+    s_registry_t *self = *self_p;
+    zc_redis_destroy(&self->cmd);
+    zc_redis_destroy(&self->sub);
+    zc_redis_args_free(&self->fetch[0]);
+    zc_redis_args_free(&self->fetch[1]);
+    zhashx_destroy(&self->known);
+    free(self);
+    *self_p = NULL;
+}
+
+void zc_registry_actor(zsock_t *pipe, void *args)
+{
+    s_registry_t *self = s_registry_new(pipe, (zc_registry_config_t *)args);
+    zsock_signal(pipe, 0);
     s_connect(self);
-    self->next_tick = zclock_mono() + tick_ms;
+    self->next_tick = zclock_mono() + self->tick_ms;
     while (!self->terminated) {
         int64_t now = zclock_mono();
         int64_t wake =
-            self->up || self->next_tick < self->next_retry ? self->next_tick : self->next_retry;
+            self->up || self->next_tick < self->retry_at ? self->next_tick : self->retry_at;
+        redisContext *sub = self->up ? zc_redis_context(self->sub) : NULL;
         zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
-                                   {NULL, self->up ? self->sub->fd : -1, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, self->up ? 2 : 1, wake > now ? wake - now : 0);
+                                   {NULL, sub ? sub->fd : -1, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, sub ? 2 : 1, wake > now ? wake - now : 0);
         if (rc < 0 && zmq_errno() != EINTR) break;
         if (items[0].revents & ZMQ_POLLIN) s_command(self);
-        if (self->up && (items[1].revents & ZMQ_POLLIN)) s_read_announcements(self);
+        if (self->up && sub && (items[1].revents & ZMQ_POLLIN)) s_read_announcements(self);
         now = zclock_mono();
-        if (!self->up && now >= self->next_retry && !self->terminated) {
+        if (!self->up && now >= self->retry_at && !self->terminated) {
             s_connect(self);
-            self->next_tick = zclock_mono() + tick_ms;
+            self->next_tick = zclock_mono() + self->tick_ms;
         } else if (now >= self->next_tick) {
             s_tick(self); //  while Redis is down this only checks leader fencing
-            self->next_tick = now + tick_ms;
+            self->next_tick = now + self->tick_ms;
         }
     }
-    s_remove(self, self->config.id, self->config.inc, "left");
-    if (self->cmd) redisFree(self->cmd);
-    if (self->sub) redisFree(self->sub);
-    zhashx_destroy(&self->known);
-    free(self);
+    s_remove(self, self->id, self->config.inc, "left");
+    s_registry_destroy(&self);
 }

@@ -18,13 +18,11 @@
 
 #include <czmq.h>
 
-#include "zc_redis.h"
+#include "zc_identity.h"
 
 typedef struct {
-    zc_redis_url_t url;
-    char cluster[128];
-    char id[256];
-    char inc[40]; //  incarnation: tells a restarted node from its earlier self
+    zc_identity_t identity; //  Redis URL, cluster and key prefix, node id
+    char inc[40];           //  incarnation: tells a restarted node from its earlier self
     char host[256];
     char pub[256], router[256], curve[41];
     char groups[4096];

@@ -147,6 +147,7 @@ struct _zc_redis_t {
     int backoff_initial_ms, backoff_max_ms;
     int backoff_ms;   //  the wait after the next failed attempt
     int64_t retry_at; //  monotonic ms before which no attempt is made
+    int proven;       //  a reply came on this connection
     char error[300];
 };
 
@@ -226,6 +227,25 @@ failed:
     return NULL;
 }
 
+//  A failed attempt: no other before the backoff, which doubles.
+static void s_back_off(zc_redis_t *self, int64_t now)
+{
+    self->retry_at = now + self->backoff_ms;
+    self->backoff_ms =
+        self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms : self->backoff_ms * 2;
+}
+
+//  A reply came: the connection works, so the backoff starts over. Not at
+//  connect: a server that accepts and then drops every connection must
+//  still be retried with backoff, not in a loop.
+static void s_proven(zc_redis_t *self)
+{
+    if (self->proven) return;
+    self->proven = 1;
+    self->backoff_ms = self->backoff_initial_ms;
+    self->retry_at = 0;
+}
+
 redisContext *zc_redis_context(zc_redis_t *self)
 {
     assert(self);
@@ -236,13 +256,10 @@ redisContext *zc_redis_context(zc_redis_t *self)
     s_ignore_sigpipe();
     self->ctx = s_open(self);
     if (self->ctx) {
-        self->backoff_ms = self->backoff_initial_ms;
-        self->retry_at = 0;
+        self->proven = 0;
         return self->ctx;
     }
-    self->retry_at = now + self->backoff_ms;
-    self->backoff_ms =
-        self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms : self->backoff_ms * 2;
+    s_back_off(self, now);
     return NULL;
 }
 
@@ -262,6 +279,7 @@ void zc_redis_drop(zc_redis_t *self)
                  zc_redis_url_where(&self->url, where, sizeof where), self->ctx->errstr);
     } else
         snprintf(self->error, sizeof self->error, "Redis connection closed");
+    if (!self->proven) s_back_off(self, zclock_mono()); //  it never worked: a failed attempt
     redisFree(self->ctx);
     self->ctx = NULL;
 }
@@ -282,7 +300,10 @@ const zc_redis_url_t *zc_redis_url(zc_redis_t *self)
 //  reconnects.
 static redisReply *s_checked(zc_redis_t *self, void *reply)
 {
-    if (!reply) zc_redis_drop(self);
+    if (!reply)
+        zc_redis_drop(self);
+    else
+        s_proven(self);
     return (redisReply *)reply;
 }
 
@@ -455,6 +476,7 @@ int zc_redis_pipeline(zc_redis_t *self, zc_redis_args_t **args, int count, redis
         if (redisGetReply(c, &reply) != REDIS_OK) goto failed;
         replies[i] = (redisReply *)reply;
     }
+    s_proven(self);
     //  Only now that every pipelined reply is read can a call be sent again:
     //  EVAL runs the script and caches it, so later EVALSHAs find it.
     for (int i = 0; i < count; i++) {
