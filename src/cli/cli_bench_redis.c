@@ -98,17 +98,25 @@ static char *s_msgpack_value(size_t size)
     return value;
 }
 
-static redisContext *s_connect(const char *redis_url, int timeout_ms)
+//  A connection for the raw baseline, made now so that a bad URL or an
+//  unreachable Redis is reported before any measure; *raw_p is its hiredis
+//  context. Returns NULL after printing why.
+static zc_redis_t *s_raw_redis(const char *redis_url, int timeout_ms, redisContext **raw_p)
 {
     zc_redis_url_t url;
     char err[256];
+    *raw_p = NULL;
     if (zc_redis_url_parse(redis_url, &url, err, sizeof err)) {
         fprintf(stderr, "zcluster bench: %s\n", err);
         return NULL;
     }
-    redisContext *c = zc_redis_connect(&url, timeout_ms, err, sizeof err);
-    if (!c) fprintf(stderr, "zcluster bench: %s\n", err);
-    return c;
+    zc_redis_t *redis = zc_redis_new(&url, timeout_ms);
+    *raw_p = zc_redis_context(redis);
+    if (!*raw_p) {
+        fprintf(stderr, "zcluster bench: %s\n", zc_redis_errstr(redis));
+        zc_redis_destroy(&redis);
+    }
+    return redis;
 }
 
 //  Reads n pipelined replies; returns how many were not errors (nil counts
@@ -147,18 +155,19 @@ static char s_next_message(redisContext *c)
 //  the measured ones and reports "RECEIVED NANOSECONDS".
 static int s_subscriber(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
-    redisContext *c = s_connect(opt->redis_url, 10000);
+    redisContext *c;
+    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &c);
     if (!c) return 1;
     redisReply *reply = (redisReply *)redisCommand(c, "SUBSCRIBE %s", (const char *)arg);
     if (!reply) {
-        redisFree(c);
+        zc_redis_destroy(&conn);
         return 1;
     }
     freeReplyObject(reply);
     char role;
     while ((role = s_next_message(c)) != 'w')
         if (!role) {
-            redisFree(c);
+            zc_redis_destroy(&conn);
             return 1;
         }
     bench_write_line(out_fd, "ready");
@@ -176,7 +185,7 @@ static int s_subscriber(int index, const bench_options_t *opt, int in_fd, int ou
         }
     }
     bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
-    redisFree(c);
+    zc_redis_destroy(&conn);
     return 0;
 }
 
@@ -185,7 +194,8 @@ static int s_pubsub_redis(const bench_options_t *opt, bench_result_t *result)
     const char *channel = "zc-bench:pubsub";
     bench_children_t children;
     if (bench_spawn(&children, opt->nodes, s_subscriber, opt, (void *)channel)) return -1;
-    redisContext *c = s_connect(opt->redis_url, 10000);
+    redisContext *c;
+    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &c);
     char *payload = (char *)calloc(1, opt->size);
     int rc = c && payload ? 0 : -1;
     //  Warm up until every subscriber has seen a message.
@@ -232,7 +242,7 @@ static int s_pubsub_redis(const bench_options_t *opt, bench_result_t *result)
             result->received = received;
         }
     }
-    if (c) redisFree(c);
+    zc_redis_destroy(&conn);
     free(payload);
     bench_reap(&children, rc != 0);
     return rc == 0 && result->received >= 0 ? 0 : -1;
@@ -261,27 +271,6 @@ int bench_redis_pubsub(const bench_options_t *opt)
 //  cache
 
 typedef enum { S_SAVE, S_LOAD } s_cache_op_t;
-
-//  A connection for the raw baseline, made now so that a bad URL or an
-//  unreachable Redis is reported before any measure; *raw_p is its hiredis
-//  context. Returns NULL after printing why.
-static zc_redis_t *s_raw_redis(const char *redis_url, int timeout_ms, redisContext **raw_p)
-{
-    zc_redis_url_t url;
-    char err[256];
-    *raw_p = NULL;
-    if (zc_redis_url_parse(redis_url, &url, err, sizeof err)) {
-        fprintf(stderr, "zcluster bench: %s\n", err);
-        return NULL;
-    }
-    zc_redis_t *redis = zc_redis_new(&url, timeout_ms);
-    *raw_p = zc_redis_context(redis);
-    if (!*raw_p) {
-        fprintf(stderr, "zcluster bench: %s\n", zc_redis_errstr(redis));
-        zc_redis_destroy(&redis);
-    }
-    return redis;
-}
 
 //  Runs count operations, depth keys per round trip, through the cache (or
 //  raw SET/GET on raw when raw is not NULL). One key per round trip also
@@ -495,7 +484,8 @@ int bench_tasks(const bench_options_t *opt)
     used.nodes = 1; //  workers / connections
     char *args = s_msgpack_value(opt->size);
     zc_queue_t *queue = zc_queue_new(opt->redis_url, BENCH_REDIS_CLUSTER);
-    redisContext *raw = s_connect(opt->redis_url, 10000);
+    redisContext *raw;
+    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &raw);
     int rc = args && queue && raw && zc_queue_delete(queue, BENCH_QUEUE) >= 0 ? 0 : -1;
     if (queue && rc) fprintf(stderr, "zcluster bench: tasks: %s\n", zc_queue_errstr(queue));
     if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
@@ -516,7 +506,7 @@ int bench_tasks(const bench_options_t *opt)
     if (queue) zc_queue_delete(queue, BENCH_QUEUE);
     if (raw) {
         freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
-        redisFree(raw);
+        zc_redis_destroy(&conn);
     }
     zc_queue_destroy(&queue);
     free(args);

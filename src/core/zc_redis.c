@@ -99,44 +99,6 @@ const char *zc_redis_url_where(const zc_redis_url_t *url, char *buf, size_t cap)
     return buf;
 }
 
-static redisContext *s_command_ok(redisContext *c, char *err, size_t errlen, const char *format,
-                                  const char *arg)
-{
-    redisReply *reply = (redisReply *)redisCommand(c, format, arg);
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "%s", reply ? reply->str : c->errstr);
-        if (reply) freeReplyObject(reply);
-        redisFree(c);
-        return NULL;
-    }
-    freeReplyObject(reply);
-    return c;
-}
-
-redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err, size_t errlen)
-{
-    s_ignore_sigpipe();
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = *url->path ? redisConnectUnixWithTimeout(url->path, tv)
-                                 : redisConnectWithTimeout(url->host, url->port, tv);
-    if (!c || c->err) {
-        snprintf(err, errlen, "cannot connect to Redis at %s%s%.0d: %s",
-                 *url->path ? url->path : url->host, *url->path ? "" : ":",
-                 *url->path ? 0 : url->port, c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (*url->password && !(c = s_command_ok(c, err, errlen, "AUTH %s", url->password)))
-        return NULL;
-    if (url->db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", url->db);
-        if (!(c = s_command_ok(c, err, errlen, "SELECT %s", db))) return NULL;
-    }
-    return c;
-}
-
 //  --------------------------------------------------------------------------
 //  A connection
 

@@ -46,11 +46,6 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
 //  path), into buf; returns buf.
 const char *zc_redis_url_where(const zc_redis_url_t *url, char *buf, size_t cap);
 
-//  Transitional, removed once every module uses zc_redis_t: connects,
-//  authenticates and selects the database; returns a context the caller
-//  frees with redisFree, or NULL with a reason in err.
-redisContext *zc_redis_connect(const zc_redis_url_t *url, int timeout_ms, char *err, size_t errlen);
-
 //  --------------------------------------------------------------------------
 //  A connection
 
