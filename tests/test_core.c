@@ -5,6 +5,7 @@
     the cluster identity's one name rule, the worker pool, error names. */
 #include "testkit.h"
 #include "zc_error.h"
+#include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_pool.h"
 #include "zc_redis.h"
@@ -268,6 +269,17 @@ static void s_errors(void)
     ZT_CHECK(strcmp(zc_strerror(ZC_ERR_UNKNOWN_CONNECTION), "unknown connection") == 0);
     ZT_CHECK(strcmp(zc_strerror(-1), "unknown") == 0);
     ZT_CHECK(strcmp(zc_strerror(999), "unknown") == 0);
+    zc_failure_t failure = {ZC_OK, ""};
+    ZT_EQ(zc_failure_set(&failure, ZC_ERR_LOCKED, "key '%s' is locked by %s", "k", "n1"), -1);
+    ZT_EQ(failure.kind, ZC_ERR_LOCKED);
+    ZT_CHECK(strcmp(failure.text, "key 'k' is locked by n1") == 0);
+    char long_name[2000];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = 0;
+    zc_failure_set(&failure, ZC_ERR_INVALID, "bad name '%s'", long_name); //  truncated, not overrun
+    ZT_EQ(strlen(failure.text), sizeof failure.text - 1);
+    ZT_EQ(zc_failure_clear(&failure), 0);
+    ZT_CHECK(failure.kind == ZC_OK && failure.text[0] == 0);
 }
 
 int main(void)

@@ -23,6 +23,7 @@
 */
 #include "zc_node.h"
 #include "zc_log.h"
+#include "zc_failure.h"
 #include "zc_node_hook.h"
 #include "zc_registry.h"
 #include "zc_version.h"
@@ -69,42 +70,19 @@ struct _zc_node_t {
     uint64_t epoch;
     int redis_up;
     int started;
-    zc_error_t error;
-    char errstr[512];
+    zc_failure_t failure; //  the last call's outcome
 };
-
-//  Records a failure on the node; returns -1.
-static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(zc_node_t *self, zc_error_t kind, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
-    va_end(args);
-    self->error = kind;
-    return -1;
-}
-
-//  Records a success; returns 0.
-static int s_ok(zc_node_t *self)
-{
-    self->error = ZC_OK;
-    self->errstr[0] = 0;
-    return 0;
-}
 
 zc_error_t zc_node_error(zc_node_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_node_errstr(zc_node_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 static void s_peer_info_destroy(void **item)
@@ -186,9 +164,10 @@ void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value)
 {
     assert(self && !self->started);
-    if (!key || !*key) return s_fail(self, ZC_ERR_INVALID, "a header needs a key");
+    if (!key || !*key)
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "a header needs a key");
     json_object_set_new(self->headers, key, json_string(value ? value : ""));
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms)
@@ -456,12 +435,13 @@ int zc_node_start(zc_node_t *self)
     if (zc_identity_init(&self->config.identity, *self->redis_url ? self->redis_url : NULL,
                          self->cluster, zc_node_id(self), err, sizeof err)) {
         zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
-        return s_fail(self, ZC_ERR_INVALID, "%s", err);
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "%s", err);
     }
     //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
     zc_mesh_set_heartbeat(self->mesh, 500, 1500);
     if (zc_mesh_start(self->mesh))
-        return s_fail(self, ZC_ERR_SYSTEM, "cannot bind the node's sockets: %s", strerror(errno));
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot bind the node's sockets: %s",
+                              strerror(errno));
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
         zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
     zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
@@ -470,9 +450,10 @@ int zc_node_start(zc_node_t *self)
     zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
     s_record_config(self);
     self->registry = zactor_new(zc_registry_actor, &self->config);
-    if (!self->registry) return s_fail(self, ZC_ERR_SYSTEM, "cannot start the registry thread");
+    if (!self->registry)
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start the registry thread");
     self->started = 1;
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 //  --------------------------------------------------------------------------
@@ -490,25 +471,27 @@ int zc_node_join(zc_node_t *self, const char *group)
 {
     assert(self);
     if (!zc_wire_name_valid(group))
-        return s_fail(self, ZC_ERR_INVALID, "invalid group name '%.100s'", group ? group : "");
-    if (zhashx_lookup(self->groups, group)) return s_ok(self);
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid group name '%.100s'",
+                              group ? group : "");
+    if (zhashx_lookup(self->groups, group)) return zc_failure_clear(&self->failure);
     zhashx_insert(self->groups, group, (void *)1);
     if (self->started && zc_mesh_join(self->mesh, group))
-        return s_fail(self, ZC_ERR_SYSTEM, "cannot subscribe to group '%s': %s", group,
-                      strerror(errno));
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot subscribe to group '%s': %s",
+                              group, strerror(errno));
     s_groups_changed(self);
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 int zc_node_leave(zc_node_t *self, const char *group)
 {
     assert(self);
     if (!group || !zhashx_lookup(self->groups, group))
-        return s_fail(self, ZC_ERR_MISSING, "not a member of group '%.100s'", group ? group : "");
+        return zc_failure_set(&self->failure, ZC_ERR_MISSING, "not a member of group '%.100s'",
+                              group ? group : "");
     zhashx_delete(self->groups, group);
     if (self->started) zc_mesh_leave(self->mesh, group);
     s_groups_changed(self);
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size)
@@ -617,10 +600,11 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms)
 int zc_node_attach(zc_node_t *self, const zc_node_hook_t *hook, void *ext)
 {
     assert(self && hook && ext);
-    if (self->ext) return s_fail(self, ZC_ERR_STATE, "the node already has an extension");
+    if (self->ext)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "the node already has an extension");
     self->hook = *hook;
     self->ext = ext;
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 void zc_node_detach(zc_node_t *self, void *ext)
@@ -792,13 +776,14 @@ zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t co
             zlist_autofree(ids);
             for (void *v = zhashx_first(set); v; v = zhashx_next(set))
                 zlist_append(ids, (void *)zhashx_cursor(set));
-            s_ok(self);
+            zc_failure_clear(&self->failure);
             return ids;
         }
         long wait = (long)(deadline - zclock_mono());
         if (wait <= 0) {
-            s_fail(self, ZC_ERR_TIMEOUT, "%zu of %zu peers confirmed '%.100s' in time",
-                   set ? zhashx_size(set) : 0, count, name ? name : "");
+            zc_failure_set(&self->failure, ZC_ERR_TIMEOUT,
+                           "%zu of %zu peers confirmed '%.100s' in time",
+                           set ? zhashx_size(set) : 0, count, name ? name : "");
             return NULL;
         }
         zc_node_run(self, (int)wait);

@@ -97,36 +97,16 @@ static zc_error_t s_status_from_wire(uint64_t number)
 //  --------------------------------------------------------------------------
 //  Errors of the rpc's own functions
 
-static int s_fail(zc_rpc_t *self, zc_error_t kind, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(zc_rpc_t *self, zc_error_t kind, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
-    va_end(args);
-    self->error = kind;
-    return -1;
-}
-
-static int s_ok(zc_rpc_t *self)
-{
-    self->error = ZC_OK;
-    self->errstr[0] = 0;
-    return 0;
-}
-
 zc_error_t zc_rpc_error(zc_rpc_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_rpc_errstr(zc_rpc_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 //  --------------------------------------------------------------------------
@@ -307,11 +287,12 @@ int zc_rpc_set_threads(zc_rpc_t *self, int threads)
 {
     assert(self);
     if (threads < 0 || threads > THREADS_MAX)
-        return s_fail(self, ZC_ERR_INVALID, "handler threads must be 0..%d, not %d", THREADS_MAX,
-                      threads);
-    if (self->pool) return s_fail(self, ZC_ERR_STATE, "the handler threads already run");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID,
+                              "handler threads must be 0..%d, not %d", THREADS_MAX, threads);
+    if (self->pool)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "the handler threads already run");
     self->threads = threads;
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 static int s_builtin_name(const char *method)
@@ -325,16 +306,19 @@ int zc_rpc_register(zc_rpc_t *self, const char *method, zc_rpc_method_fn *fn, vo
 {
     assert(self);
     if (!zc_wire_name_valid(method) || strncmp(method, "zc.", 3) == 0)
-        return s_fail(self, ZC_ERR_INVALID, "invalid method name '%.100s'", method ? method : "");
-    if (!fn) return s_fail(self, ZC_ERR_INVALID, "method '%s' has no handler", method);
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid method name '%.100s'",
+                              method ? method : "");
+    if (!fn)
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "method '%s' has no handler", method);
     if (s_builtin_name(method) || zhashx_lookup(self->methods, method))
-        return s_fail(self, ZC_ERR_DUPLICATE, "method '%s' is already registered", method);
+        return zc_failure_set(&self->failure, ZC_ERR_DUPLICATE, "method '%s' is already registered",
+                              method);
     s_method_t *entry = (s_method_t *)malloc(sizeof(s_method_t));
     assert(entry);
     entry->fn = fn;
     entry->arg = arg;
     zhashx_insert(self->methods, method, entry);
-    return s_ok(self);
+    return zc_failure_clear(&self->failure);
 }
 
 //  --------------------------------------------------------------------------
@@ -574,7 +558,7 @@ zc_rpc_conn_t *zc_rpc_connections(zc_rpc_t *self)
 {
     const zc_identity_t *identity = self->node ? zc_node_identity(self->node) : NULL;
     if (!identity) {
-        s_fail(self, ZC_ERR_STATE, "the node is not started");
+        zc_failure_set(&self->failure, ZC_ERR_STATE, "the node is not started");
         return NULL;
     }
     if (!self->connections) self->connections = zc_rpc_conn_new(identity);
@@ -587,12 +571,12 @@ static int s_connection_change(zc_rpc_t *self, const char *connection,
 {
     assert(self);
     if (!connection || !*connection)
-        return s_fail(self, ZC_ERR_INVALID, "a connection id cannot be empty");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "a connection id cannot be empty");
     zc_rpc_conn_t *connections = zc_rpc_connections(self);
     if (!connections) return -1;
     if (op(connections, connection))
-        return s_fail(self, ZC_ERR_REDIS, "%s", zc_rpc_conn_errstr(connections));
-    return s_ok(self);
+        return zc_failure_set(&self->failure, ZC_ERR_REDIS, "%s", zc_rpc_conn_errstr(connections));
+    return zc_failure_clear(&self->failure);
 }
 
 int zc_rpc_connection_add(zc_rpc_t *self, const char *connection)

@@ -12,6 +12,7 @@
 #include <czmq.h>
 #include <pthread.h>
 
+#include "zc_failure.h"
 #include "zc_pool.h"
 #include "zc_rpc.h"
 #include "zc_rpc_conn.h"
@@ -29,8 +30,7 @@ struct _zc_rpc_t {
     zc_rpc_conn_t *connections; //  the connection map, made on first use
     int64_t started;
     zc_rpc_stats_t stats;
-    zc_error_t error;
-    char errstr[512];
+    zc_failure_t failure; //  the last call's outcome
 };
 
 //  Serves a request for method from caller (this node's id for a call to

@@ -105,13 +105,13 @@ const char *zc_cache_cluster(zc_cache_t *self)
 zc_error_t zc_cache_error(zc_cache_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_cache_errstr(zc_cache_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 int zc_cache_msgpack_valid(const void *data, size_t size)
@@ -127,15 +127,15 @@ zc_error_t cache_fail(zc_cache_t *self, zc_error_t kind, const char *format, ...
     if (self->hold_errstr) return kind; //  a batch keeps its first failure's message
     va_list args;
     va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
+    vsnprintf(self->failure.text, sizeof self->failure.text, format, args);
     va_end(args);
     return kind;
 }
 
 int cache_done(zc_cache_t *self, zc_error_t kind)
 {
-    self->error = kind;
-    if (kind == ZC_OK) self->errstr[0] = 0;
+    self->failure.kind = kind;
+    if (kind == ZC_OK) self->failure.text[0] = 0;
     return kind == ZC_OK ? 0 : -1;
 }
 

@@ -458,8 +458,9 @@ int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
     if (!rc) rc = s_restore_apply(self, &restore);
     if (!rc && count_p) *count_p = restore.record_count;
     if (rc && rc != ZC_ERR_REDIS) { //  refused before anything was written
-        size_t len = strlen(self->errstr);
-        snprintf(self->errstr + len, sizeof self->errstr - len, "; nothing was restored");
+        size_t len = strlen(self->failure.text);
+        snprintf(self->failure.text + len, sizeof self->failure.text - len,
+                 "; nothing was restored");
     }
     s_restore_free(&restore);
     return cache_done(self, rc);

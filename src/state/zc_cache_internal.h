@@ -18,6 +18,7 @@
 
 #include "zc_cache.h"
 #include "zc_error.h"
+#include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_redis.h"
 
@@ -59,9 +60,8 @@ struct _zc_cache_t {
     zc_redis_args_t args;              //  the command being built, reused between calls
     char match[2 * ZC_PREFIX_MAX + 8]; //  prefix + "cache:", glob-escaped for SCAN
     size_t names_prefix_len;           //  strlen("zc:{C}:cache:")
-    zc_error_t error;                  //  the kind of the last call's failure, or ZC_OK
-    char errstr[512];
-    int hold_errstr; //  set while a batch keeps its first failure's message
+    zc_failure_t failure;              //  the last call's outcome
+    int hold_errstr;                   //  set while a batch keeps its first failure's message
     int wait_locked; //  a batch load that will wait out locks: LOCKED does not hold
 };
 

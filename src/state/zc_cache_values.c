@@ -306,9 +306,9 @@ static zc_error_t s_load_waiting(zc_cache_t *self, zc_cache_entry_t *entry,
         pause = pause * 2 > 50 ? 50 : pause * 2;
     }
     if (rc == ZC_ERR_LOCKED && wait_ms > 0) {
-        size_t len = strlen(self->errstr);
-        snprintf(self->errstr + len, sizeof self->errstr - len, " (waited %" PRId64 " ms)",
-                 wait_ms);
+        size_t len = strlen(self->failure.text);
+        snprintf(self->failure.text + len, sizeof self->failure.text - len,
+                 " (waited %" PRId64 " ms)", wait_ms);
     }
     return rc;
 }
@@ -336,17 +336,18 @@ int zc_cache_load(zc_cache_t *self, const char *key, const zc_cache_load_opts_t 
 static zc_error_t s_wait_locked(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                                 const zc_cache_load_opts_t *opts)
 {
-    char message[sizeof self->errstr];
-    snprintf(message, sizeof message, "%s", self->errstr);
+    char message[sizeof self->failure.text];
+    snprintf(message, sizeof message, "%s", self->failure.text);
     zc_error_t first = ZC_OK;
     for (size_t i = 0; i < count; i++) {
         if (entries[i].rc == ZC_ERR_LOCKED) {
             entries[i].rc = s_load_waiting(self, &entries[i], opts);
-            if (entries[i].rc && !first) snprintf(message, sizeof message, "%s", self->errstr);
+            if (entries[i].rc && !first)
+                snprintf(message, sizeof message, "%s", self->failure.text);
         }
         if (!first) first = entries[i].rc;
     }
-    snprintf(self->errstr, sizeof self->errstr, "%s", message);
+    snprintf(self->failure.text, sizeof self->failure.text, "%s", message);
     return first;
 }
 

@@ -17,6 +17,7 @@
     hash is gone and the id may be used again.
 */
 #include "zc_queue.h"
+#include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_log.h"
 #include "zc_queue_scripts.h"
@@ -34,30 +35,8 @@ struct _zc_queue_t {
     zc_identity_t identity;
     zc_redis_t *redis;
     zc_redis_args_t args; //  reused by every call
-    zc_error_t error;
-    char errstr[512];
+    zc_failure_t failure; //  the last call's outcome
 };
-
-static int s_fail(zc_queue_t *self, zc_error_t kind, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-//  Records a failure on the handle; returns -1.
-static int s_fail(zc_queue_t *self, zc_error_t kind, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
-    va_end(args);
-    self->error = kind;
-    return -1;
-}
-
-//  Starts a call: no failure yet.
-static void s_begin(zc_queue_t *self)
-{
-    self->error = ZC_OK;
-    self->errstr[0] = 0;
-}
 
 zc_queue_t *zc_queue_new(const char *redis_url, const char *cluster)
 {
@@ -93,13 +72,13 @@ void zc_queue_destroy(zc_queue_t **self_p)
 zc_error_t zc_queue_error(zc_queue_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_queue_errstr(zc_queue_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 const char *zc_queue_cluster(zc_queue_t *self)
@@ -119,7 +98,7 @@ const char *zc_queue_redis_url(zc_queue_t *self)
 static int s_reply_error(zc_queue_t *self, const redisReply *reply)
 {
     zc_error_t kind = strncmp(reply->str, "WRONGTYPE", 9) == 0 ? ZC_ERR_TYPE : ZC_ERR_REDIS;
-    return s_fail(self, kind, "Redis error: %s", reply->str);
+    return zc_failure_set(&self->failure, kind, "Redis error: %s", reply->str);
 }
 
 //  Runs the script in self->args. Returns the reply (caller frees), or NULL
@@ -128,7 +107,7 @@ static redisReply *s_call(zc_queue_t *self)
 {
     redisReply *reply = zc_redis_call(self->redis, &self->args);
     if (!reply) {
-        s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
+        zc_failure_set(&self->failure, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
         return NULL;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -142,15 +121,16 @@ static redisReply *s_call(zc_queue_t *self)
 int64_t zc_queue_now_ms(zc_queue_t *self)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     redisReply *reply = zc_redis_command(self->redis, "TIME");
-    if (!reply) return s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
+    if (!reply)
+        return zc_failure_set(&self->failure, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
     int64_t now = -1;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2)
         now = zc_redis_reply_int(reply->element[0], 0) * 1000 +
               zc_redis_reply_int(reply->element[1], 0) / 1000;
     else
-        s_fail(self, ZC_ERR_REDIS, "unexpected reply to TIME");
+        zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to TIME");
     freeReplyObject(reply);
     return now;
 }
@@ -161,7 +141,7 @@ static int s_add_opts(zc_queue_t *self, zc_redis_args_t *args, const zc_job_opts
     zc_job_opts_t none = {0};
     if (!opts) opts = &none;
     if (opts->max_attempts < 0 || opts->backoff_ms < 0 || opts->timeout_ms < 0)
-        return s_fail(self, ZC_ERR_INVALID, "negative job option");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "negative job option");
     zc_redis_args_int(args, opts->max_attempts ? opts->max_attempts : ZC_QS_DEFAULT_ATTEMPTS);
     zc_redis_args_int(args, opts->backoff_ms ? opts->backoff_ms : ZC_QS_DEFAULT_BACKOFF_MS);
     zc_redis_args_int(args, opts->timeout_ms);
@@ -171,10 +151,10 @@ static int s_add_opts(zc_queue_t *self, zc_redis_args_t *args, const zc_job_opts
 static int s_check_names(zc_queue_t *self, const char *queue, const char *task)
 {
     if (!zc_qs_name_valid(queue))
-        return s_fail(self, ZC_ERR_INVALID, "invalid queue name '%.100s'",
-                      queue ? queue : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid queue name '%.100s'",
+                              queue ? queue : "(null)");
     if (task && !zc_qs_name_valid(task))
-        return s_fail(self, ZC_ERR_INVALID, "invalid task name '%.100s'", task);
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid task name '%.100s'", task);
     return 0;
 }
 
@@ -183,7 +163,8 @@ static int s_check_names(zc_queue_t *self, const char *queue, const char *task)
 static int s_check_id(zc_queue_t *self, const char *id)
 {
     if (zc_wire_name_valid(id)) return 0;
-    return s_fail(self, ZC_ERR_INVALID, "invalid job id '%.100s'", id ? id : "(null)");
+    return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid job id '%.100s'",
+                          id ? id : "(null)");
 }
 
 //  One ENQUEUE call: how it is done (mode "now", "at" or "in", when) and
@@ -222,7 +203,7 @@ static int s_enqueue_reply(zc_queue_t *self, const s_enqueue_t *e, size_t b,
     size_t n = e->count - first < ZC_QS_BATCH_MAX ? e->count - first : ZC_QS_BATCH_MAX;
     if (reply->type == REDIS_REPLY_ERROR) return s_reply_error(self, reply);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
-        return s_fail(self, ZC_ERR_REDIS, "unexpected reply to enqueue");
+        return zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to enqueue");
     int enqueued = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *id = reply->element[i];
@@ -254,7 +235,7 @@ static int s_enqueue(zc_queue_t *self, const s_enqueue_t *e, int *results, char 
         rc = s_enqueue_batch(self, e, b, argp[b]);
     }
     if (rc == 0 && zc_redis_pipeline(self->redis, argp, (int)batches, replies))
-        rc = s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
+        rc = zc_failure_set(&self->failure, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
     int enqueued = 0;
     for (size_t b = 0; b < batches && rc == 0; b++) {
         int n = s_enqueue_reply(self, e, b, replies[b], results, id_out);
@@ -283,7 +264,8 @@ static int s_enqueue_one(zc_queue_t *self, const char *queue, const char *task, 
     if (s_enqueue(self, &e, &result, id_out) < 0) return -1;
     if (result == ZC_ERR_DUPLICATE) {
         if (id_out) snprintf(id_out, ZC_JOB_ID_MAX + 1, "%s", item.id);
-        return s_fail(self, ZC_ERR_DUPLICATE, "a live job already has the id '%.100s'", item.id);
+        return zc_failure_set(&self->failure, ZC_ERR_DUPLICATE,
+                              "a live job already has the id '%.100s'", item.id);
     }
     return 0;
 }
@@ -292,7 +274,7 @@ int zc_queue_enqueue(zc_queue_t *self, const char *queue, const char *task, cons
                      size_t args_size, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     return s_enqueue_one(self, queue, task, "now", 0, args, args_size, opts, id_out);
 }
 
@@ -300,7 +282,7 @@ int zc_queue_enqueue_at(zc_queue_t *self, const char *queue, const char *task, c
                         size_t args_size, int64_t at_ms, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     return s_enqueue_one(self, queue, task, "at", at_ms, args, args_size, opts, id_out);
 }
 
@@ -308,8 +290,8 @@ int zc_queue_enqueue_in(zc_queue_t *self, const char *queue, const char *task, c
                         size_t args_size, int64_t delay_ms, const zc_job_opts_t *opts, char *id_out)
 {
     assert(self);
-    s_begin(self);
-    if (delay_ms < 0) return s_fail(self, ZC_ERR_INVALID, "negative delay");
+    zc_failure_clear(&self->failure);
+    if (delay_ms < 0) return zc_failure_set(&self->failure, ZC_ERR_INVALID, "negative delay");
     return s_enqueue_one(self, queue, task, "in", delay_ms, args, args_size, opts, id_out);
 }
 
@@ -319,7 +301,7 @@ int zc_queue_enqueue_many(zc_queue_t *self, const char *queue, const char *task,
 {
     assert(self);
     assert(items || count == 0);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     s_enqueue_t e = {queue, task, "now", 0, items, count, opts};
     return s_enqueue(self, &e, results, NULL);
 }
@@ -328,12 +310,13 @@ int zc_queue_every(zc_queue_t *self, const char *name, const char *queue, const 
                    const void *args, size_t args_size, int64_t every_ms, const zc_job_opts_t *opts)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (!zc_qs_name_valid(name))
-        return s_fail(self, ZC_ERR_INVALID, "invalid recurring task name '%.100s'",
-                      name ? name : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID,
+                              "invalid recurring task name '%.100s'", name ? name : "(null)");
     if (s_check_names(self, queue, task)) return -1;
-    if (every_ms <= 0) return s_fail(self, ZC_ERR_INVALID, "the period must be positive");
+    if (every_ms <= 0)
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "the period must be positive");
     zc_qs_args_start(&self->args, ZC_QS_EVERY, &self->identity);
     zc_redis_args_str(&self->args, name);
     zc_redis_args_str(&self->args, queue);
@@ -350,10 +333,10 @@ int zc_queue_every(zc_queue_t *self, const char *name, const char *queue, const 
 int zc_queue_every_remove(zc_queue_t *self, const char *name)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (!zc_qs_name_valid(name))
-        return s_fail(self, ZC_ERR_INVALID, "invalid recurring task name '%.100s'",
-                      name ? name : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID,
+                              "invalid recurring task name '%.100s'", name ? name : "(null)");
     zc_qs_args_start(&self->args, ZC_QS_EVERY_REMOVE, &self->identity);
     zc_redis_args_str(&self->args, name);
     redisReply *reply = s_call(self);
@@ -367,7 +350,7 @@ int zc_queue_stats(zc_queue_t *self, const char *queue, zc_queue_stats_t *stats)
 {
     assert(self);
     assert(stats);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     memset(stats, 0, sizeof *stats);
     if (s_check_names(self, queue, NULL)) return -1;
     zc_qs_args_start(&self->args, ZC_QS_STATS, &self->identity);
@@ -376,7 +359,7 @@ int zc_queue_stats(zc_queue_t *self, const char *queue, zc_queue_stats_t *stats)
     if (!reply) return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 9)
-        rc = s_fail(self, ZC_ERR_REDIS, "unexpected reply to stats");
+        rc = zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to stats");
     else {
         //  In the script's order.
         int64_t *fields[] = {&stats->queued,    &stats->delayed,   &stats->inflight,
@@ -400,7 +383,7 @@ int zc_queue_failed(zc_queue_t *self, const char *queue, zc_queue_failure_t *out
 {
     assert(self);
     assert(out || max == 0);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (s_check_names(self, queue, NULL)) return -1;
     if (max <= 0) return 0;
     zc_qs_args_start(&self->args, ZC_QS_FAILED, &self->identity);
@@ -410,7 +393,7 @@ int zc_queue_failed(zc_queue_t *self, const char *queue, zc_queue_failure_t *out
     if (!reply) return -1;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 5 != 0) {
         freeReplyObject(reply);
-        return s_fail(self, ZC_ERR_REDIS, "unexpected reply to failed");
+        return zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to failed");
     }
     int n = (int)(reply->elements / 5);
     for (int i = 0; i < n && i < max; i++) {
@@ -429,7 +412,7 @@ int zc_queue_failed(zc_queue_t *self, const char *queue, zc_queue_failure_t *out
 int zc_queue_retry(zc_queue_t *self, const char *queue, const char *id)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (s_check_names(self, queue, NULL) || s_check_id(self, id)) return -1;
     zc_qs_args_start(&self->args, ZC_QS_RETRY, &self->identity);
     zc_redis_args_str(&self->args, queue);
@@ -439,15 +422,15 @@ int zc_queue_retry(zc_queue_t *self, const char *queue, const char *id)
     int moved = zc_redis_reply_int(reply, 0) == 1;
     freeReplyObject(reply);
     if (!moved)
-        return s_fail(self, ZC_ERR_MISSING, "job '%.100s' is not on the failed list of queue '%s'",
-                      id, queue);
+        return zc_failure_set(&self->failure, ZC_ERR_MISSING,
+                              "job '%.100s' is not on the failed list of queue '%s'", id, queue);
     return 0;
 }
 
 int64_t zc_queue_delete(zc_queue_t *self, const char *queue)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (s_check_names(self, queue, NULL)) return -1;
     zc_qs_args_start(&self->args, ZC_QS_DELETE, &self->identity);
     zc_redis_args_str(&self->args, queue);
@@ -461,10 +444,10 @@ int64_t zc_queue_delete(zc_queue_t *self, const char *queue)
 int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id)
 {
     assert(self);
-    s_begin(self);
+    zc_failure_clear(&self->failure);
     if (!zc_wire_name_valid(node_id))
-        return s_fail(self, ZC_ERR_INVALID, "invalid node id '%.100s'",
-                      node_id ? node_id : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid node id '%.100s'",
+                              node_id ? node_id : "(null)");
     zc_qs_args_start(&self->args, ZC_QS_REQUEUE_NODE, &self->identity);
     zc_redis_args_str(&self->args, node_id);
     redisReply *reply = s_call(self);

@@ -53,27 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int s_fail(zc_queue_worker_t *self, zc_error_t kind, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-//  Records a failure on the worker; returns -1.
-static int s_fail(zc_queue_worker_t *self, zc_error_t kind, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
-    va_end(args);
-    self->error = kind;
-    return -1;
-}
-
-//  Starts a call that can fail: no failure yet.
-static void s_begin(zc_queue_worker_t *self)
-{
-    self->error = ZC_OK;
-    self->errstr[0] = 0;
-}
-
 //  --------------------------------------------------------------------------
 //  Construction and settings
 
@@ -148,13 +127,13 @@ void zc_queue_worker_destroy(zc_queue_worker_t **self_p)
 zc_error_t zc_queue_worker_error(zc_queue_worker_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_queue_worker_errstr(zc_queue_worker_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 const char *zc_queue_worker_id(zc_queue_worker_t *self)
@@ -167,13 +146,16 @@ int zc_queue_worker_register(zc_queue_worker_t *self, const char *task, zc_task_
 {
     assert(self);
     assert(fn);
-    s_begin(self);
-    if (self->started) return s_fail(self, ZC_ERR_STATE, "register a task before start");
+    zc_failure_clear(&self->failure);
+    if (self->started)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "register a task before start");
     if (!zc_qs_name_valid(task))
-        return s_fail(self, ZC_ERR_INVALID, "invalid task name '%.100s'", task ? task : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid task name '%.100s'",
+                              task ? task : "(null)");
     for (int i = 0; i < self->task_count; i++)
         if (strcmp(self->tasks[i].name, task) == 0)
-            return s_fail(self, ZC_ERR_INVALID, "task '%s' is already registered", task);
+            return zc_failure_set(&self->failure, ZC_ERR_INVALID, "task '%s' is already registered",
+                                  task);
     self->tasks = (zc_queue_task_t *)realloc(self->tasks, (size_t)(self->task_count + 1) *
                                                               sizeof(zc_queue_task_t));
     assert(self->tasks);
@@ -187,14 +169,16 @@ int zc_queue_worker_register(zc_queue_worker_t *self, const char *task, zc_task_
 int zc_queue_worker_add_queue(zc_queue_worker_t *self, const char *queue)
 {
     assert(self);
-    s_begin(self);
-    if (self->started) return s_fail(self, ZC_ERR_STATE, "add a queue before start");
+    zc_failure_clear(&self->failure);
+    if (self->started)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "add a queue before start");
     if (!zc_qs_name_valid(queue))
-        return s_fail(self, ZC_ERR_INVALID, "invalid queue name '%.100s'",
-                      queue ? queue : "(null)");
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid queue name '%.100s'",
+                              queue ? queue : "(null)");
     for (int i = 0; i < self->queue_count; i++)
         if (strcmp(self->queues[i], queue) == 0)
-            return s_fail(self, ZC_ERR_INVALID, "queue '%s' is already drained", queue);
+            return zc_failure_set(&self->failure, ZC_ERR_INVALID, "queue '%s' is already drained",
+                                  queue);
     self->queues = realloc(self->queues, (size_t)(self->queue_count + 1) * sizeof *self->queues);
     assert(self->queues);
     snprintf(self->queues[self->queue_count++], ZC_QUEUE_NAME_MAX + 1, "%s", queue);
@@ -399,19 +383,22 @@ static int s_connect(zc_queue_worker_t *self)
     zc_redis_t *connections[] = {self->claim_redis, self->keep_redis};
     for (int i = 0; i < 2; i++)
         if (!zc_redis_context(connections[i]))
-            return s_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(connections[i]));
+            return zc_failure_set(&self->failure, ZC_ERR_REDIS, "%s",
+                                  zc_redis_errstr(connections[i]));
     return 0;
 }
 
 int zc_queue_worker_start(zc_queue_worker_t *self)
 {
     assert(self);
-    s_begin(self);
-    if (self->started) return s_fail(self, ZC_ERR_STATE, "the worker was started before");
+    zc_failure_clear(&self->failure);
+    if (self->started)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "the worker was started before");
     if (s_connect(self)) return -1;
     if (!self->threads_set) self->threads = self->concurrency > 256 ? 256 : self->concurrency;
     if (self->threads > 0 && !(self->pool = zc_pool_new(self->threads)))
-        return s_fail(self, ZC_ERR_SYSTEM, "cannot start %d handler threads", self->threads);
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start %d handler threads",
+                              self->threads);
     int cap = self->concurrency > 0 ? self->concurrency : 1;
     self->held = (zc_job_t **)calloc((size_t)cap, sizeof(zc_job_t *));
     assert(self->held);
@@ -419,12 +406,12 @@ int zc_queue_worker_start(zc_queue_worker_t *self)
     if (pthread_create(&self->dispatcher, NULL, zc_queue_dispatcher, self)) {
         zc_pool_destroy(&self->pool);
         self->stopped = 1;
-        return s_fail(self, ZC_ERR_SYSTEM, "cannot start the dispatcher thread");
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start the dispatcher thread");
     }
     if (pthread_create(&self->keeper, NULL, zc_queue_keeper, self)) {
         self->keeper_exit = 1; //  so stop does not wait for it
         zc_queue_worker_stop(self);
-        return s_fail(self, ZC_ERR_SYSTEM, "cannot start the keeper thread");
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start the keeper thread");
     }
     return 0;
 }

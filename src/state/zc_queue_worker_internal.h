@@ -13,6 +13,7 @@
 #ifndef ZC_QUEUE_WORKER_INTERNAL_H_INCLUDED
 #define ZC_QUEUE_WORKER_INTERNAL_H_INCLUDED
 
+#include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_job.h"
 #include "zc_pool.h"
@@ -75,8 +76,7 @@ struct _zc_queue_worker_t {
     int concurrency, threads, threads_set, lease_ms;
     zc_job_finished_fn *on_finish;
     void *on_finish_arg;
-    zc_error_t error;
-    char errstr[300];
+    zc_failure_t failure; //  the last call's outcome
 
     pthread_mutex_t lock;
     pthread_cond_t dispatch_cond; //  dispatcher: results, wake-ups, stop

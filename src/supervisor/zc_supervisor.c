@@ -38,29 +38,27 @@ int sup_fail(zc_supervisor_t *self, int log_level, zc_error_t kind, const char *
 {
     va_list args;
     va_start(args, format);
-    vsnprintf(self->errstr, sizeof self->errstr, format, args);
+    zc_failure_setv(&self->failure, kind, format, args);
     va_end(args);
-    self->error = kind;
-    if (log_level >= 0) zc_log((zc_log_level_t)log_level, LOG_SOURCE, "%s", self->errstr);
+    if (log_level >= 0) zc_log((zc_log_level_t)log_level, LOG_SOURCE, "%s", self->failure.text);
     return -1;
 }
 
 void sup_ok(zc_supervisor_t *self)
 {
-    self->error = ZC_OK;
-    self->errstr[0] = 0;
+    zc_failure_clear(&self->failure);
 }
 
 zc_error_t zc_supervisor_error(zc_supervisor_t *self)
 {
     assert(self);
-    return self->error;
+    return self->failure.kind;
 }
 
 const char *zc_supervisor_errstr(zc_supervisor_t *self)
 {
     assert(self);
-    return self->errstr;
+    return self->failure.text;
 }
 
 //  --------------------------------------------------------------------------

@@ -232,7 +232,7 @@ static void s_reload(zc_supervisor_t *self, zc_admin_request_t *request, const c
     const char *wait = zc_admin_request_param(request, "wait");
     int waiting = !wait || strcmp(wait, "0") != 0;
     if (sup_reload_begin(self, kind, group, only, argv, waiting ? request : NULL)) {
-        s_error(request, 409, self->errstr);
+        s_error(request, 409, self->failure.text);
         return;
     }
     if (!waiting)

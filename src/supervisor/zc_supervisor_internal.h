@@ -25,6 +25,7 @@
 
 #include "zc_admin.h"
 #include "zc_embedded_redis.h"
+#include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_redis.h"
 #include "zc_supervisor.h"
@@ -144,8 +145,7 @@ struct _zc_supervisor_t {
     void *event_arg;
     sup_command_t *commands;
     int command_count;
-    zc_error_t error; //  the last call's outcome
-    char errstr[512];
+    zc_failure_t failure; //  the last call's outcome
 
     sup_group_t **groups;
     int group_count;

@@ -203,7 +203,7 @@ int zc_supervisor_reload(zc_supervisor_t *self)
 {
     assert(self);
     if (sup_reload_begin(self, "reload", NULL, NULL, NULL, NULL)) {
-        zc_log(ZC_LOG_WARNING, LOG_SOURCE, "reload refused: %s", self->errstr);
+        zc_log(ZC_LOG_WARNING, LOG_SOURCE, "reload refused: %s", self->failure.text);
         return -1;
     }
     return 0;
@@ -223,6 +223,6 @@ int zc_supervisor_upgrade(zc_supervisor_t *self, const char *group, char *const 
         sup_fail(self, -1, ZC_ERR_INVALID, "several groups: say which");
     else if (sup_reload_begin(self, "upgrade", g, NULL, argv, NULL) == 0)
         return 0;
-    zc_log(ZC_LOG_WARNING, LOG_SOURCE, "upgrade refused: %s", self->errstr);
+    zc_log(ZC_LOG_WARNING, LOG_SOURCE, "upgrade refused: %s", self->failure.text);
     return -1;
 }
