@@ -76,7 +76,8 @@ void zc_node_destroy(zc_node_t **self_p);
 zc_error_t zc_node_error(zc_node_t *self);
 const char *zc_node_errstr(zc_node_t *self);
 
-//  Before start: the Redis URL (see zc_redis.h). Default: $ZC_REDIS_URL.
+//  Before start: the Redis URL, redis://[[user]:password@]host[:port][/db]
+//  or unix:///path/to/socket[?db=N]. Default: $ZC_REDIS_URL.
 void zc_node_set_redis(zc_node_t *self, const char *url);
 
 //  Before start: the cluster name. Default: $ZC_CLUSTER, else "zcluster".
