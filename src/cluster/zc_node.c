@@ -47,6 +47,7 @@ struct _zc_node_t {
     zc_mesh_t *mesh;
     zactor_t *registry;
     zc_node_hook_t hook;         //  the attached extension's callbacks
+    int warned_no_rpc;           //  a request came with no extension to take it
     void *ext;                   //  the attached extension, or NULL
     zc_registry_config_t config; //  its identity is filled by zc_node_start
     //  As set, one byte longer than zc_identity_t takes, so that a name or
@@ -543,7 +544,16 @@ static int s_take(zc_node_t *self, const zc_msg_t *msg)
         self->hook.message(self->ext, msg);
         return 1;
     }
-    return kind == ZC_KIND_REQUEST || kind == ZC_KIND_REPLY;
+    if (kind != ZC_KIND_REQUEST && kind != ZC_KIND_REPLY) return 0;
+    //  Not silent: the caller will time out, so say why, once.
+    if (kind == ZC_KIND_REQUEST && !self->warned_no_rpc) {
+        zc_log(ZC_LOG_WARNING, zc_node_id(self),
+               "RPC request '%s' from %s dropped: no zc_rpc_t is attached to this node "
+               "(said once)",
+               zc_msg_type(msg), zc_msg_sender(msg));
+        self->warned_no_rpc = 1;
+    }
+    return 1;
 }
 
 //  Receives from the mesh, the registry and the extension until a message
