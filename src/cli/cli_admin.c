@@ -36,8 +36,15 @@
 #define EXIT_FAILED      1
 #define EXIT_UNREACHABLE 2
 
+//  Where the master is: the options that find it.
+typedef struct {
+    cli_cluster_t name; //  --name (or --cluster)
+    const char *dir, *admin, *key;
+} s_where_t;
+
 typedef struct {
     const char *command;
+    s_where_t where;
     char host[256];
     int port;
     char key[256];
@@ -207,12 +214,14 @@ static int s_read_file(const char *path, char *out, size_t cap)
     return 0;
 }
 
-static int s_locate(s_client_t *c, const char *name, const char *dir, const char *admin,
-                    const char *key)
+//  Finds the master's address and key from the options. Returns 0, or the
+//  exit code after saying why not.
+static int s_locate(s_client_t *c)
 {
+    const char *dir = c->where.dir, *admin = c->where.admin, *key = c->where.key;
     char dir_buf[512];
     if (!dir) {
-        zc_supervisor_t *probe = zc_supervisor_new(name);
+        zc_supervisor_t *probe = zc_supervisor_new(c->where.name.cluster);
         if (!probe) return CLI_USAGE;
         snprintf(dir_buf, sizeof dir_buf, "%s", zc_supervisor_runtime_dir(probe));
         zc_supervisor_destroy(&probe);
@@ -575,12 +584,6 @@ static int s_run(s_client_t *c, int argc, char **argv)
     return s_command(c, argc, argv);
 }
 
-//  Where the master is: the options that find it.
-typedef struct {
-    cli_cluster_t name; //  --name (or --cluster)
-    const char *dir, *admin, *key;
-} s_where_t;
-
 enum {
     O_DIR = 1000,
     O_ADMIN,
@@ -612,9 +615,10 @@ static int s_checked_option(s_client_t *c, int option, const char *value)
 }
 
 //  Takes one option into c or where. Returns -1 to go on, or the exit code.
-static int s_option(s_client_t *c, s_where_t *where, int option, const char *value)
+static int s_option(void *self, int option, const char *value)
 {
-    if (cli_cluster_option(&where->name, option, value, NULL)) return -1;
+    s_client_t *c = (s_client_t *)self;
+    s_where_t *where = &c->where;
     if (option == O_TIMEOUT || option == O_SINCE) return s_checked_option(c, option, value);
     const char **text = option == O_DIR     ? &where->dir
                         : option == O_ADMIN ? &where->admin
@@ -635,8 +639,8 @@ static int s_option(s_client_t *c, s_where_t *where, int option, const char *val
     return -1;
 }
 
-//  Parses the options into c and where. Returns -1 to go on, or the exit code.
-static int s_options(s_client_t *c, s_where_t *where, int argc, char **argv)
+//  Parses the options into c. Returns -1 to go on, or the exit code.
+static int s_options(s_client_t *c, int argc, char **argv)
 {
     static struct option options[] = {{"name", required_argument, 0, CLI_OPT_CLUSTER},
                                       CLI_OPTION_CLUSTER,
@@ -652,11 +656,8 @@ static int s_options(s_client_t *c, s_where_t *where, int argc, char **argv)
                                       {"get", no_argument, 0, O_GET},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    int option, rc;
-    optind = 1;
-    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1)
-        if ((rc = s_option(c, where, option, optarg)) >= 0) return rc;
-    return -1;
+    cli_args_t args = {"h", options, s_usage, &c->where.name, NULL, s_option, c};
+    return cli_args_parse(&args, argc, argv);
 }
 
 int cli_admin(int argc, char **argv)
@@ -665,10 +666,9 @@ int cli_admin(int argc, char **argv)
     memset(&client, 0, sizeof client);
     client.command = argv[0];
     client.timeout_ms = -2; //  per command, in s_run
-    s_where_t where = {{NULL, NULL, NULL}, NULL, NULL, NULL};
-    int rc = s_options(&client, &where, argc, argv);
+    int rc = s_options(&client, argc, argv);
     if (rc >= 0) return rc;
-    rc = s_locate(&client, where.name.cluster, where.dir, where.admin, where.key);
+    rc = s_locate(&client);
     if (rc) return rc;
     return s_run(&client, argc - optind, argv + optind);
 }

@@ -59,6 +59,19 @@ int cli_args_size(const char *text, int64_t min, int64_t max, int64_t *bytes)
     return 0;
 }
 
+int cli_args_parse(const cli_args_t *self, int argc, char **argv)
+{
+    int option, rc;
+    optind = 1;
+    while ((option = getopt_long(argc, argv, self->shortopts, self->options, NULL)) != -1) {
+        if (self->where && cli_cluster_option(self->where, option, optarg, self->letters)) continue;
+        if (option == 'h' || option == '?' || !self->take)
+            return cli_args_usage(option, self->usage);
+        if ((rc = self->take(self->self, option, optarg)) >= 0) return rc;
+    }
+    return -1;
+}
+
 int cli_args_usage(int option, void (*usage)(FILE *out))
 {
     usage(option == 'h' ? stdout : stderr);

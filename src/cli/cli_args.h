@@ -13,9 +13,9 @@
     the caller says what is wrong in its own words (its usage names the
     range).
 
-    Also here, once: the options every cluster command takes (--redis URL,
-    --cluster NAME, --id ID) and the end of every option loop (--help or a
-    bad option).
+    Also here, once: the option loop of every command (getopt_long, --help,
+    a bad option) and the options every cluster command takes (--redis URL,
+    --cluster NAME, --id ID).
 */
 #ifndef ZC_CLI_ARGS_H_INCLUDED
 #define ZC_CLI_ARGS_H_INCLUDED
@@ -34,9 +34,42 @@ int cli_args_duration(const char *text, int64_t max_ms, int64_t *ms);
 //  Parses a size (above) in min..max bytes into *bytes. Returns 0 or -1.
 int cli_args_size(const char *text, int64_t min, int64_t max, int64_t *bytes);
 
-//  Ends a command's option loop on an option it does not take: -h / --help
-//  prints the usage on stdout (exit code 0), anything else prints it on
-//  stderr (CLI_USAGE). Returns that exit code.
+//  --------------------------------------------------------------------------
+//  Options: one loop for every command
+
+//  The options every cluster command takes, as given (NULL: the option was
+//  not given; each command applies its defaults): where the cluster is and
+//  who this process is in it.
+typedef struct {
+    const char *redis;   //  --redis URL
+    const char *cluster; //  --cluster NAME
+    const char *id;      //  --id ID
+} cli_cluster_t;
+
+//  Takes one option of a command, as getopt_long returned it, with its
+//  value. Returns -1 to go on, or the exit code to end with (after saying
+//  what is wrong).
+typedef int(cli_option_fn)(void *self, int option, const char *value);
+
+//  A command's options and who takes them.
+typedef struct {
+    const char *shortopts;        //  getopt_long's
+    const struct option *options; //  getopt_long's; the help option's code is 'h'
+    void (*usage)(FILE *out);     //  for --help, and after a bad option
+    cli_cluster_t *where;         //  takes the cluster options; NULL: none
+    const char *letters;          //  their short letters (cli_cluster_option)
+    cli_option_fn *take;          //  takes every other option; NULL: none
+    void *self;                   //  for take
+} cli_args_t;
+
+//  Reads the options of argv (from argv[1], with getopt_long; optind is
+//  then the first word after them). -h / --help prints the usage on stdout
+//  (exit code 0); an unknown option, or one no one takes, prints it on
+//  stderr (CLI_USAGE). Returns -1 to go on, or the exit code.
+int cli_args_parse(const cli_args_t *self, int argc, char **argv);
+
+//  Prints the usage for option: on stdout for 'h' (returns 0), else on
+//  stderr (returns CLI_USAGE).
 int cli_args_usage(int option, void (*usage)(FILE *out));
 
 //  Says "zcluster COMMAND: unexpected argument 'ARG'" if argv has words
@@ -46,14 +79,6 @@ int cli_args_none_left(const char *command, int argc, char **argv);
 
 //  --------------------------------------------------------------------------
 //  The options of every cluster command
-
-//  Where the cluster is and who this process is in it, as given (NULL: the
-//  option was not given; each command applies its defaults).
-typedef struct {
-    const char *redis;   //  --redis URL
-    const char *cluster; //  --cluster NAME
-    const char *id;      //  --id ID
-} cli_cluster_t;
 
 //  Their getopt_long codes, outside the range of short options.
 enum { CLI_OPT_REDIS = 0x1000, CLI_OPT_CLUSTER, CLI_OPT_ID };

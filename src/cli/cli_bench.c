@@ -316,6 +316,30 @@ static int64_t s_value(const char *text, int size)
     return value;
 }
 
+//  The command line as read so far.
+typedef struct {
+    bench_options_t *opt;
+    int64_t size, count, nodes; //  checked once all are read
+    const char *plot;
+} s_parsed_t;
+
+//  Takes one option (cli_option_fn over an s_parsed_t).
+static int s_option(void *self, int option, const char *value)
+{
+    s_parsed_t *parsed = (s_parsed_t *)self;
+    if (option == 's')
+        parsed->size = s_value(value, 1);
+    else if (option == 'c')
+        parsed->count = s_value(value, 0);
+    else if (option == 'n')
+        parsed->nodes = s_value(value, 0);
+    else if (option == 'j')
+        parsed->opt->json = 1;
+    else if (option == 'p')
+        parsed->plot = value;
+    return -1;
+}
+
 //  Reads the command line into *opt and *plot. Returns -1 to go on, or
 //  the exit code.
 static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plot)
@@ -328,24 +352,13 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plo
                                       {"plot", required_argument, 0, 'p'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
+    s_parsed_t parsed = {opt, 64, 1000000, 1, NULL};
     cli_cluster_t where = {0};
-    int64_t size = 64, count = 1000000, nodes = 1;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
-        if (c == 's')
-            size = s_value(optarg, 1);
-        else if (c == 'c')
-            count = s_value(optarg, 0);
-        else if (c == 'n')
-            nodes = s_value(optarg, 0);
-        else if (c == 'j')
-            opt->json = 1;
-        else if (c == 'p')
-            *plot = optarg;
-        else if (!cli_cluster_option(&where, c, optarg, NULL))
-            return cli_args_usage(c, s_usage);
-    }
+    cli_args_t args = {"s:c:n:jh", options, s_usage, &where, NULL, s_option, &parsed};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    int64_t size = parsed.size, count = parsed.count, nodes = parsed.nodes;
+    *plot = parsed.plot;
     if (optind != argc - 1) {
         s_usage(stderr);
         return CLI_USAGE;

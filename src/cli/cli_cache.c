@@ -395,11 +395,10 @@ static int s_parse(cli_cluster_t *where, int argc, char **argv)
                                       CLI_OPTION_ID,
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    int c;
-    optind = 1;
     //  "+": options end at the first command word, so values may start with '-'.
-    while ((c = getopt_long(argc, argv, "+r:c:i:h", options, NULL)) != -1)
-        if (!cli_cluster_option(where, c, optarg, "rci")) return cli_args_usage(c, s_usage);
+    cli_args_t args = {"+r:c:i:h", options, s_usage, where, "rci", NULL, NULL};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
     return cli_cluster_need_redis(where, "cache") ? -1 : CLI_USAGE;
 }
 

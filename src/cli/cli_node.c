@@ -519,8 +519,9 @@ typedef struct {
 
 //  Takes one option other than --redis, --cluster and --id into *o.
 //  Returns -1 to go on, else the exit code after saying what is wrong.
-static int s_option(s_options_t *o, int option, const char *value)
+static int s_option(void *self, int option, const char *value)
 {
+    s_options_t *o = (s_options_t *)self;
     const char *error = NULL;
     if (option == 'p')
         o->pub = value;
@@ -568,11 +569,9 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->election = 1;
-    int c, rc;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:p:r:m:g:h", options, NULL)) != -1)
-        if (!cli_cluster_option(&o->where, c, optarg, "  i") && (rc = s_option(o, c, optarg)) >= 0)
-            return rc;
+    cli_args_t args = {"i:p:r:m:g:h", options, s_usage, &o->where, "  i", s_option, o};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
     return cli_args_none_left("node", argc, argv) ? CLI_USAGE : -1;
 }
 

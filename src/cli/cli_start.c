@@ -180,9 +180,9 @@ static int s_number_option(s_settings_t *s, int option, const char *arg)
 
 //  Takes one option. Returns -1 to go on, or the exit code (after --help,
 //  or after printing why it is wrong).
-static int s_option(s_settings_t *s, int option, const char *arg)
+static int s_option(void *self, int option, const char *arg)
 {
-    if (cli_cluster_option(&s->where, option, arg, NULL)) return -1;
+    s_settings_t *s = (s_settings_t *)self;
     if (option == 'n' || option == O_PORT || option == O_MAX_RESTARTS ||
         (option >= O_READY_TIMEOUT && option <= O_WINDOW))
         return s_number_option(s, option, arg);
@@ -244,10 +244,9 @@ static int s_parse(s_settings_t *s)
                                       {"print-events", no_argument, 0, O_PRINT_EVENTS},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    int c, rc;
-    optind = 1;
-    while ((c = getopt_long(s->nargs, s->args, "+n:h", options, NULL)) != -1)
-        if ((rc = s_option(s, c, optarg)) >= 0) return rc;
+    cli_args_t args = {"+n:h", options, s_usage, &s->where, NULL, s_option, s};
+    int rc = cli_args_parse(&args, s->nargs, s->args);
+    if (rc >= 0) return rc;
     if (optind < s->nargs && !s->after_dashes) {
         fprintf(stderr, "zcluster start: put the program after `--` (got '%s')\n", s->args[optind]);
         return CLI_USAGE;

@@ -471,8 +471,9 @@ typedef struct {
 
 //  Reads one option other than --redis, --cluster and --id into *o.
 //  Returns -1 to go on, or the exit code after saying what is wrong.
-static int s_option(s_options_t *o, int c, const char *value)
+static int s_option(void *self, int c, const char *value)
 {
+    s_options_t *o = (s_options_t *)self;
     const char *error = NULL;
     if (c == 'q') {
         if (o->queue_count == 64)
@@ -509,11 +510,9 @@ static int s_parse(s_options_t *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->concurrency = 4;
     o->threads = -1;
-    int c, rc;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "r:c:i:q:n:t:l:h", options, NULL)) != -1)
-        if (!cli_cluster_option(&o->where, c, optarg, "rci") && (rc = s_option(o, c, optarg)) >= 0)
-            return rc;
+    cli_args_t args = {"r:c:i:q:n:t:l:h", options, s_usage, &o->where, "rci", s_option, o};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
     if (cli_args_none_left("worker", argc, argv)) return CLI_USAGE;
     if (!(o->url = cli_cluster_need_redis(&o->where, "worker"))) return CLI_USAGE;
     o->cluster = o->where.cluster ? o->where.cluster : getenv("ZC_CLUSTER");
