@@ -17,12 +17,13 @@
     64 bad usage.
 */
 #include "cli.h"
+#include "cli_args.h"
 #include "zc_supervisor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -35,8 +36,15 @@
 #define EXIT_FAILED      1
 #define EXIT_UNREACHABLE 2
 
+//  Where the master is: the options that find it.
+typedef struct {
+    cli_cluster_t name; //  --name (or --cluster)
+    const char *dir, *admin, *key;
+} s_where_t;
+
 typedef struct {
     const char *command;
+    s_where_t where;
     char host[256];
     int port;
     char key[256];
@@ -49,7 +57,7 @@ typedef struct {
     int get;
 } s_client_t;
 
-static void s_usage(FILE *out, const char *command)
+static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: zcluster workers  [OPTIONS]               the workers: id, pid, state...\n"
@@ -71,7 +79,6 @@ static void s_usage(FILE *out, const char *command)
             "  --timeout DUR        give up after DUR (default: 10s for reads, none otherwise)\n"
             "  --no-wait            restart/shutdown/upgrade: return once started\n"
             "Exit code: 0 done, 1 the master reports a failure, 2 no master or key refused.\n");
-    (void)command;
 }
 
 //  --------------------------------------------------------------------------
@@ -207,12 +214,14 @@ static int s_read_file(const char *path, char *out, size_t cap)
     return 0;
 }
 
-static int s_locate(s_client_t *c, const char *name, const char *dir, const char *admin,
-                    const char *key)
+//  Finds the master's address and key from the options. Returns 0, or the
+//  exit code after saying why not.
+static int s_locate(s_client_t *c)
 {
+    const char *dir = c->where.dir, *admin = c->where.admin, *key = c->where.key;
     char dir_buf[512];
     if (!dir) {
-        zc_supervisor_t *probe = zc_supervisor_new(name);
+        zc_supervisor_t *probe = zc_supervisor_new(c->where.name.cluster);
         if (!probe) return CLI_USAGE;
         snprintf(dir_buf, sizeof dir_buf, "%s", zc_supervisor_runtime_dir(probe));
         zc_supervisor_destroy(&probe);
@@ -226,8 +235,10 @@ static int s_locate(s_client_t *c, const char *name, const char *dir, const char
             snprintf(c->host, sizeof c->host, "%.*s", (int)(colon - p), p);
             p = colon + 1;
         }
-        c->port = atoi(p);
-        if (c->port <= 0 || c->port > 65535) {
+        int64_t port;
+        if (cli_args_number(p, 1, 65535, &port) == 0)
+            c->port = (int)port;
+        else {
             fprintf(stderr, "zcluster %s: --admin takes [HOST:]PORT\n", c->command);
             return CLI_USAGE;
         }
@@ -573,42 +584,66 @@ static int s_run(s_client_t *c, int argc, char **argv)
     return s_command(c, argc, argv);
 }
 
-//  Where the master is: the options that find it.
-typedef struct {
-    const char *name, *dir, *admin, *key;
-} s_where_t;
+enum {
+    O_DIR = 1000,
+    O_ADMIN,
+    O_KEY,
+    O_JSON,
+    O_TIMEOUT,
+    O_NO_WAIT,
+    O_GROUP,
+    O_SINCE,
+    O_FOLLOW,
+    O_GET
+};
 
-//  Parses "250", "250ms", "2s", "1m" into ms; -1 if invalid.
-static long s_timeout(const char *text)
+//  Takes an option with a value to check (--timeout, --since). Returns -1
+//  to go on, or CLI_USAGE after saying what is wrong.
+static int s_checked_option(s_client_t *c, int option, const char *value)
 {
-    char *end;
-    double value = strtod(text, &end);
-    double scale = !*end || !strcmp(end, "ms") ? 1
-                   : !strcmp(end, "s")         ? 1000
-                   : !strcmp(end, "m")         ? 60000
-                                               : -1;
-    if (end == text || value < 0 || scale < 0) return -1;
-    return (long)(value * scale);
+    int64_t number;
+    if (option == O_TIMEOUT && cli_args_duration(value, INT_MAX, &number) == 0)
+        c->timeout_ms = (long)number;
+    else if (option == O_SINCE && cli_args_number(value, 0, INT64_MAX, &number) == 0)
+        c->since = (long long)number;
+    else {
+        fprintf(stderr, "zcluster %s: bad --%s '%s'\n", c->command,
+                option == O_TIMEOUT ? "timeout" : "since", value);
+        return CLI_USAGE;
+    }
+    return -1;
 }
 
-//  Parses the options into c and where. Returns -1 to go on, or the exit code.
-static int s_options(s_client_t *c, s_where_t *where, int argc, char **argv)
+//  Takes one option into c or where. Returns -1 to go on, or the exit code.
+static int s_option(void *self, int option, const char *value)
 {
-    enum {
-        O_NAME = 1000,
-        O_DIR,
-        O_ADMIN,
-        O_KEY,
-        O_JSON,
-        O_TIMEOUT,
-        O_NO_WAIT,
-        O_GROUP,
-        O_SINCE,
-        O_FOLLOW,
-        O_GET
-    };
-    static struct option options[] = {{"name", required_argument, 0, O_NAME},
-                                      {"cluster", required_argument, 0, O_NAME},
+    s_client_t *c = (s_client_t *)self;
+    s_where_t *where = &c->where;
+    if (option == O_TIMEOUT || option == O_SINCE) return s_checked_option(c, option, value);
+    const char **text = option == O_DIR     ? &where->dir
+                        : option == O_ADMIN ? &where->admin
+                        : option == O_KEY   ? &where->key
+                        : option == O_GROUP ? &c->group
+                                            : NULL;
+    int *flag = option == O_JSON      ? &c->json
+                : option == O_NO_WAIT ? &c->no_wait
+                : option == O_FOLLOW  ? &c->follow
+                : option == O_GET     ? &c->get
+                                      : NULL;
+    if (text)
+        *text = value;
+    else if (flag)
+        *flag = 1;
+    else
+        return cli_args_usage(option, s_usage);
+    return -1;
+}
+
+//  Parses the options into c. Returns -1 to go on, or the exit code.
+static int s_options(s_client_t *c, int argc, char **argv)
+{
+    static struct option options[] = {{"name", required_argument, 0, CLI_OPT_CLUSTER},
+                                      CLI_OPTION_CLUSTER,
                                       {"runtime-dir", required_argument, 0, O_DIR},
                                       {"admin", required_argument, 0, O_ADMIN},
                                       {"key", required_argument, 0, O_KEY},
@@ -621,55 +656,8 @@ static int s_options(s_client_t *c, s_where_t *where, int argc, char **argv)
                                       {"get", no_argument, 0, O_GET},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case O_NAME:
-            where->name = optarg;
-            break;
-        case O_DIR:
-            where->dir = optarg;
-            break;
-        case O_ADMIN:
-            where->admin = optarg;
-            break;
-        case O_KEY:
-            where->key = optarg;
-            break;
-        case O_JSON:
-            c->json = 1;
-            break;
-        case O_TIMEOUT:
-            if ((c->timeout_ms = s_timeout(optarg)) < 0) {
-                fprintf(stderr, "zcluster %s: bad --timeout '%s'\n", argv[0], optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case O_NO_WAIT:
-            c->no_wait = 1;
-            break;
-        case O_GROUP:
-            c->group = optarg;
-            break;
-        case O_SINCE:
-            c->since = atoll(optarg);
-            break;
-        case O_FOLLOW:
-            c->follow = 1;
-            break;
-        case O_GET:
-            c->get = 1;
-            break;
-        case 'h':
-            s_usage(stdout, argv[0]);
-            return 0;
-        default:
-            s_usage(stderr, argv[0]);
-            return CLI_USAGE;
-        }
-    }
-    return -1;
+    cli_args_t args = {"h", options, s_usage, &c->where.name, NULL, s_option, c};
+    return cli_args_parse(&args, argc, argv);
 }
 
 int cli_admin(int argc, char **argv)
@@ -678,10 +666,9 @@ int cli_admin(int argc, char **argv)
     memset(&client, 0, sizeof client);
     client.command = argv[0];
     client.timeout_ms = -2; //  per command, in s_run
-    s_where_t where = {NULL, NULL, NULL, NULL};
-    int rc = s_options(&client, &where, argc, argv);
+    int rc = s_options(&client, argc, argv);
     if (rc >= 0) return rc;
-    rc = s_locate(&client, where.name, where.dir, where.admin, where.key);
+    rc = s_locate(&client);
     if (rc) return rc;
     return s_run(&client, argc - optind, argv + optind);
 }

@@ -17,6 +17,7 @@
     on a unix socket unless --redis is given.
 */
 #include "cli.h"
+#include "cli_args.h"
 #include "cli_bench.h"
 #include "zc_embedded_redis.h"
 #include "zcluster.h"
@@ -24,6 +25,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <spawn.h>
 #include <getopt.h>
 #include <poll.h>
@@ -119,6 +121,63 @@ int bench_gather(bench_children_t *children, int timeout_ms)
     for (int i = 0; i < children->count; i++)
         if (bench_read_line(children->from[i], line, sizeof line, timeout_ms)) return -1;
     return 0;
+}
+
+int bench_count(const bench_options_t *opt, int out_fd, bench_next_fn *next, void *arg)
+{
+    char role;
+    while ((role = next(arg, 10000)) != 'w')
+        if (!role) return 1;
+    bench_write_line(out_fd, "ready");
+    long received = 0;
+    int64_t first = 0, last = 0;
+    while (received < opt->count) {
+        role = next(arg, received ? 1000 : 10000);
+        if (!role) break; //  the rest was lost
+        if (role != 'b') continue;
+        last = bench_now_ns();
+        if (!received++) first = last;
+    }
+    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
+    return 0;
+}
+
+int bench_warm_up(bench_children_t *children, bench_send_fn *send, void *arg)
+{
+    int ready = 0;
+    int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
+    while (ready < children->count && bench_now_ns() < give_up) {
+        if (send(arg)) return -1;
+        struct pollfd pfd[BENCH_MAX_NODES];
+        for (int i = 0; i < children->count; i++)
+            pfd[i] = (struct pollfd){children->from[i], POLLIN, 0};
+        if (poll(pfd, (nfds_t)children->count, 10) > 0)
+            for (int i = 0; i < children->count; i++)
+                if (pfd[i].revents & POLLIN) {
+                    char line[64];
+                    if (bench_read_line(children->from[i], line, sizeof line, 1000) == 0) ready++;
+                }
+    }
+    return ready == children->count ? 0 : -1;
+}
+
+void bench_collect(bench_children_t *children, bench_result_t *result)
+{
+    result->rate = 0;
+    result->received = -1;
+    for (int i = 0; i < children->count; i++) {
+        char line[128];
+        long received = 0;
+        long long ns = 0;
+        if (bench_read_line(children->from[i], line, sizeof line, 60000) ||
+            sscanf(line, "%ld %lld", &received, &ns) != 2)
+            continue;
+        double rate = ns > 0 ? received / (ns / 1e9) : 0;
+        if (result->received < 0 || rate < result->rate) {
+            result->rate = rate;
+            result->received = received;
+        }
+    }
 }
 
 static int s_compare(const void *a, const void *b)
@@ -246,95 +305,144 @@ static int s_run(const char *scenario, const bench_options_t *opt)
     return 0;
 }
 
-int cli_bench(int argc, char **argv)
+//  The value of --size (size) or --count / --nodes: 0, out of every range,
+//  if it is not a size or a number.
+static int64_t s_value(const char *text, int size)
 {
-    static struct option options[] = {
-        {"size", required_argument, 0, 's'},  {"count", required_argument, 0, 'c'},
-        {"nodes", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-        {"redis", required_argument, 0, 'r'}, {"plot", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    bench_options_t opt = {64, 1000000, 1, 0, NULL};
-    const char *redis_url = NULL, *plot = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "s:c:n:jh", options, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            opt.size = (size_t)atol(optarg);
-            break;
-        case 'c':
-            opt.count = atol(optarg);
-            break;
-        case 'n':
-            opt.nodes = atoi(optarg);
-            break;
-        case 'j':
-            opt.json = 1;
-            break;
-        case 'r':
-            redis_url = optarg;
-            break;
-        case 'p':
-            plot = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return CLI_USAGE;
-        }
-    }
+    int64_t value = 0;
+    if (size ? cli_args_size(text, 0, INT64_MAX, &value)
+             : cli_args_number(text, INT64_MIN, INT64_MAX, &value))
+        return 0;
+    return value;
+}
+
+//  The command line as read so far.
+typedef struct {
+    bench_options_t *opt;
+    int64_t size, count, nodes; //  checked once all are read
+    const char *plot;
+} s_parsed_t;
+
+//  Takes one option (cli_option_fn over an s_parsed_t).
+static int s_option(void *self, int option, const char *value)
+{
+    s_parsed_t *parsed = (s_parsed_t *)self;
+    if (option == 's')
+        parsed->size = s_value(value, 1);
+    else if (option == 'c')
+        parsed->count = s_value(value, 0);
+    else if (option == 'n')
+        parsed->nodes = s_value(value, 0);
+    else if (option == 'j')
+        parsed->opt->json = 1;
+    else if (option == 'p')
+        parsed->plot = value;
+    return -1;
+}
+
+//  Reads the command line into *opt and *plot. Returns -1 to go on, or
+//  the exit code.
+static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plot)
+{
+    static struct option options[] = {{"size", required_argument, 0, 's'},
+                                      {"count", required_argument, 0, 'c'},
+                                      {"nodes", required_argument, 0, 'n'},
+                                      {"json", no_argument, 0, 'j'},
+                                      CLI_OPTION_REDIS,
+                                      {"plot", required_argument, 0, 'p'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    s_parsed_t parsed = {opt, 64, 1000000, 1, NULL};
+    cli_cluster_t where = {0};
+    cli_args_t args = {"s:c:n:jh", options, s_usage, &where, NULL, s_option, &parsed};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    int64_t size = parsed.size, count = parsed.count, nodes = parsed.nodes;
+    *plot = parsed.plot;
     if (optind != argc - 1) {
         s_usage(stderr);
         return CLI_USAGE;
     }
-    if (opt.size < 1 || opt.size > 1024 * 1024 || opt.count < 1 || opt.nodes < 1 ||
-        opt.nodes > BENCH_MAX_NODES) {
+    if (size < 1 || size > 1024 * 1024 || count < 1 || count > LONG_MAX || nodes < 1 ||
+        nodes > BENCH_MAX_NODES) {
         fprintf(stderr, "zcluster bench: --size 1..1048576, --count >= 1, --nodes 1..%d\n",
                 BENCH_MAX_NODES);
         return CLI_USAGE;
     }
-    zc_log_set_level(ZC_LOG_WARNING);
-    signal(SIGPIPE, SIG_IGN);
-    const char *scenario = argv[optind];
-    if (plot && strcmp(scenario, "all") == 0) {
+    if (*plot && strcmp(argv[optind], "all") == 0) {
         fprintf(stderr, "zcluster bench: --plot takes one scenario, not all\n");
         return CLI_USAGE;
     }
-    if (plot && bench_plot_begin(plot)) return 1;
-    //  Scenarios through Redis get a private redis-server, as a master would.
-    char dir[64] = "";
-    zc_embedded_redis_t *redis = NULL;
-    opt.redis_url = redis_url;
-    if (!redis_url) {
-        char err[256] = "cannot create a directory in /tmp";
-        snprintf(dir, sizeof dir, "/tmp/zc-bench-XXXXXX");
-        redis = mkdtemp(dir) ? zc_embedded_redis_new(dir) : NULL;
-        if (!redis || zc_embedded_redis_start(redis, 5000, err, sizeof err)) {
-            fprintf(stderr, "zcluster bench: private redis-server: %s\n", err);
-            zc_embedded_redis_destroy(&redis);
-            if (*dir) rmdir(dir);
-            return 1;
-        }
-        opt.redis_url = zc_embedded_redis_url(redis);
+    opt->size = (size_t)size;
+    opt->count = (long)count;
+    opt->nodes = (int)nodes;
+    opt->redis_url = where.redis;
+    return -1;
+}
+
+//  A private redis-server, as a master would start, in a new directory
+//  dir (cap bytes) under /tmp. Returns it, or NULL after saying why (and
+//  removing dir).
+static zc_embedded_redis_t *s_private_redis(char *dir, size_t cap)
+{
+    char err[256] = "cannot create a directory in /tmp";
+    snprintf(dir, cap, "/tmp/zc-bench-XXXXXX");
+    int made = mkdtemp(dir) != NULL;
+    zc_embedded_redis_t *redis = made ? zc_embedded_redis_new(dir) : NULL;
+    if (!redis || zc_embedded_redis_start(redis, 5000, err, sizeof err)) {
+        fprintf(stderr, "zcluster bench: private redis-server: %s\n", err);
+        zc_embedded_redis_destroy(&redis);
+        if (made) rmdir(dir);
+        *dir = 0;
     }
-    int rc = 0;
-    //  --plot: the scenario at each size, with at most 64 MB of payload per run.
+    return redis;
+}
+
+//  --plot: the scenario at each size, with at most 64 MB of payload per
+//  run, then the plot. Returns the exit code.
+static int s_run_plot(const char *scenario, const bench_options_t *opt)
+{
     static const size_t plot_sizes[] = {16, 64, 256, 1024, 4096, 16384};
-    for (size_t i = 0; plot && i < sizeof plot_sizes / sizeof plot_sizes[0] && rc == 0; i++) {
-        bench_options_t at = opt;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof plot_sizes / sizeof plot_sizes[0] && rc == 0; i++) {
+        bench_options_t at = *opt;
         at.size = plot_sizes[i];
         long most = (64L << 20) / (long)at.size;
         at.count = at.count > most ? most : at.count;
         rc = s_run(scenario, &at);
     }
-    if (plot && rc == 0) rc = bench_plot_end() ? 1 : 0;
-    if (!plot && strcmp(scenario, "all") != 0) rc = s_run(scenario, &opt);
-    for (size_t i = 0;
-         strcmp(scenario, "all") == 0 && i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0;
-         i++)
-        rc = s_run(s_scenarios[i].name, &opt);
+    return rc == 0 && bench_plot_end() ? 1 : rc;
+}
+
+//  Every scenario in turn, until one fails. Returns the exit code.
+static int s_run_all(const bench_options_t *opt)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0; i++)
+        rc = s_run(s_scenarios[i].name, opt);
+    return rc;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    bench_options_t opt = {64, 1000000, 1, 0, NULL};
+    const char *plot = NULL;
+    int rc = s_parse(argc, argv, &opt, &plot);
+    if (rc >= 0) return rc;
+    zc_log_set_level(ZC_LOG_WARNING);
+    signal(SIGPIPE, SIG_IGN);
+    const char *scenario = argv[optind];
+    if (plot && bench_plot_begin(plot)) return 1;
+    //  Scenarios through Redis get a private redis-server, as a master would.
+    char dir[64] = "";
+    zc_embedded_redis_t *redis = NULL;
+    if (!opt.redis_url) {
+        if (!(redis = s_private_redis(dir, sizeof dir))) return 1;
+        opt.redis_url = zc_embedded_redis_url(redis);
+    }
+    rc = plot                           ? s_run_plot(scenario, &opt)
+         : strcmp(scenario, "all") == 0 ? s_run_all(&opt)
+                                        : s_run(scenario, &opt);
     zc_embedded_redis_destroy(&redis);
     if (*dir) rmdir(dir);
     return rc;

@@ -59,6 +59,27 @@ int bench_write_line(int fd, const char *format, ...) __attribute__((format(prin
 //  Reads a line from every child (e.g. "ready"). Returns 0 if all answered.
 int bench_gather(bench_children_t *children, int timeout_ms);
 
+//  Receives a scenario's next message within timeout_ms: returns its role
+//  byte ('w' warm-up, 'b' measured, ...), or 0 if none came.
+typedef char(bench_next_fn)(void *arg, int timeout_ms);
+
+//  A receiving child's part: waits for a warm-up message (10 s at most),
+//  says "ready", counts measured messages up to opt->count (until 1 s
+//  passes without one) and reports "RECEIVED NANOSECONDS", first to last.
+//  Returns 0, or 1 if no warm-up came.
+int bench_count(const bench_options_t *opt, int out_fd, bench_next_fn *next, void *arg);
+
+//  Sends one message (a warm-up, in bench_warm_up). Returns 0 or -1.
+typedef int(bench_send_fn)(void *arg);
+
+//  Sends warm-ups until every child said it is ready (10 s at most).
+//  Returns 0, or -1 if some child did not, or send failed.
+int bench_warm_up(bench_children_t *children, bench_send_fn *send, void *arg);
+
+//  Reads every child's "RECEIVED NANOSECONDS" (bench_count): the slowest
+//  receiver's rate and count go into result (received -1 if none reported).
+void bench_collect(bench_children_t *children, bench_result_t *result);
+
 //  Nanoseconds on a monotonic clock.
 int64_t bench_now_ns(void);
 

@@ -3,9 +3,9 @@
     Children are the receivers (publish, shout) or the echoing peer
     (whisper); the parent sends. Receivers prove they are subscribed with a
     warm-up message before timing starts, then time from the first to the
-    last measured message they received and report "RECEIVED NANOSECONDS".
-    The figure is the slowest receiver's rate. Payload byte 0 tells the
-    message's role: 'w' warm-up, 'b' measured, 'p' ping to echo.
+    last measured message they received and report "RECEIVED NANOSECONDS"
+    (bench_count). The figure is the slowest receiver's rate. Payload byte
+    0 tells the message's role: 'w' warm-up, 'b' measured, 'p' ping to echo.
 */
 #include "cli_bench.h"
 #include "zcluster.h"
@@ -26,91 +26,89 @@ typedef struct {
     zmq_msg_t frame;
     zmq_msg_t identity; //  the sender's routing id (raw ROUTER)
     size_t skip;        //  topic bytes before the payload (raw with a topic)
+    int router;         //  raw ROUTER: messages start with the sender's id
 } s_end_t;
 
-//  Receives one message; returns its role byte, or 0 on timeout.
-static char s_recv(s_end_t *end, int timeout_ms, int router)
+//  Opens end: a raw socket of type, or (type 0) a started mesh node named
+//  id. With endpoints (cap bytes), a raw socket binds to a loopback port,
+//  and endpoints gets "PUB ROUTER" for peers to reach it (a raw socket's
+//  endpoint twice). Returns 0 or -1.
+static int s_end_open(s_end_t *end, int type, const char *id, char *endpoints, size_t cap)
 {
+    memset(end, 0, sizeof *end);
+    zmq_msg_init(&end->frame);
+    zmq_msg_init(&end->identity);
+    if (!type) {
+        end->mesh = zc_mesh_new(id);
+        zc_mesh_set_hwm(end->mesh, BENCH_HWM);
+        if (zc_mesh_start(end->mesh)) return -1;
+        if (endpoints)
+            snprintf(endpoints, cap, "%s %s", zc_mesh_pub_endpoint(end->mesh),
+                     zc_mesh_router_endpoint(end->mesh));
+        return 0;
+    }
+    end->sock = zsock_new(type);
+    end->raw = zsock_resolve(end->sock);
+    int hwm = BENCH_HWM;
+    zmq_setsockopt(end->raw, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(end->raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    end->router = type == ZMQ_ROUTER;
+    if (!endpoints) return 0;
+    zsock_bind(end->sock, "tcp://127.0.0.1:*");
+    char *ep = zsock_last_endpoint(end->sock);
+    snprintf(endpoints, cap, "%s %s", ep, ep);
+    zstr_free(&ep);
+    return 0;
+}
+
+static void s_end_close(s_end_t *end)
+{
+    zmq_msg_close(&end->frame);
+    zmq_msg_close(&end->identity);
+    zc_mesh_destroy(&end->mesh);
+    zsock_destroy(&end->sock);
+}
+
+//  Reads a peer's "PUB ROUTER" line from fd. Returns 0 or -1.
+static int s_read_endpoints(int fd, char pub[256], char router[256])
+{
+    char line[512];
+    return bench_read_line(fd, line, sizeof line, 10000) == 0 &&
+                   sscanf(line, "%255s %255s", pub, router) == 2
+               ? 0
+               : -1;
+}
+
+//  Receives one message; returns its role byte, or 0 on timeout
+//  (bench_next_fn over an s_end_t).
+static char s_recv(void *arg, int timeout_ms)
+{
+    s_end_t *end = (s_end_t *)arg;
     if (end->mesh) {
         zc_msg_t *msg = zc_mesh_recv(end->mesh, timeout_ms);
         return msg && zc_msg_size(msg) ? *(const char *)zc_msg_data(msg) : 0;
     }
     zmq_setsockopt(end->raw, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (router && zmq_msg_recv(&end->identity, end->raw, 0) < 0) return 0;
+    if (end->router && zmq_msg_recv(&end->identity, end->raw, 0) < 0) return 0;
     if (zmq_msg_recv(&end->frame, end->raw, 0) < 0 || zmq_msg_size(&end->frame) <= end->skip)
         return 0;
     return ((const char *)zmq_msg_data(&end->frame))[end->skip];
 }
 
-static int s_hwm(void *raw)
-{
-    int hwm = BENCH_HWM;
-    return zmq_setsockopt(raw, ZMQ_SNDHWM, &hwm, sizeof hwm) |
-           zmq_setsockopt(raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
-}
+//  The sending side: an end and the payload it sends.
+typedef struct {
+    s_end_t end;
+    char *payload;
+    size_t size;
+    int group; //  shout (to the group "bench") rather than publish
+} s_sender_t;
 
-//  Counts 'b' messages after the warm-up and reports them.
-static int s_count(s_end_t *end, const bench_options_t *opt, int out_fd, int router)
+//  Sends the payload with the role byte role, n times, through send.
+static void s_send_n(s_sender_t *sender, bench_send_fn *send, char role, long n)
 {
-    char c;
-    while ((c = s_recv(end, 10000, router)) != 'w')
-        if (!c) return 1;
-    bench_write_line(out_fd, "ready");
-    long received = 0;
-    int64_t first = 0, last = 0;
-    while (received < opt->count) {
-        c = s_recv(end, received ? 1000 : 10000, router);
-        if (!c) break; //  the rest was lost
-        if (c != 'b') continue;
-        last = bench_now_ns();
-        if (!received++) first = last;
-    }
-    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
-    return 0;
-}
-
-//  Reads the children's reports; the slowest receiver sets the figure.
-static void s_collect(bench_children_t *children, bench_result_t *result)
-{
-    result->rate = 0;
-    result->received = -1;
-    for (int i = 0; i < children->count; i++) {
-        char line[128];
-        long received = 0;
-        long long ns = 0;
-        if (bench_read_line(children->from[i], line, sizeof line, 60000) ||
-            sscanf(line, "%ld %lld", &received, &ns) != 2)
-            continue;
-        double rate = ns > 0 ? received / (ns / 1e9) : 0;
-        if (result->received < 0 || rate < result->rate) {
-            result->rate = rate;
-            result->received = received;
-        }
-    }
-}
-
-//  Sends warm-ups with send_fn until every child reported ready.
-typedef void(s_send_fn)(s_end_t *end, const char *payload, size_t size, int group);
-
-static int s_warm_up(bench_children_t *children, s_end_t *end, s_send_fn *send, char *payload,
-                     size_t size, int group)
-{
-    payload[0] = 'w';
-    int ready = 0;
-    int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
-    while (ready < children->count && bench_now_ns() < give_up) {
-        send(end, payload, size, group);
-        zmq_pollitem_t items[BENCH_MAX_NODES];
-        for (int i = 0; i < children->count; i++)
-            items[i] = (zmq_pollitem_t){.fd = children->from[i], .events = ZMQ_POLLIN};
-        if (zmq_poll(items, children->count, 10) > 0)
-            for (int i = 0; i < children->count; i++)
-                if (items[i].revents & ZMQ_POLLIN) {
-                    char line[64];
-                    if (bench_read_line(children->from[i], line, sizeof line, 1000) == 0) ready++;
-                }
-    }
-    return ready == children->count ? 0 : -1;
+    sender->payload[0] = role;
+    for (long i = 0; i < n; i++)
+        send(sender);
 }
 
 //  --------------------------------------------------------------------------
@@ -123,51 +121,43 @@ typedef struct {
 static int s_pub_receiver(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
     s_pub_args_t *args = (s_pub_args_t *)arg;
-    char line[512], pub[256], router[256];
-    if (bench_read_line(in_fd, line, sizeof line, 10000) ||
-        sscanf(line, "%255s %255s", pub, router) != 2)
-        return 1;
-    s_end_t end = {0};
-    zmq_msg_init(&end.frame);
+    char pub[256], router[256], id[32];
+    if (s_read_endpoints(in_fd, pub, router)) return 1;
+    snprintf(id, sizeof id, "bench-r%d", index);
+    s_end_t end;
+    if (s_end_open(&end, args->raw ? ZMQ_SUB : 0, id, NULL, 0)) return 1;
     if (args->raw) {
-        end.sock = zsock_new(ZMQ_SUB);
-        end.raw = zsock_resolve(end.sock);
-        s_hwm(end.raw);
         end.skip = args->group ? 6 : 0; //  "bench\0": an exact topic
         zmq_setsockopt(end.raw, ZMQ_SUBSCRIBE, "bench", end.skip);
         zmq_connect(end.raw, pub);
-    } else {
-        char id[32];
-        snprintf(id, sizeof id, "bench-r%d", index);
-        end.mesh = zc_mesh_new(id);
-        zc_mesh_set_hwm(end.mesh, BENCH_HWM);
-        if (zc_mesh_start(end.mesh) || zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL) ||
-            (args->group && zc_mesh_join(end.mesh, "bench")))
-            return 1;
-    }
-    int rc = s_count(&end, opt, out_fd, 0);
-    zmq_msg_close(&end.frame);
-    zc_mesh_destroy(&end.mesh);
-    zsock_destroy(&end.sock);
+    } else if (zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL) ||
+               (args->group && zc_mesh_join(end.mesh, "bench")))
+        return 1;
+    int rc = bench_count(opt, out_fd, s_recv, &end);
+    s_end_close(&end);
     return rc;
 }
 
-static void s_pub_send(s_end_t *end, const char *payload, size_t size, int group)
+//  Sends the payload once to every receiver (bench_send_fn over an s_sender_t).
+static int s_pub_send(void *arg)
 {
+    s_sender_t *sender = (s_sender_t *)arg;
+    s_end_t *end = &sender->end;
     if (end->mesh) {
-        if (group)
-            zc_mesh_shout(end->mesh, "bench", "bench", payload, size);
+        if (sender->group)
+            zc_mesh_shout(end->mesh, "bench", "bench", sender->payload, sender->size);
         else
-            zc_mesh_publish(end->mesh, "bench", payload, size);
-    } else if (group) {
+            zc_mesh_publish(end->mesh, "bench", sender->payload, sender->size);
+    } else if (sender->group) {
         //  Raw with a topic: one frame, "bench\0" then the payload.
         zmq_msg_t frame;
-        zmq_msg_init_size(&frame, 6 + size);
+        zmq_msg_init_size(&frame, 6 + sender->size);
         memcpy(zmq_msg_data(&frame), "bench", 6);
-        memcpy((char *)zmq_msg_data(&frame) + 6, payload, size);
+        memcpy((char *)zmq_msg_data(&frame) + 6, sender->payload, sender->size);
         if (zmq_msg_send(&frame, end->raw, 0) < 0) zmq_msg_close(&frame);
     } else
-        zmq_send(end->raw, payload, size, 0);
+        zmq_send(end->raw, sender->payload, sender->size, 0);
+    return 0;
 }
 
 static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_result_t *result)
@@ -175,34 +165,18 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
     s_pub_args_t args = {raw, group};
     bench_children_t children;
     if (bench_spawn(&children, opt->nodes, s_pub_receiver, opt, &args)) return -1;
-    s_end_t end = {0};
-    char endpoints[512];
-    if (raw) {
-        end.sock = zsock_new(ZMQ_PUB);
-        end.raw = zsock_resolve(end.sock);
-        s_hwm(end.raw);
-        zsock_bind(end.sock, "tcp://127.0.0.1:*");
-        char *ep = zsock_last_endpoint(end.sock);
-        snprintf(endpoints, sizeof endpoints, "%s %s", ep, ep);
-        zstr_free(&ep);
-    } else {
-        end.mesh = zc_mesh_new("bench-s");
-        zc_mesh_set_hwm(end.mesh, BENCH_HWM);
-        zc_mesh_start(end.mesh);
-        snprintf(endpoints, sizeof endpoints, "%s %s", zc_mesh_pub_endpoint(end.mesh),
-                 zc_mesh_router_endpoint(end.mesh));
-    }
+    s_sender_t sender = {.size = opt->size, .group = group};
+    char endpoints[512] = "- -"; //  if the sender cannot open: the children give up
+    int rc = s_end_open(&sender.end, raw ? ZMQ_PUB : 0, "bench-s", endpoints, sizeof endpoints);
     for (int i = 0; i < children.count; i++)
         bench_write_line(children.to[i], "%s", endpoints);
-    char *payload = (char *)calloc(1, opt->size);
-    int rc = s_warm_up(&children, &end, s_pub_send, payload, opt->size, group);
-    payload[0] = 'b';
-    for (long n = 0; rc == 0 && n < opt->count; n++)
-        s_pub_send(&end, payload, opt->size, group);
-    if (rc == 0) s_collect(&children, result);
-    free(payload);
-    zc_mesh_destroy(&end.mesh);
-    zsock_destroy(&end.sock);
+    sender.payload = (char *)calloc(1, opt->size);
+    sender.payload[0] = 'w';
+    if (rc == 0) rc = bench_warm_up(&children, s_pub_send, &sender);
+    if (rc == 0) s_send_n(&sender, s_pub_send, 'b', opt->count);
+    if (rc == 0) bench_collect(&children, result);
+    free(sender.payload);
+    s_end_close(&sender.end);
     bench_reap(&children, rc != 0);
     return rc == 0 && result->received >= 0 ? 0 : -1;
 }
@@ -222,33 +196,17 @@ int bench_publish(const bench_options_t *opt, int group, bench_result_t *project
 static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
     int raw = *(int *)arg;
-    char line[512], pub[256], router[256];
-    if (bench_read_line(in_fd, line, sizeof line, 10000) ||
-        sscanf(line, "%255s %255s", pub, router) != 2)
+    char pub[256], router[256], endpoints[512];
+    if (s_read_endpoints(in_fd, pub, router)) return 1;
+    s_end_t end;
+    if (s_end_open(&end, raw ? ZMQ_ROUTER : 0, "bench-r", endpoints, sizeof endpoints) ||
+        (!raw && zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL)))
         return 1;
-    s_end_t end = {0};
-    zmq_msg_init(&end.frame);
-    zmq_msg_init(&end.identity);
-    if (raw) {
-        end.sock = zsock_new(ZMQ_ROUTER);
-        end.raw = zsock_resolve(end.sock);
-        s_hwm(end.raw);
-        zsock_bind(end.sock, "tcp://127.0.0.1:*");
-        char *ep = zsock_last_endpoint(end.sock);
-        bench_write_line(out_fd, "%s %s", ep, ep);
-        zstr_free(&ep);
-    } else {
-        end.mesh = zc_mesh_new("bench-r");
-        zc_mesh_set_hwm(end.mesh, BENCH_HWM);
-        if (zc_mesh_start(end.mesh) || zc_mesh_peer_add(end.mesh, "bench-s", pub, router, NULL))
-            return 1;
-        bench_write_line(out_fd, "%s %s", zc_mesh_pub_endpoint(end.mesh),
-                         zc_mesh_router_endpoint(end.mesh));
-    }
-    int rc = s_count(&end, opt, out_fd, raw);
+    bench_write_line(out_fd, "%s", endpoints);
+    int rc = bench_count(opt, out_fd, s_recv, &end);
     //  Then echo pings until the parent is done.
     char c;
-    while (rc == 0 && (c = s_recv(&end, 10000, raw)) != 0) {
+    while (rc == 0 && (c = s_recv(&end, 10000)) != 0) {
         if (c != 'p') continue;
         if (end.mesh)
             zc_mesh_whisper(end.mesh, "bench-s", "bench", "p", 1);
@@ -257,21 +215,53 @@ static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out
             zmq_send(end.raw, "p", 1, 0);
         }
     }
-    zmq_msg_close(&end.frame);
-    zmq_msg_close(&end.identity);
-    zc_mesh_destroy(&end.mesh);
-    zsock_destroy(&end.sock);
+    s_end_close(&end);
     return rc;
 }
 
-static void s_whisper_send(s_end_t *end, const char *payload, size_t size, int unused)
+//  Sends the payload to the peer (bench_send_fn over an s_sender_t).
+static int s_whisper_send(void *arg)
 {
+    s_sender_t *sender = (s_sender_t *)arg;
+    s_end_t *end = &sender->end;
     if (end->mesh) {
-        while (zc_mesh_whisper(end->mesh, "bench-r", "bench", payload, size) != 0 &&
+        while (zc_mesh_whisper(end->mesh, "bench-r", "bench", sender->payload, sender->size) != 0 &&
                errno == EAGAIN)
             zc_mesh_recv(end->mesh, 1);
     } else
-        zmq_send(end->raw, payload, size, 0);
+        zmq_send(end->raw, sender->payload, sender->size, 0);
+    return 0;
+}
+
+//  Round trips, one at a time, up to RTT_SAMPLES_MAX: p50/p99 into rtt.
+//  Returns the number done.
+static long s_round_trips(s_sender_t *sender, long count, bench_result_t *rtt)
+{
+    long samples = count < RTT_SAMPLES_MAX ? count : RTT_SAMPLES_MAX;
+    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
+    long done = 0;
+    sender->payload[0] = 'p';
+    for (; done < samples; done++) {
+        int64_t start = bench_now_ns();
+        s_whisper_send(sender);
+        if (s_recv(&sender->end, 5000) != 'p') break;
+        rtts[done] = bench_now_ns() - start;
+    }
+    rtt->received = done;
+    rtt->rate = 0; //  a latency figure: compared by p50
+    if (done) bench_percentiles(rtts, done, rtt);
+    free(rtts);
+    return done;
+}
+
+//  Connects the sender to the echoing child, whose endpoints it reads.
+//  Returns 0 or -1.
+static int s_whisper_connect(s_sender_t *sender, bench_children_t *children)
+{
+    char pub[256], router[256];
+    if (s_read_endpoints(children->from[0], pub, router)) return -1;
+    return sender->end.mesh ? zc_mesh_peer_add(sender->end.mesh, "bench-r", pub, router, NULL)
+                            : zmq_connect(sender->end.raw, router);
 }
 
 static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *one_way,
@@ -281,56 +271,22 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
     bench_options_t single = *opt;
     single.nodes = 1;
     if (bench_spawn(&children, 1, s_echo_peer, &single, &raw)) return -1;
-    s_end_t end = {0};
-    zmq_msg_init(&end.frame);
-    char endpoints[512];
-    if (raw) {
-        end.sock = zsock_new(ZMQ_DEALER);
-        end.raw = zsock_resolve(end.sock);
-        s_hwm(end.raw);
-        zsock_set_identity(end.sock, "bench-s");
-        snprintf(endpoints, sizeof endpoints, "- -");
-    } else {
-        end.mesh = zc_mesh_new("bench-s");
-        zc_mesh_set_hwm(end.mesh, BENCH_HWM);
-        zc_mesh_start(end.mesh);
-        snprintf(endpoints, sizeof endpoints, "%s %s", zc_mesh_pub_endpoint(end.mesh),
-                 zc_mesh_router_endpoint(end.mesh));
-    }
-    char line[512], pub[256], router[256];
+    s_sender_t sender = {.size = opt->size};
+    char endpoints[512] = "- -";
+    int rc = s_end_open(&sender.end, raw ? ZMQ_DEALER : 0, "bench-s", raw ? NULL : endpoints,
+                        sizeof endpoints);
+    if (raw) zsock_set_identity(sender.end.sock, "bench-s");
     bench_write_line(children.to[0], "%s", endpoints);
-    int rc = bench_read_line(children.from[0], line, sizeof line, 10000) ||
-                     sscanf(line, "%255s %255s", pub, router) != 2
-                 ? -1
-                 : 0;
-    if (rc == 0)
-        rc = raw ? zmq_connect(end.raw, router)
-                 : zc_mesh_peer_add(end.mesh, "bench-r", pub, router, NULL);
-    char *payload = (char *)calloc(1, opt->size);
-    if (rc == 0) rc = s_warm_up(&children, &end, s_whisper_send, payload, opt->size, 0);
-    payload[0] = 'b';
-    for (long n = 0; rc == 0 && n < opt->count; n++)
-        s_whisper_send(&end, payload, opt->size, 0);
-    if (rc == 0) s_collect(&children, one_way);
-    //  Round trips, one at a time.
+    if (rc == 0) rc = s_whisper_connect(&sender, &children);
+    sender.payload = (char *)calloc(1, opt->size);
+    sender.payload[0] = 'w';
+    if (rc == 0) rc = bench_warm_up(&children, s_whisper_send, &sender);
+    if (rc == 0) s_send_n(&sender, s_whisper_send, 'b', opt->count);
+    if (rc == 0) bench_collect(&children, one_way);
     long samples = opt->count < RTT_SAMPLES_MAX ? opt->count : RTT_SAMPLES_MAX;
-    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
-    long done = 0;
-    payload[0] = 'p';
-    for (; rc == 0 && done < samples; done++) {
-        int64_t start = bench_now_ns();
-        s_whisper_send(&end, payload, opt->size, 0);
-        if (s_recv(&end, 5000, 0) != 'p') break;
-        rtts[done] = bench_now_ns() - start;
-    }
-    rtt->received = done;
-    rtt->rate = 0; //  a latency figure: compared by p50
-    if (done) bench_percentiles(rtts, done, rtt);
-    free(rtts);
-    free(payload);
-    zmq_msg_close(&end.frame);
-    zc_mesh_destroy(&end.mesh);
-    zsock_destroy(&end.sock);
+    long done = rc == 0 ? s_round_trips(&sender, opt->count, rtt) : 0;
+    free(sender.payload);
+    s_end_close(&sender.end);
     bench_reap(&children, 1);
     return rc == 0 && one_way->received >= 0 && done == samples ? 0 : -1;
 }

@@ -37,7 +37,6 @@
 #include "zcluster.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,41 +150,68 @@ static char s_next_message(redisContext *c)
     return role;
 }
 
-//  A subscriber: waits for a warm-up message, says "ready", then counts
-//  the measured ones and reports "RECEIVED NANOSECONDS".
+//  A subscriber's connection, and the read timeout it has now.
+typedef struct {
+    redisContext *c;
+    int timeout_ms;
+} s_subscription_t;
+
+//  The next published message's role byte (bench_next_fn over an
+//  s_subscription_t); the timeout changes only between phases, so the
+//  socket option is set only then.
+static char s_next(void *arg, int timeout_ms)
+{
+    s_subscription_t *sub = (s_subscription_t *)arg;
+    if (timeout_ms != sub->timeout_ms) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        redisSetTimeout(sub->c, tv);
+        sub->timeout_ms = timeout_ms;
+    }
+    return s_next_message(sub->c);
+}
+
+//  A subscriber: counts the messages on channel arg (bench_count).
 static int s_subscriber(int index, const bench_options_t *opt, int in_fd, int out_fd, void *arg)
 {
-    redisContext *c;
-    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &c);
-    if (!c) return 1;
-    redisReply *reply = (redisReply *)redisCommand(c, "SUBSCRIBE %s", (const char *)arg);
-    if (!reply) {
-        zc_redis_destroy(&conn);
-        return 1;
-    }
+    s_subscription_t sub = {NULL, 10000};
+    zc_redis_t *conn = s_raw_redis(opt->redis_url, sub.timeout_ms, &sub.c);
+    redisReply *reply =
+        sub.c ? (redisReply *)redisCommand(sub.c, "SUBSCRIBE %s", (const char *)arg) : NULL;
     freeReplyObject(reply);
-    char role;
-    while ((role = s_next_message(c)) != 'w')
-        if (!role) {
-            zc_redis_destroy(&conn);
-            return 1;
-        }
-    bench_write_line(out_fd, "ready");
-    long received = 0;
-    int64_t first = 0, last = 0;
-    struct timeval second = {1, 0};
-    while (received < opt->count) {
-        role = s_next_message(c);
-        if (!role) break; //  the rest was lost (or the subscriber was dropped)
-        if (role != 'b') continue;
-        last = bench_now_ns();
-        if (!received++) {
-            first = last;
-            redisSetTimeout(c, second);
-        }
-    }
-    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
+    int rc = reply ? bench_count(opt, out_fd, s_next, &sub) : 1;
     zc_redis_destroy(&conn);
+    return rc;
+}
+
+//  The parent's side of redis-pubsub: a connection, the channel, the payload.
+typedef struct {
+    redisContext *c;
+    const char *channel;
+    const char *payload;
+    size_t size;
+} s_publisher_t;
+
+//  Publishes one warm-up (bench_send_fn over an s_publisher_t).
+static int s_publish_warm_up(void *arg)
+{
+    s_publisher_t *pub = (s_publisher_t *)arg;
+    redisReply *reply =
+        (redisReply *)redisCommand(pub->c, "PUBLISH %s %b", pub->channel, pub->payload, pub->size);
+    freeReplyObject(reply);
+    return reply ? 0 : -1;
+}
+
+//  Publishes count measured messages, BENCH_REDIS_DEPTH per round trip.
+//  Returns 0 or -1.
+static int s_publish_measured(s_publisher_t *pub, long count)
+{
+    for (long done = 0; done < count;) {
+        long n = count - done < BENCH_REDIS_DEPTH ? count - done : BENCH_REDIS_DEPTH;
+        for (long i = 0; i < n; i++)
+            redisAppendCommand(pub->c, "PUBLISH %s %b", pub->channel, pub->payload, pub->size);
+        if (s_replies(pub->c, n, 0) != n) return -1;
+        done += n;
+    }
     return 0;
 }
 
@@ -194,54 +220,20 @@ static int s_pubsub_redis(const bench_options_t *opt, bench_result_t *result)
     const char *channel = "zc-bench:pubsub";
     bench_children_t children;
     if (bench_spawn(&children, opt->nodes, s_subscriber, opt, (void *)channel)) return -1;
-    redisContext *c;
-    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &c);
+    s_publisher_t pub = {NULL, channel, NULL, opt->size};
+    zc_redis_t *conn = s_raw_redis(opt->redis_url, 10000, &pub.c);
     char *payload = (char *)calloc(1, opt->size);
-    int rc = c && payload ? 0 : -1;
-    //  Warm up until every subscriber has seen a message.
-    int ready = 0;
-    int64_t give_up = bench_now_ns() + 10 * 1000000000LL;
-    if (payload) payload[0] = 'w';
-    while (rc == 0 && ready < children.count && bench_now_ns() < give_up) {
-        redisReply *reply =
-            (redisReply *)redisCommand(c, "PUBLISH %s %b", channel, payload, opt->size);
-        if (!reply) rc = -1;
-        freeReplyObject(reply);
-        struct pollfd pfd[BENCH_MAX_NODES];
-        for (int i = 0; i < children.count; i++)
-            pfd[i] = (struct pollfd){children.from[i], POLLIN, 0};
-        if (poll(pfd, (nfds_t)children.count, 10) > 0)
-            for (int i = 0; i < children.count; i++)
-                if (pfd[i].revents & POLLIN) {
-                    char line[64];
-                    if (bench_read_line(children.from[i], line, sizeof line, 1000) == 0) ready++;
-                }
+    pub.payload = payload;
+    int rc = pub.c && payload ? 0 : -1;
+    if (rc == 0) {
+        payload[0] = 'w';
+        rc = bench_warm_up(&children, s_publish_warm_up, &pub);
     }
-    if (ready < children.count) rc = -1;
-    //  Measured: BENCH_REDIS_DEPTH PUBLISHes per round trip.
-    if (payload) payload[0] = 'b';
-    for (long done = 0; rc == 0 && done < opt->count;) {
-        long n = opt->count - done < BENCH_REDIS_DEPTH ? opt->count - done : BENCH_REDIS_DEPTH;
-        for (long i = 0; i < n; i++)
-            redisAppendCommand(c, "PUBLISH %s %b", channel, payload, opt->size);
-        if (s_replies(c, n, 0) != n) rc = -1;
-        done += n;
+    if (rc == 0) {
+        payload[0] = 'b';
+        rc = s_publish_measured(&pub, opt->count);
     }
-    result->rate = 0;
-    result->received = -1;
-    for (int i = 0; rc == 0 && i < children.count; i++) {
-        char line[128];
-        long received = 0;
-        long long ns = 0;
-        if (bench_read_line(children.from[i], line, sizeof line, 60000) ||
-            sscanf(line, "%ld %lld", &received, &ns) != 2)
-            continue;
-        double rate = ns > 0 ? received / (ns / 1e9) : 0;
-        if (result->received < 0 || rate < result->rate) {
-            result->rate = rate;
-            result->received = received;
-        }
-    }
+    if (rc == 0) bench_collect(&children, result);
     zc_redis_destroy(&conn);
     free(payload);
     bench_reap(&children, rc != 0);

@@ -12,19 +12,15 @@
     value never breaks the one-line answer.
 */
 #include "cli.h"
+#include "cli_args.h"
+#include "cli_console.h"
 #include "zc_cache.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_USAGE   1000 //  s_execute's code for wrong arguments
-#define S_NOMEM   1001 //  s_execute_captured's code when no answer can be captured
-#define S_MAXARGS 8
 
 static void s_usage(FILE *out)
 {
@@ -57,17 +53,6 @@ static void s_usage(FILE *out)
             "  quit                           (console) stop\n"
             "\n"
             "exit status: 0 ok, 1 the command failed, 64 usage error\n");
-}
-
-//  Parses a whole decimal integer >= min. Returns 0 or -1.
-static int s_parse_int(const char *text, int64_t min, int64_t *value)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno || end == text || *end || n < min) return -1;
-    *value = n;
-    return 0;
 }
 
 //  Packs text as a msgpack str into a malloc'd buffer.
@@ -144,216 +129,297 @@ static const char *s_kind(zc_error_t kind)
     }
 }
 
-//  Reads the options of load: slide=MS and wait=MS.
-static int s_load_options(int argc, char **argv, zc_cache_load_opts_t *opts)
+//  --------------------------------------------------------------------------
+//  Commands
+
+//  What the commands work on; self of the console.
+typedef struct {
+    zc_cache_t *cache;
+    char sep;    //  between the keys of `keys`: ' ' in the console, '\n' once
+    int console; //  1 in the console, where `quit` is a command
+} s_client_t;
+
+//  Answers a cache call: ok, or the cache's KIND: MESSAGE. Returns 0.
+static int s_answer(cli_console_t *console, s_client_t *client, int rc)
 {
-    memset(opts, 0, sizeof *opts);
-    for (int i = 0; i < argc; i++) {
-        int64_t *field = strncmp(argv[i], "slide=", 6) == 0  ? &opts->slide_ms
-                         : strncmp(argv[i], "wait=", 5) == 0 ? &opts->wait_ms
-                                                             : NULL;
-        if (!field || s_parse_int(strchr(argv[i], '=') + 1, 0, field)) return -1;
-    }
+    if (rc)
+        cli_console_error(console, "%s: %s", s_kind(zc_cache_error(client->cache)),
+                          zc_cache_errstr(client->cache));
     return 0;
 }
 
-//  Runs one command (argv[0] is its name), writing any result to out; keys
-//  are separated by sep. Returns 0, -1 if the cache call failed (the reason
-//  is on the cache), or S_USAGE.
-static int s_execute(zc_cache_t *cache, int argc, char **argv, FILE *out, char sep)
+//  Closes out, a memory stream over *text_p holding a value or keys for
+//  display (no NUL: control bytes are escaped), and answers ok with it, or
+//  "out of memory" if there was no stream. Returns 0.
+static int s_answer_rendered(cli_console_t *console, FILE *out, char **text_p)
 {
-    const char *cmd = argv[0];
-    int64_t n = 0;
+    if (!out) {
+        cli_console_error(console, "%s: out of memory", s_kind(ZC_ERR_IO));
+        return 0;
+    }
+    fclose(out);
+    cli_console_ok(console, "%s", *text_p ? *text_p : "");
+    free(*text_p);
+    return 0;
+}
+
+//  Answers ok with a value rendered for display. Returns 0.
+static int s_answer_value(cli_console_t *console, const void *value, size_t size)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (out) s_render(out, value, size);
+    return s_answer_rendered(console, out, &text);
+}
+
+//  save KEY VALUE [TTL_MS]
+static int s_cmd_save(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    int64_t ttl = 0;
+    if (argc == 4 && cli_args_number(argv[3], 0, INT64_MAX, &ttl)) return -1;
+    size_t size;
+    void *value = s_pack_text(argv[2], &size);
+    int rc = zc_cache_save(client->cache, argv[1], value, size, ttl);
+    free(value);
+    return s_answer(console, client, rc);
+}
+
+//  load KEY [slide=MS] [wait=MS]
+static int s_cmd_load(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    zc_cache_load_opts_t opts = {0};
+    for (int i = 2; i < argc; i++) {
+        int64_t *field = strncmp(argv[i], "slide=", 6) == 0  ? &opts.slide_ms
+                         : strncmp(argv[i], "wait=", 5) == 0 ? &opts.wait_ms
+                                                             : NULL;
+        if (!field || cli_args_number(strchr(argv[i], '=') + 1, 0, INT64_MAX, field)) return -1;
+    }
     void *value = NULL;
     size_t size = 0;
-    int rc = S_USAGE;
-    if (strcmp(cmd, "save") == 0 && (argc == 3 || argc == 4)) {
-        if (argc == 4 && s_parse_int(argv[3], 0, &n)) return S_USAGE;
-        value = s_pack_text(argv[2], &size);
-        rc = zc_cache_save(cache, argv[1], value, size, n);
-    } else if (strcmp(cmd, "load") == 0 && argc >= 2 && argc <= 4) {
-        zc_cache_load_opts_t opts;
-        if (s_load_options(argc - 2, argv + 2, &opts)) return S_USAGE;
-        rc = zc_cache_load(cache, argv[1], &opts, &value, &size);
-        if (rc == 0) s_render(out, value, size);
-    } else if (strcmp(cmd, "destroy") == 0 && argc == 2)
-        rc = zc_cache_destroy_key(cache, argv[1]);
-    else if (strcmp(cmd, "ttl") == 0 && argc == 2) {
-        rc = zc_cache_ttl(cache, argv[1], &n);
-        if (rc == 0) fprintf(out, "%" PRId64, n);
-    } else if (strcmp(cmd, "push") == 0 && argc == 3) {
-        value = s_pack_text(argv[2], &size);
-        rc = zc_cache_push(cache, argv[1], value, size);
-    } else if (strcmp(cmd, "pop") == 0 && (argc == 2 || argc == 3)) {
-        if (argc == 3 && s_parse_int(argv[2], 0, &n)) return S_USAGE;
-        rc = n > 0 ? zc_cache_pop_wait(cache, argv[1], n, &value, &size)
-                   : zc_cache_pop(cache, argv[1], &value, &size);
-        if (rc == 0) s_render(out, value, size);
-    } else if (strcmp(cmd, "length") == 0 && argc == 2) {
-        size_t length;
-        rc = zc_cache_length(cache, argv[1], &length);
-        if (rc == 0) fprintf(out, "%zu", length);
-    } else if (strcmp(cmd, "lock") == 0 && argc == 3) {
-        if (s_parse_int(argv[2], 1, &n)) return S_USAGE;
-        rc = zc_cache_lock(cache, argv[1], n);
-    } else if (strcmp(cmd, "unlock") == 0 && argc == 2)
-        rc = zc_cache_unlock(cache, argv[1]);
-    else if (strcmp(cmd, "locked") == 0 && argc == 2) {
-        char *owner = NULL;
-        rc = zc_cache_locked(cache, argv[1], &owner);
-        if (rc == 0) fputs(owner ? owner : "-", out);
-        free(owner);
-    } else if (strcmp(cmd, "keys") == 0 && argc <= 2) {
-        char **keys = NULL;
-        rc = zc_cache_keys(cache, argc == 2 ? argv[1] : NULL, &keys, NULL);
-        for (size_t i = 0; rc == 0 && keys[i]; i++) {
-            if (i) fputc(sep, out);
-            s_escape(out, keys[i], strlen(keys[i]));
-        }
-        zc_cache_keys_free(&keys);
-    } else if (strcmp(cmd, "size") == 0 && argc == 1) {
-        size_t count;
-        rc = zc_cache_size(cache, &count);
-        if (rc == 0) fprintf(out, "%zu", count);
-    } else if (strcmp(cmd, "clear") == 0 && argc == 1) {
-        size_t removed;
-        rc = zc_cache_clear(cache, &removed);
-        if (rc == 0) fprintf(out, "removed=%zu", removed);
-    } else if ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "restore") == 0) && argc == 2) {
-        size_t count;
-        rc = cmd[0] == 'd' ? zc_cache_dump(cache, argv[1], &count)
-                           : zc_cache_restore(cache, argv[1], &count);
-        if (rc == 0) fprintf(out, "count=%zu", count);
-    } else if (strcmp(cmd, "id") == 0 && argc == 1) {
-        fputs(zc_cache_owner(cache), out);
-        rc = 0;
-    }
+    int rc = zc_cache_load(client->cache, argv[1], &opts, &value, &size);
+    rc = rc ? s_answer(console, client, rc) : s_answer_value(console, value, size);
     free(value);
     return rc;
 }
 
-//  Runs one command with its result captured in *result_p (malloc'd, the
-//  caller frees), so an answer can be printed in one piece. Returns as
-//  s_execute, or S_NOMEM.
-static int s_execute_captured(zc_cache_t *cache, int argc, char **argv, char sep, char **result_p)
+//  destroy KEY
+static int s_cmd_destroy(cli_console_t *console, void *self, int argc, char **argv)
 {
-    size_t len = 0;
-    FILE *out = open_memstream(result_p, &len);
-    if (!out) {
-        *result_p = NULL;
-        return S_NOMEM;
-    }
-    int rc = s_execute(cache, argc, argv, out, sep);
-    fclose(out);
+    s_client_t *client = (s_client_t *)self;
+    return s_answer(console, client, zc_cache_destroy_key(client->cache, argv[1]));
+}
+
+//  ttl KEY
+static int s_cmd_ttl(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    int64_t ttl;
+    int rc = zc_cache_ttl(client->cache, argv[1], &ttl);
+    if (rc == 0) cli_console_ok(console, "%" PRId64, ttl);
+    return s_answer(console, client, rc);
+}
+
+//  push KEY VALUE
+static int s_cmd_push(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    size_t size;
+    void *value = s_pack_text(argv[2], &size);
+    int rc = zc_cache_push(client->cache, argv[1], value, size);
+    free(value);
+    return s_answer(console, client, rc);
+}
+
+//  pop KEY [WAIT_MS]
+static int s_cmd_pop(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    int64_t wait = 0;
+    if (argc == 3 && cli_args_number(argv[2], 0, INT64_MAX, &wait)) return -1;
+    void *value = NULL;
+    size_t size = 0;
+    int rc = wait > 0 ? zc_cache_pop_wait(client->cache, argv[1], wait, &value, &size)
+                      : zc_cache_pop(client->cache, argv[1], &value, &size);
+    rc = rc ? s_answer(console, client, rc) : s_answer_value(console, value, size);
+    free(value);
     return rc;
 }
 
-//  Splits line into words at spaces; returns how many (at most max).
-static int s_split(char *line, char **words, int max)
+//  length KEY
+static int s_cmd_length(cli_console_t *console, void *self, int argc, char **argv)
 {
-    int n = 0;
-    for (char *word = strtok(line, " \t"); word; word = strtok(NULL, " \t")) {
-        if (n == max) return max + 1;
-        words[n++] = word;
-    }
-    return n;
+    s_client_t *client = (s_client_t *)self;
+    size_t length;
+    int rc = zc_cache_length(client->cache, argv[1], &length);
+    if (rc == 0) cli_console_ok(console, "%zu", length);
+    return s_answer(console, client, rc);
 }
 
-//  Reads commands from stdin until end of input or quit.
-static void s_console(zc_cache_t *cache)
+//  lock KEY TTL_MS
+static int s_cmd_lock(cli_console_t *console, void *self, int argc, char **argv)
 {
-    printf("ready %s %s\n", zc_cache_owner(cache), zc_cache_cluster(cache));
-    fflush(stdout);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, stdin)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        char *words[S_MAXARGS];
-        int argc = s_split(line, words, S_MAXARGS);
-        if (argc == 0) continue;
-        if (strcmp(words[0], "quit") == 0) {
-            printf("ok quit\n");
-            break;
-        }
-        char *result = NULL;
-        int rc = argc > S_MAXARGS ? S_USAGE : s_execute_captured(cache, argc, words, ' ', &result);
-        if (rc == 0)
-            printf("ok %s%s%s\n", words[0], *result ? " " : "", result);
-        else if (rc == S_USAGE)
-            printf("error %s: usage: unknown command or wrong arguments\n", words[0]);
-        else if (rc == S_NOMEM)
-            printf("error %s: %s: out of memory\n", words[0], s_kind(ZC_ERR_IO));
-        else
-            printf("error %s: %s: %s\n", words[0], s_kind(zc_cache_error(cache)),
-                   zc_cache_errstr(cache));
-        fflush(stdout);
-        free(result);
+    s_client_t *client = (s_client_t *)self;
+    int64_t ttl;
+    if (cli_args_number(argv[2], 1, INT64_MAX, &ttl)) return -1;
+    return s_answer(console, client, zc_cache_lock(client->cache, argv[1], ttl));
+}
+
+//  unlock KEY
+static int s_cmd_unlock(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    return s_answer(console, client, zc_cache_unlock(client->cache, argv[1]));
+}
+
+//  locked KEY
+static int s_cmd_locked(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    char *owner = NULL;
+    int rc = zc_cache_locked(client->cache, argv[1], &owner);
+    if (rc == 0) cli_console_ok(console, "%s", owner ? owner : "-");
+    free(owner);
+    return s_answer(console, client, rc);
+}
+
+//  keys [PATTERN]
+static int s_cmd_keys(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    char **keys = NULL;
+    if (zc_cache_keys(client->cache, argc == 2 ? argv[1] : NULL, &keys, NULL))
+        return s_answer(console, client, -1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    for (size_t i = 0; out && keys[i]; i++) {
+        if (i) fputc(client->sep, out);
+        s_escape(out, keys[i], strlen(keys[i]));
     }
-    free(line);
-    fflush(stdout);
+    zc_cache_keys_free(&keys);
+    return s_answer_rendered(console, out, &text);
+}
+
+//  size
+static int s_cmd_size(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    size_t count;
+    int rc = zc_cache_size(client->cache, &count);
+    if (rc == 0) cli_console_ok(console, "%zu", count);
+    return s_answer(console, client, rc);
+}
+
+//  clear
+static int s_cmd_clear(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    size_t removed;
+    int rc = zc_cache_clear(client->cache, &removed);
+    if (rc == 0) cli_console_ok(console, "removed=%zu", removed);
+    return s_answer(console, client, rc);
+}
+
+//  dump FILE | restore FILE
+static int s_cmd_dump_or_restore(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    size_t count;
+    int rc = strcmp(argv[0], "dump") == 0 ? zc_cache_dump(client->cache, argv[1], &count)
+                                          : zc_cache_restore(client->cache, argv[1], &count);
+    if (rc == 0) cli_console_ok(console, "count=%zu", count);
+    return s_answer(console, client, rc);
+}
+
+//  id
+static int s_cmd_id(cli_console_t *console, void *self, int argc, char **argv)
+{
+    cli_console_ok(console, "%s", zc_cache_owner(((s_client_t *)self)->cache));
+    return 0;
+}
+
+//  quit (in the console only)
+static int s_cmd_quit(cli_console_t *console, void *self, int argc, char **argv)
+{
+    return ((s_client_t *)self)->console ? cli_console_quit(console, self, argc, argv) : -1;
+}
+
+static const cli_command_t s_commands[] = {
+    {"save", 2, 3, s_cmd_save, NULL, 0},
+    {"load", 1, 3, s_cmd_load, NULL, 0},
+    {"destroy", 1, 1, s_cmd_destroy, NULL, 0},
+    {"ttl", 1, 1, s_cmd_ttl, NULL, 0},
+    {"push", 2, 2, s_cmd_push, NULL, 0},
+    {"pop", 1, 2, s_cmd_pop, NULL, 0},
+    {"length", 1, 1, s_cmd_length, NULL, 0},
+    {"lock", 2, 2, s_cmd_lock, NULL, 0},
+    {"unlock", 1, 1, s_cmd_unlock, NULL, 0},
+    {"locked", 1, 1, s_cmd_locked, NULL, 0},
+    {"keys", 0, 1, s_cmd_keys, NULL, 0},
+    {"size", 0, 0, s_cmd_size, NULL, 0},
+    {"clear", 0, 0, s_cmd_clear, NULL, 0},
+    {"dump", 1, 1, s_cmd_dump_or_restore, NULL, 0},
+    {"restore", 1, 1, s_cmd_dump_or_restore, NULL, 0},
+    {"id", 0, 0, s_cmd_id, NULL, 0},
+    {"quit", 0, CLI_ARGS_ANY, s_cmd_quit, NULL, 0},
+    {NULL, 0, 0, NULL, NULL, 0},
+};
+
+//  Runs the command in argv once and prints its result (or on stderr why
+//  not). Returns the exit code.
+static int s_run_once(cli_console_t *console, int argc, char **argv)
+{
+    cli_answer_t kind = cli_console_execute(console, argc, argv);
+    const char *text = cli_console_answer(console);
+    if (kind == CLI_ANSWER_OK) {
+        if (*text) printf("%s\n", text);
+        return 0;
+    }
+    if (kind == CLI_ANSWER_ERROR) {
+        fprintf(stderr, "zcluster cache: %s: %s\n", argv[0], text);
+        return 1;
+    }
+    fprintf(stderr, "zcluster cache: %s: unknown command or wrong arguments\n\n", argv[0]);
+    s_usage(stderr);
+    return CLI_USAGE;
+}
+
+//  Reads the options into *where. Returns -1 to go on, or the exit code.
+static int s_parse(cli_cluster_t *where, int argc, char **argv)
+{
+    static struct option options[] = {CLI_OPTION_REDIS,
+                                      CLI_OPTION_CLUSTER,
+                                      CLI_OPTION_ID,
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    //  "+": options end at the first command word, so values may start with '-'.
+    cli_args_t args = {"+r:c:i:h", options, s_usage, where, "rci", NULL, NULL};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    return cli_cluster_need_redis(where, "cache") ? -1 : CLI_USAGE;
 }
 
 int cli_cache(int argc, char **argv)
 {
-    static struct option options[] = {{"redis", required_argument, 0, 'r'},
-                                      {"cluster", required_argument, 0, 'c'},
-                                      {"id", required_argument, 0, 'i'},
-                                      {"help", no_argument, 0, 'h'},
-                                      {0, 0, 0, 0}};
-    const char *url = NULL, *cluster = NULL, *id = NULL;
-    int c;
-    optind = 1;
-    //  "+": options end at the first command word, so values may start with '-'.
-    while ((c = getopt_long(argc, argv, "+r:c:i:h", options, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            url = optarg;
-            break;
-        case 'c':
-            cluster = optarg;
-            break;
-        case 'i':
-            id = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (!url && !(getenv("ZC_REDIS_URL") && *getenv("ZC_REDIS_URL"))) {
-        fprintf(stderr, "zcluster cache: no Redis: give --redis URL or set ZC_REDIS_URL\n");
-        return CLI_USAGE;
-    }
-    zc_cache_t *cache = zc_cache_new(url, cluster, id);
+    cli_cluster_t where = {0};
+    int status = s_parse(&where, argc, argv);
+    if (status >= 0) return status;
+    zc_cache_t *cache = zc_cache_new(cli_cluster_redis(&where), where.cluster, where.id);
     if (!cache) return 1; //  a bad URL or name: the reason is logged
-    int status = 0;
-    if (optind == argc)
-        s_console(cache);
-    else {
-        char *result = NULL;
-        int rc = s_execute_captured(cache, argc - optind, argv + optind, '\n', &result);
-        if (rc == 0 && *result) printf("%s\n", result);
-        free(result);
-        if (rc == S_USAGE) {
-            fprintf(stderr, "zcluster cache: %s: unknown command or wrong arguments\n\n",
-                    argv[optind]);
-            s_usage(stderr);
-            status = CLI_USAGE;
-        } else if (rc == S_NOMEM) {
-            fprintf(stderr, "zcluster cache: %s: %s: out of memory\n", argv[optind],
-                    s_kind(ZC_ERR_IO));
-            status = 1;
-        } else if (rc != 0) {
-            fprintf(stderr, "zcluster cache: %s: %s: %s\n", argv[optind],
-                    s_kind(zc_cache_error(cache)), zc_cache_errstr(cache));
-            status = 1;
-        }
-    }
+    s_client_t client = {cache, optind == argc ? ' ' : '\n', optind == argc};
+    cli_console_t *console = cli_console_new(s_commands, &client);
+    status = console ? 0 : 1;
+    if (console && client.console) {
+        printf("ready %s %s\n", zc_cache_owner(cache), zc_cache_cluster(cache));
+        fflush(stdout);
+        cli_console_set_wrong_args(console, "usage: unknown command or wrong arguments");
+        cli_console_run(console);
+    } else if (console)
+        status = s_run_once(console, argc - optind, argv + optind);
+    cli_console_destroy(&console);
     zc_cache_destroy(&cache);
     return status;
 }

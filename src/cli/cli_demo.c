@@ -20,13 +20,14 @@
     so my messages reach it). Both are re-sent until every peer's arrived.
 */
 #include "cli.h"
+#include "cli_args.h"
 #include "zc_queue.h"
 #include "zc_supervisor.h"
 #include "zcluster.h"
 
 #include <czmq.h>
-#include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <msgpack.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,7 +46,9 @@ typedef struct {
     int index, workers;
     uint64_t public_n, group_n, private_n, strangers;
     atomic_long tasks, sum;
-    int rpc_ok; //  RPC checks that came back right
+    int rpc_ok;                 //  RPC checks that came back right
+    zc_queue_t *queue;          //  the shared task queue
+    zc_queue_worker_t *drainer; //  this worker's share of draining it
 } s_worker_t;
 
 //  RPC method "square": msgpack integer in, its square out.
@@ -118,11 +121,19 @@ static const char *s_group_of(int index)
     return index % 2 ? "odd" : "even";
 }
 
+//  A worker's index from text (its ZC_WORKER_INDEX, or the number after
+//  the last '-' of its id): 1..max, or 0 if text says none.
+static int64_t s_index(const char *text, int64_t max)
+{
+    int64_t index = 0;
+    return text && cli_args_number(text, 1, max, &index) == 0 ? index : 0;
+}
+
 static void s_on_hello(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
     s_worker_t *w = (s_worker_t *)arg;
     const char *dash = strrchr(zc_msg_sender(msg), '-');
-    int from = dash ? atoi(dash + 1) : 0;
+    int from = (int)s_index(dash ? dash + 1 : NULL, w->workers);
     if (from < 1 || from > w->workers || from == w->index)
         w->strangers++;
     else if (zc_msg_kind(msg) == ZC_KIND_PUBLIC)
@@ -223,96 +234,120 @@ static int s_exchange(zc_node_t *node, s_worker_t *w, int count)
     return 0;
 }
 
-static int s_worker_run(int workers, int count, int tasks)
+//  Drains the shared queue together with the other workers after
+//  enqueueing this worker's share; says in status what went wrong, if
+//  anything. The queue and drainer stay on w until the worker exits.
+static void s_worker_tasks(zc_node_t *node, s_worker_t *w, int tasks, char *status, size_t cap)
 {
-    const char *reason = getenv("ZC_START_REASON");
-    const char *index_text = getenv("ZC_WORKER_INDEX");
-    s_worker_t w;
-    memset(&w, 0, sizeof w);
-    w.index = index_text ? atoi(index_text) : 0;
-    w.workers = workers;
+    w->queue = zc_queue_new(NULL, zc_node_cluster(node));
+    w->drainer = w->queue ? zc_queue_worker_new(w->queue, zc_node_id(node)) : NULL;
+    zc_queue_worker_t *drainer = w->drainer;
+    if (!*status && drainer) {
+        zc_queue_worker_register(drainer, "square", s_task_square, w);
+        zc_queue_worker_add_queue(drainer, DEMO_QUEUE);
+        zc_queue_worker_set_concurrency(drainer, 8);
+        zc_queue_worker_set_threads(drainer, 0);
+        if (zc_queue_worker_start(drainer))
+            snprintf(status, cap, "error task queue: %s", zc_queue_worker_errstr(drainer));
+        else if (s_enqueue(w->queue, w, tasks))
+            snprintf(status, cap, "error task queue: %s", zc_queue_errstr(w->queue));
+    } else if (!*status)
+        snprintf(status, cap, "error no task queue");
+    int64_t deadline = zclock_mono() + 20000;
+    zc_queue_stats_t stats = {0};
+    while (!*status && !s_stop && zclock_mono() < deadline) {
+        if (zc_queue_stats(w->queue, DEMO_QUEUE, &stats) == 0 && stats.processed >= tasks) break;
+        zc_node_recv(node, 20);
+    }
+    zc_queue_worker_stop(drainer);
+}
+
+//  A fresh worker's part of the demo; its report (or what went wrong) in
+//  status.
+static void s_worker_demo(zc_node_t *node, zc_rpc_t *rpc, s_worker_t *w, int count, int tasks,
+                          char *status, size_t cap)
+{
+    //  1. Meet every peer, then messages of every kind.
+    int64_t t0 = zclock_mono();
+    if (s_barrier(node, "start", w->workers - 1, 20000))
+        snprintf(status, cap, "error not every peer showed up");
+    else
+        s_exchange(node, w, count);
+    int64_t messages_ms = zclock_mono() - t0;
+
+    //  2. RPC: "square" on the next worker, "ping" on every node.
+    if (!*status) w->rpc_ok = s_rpc_checks(node, rpc, w);
+
+    //  3. Tasks: enqueue a share, drain the queue together.
+    s_worker_tasks(node, w, tasks, status, cap);
+
+    //  4. Leave nobody behind before reporting.
+    if (!*status && s_barrier(node, "done", w->workers - 1, 20000))
+        snprintf(status, cap, "error not every peer finished");
+    zc_mesh_stats_t ms;
+    zc_mesh_stats(zc_node_mesh(node), &ms);
+    if (!*status)
+        snprintf(status, cap,
+                 "report public=%" PRIu64 " group=%" PRIu64 " private=%" PRIu64
+                 " strangers=%" PRIu64 " lost=%" PRIu64 " tasks=%ld sum=%ld ms=%lld rpc=%d",
+                 w->public_n, w->group_n, w->private_n, w->strangers, ms.lost,
+                 atomic_load(&w->tasks), atomic_load(&w->sum), (long long)messages_ms, w->rpc_ok);
+}
+
+//  A respawned or reloaded worker: back in the cluster, nothing to redo.
+static void s_worker_rejoin(zc_node_t *node, int workers, char *status, size_t cap)
+{
+    int64_t deadline = zclock_mono() + 10000;
+    while (zc_node_peer_count(node) < (size_t)(workers - 1) && zclock_mono() < deadline && !s_stop)
+        zc_node_recv(node, 20);
+    snprintf(status, cap, "rejoined peers=%zu", zc_node_peer_count(node));
+}
+
+//  The worker's node, started and in its group, serving "square" (*rpc_p),
+//  or NULL after telling the master why not.
+static zc_node_t *s_worker_start(s_worker_t *w, zc_rpc_t **rpc_p)
+{
     zc_node_t *node = zc_node_new(NULL); //  NAME-worker-N from the master
-    if (!node || w.index < 1) {
+    if (!node || w->index < 1) {
         zc_supervisor_status("error not started by a zcluster master");
         zc_node_destroy(&node);
-        return 1;
+        return NULL;
     }
-    zc_node_join(node, s_group_of(w.index));
-    zc_mesh_on(zc_node_mesh(node), "hello", s_on_hello, &w);
+    zc_node_join(node, s_group_of(w->index));
+    zc_mesh_on(zc_node_mesh(node), "hello", s_on_hello, w);
     if (zc_node_start(node)) {
         zc_supervisor_status("error the node did not start");
         zc_node_destroy(&node);
-        return 1;
+        return NULL;
     }
-    zc_rpc_t *rpc = zc_rpc_new(node);
-    zc_rpc_register(rpc, "square", s_rpc_square, NULL);
+    *rpc_p = zc_rpc_new(node);
+    zc_rpc_register(*rpc_p, "square", s_rpc_square, NULL);
+    return node;
+}
+
+static int s_worker_run(int workers, int count, int tasks)
+{
+    const char *reason = getenv("ZC_START_REASON");
+    s_worker_t w;
+    memset(&w, 0, sizeof w);
+    w.index = (int)s_index(getenv("ZC_WORKER_INDEX"), INT_MAX);
+    w.workers = workers;
+    zc_rpc_t *rpc = NULL;
+    zc_node_t *node = s_worker_start(&w, &rpc);
+    if (!node) return 1;
     //  After CZMQ set up its own handlers: SIGTERM is ours to handle.
     signal(SIGTERM, s_on_term);
     zc_supervisor_ready();
-
-    int fresh = !reason || strcmp(reason, "start") == 0;
-    zc_queue_t *queue = NULL;
-    zc_queue_worker_t *drainer = NULL;
     char status[256] = "";
-    if (fresh) {
-        //  1. Meet every peer, then messages of every kind.
-        int64_t t0 = zclock_mono();
-        if (s_barrier(node, "start", workers - 1, 20000))
-            snprintf(status, sizeof status, "error not every peer showed up");
-        else
-            s_exchange(node, &w, count);
-        int64_t messages_ms = zclock_mono() - t0;
-
-        //  2. RPC: "square" on the next worker, "ping" on every node.
-        if (!*status) w.rpc_ok = s_rpc_checks(node, rpc, &w);
-
-        //  3. Tasks: enqueue a share, drain the queue together.
-        queue = zc_queue_new(NULL, zc_node_cluster(node));
-        drainer = queue ? zc_queue_worker_new(queue, zc_node_id(node)) : NULL;
-        if (!*status && drainer) {
-            zc_queue_worker_register(drainer, "square", s_task_square, &w);
-            zc_queue_worker_add_queue(drainer, DEMO_QUEUE);
-            zc_queue_worker_set_concurrency(drainer, 8);
-            zc_queue_worker_set_threads(drainer, 0);
-            if (zc_queue_worker_start(drainer))
-                snprintf(status, sizeof status, "error task queue: %s",
-                         zc_queue_worker_errstr(drainer));
-            else if (s_enqueue(queue, &w, tasks))
-                snprintf(status, sizeof status, "error task queue: %s", zc_queue_errstr(queue));
-        } else if (!*status)
-            snprintf(status, sizeof status, "error no task queue");
-        int64_t deadline = zclock_mono() + 20000;
-        zc_queue_stats_t stats = {0};
-        while (!*status && !s_stop && zclock_mono() < deadline) {
-            if (zc_queue_stats(queue, DEMO_QUEUE, &stats) == 0 && stats.processed >= tasks) break;
-            zc_node_recv(node, 20);
-        }
-        zc_queue_worker_stop(drainer);
-
-        //  4. Leave nobody behind before reporting.
-        if (!*status && s_barrier(node, "done", workers - 1, 20000))
-            snprintf(status, sizeof status, "error not every peer finished");
-        zc_mesh_stats_t ms;
-        zc_mesh_stats(zc_node_mesh(node), &ms);
-        if (!*status)
-            snprintf(status, sizeof status,
-                     "report public=%" PRIu64 " group=%" PRIu64 " private=%" PRIu64
-                     " strangers=%" PRIu64 " lost=%" PRIu64 " tasks=%ld sum=%ld ms=%lld rpc=%d",
-                     w.public_n, w.group_n, w.private_n, w.strangers, ms.lost,
-                     atomic_load(&w.tasks), atomic_load(&w.sum), (long long)messages_ms, w.rpc_ok);
-    } else {
-        //  A respawned or reloaded worker: back in the cluster, nothing to redo.
-        int64_t deadline = zclock_mono() + 10000;
-        while (zc_node_peer_count(node) < (size_t)(workers - 1) && zclock_mono() < deadline &&
-               !s_stop)
-            zc_node_recv(node, 20);
-        snprintf(status, sizeof status, "rejoined peers=%zu", zc_node_peer_count(node));
-    }
+    if (!reason || strcmp(reason, "start") == 0)
+        s_worker_demo(node, rpc, &w, count, tasks, status, sizeof status);
+    else
+        s_worker_rejoin(node, workers, status, sizeof status);
     zc_supervisor_status(status);
     while (!s_stop)
         zc_node_recv(node, 100);
-    zc_queue_worker_destroy(&drainer);
-    zc_queue_destroy(&queue);
+    zc_queue_worker_destroy(&w.drainer);
+    zc_queue_destroy(&w.queue);
     zc_rpc_destroy(&rpc);
     zc_node_destroy(&node);
     return 0;
@@ -360,7 +395,7 @@ static void s_on_event(zc_supervisor_t *sup, const zc_supervisor_event_t *e, voi
     s_demo_t *d = (s_demo_t *)arg;
     const char *worker = e->worker ? e->worker : "";
     const char *dash = strrchr(worker, '-');
-    int index = dash ? atoi(dash + 1) : 0;
+    int index = (int)s_index(dash ? dash + 1 : NULL, d->workers);
     if (!strcmp(e->event, "ready") && d->phase == 0 && ++d->ready == d->workers) {
         printf("[%6.2f s] %d workers ready; they find each other in the registry, exchange "
                "messages and share the tasks\n",
@@ -445,42 +480,88 @@ static int s_check_report(s_demo_t *d, int i, long *tasks, long *sum)
     return ok;
 }
 
-static int s_master_run(int workers, int count, int tasks, const char *redis)
+//  The master: a supervisor with a group of `zcluster demo --worker`
+//  processes, its runtime files in dir (a new directory under /tmp, cap
+//  bytes). Returns NULL after saying why not.
+static zc_supervisor_t *s_master_new(const s_demo_t *d, const char *redis, char *dir, size_t cap)
 {
-    char exe[4096], dir[64], count_text[16], tasks_text[16], workers_text[16];
+    char exe[4096], count_text[16], tasks_text[16], workers_text[16];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         fprintf(stderr, "zcluster demo: cannot find its own executable\n");
-        return 1;
+        return NULL;
     }
     exe[n] = 0;
-    snprintf(dir, sizeof dir, "/tmp/zcluster-demo-XXXXXX");
+    snprintf(dir, cap, "/tmp/zcluster-demo-XXXXXX");
     if (!mkdtemp(dir)) {
         fprintf(stderr, "zcluster demo: cannot create a runtime directory in /tmp\n");
-        return 1;
+        return NULL;
     }
-    snprintf(count_text, sizeof count_text, "%d", count);
-    snprintf(tasks_text, sizeof tasks_text, "%d", tasks);
-    snprintf(workers_text, sizeof workers_text, "%d", workers);
+    snprintf(count_text, sizeof count_text, "%d", d->count);
+    snprintf(tasks_text, sizeof tasks_text, "%d", d->tasks);
+    snprintf(workers_text, sizeof workers_text, "%d", d->workers);
     char *const argv[] = {exe,       "demo",     "--worker", "--workers", workers_text,
                           "--count", count_text, "--tasks",  tasks_text,  NULL};
-    if (!getenv("ZC_LOG_LEVEL")) { //  the demo tells its own story (workers inherit this)
-        setenv("ZC_LOG_LEVEL", "error", 1);
-        zc_log_set_level(ZC_LOG_ERROR);
-    }
     zc_supervisor_t *sup = zc_supervisor_new("demo");
-    zc_supervisor_add_group(sup, "demo", workers, argv);
+    zc_supervisor_add_group(sup, "demo", d->workers, argv);
     zc_supervisor_set_runtime_dir(sup, dir);
     zc_supervisor_set_redis(sup, redis);
     zc_supervisor_set_admin_port(sup, -1);
     zc_supervisor_set_ready_timeout(sup, 15000);
     zc_supervisor_set_stop_timeout(sup, 5000);
     zc_supervisor_set_backoff(sup, 50, 1000);
+    return sup;
+}
+
+//  Prints the table of reports and the verdict. Returns 1 if all is well.
+static int s_summary(s_demo_t *d, int code)
+{
+    int ok = d->reported == d->workers && !*d->failure && !s_timed_out && code == 0;
+    long total_tasks = 0, total_sum = 0, want_sum = 0;
+    for (long i = 0; i < d->tasks; i++)
+        want_sum += i * i;
+    if (d->reported) {
+        printf("\n  %-14s %-5s %9s %9s %9s %5s %7s %7s\n", "worker", "group", "public", "group",
+               "private", "lost", "rpc", "tasks");
+        for (int i = 1; i <= d->workers; i++)
+            ok &= *d->reports[i] ? s_check_report(d, i, &total_tasks, &total_sum) : 0;
+        printf("  %-14s %-5s %9s %9s %9s %5s %7s %7ld   %s\n", "total", "", "", "", "", "", "",
+               total_tasks, total_tasks == d->tasks && total_sum == want_sum ? "ok" : "WRONG");
+        ok &= total_tasks == d->tasks && total_sum == want_sum;
+    }
+    ok &= d->respawn_ok && d->reload_ok && d->reload_min_ready >= d->workers;
+    printf("\n");
+    if (*d->failure)
+        printf("FAILED: %s\n", d->failure);
+    else if (s_timed_out)
+        printf("FAILED: the demo did not finish within 90 s\n");
+    else if (!ok)
+        printf("FAILED: see the table above\n");
+    else
+        printf("OK: every worker got %d public messages from each other worker, %d group\n"
+               "messages from each member of its own group only and %d private messages from\n"
+               "the worker before it, none lost; RPC calls to the next worker and to all\n"
+               "workers answered right; the %d tasks ran once each, spread over the\n"
+               "workers; the killed worker came back in %lld ms and the rolling reload kept all\n"
+               "%d workers ready throughout.\n",
+               d->count, d->count, d->count, d->tasks, d->respawn_ms, d->workers);
+    return ok;
+}
+
+static int s_master_run(int workers, int count, int tasks, const char *redis)
+{
     s_demo_t d;
     memset(&d, 0, sizeof d);
     d.workers = workers;
     d.count = count;
     d.tasks = tasks;
+    char dir[64];
+    if (!getenv("ZC_LOG_LEVEL")) { //  the demo tells its own story (workers inherit this)
+        setenv("ZC_LOG_LEVEL", "error", 1);
+        zc_log_set_level(ZC_LOG_ERROR);
+    }
+    zc_supervisor_t *sup = s_master_new(&d, redis, dir, sizeof dir);
+    if (!sup) return 1;
     d.t0 = zclock_mono();
     zc_supervisor_on_event(sup, s_on_event, &d);
     printf("zcluster %s demo: a master supervising %d worker processes and %s;\n"
@@ -496,80 +577,63 @@ static int s_master_run(int workers, int count, int tasks, const char *redis)
     zc_supervisor_destroy(&sup);
     rmdir(dir);
     printf("[%6.2f s] master exited with code %d\n", s_secs(&d), code);
+    return s_summary(&d, code) ? 0 : 1;
+}
 
-    int ok = d.reported == workers && !*d.failure && !s_timed_out && code == 0;
-    long total_tasks = 0, total_sum = 0, want_sum = 0;
-    for (long i = 0; i < tasks; i++)
-        want_sum += i * i;
-    if (d.reported) {
-        printf("\n  %-14s %-5s %9s %9s %9s %5s %7s %7s\n", "worker", "group", "public", "group",
-               "private", "lost", "rpc", "tasks");
-        for (int i = 1; i <= workers; i++)
-            ok &= *d.reports[i] ? s_check_report(&d, i, &total_tasks, &total_sum) : 0;
-        printf("  %-14s %-5s %9s %9s %9s %5s %7s %7ld   %s\n", "total", "", "", "", "", "", "",
-               total_tasks, total_tasks == tasks && total_sum == want_sum ? "ok" : "WRONG");
-        ok &= total_tasks == tasks && total_sum == want_sum;
-    }
-    ok &= d.respawn_ok && d.reload_ok && d.reload_min_ready >= workers;
-    printf("\n");
-    if (*d.failure)
-        printf("FAILED: %s\n", d.failure);
-    else if (s_timed_out)
-        printf("FAILED: the demo did not finish within 90 s\n");
-    else if (!ok)
-        printf("FAILED: see the table above\n");
-    else
-        printf("OK: every worker got %d public messages from each other worker, %d group\n"
-               "messages from each member of its own group only and %d private messages from\n"
-               "the worker before it, none lost; RPC calls to the next worker and to all\n"
-               "workers answered right; the %d tasks ran once each, spread over the\n"
-               "workers; the killed worker came back in %lld ms and the rolling reload kept all\n"
-               "%d workers ready throughout.\n",
-               count, count, count, tasks, d.respawn_ms, workers);
-    return ok ? 0 : 1;
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: zcluster demo [--workers N (2..%d, default 4)] [--count N (default "
+            "1000)]\n"
+            "                     [--tasks N (default 200)] [--redis URL]\n\n"
+            "Runs a master (as `zcluster start` would) with a private redis-server "
+            "unless\n--redis is given, and N workers that exchange public, group and "
+            "private\nmessages and share a task queue; then kills one worker, reloads "
+            "them all\nand shuts down, and prints a summary: OK (exit 0) or FAILED.\n",
+            DEMO_MAX_WORKERS);
+}
+
+//  The command line of `zcluster demo`.
+typedef struct {
+    cli_cluster_t where; //  --redis
+    int64_t workers, count, tasks;
+    int worker; //  --worker: run as one of the master's workers
+} s_options_t;
+
+//  Takes --workers, --count, --tasks or --worker (cli_option_fn over an
+//  s_options_t). A value that is not a number counts as -1, out of range.
+static int s_option(void *self, int option, const char *value)
+{
+    s_options_t *o = (s_options_t *)self;
+    int64_t *number = option == 'n' ? &o->workers : option == 'c' ? &o->count : &o->tasks;
+    if (option == 'W')
+        o->worker = 1;
+    else if (cli_args_number(value, INT_MIN, INT_MAX, number))
+        *number = -1;
+    return -1;
 }
 
 int cli_demo(int argc, char **argv)
 {
-    static struct option options[] = {
-        {"workers", required_argument, 0, 'n'}, {"nodes", required_argument, 0, 'n'},
-        {"count", required_argument, 0, 'c'},   {"tasks", required_argument, 0, 't'},
-        {"redis", required_argument, 0, 'r'},   {"worker", no_argument, 0, 'W'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    int workers = 4, count = 1000, tasks = 200, worker = 0, c;
-    const char *redis = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "n:c:t:h", options, NULL)) != -1) {
-        if (c == 'n')
-            workers = atoi(optarg);
-        else if (c == 'c')
-            count = atoi(optarg);
-        else if (c == 't')
-            tasks = atoi(optarg);
-        else if (c == 'r')
-            redis = optarg;
-        else if (c == 'W')
-            worker = 1;
-        else {
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: zcluster demo [--workers N (2..%d, default 4)] [--count N (default "
-                    "1000)]\n"
-                    "                     [--tasks N (default 200)] [--redis URL]\n\n"
-                    "Runs a master (as `zcluster start` would) with a private redis-server "
-                    "unless\n--redis is given, and N workers that exchange public, group and "
-                    "private\nmessages and share a task queue; then kills one worker, reloads "
-                    "them all\nand shuts down, and prints a summary: OK (exit 0) or FAILED.\n",
-                    DEMO_MAX_WORKERS);
-            return c == 'h' ? 0 : CLI_USAGE;
-        }
-    }
-    if (workers < 2 || workers > DEMO_MAX_WORKERS || count < 1 || count > 1000000 || tasks < 0 ||
-        tasks > 100000) {
+    static struct option options[] = {{"workers", required_argument, 0, 'n'},
+                                      {"nodes", required_argument, 0, 'n'},
+                                      {"count", required_argument, 0, 'c'},
+                                      {"tasks", required_argument, 0, 't'},
+                                      CLI_OPTION_REDIS,
+                                      {"worker", no_argument, 0, 'W'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    s_options_t o = {{NULL, NULL, NULL}, 4, 1000, 200, 0};
+    cli_args_t args = {"n:c:t:h", options, s_usage, &o.where, NULL, s_option, &o};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    if (o.workers < 2 || o.workers > DEMO_MAX_WORKERS || o.count < 1 || o.count > 1000000 ||
+        o.tasks < 0 || o.tasks > 100000) {
         fprintf(stderr,
                 "zcluster demo: --workers must be 2..%d, --count 1..1000000, --tasks 0..100000\n",
                 DEMO_MAX_WORKERS);
         return CLI_USAGE;
     }
-    if (worker) return s_worker_run(workers, count, tasks);
-    return s_master_run(workers, count, tasks, redis);
+    if (o.worker) return s_worker_run((int)o.workers, (int)o.count, (int)o.tasks);
+    return s_master_run((int)o.workers, (int)o.count, (int)o.tasks, o.where.redis);
 }

@@ -6,30 +6,33 @@
     they arrive, so a script can wait for what it expects. With a Redis URL
     (--redis or ZC_REDIS_URL) it is a full cluster node that finds its peers
     in the registry; without, a bare mesh node whose peers are given by hand.
+    The line console itself (splitting, dispatch, answers) is cli_console.
 */
 #include "cli.h"
+#include "cli_args.h"
+#include "cli_console.h"
 #include "zc_supervisor.h"
 #include "zcluster.h"
 
 #include <czmq.h>
 #include <errno.h>
+#include <limits.h>
 #include <msgpack.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 4096
+#define LINE_MAX_BYTES 4095
 
+//  The node the console drives.
 typedef struct {
     zc_node_t *node; //  NULL for a bare mesh node
     zc_rpc_t *rpc;   //  the node's RPC
     zc_mesh_t *mesh;
-    int quiet; //  count received messages but do not print them
-    int done;
+    int quiet;      //  count received messages but do not print them
     zlist_t *calls; //  RPC calls started here, destroyed once done and printed
-} s_console_t;
+} s_node_t;
 
 //  --------------------------------------------------------------------------
 //  RPC: built-in test methods and call results
@@ -45,16 +48,16 @@ static void s_method_sleep(zc_rpc_request_t *request, void *arg)
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
     size_t offset = 0;
-    long ms = 0;
+    int64_t ms = 0;
     if (msgpack_unpack_next(&result, (const char *)zc_rpc_request_args(request),
                             zc_rpc_request_size(request), &offset) == MSGPACK_UNPACK_SUCCESS) {
         if (result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            ms = (long)result.data.via.u64;
+            ms = (int64_t)result.data.via.u64;
         else if (result.data.type == MSGPACK_OBJECT_STR) {
             char text[32]; //  msgpack strings are not NUL-terminated
             snprintf(text, sizeof text, "%.*s", (int)result.data.via.str.size,
                      result.data.via.str.ptr);
-            ms = strtol(text, NULL, 10);
+            cli_args_number(text, INT64_MIN, INT64_MAX, &ms); //  not a number: 0
         }
     }
     msgpack_unpacked_destroy(&result);
@@ -111,40 +114,14 @@ static void s_print_call(zc_rpc_t *rpc, zc_rpc_call_t *call, void *arg)
     fflush(stdout);
 }
 
-//  call TAG TARGET METHOD TIMEOUT [TEXT]; TARGET: ID, *, *first, @CONNECTION
-static int s_call(s_console_t *console, char **w, int n)
-{
-    const char *target = w[2];
-    zc_rpc_target_t kind = strcmp(target, "*") == 0        ? ZC_RPC_ALL_GATHER
-                           : strcmp(target, "*first") == 0 ? ZC_RPC_ALL_FIRST
-                           : target[0] == '@'              ? ZC_RPC_CONNECTION
-                                                           : ZC_RPC_NODE;
-    const char *to = kind == ZC_RPC_CONNECTION ? target + 1 : kind == ZC_RPC_NODE ? target : NULL;
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    const char *text = n > 5 ? w[5] : "";
-    msgpack_pack_str(&pk, strlen(text));
-    msgpack_pack_str_body(&pk, text, strlen(text));
-    //  The tag lives as long as the call: keep a copy in the calls list.
-    char *tag = strdup(w[1]);
-    zlist_append(console->calls, tag);
-    zc_rpc_call_t *call = zc_rpc_start(console->rpc, kind, to, w[3], sbuf.data, sbuf.size,
-                                       atoi(w[4]), s_print_call, tag);
-    zlist_append(console->calls, call);
-    msgpack_sbuffer_destroy(&sbuf);
-    return 0;
-}
-
 //  Destroys the calls that are done (they were printed when they completed).
-static void s_reap_calls(s_console_t *console)
+static void s_reap_calls(s_node_t *self)
 {
-    if (!console->calls) return;
+    if (!self->calls) return;
     zlist_t *keep = zlist_new();
-    while (zlist_size(console->calls) >= 2) {
-        char *tag = (char *)zlist_pop(console->calls);
-        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console->calls);
+    while (zlist_size(self->calls) >= 2) {
+        char *tag = (char *)zlist_pop(self->calls);
+        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(self->calls);
         if (zc_rpc_call_done(call)) {
             zc_rpc_call_destroy(&call);
             free(tag);
@@ -153,8 +130,8 @@ static void s_reap_calls(s_console_t *console)
             zlist_append(keep, call);
         }
     }
-    zlist_destroy(&console->calls);
-    console->calls = keep;
+    zlist_destroy(&self->calls);
+    self->calls = keep;
 }
 
 static void s_usage(FILE *out)
@@ -213,20 +190,6 @@ static void s_print_msg(const zc_msg_t *msg)
            zc_msg_seq(msg), text);
 }
 
-static void s_print_stats(zc_mesh_t *mesh)
-{
-    zc_mesh_stats_t s;
-    zc_mesh_stats(mesh, &s);
-    printf("stats sent_public=%" PRIu64 " sent_group=%" PRIu64 " sent_private=%" PRIu64
-           " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
-           " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64 " malformed=%" PRIu64
-           " bad_version=%" PRIu64 " oversized=%" PRIu64 " send_dropped=%" PRIu64
-           " no_route=%" PRIu64 " peers_lost=%" PRIu64 " peers=%zu\n",
-           s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group, s.recv_private,
-           s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version, s.oversized,
-           s.send_dropped, s.no_route, s.peers_lost, zc_mesh_peer_count(mesh));
-}
-
 static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer, void *arg)
 {
     printf("lost %s\n", peer);
@@ -258,26 +221,25 @@ static void s_on_demoted(zc_node_t *node, uint64_t epoch, void *arg)
     fflush(stdout);
 }
 
-static zc_msg_t *s_recv(s_console_t *console, int timeout_ms)
+static zc_msg_t *s_recv(s_node_t *self, int timeout_ms)
 {
-    return console->node ? zc_node_recv(console->node, timeout_ms)
-                         : zc_mesh_recv(console->mesh, timeout_ms);
+    return self->node ? zc_node_recv(self->node, timeout_ms) : zc_mesh_recv(self->mesh, timeout_ms);
 }
 
 //  Drains whatever has arrived, printing it unless quiet.
-static void s_drain(s_console_t *console)
+static void s_drain(s_node_t *self)
 {
     zc_msg_t *msg;
-    while ((msg = s_recv(console, 0)) != NULL)
-        if (!console->quiet) s_print_msg(msg);
-    s_reap_calls(console);
+    while ((msg = s_recv(self, 0)) != NULL)
+        if (!self->quiet) s_print_msg(msg);
+    s_reap_calls(self);
     fflush(stdout);
 }
 
 //  Sends count messages of size bytes; private sends wait while the peer's
 //  queue is full. Returns 0 or -1 with errno.
-static int s_flood(s_console_t *console, const char *kind, const char *target, const char *type,
-                   long count, long size)
+static int s_flood(s_node_t *self, const char *kind, const char *target, const char *type,
+                   int64_t count, int64_t size)
 {
     if (count < 0 || size < 0 || size > 64 * 1024 * 1024) {
         errno = EINVAL;
@@ -287,16 +249,15 @@ static int s_flood(s_console_t *console, const char *kind, const char *target, c
     if (!payload) return -1;
     memset(payload, 'x', (size_t)size);
     int rc = 0;
-    for (long i = 0; i < count && rc == 0; i++) {
+    for (int64_t i = 0; i < count && rc == 0; i++) {
         if (strcmp(kind, "public") == 0)
-            rc = zc_mesh_publish(console->mesh, type, payload, (size_t)size);
+            rc = zc_mesh_publish(self->mesh, type, payload, (size_t)size);
         else if (strcmp(kind, "group") == 0)
-            rc = zc_mesh_shout(console->mesh, target, type, payload, (size_t)size);
+            rc = zc_mesh_shout(self->mesh, target, type, payload, (size_t)size);
         else if (strcmp(kind, "private") == 0) {
-            while ((rc = zc_mesh_whisper(console->mesh, target, type, payload, (size_t)size)) !=
-                       0 &&
+            while ((rc = zc_mesh_whisper(self->mesh, target, type, payload, (size_t)size)) != 0 &&
                    errno == EAGAIN)
-                s_recv(console, 1);
+                s_recv(self, 1);
         } else {
             errno = EINVAL;
             rc = -1;
@@ -306,228 +267,322 @@ static int s_flood(s_console_t *console, const char *kind, const char *target, c
     return rc;
 }
 
-//  Splits line into at most max words; the last word takes the rest of the line.
-static int s_split(char *line, char **words, int max)
+//  --------------------------------------------------------------------------
+//  Commands of every node
+
+//  Answers a mesh or node call: ok, or why it failed (errno, which the
+//  console cleared before the command). Returns 0.
+static int s_answer(cli_console_t *console, int rc)
 {
-    int n = 0;
-    char *p = line;
-    while (*p && n < max) {
-        while (*p == ' ')
-            p++;
-        if (!*p) break;
-        words[n++] = p;
-        if (n == max) break;
-        while (*p && *p != ' ')
-            p++;
-        if (*p) *p++ = 0;
-    }
-    return n;
+    if (rc) cli_console_error(console, "%s", errno ? strerror(errno) : "invalid arguments");
+    return 0;
 }
 
-static void s_reply(const char *command, int rc)
+//  peer ID PUB ROUTER [KEY]
+static int s_cmd_peer(cli_console_t *console, void *self, int argc, char **argv)
 {
-    if (rc == 0)
-        printf("ok %s\n", command);
+    zc_mesh_t *mesh = ((s_node_t *)self)->mesh;
+    return s_answer(console,
+                    zc_mesh_peer_add(mesh, argv[1], argv[2], argv[3], argc == 5 ? argv[4] : NULL));
+}
+
+//  unpeer ID
+static int s_cmd_unpeer(cli_console_t *console, void *self, int argc, char **argv)
+{
+    return s_answer(console, zc_mesh_peer_remove(((s_node_t *)self)->mesh, argv[1]));
+}
+
+//  join GROUP | leave GROUP
+static int s_cmd_join_or_leave(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int join = strcmp(argv[0], "join") == 0;
+    if (node->node)
+        return s_answer(console, join ? zc_node_join(node->node, argv[1])
+                                      : zc_node_leave(node->node, argv[1]));
+    return s_answer(console,
+                    join ? zc_mesh_join(node->mesh, argv[1]) : zc_mesh_leave(node->mesh, argv[1]));
+}
+
+//  publish TYPE [TEXT] | shout GROUP TYPE [TEXT] | whisper ID TYPE [TEXT]
+static int s_cmd_send(cli_console_t *console, void *self, int argc, char **argv)
+{
+    zc_mesh_t *mesh = ((s_node_t *)self)->mesh;
+    int publish = strcmp(argv[0], "publish") == 0;
+    const char *text = argc > 3 - publish ? argv[argc - 1] : "";
+    if (publish) return s_answer(console, zc_mesh_publish(mesh, argv[1], text, strlen(text)));
+    if (strcmp(argv[0], "shout") == 0)
+        return s_answer(console, zc_mesh_shout(mesh, argv[1], argv[2], text, strlen(text)));
+    return s_answer(console, zc_mesh_whisper(mesh, argv[1], argv[2], text, strlen(text)));
+}
+
+//  flood public TYPE COUNT SIZE | flood group|private TARGET TYPE COUNT SIZE
+static int s_cmd_flood(cli_console_t *console, void *self, int argc, char **argv)
+{
+    int targeted = strcmp(argv[1], "public") != 0;
+    if (argc != 5 + targeted) return s_answer(console, -1);
+    int64_t count, size;
+    if (cli_args_number(argv[3 + targeted], INT64_MIN, INT64_MAX, &count) ||
+        cli_args_number(argv[4 + targeted], INT64_MIN, INT64_MAX, &size))
+        return -1;
+    return s_answer(console, s_flood((s_node_t *)self, argv[1], targeted ? argv[2] : NULL,
+                                     argv[2 + targeted], count, size));
+}
+
+//  quiet on|off
+static int s_cmd_quiet(cli_console_t *console, void *self, int argc, char **argv)
+{
+    ((s_node_t *)self)->quiet = strcmp(argv[1], "on") == 0;
+    return 0;
+}
+
+//  stats: what arrived first, then the mesh's counters as the answer.
+static int s_cmd_stats(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    s_drain(node);
+    zc_mesh_stats_t s;
+    zc_mesh_stats(node->mesh, &s);
+    cli_console_line(
+        console,
+        "stats sent_public=%" PRIu64 " sent_group=%" PRIu64 " sent_private=%" PRIu64
+        " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
+        " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64 " malformed=%" PRIu64
+        " bad_version=%" PRIu64 " oversized=%" PRIu64 " send_dropped=%" PRIu64 " no_route=%" PRIu64
+        " peers_lost=%" PRIu64 " peers=%zu",
+        s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group, s.recv_private,
+        s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version, s.oversized,
+        s.send_dropped, s.no_route, s.peers_lost, zc_mesh_peer_count(node->mesh));
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Commands of a cluster node (with the registry): without one they are
+//  unknown, as wrong arguments.
+
+//  info
+static int s_cmd_info(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    if (!node->node) return -1;
+    char *info = zc_node_cluster_info(node->node);
+    cli_console_ok(console, "%s", info ? info : "(null)");
+    free(info);
+    return 0;
+}
+
+//  leader
+static int s_cmd_leader(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    if (!node->node) return -1;
+    cli_console_ok(console, "%d %" PRIu64, zc_node_leader(node->node), zc_node_epoch(node->node));
+    return 0;
+}
+
+//  kill ID CODE
+static int s_cmd_kill(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int64_t code;
+    if (!node->node || cli_args_number(argv[2], INT_MIN, INT_MAX, &code)) return -1;
+    return s_answer(console, zc_node_kill(node->node, argv[1], (int)code));
+}
+
+//  call TAG TARGET METHOD MS [TEXT]; TARGET: ID, *, *first, @CONNECTION.
+//  The result prints when the call completes.
+static int s_cmd_call(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int64_t timeout;
+    if (!node->node || cli_args_number(argv[4], INT_MIN, INT_MAX, &timeout)) return -1;
+    const char *target = argv[2];
+    zc_rpc_target_t kind = strcmp(target, "*") == 0        ? ZC_RPC_ALL_GATHER
+                           : strcmp(target, "*first") == 0 ? ZC_RPC_ALL_FIRST
+                           : target[0] == '@'              ? ZC_RPC_CONNECTION
+                                                           : ZC_RPC_NODE;
+    const char *to = kind == ZC_RPC_CONNECTION ? target + 1 : kind == ZC_RPC_NODE ? target : NULL;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    const char *text = argc > 5 ? argv[5] : "";
+    msgpack_pack_str_with_body(&pk, text, strlen(text));
+    //  The tag lives as long as the call: keep a copy in the calls list.
+    char *tag = strdup(argv[1]);
+    zlist_append(node->calls, tag);
+    zc_rpc_call_t *call = zc_rpc_start(node->rpc, kind, to, argv[3], sbuf.data, sbuf.size,
+                                       (int)timeout, s_print_call, tag);
+    zlist_append(node->calls, call);
+    msgpack_sbuffer_destroy(&sbuf);
+    return 0;
+}
+
+//  conn add|remove ID
+static int s_cmd_conn(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int rc;
+    if (!node->node) return -1;
+    if (strcmp(argv[1], "add") == 0)
+        rc = zc_rpc_connection_add(node->rpc, argv[2]);
+    else if (strcmp(argv[1], "remove") == 0)
+        rc = zc_rpc_connection_remove(node->rpc, argv[2]);
     else
-        printf("error %s: %s\n", command, errno ? strerror(errno) : "invalid arguments");
+        return -1;
+    if (rc) cli_console_error(console, "%s", zc_rpc_errstr(node->rpc));
+    return 0;
 }
 
-//  Answers a command of the RPC: its failures say why on the rpc.
-static void s_reply_rpc(const char *command, int rc, zc_rpc_t *rpc)
+//  rpcstats
+static int s_cmd_rpcstats(cli_console_t *console, void *self, int argc, char **argv)
 {
-    if (rc == 0)
-        printf("ok %s\n", command);
-    else
-        printf("error %s: %s\n", command, zc_rpc_errstr(rpc));
+    s_node_t *node = (s_node_t *)self;
+    if (!node->node) return -1;
+    zc_rpc_stats_t st;
+    zc_rpc_stats(node->rpc, &st);
+    cli_console_line(console,
+                     "rpcstats calls_started=%" PRIu64 " calls_ok=%" PRIu64 " calls_failed=%" PRIu64
+                     " calls_timed_out=%" PRIu64 " requests_handled=%" PRIu64
+                     " late_replies=%" PRIu64,
+                     st.calls_started, st.calls_ok, st.calls_failed, st.calls_timed_out,
+                     st.requests_handled, st.late_replies);
+    return 0;
 }
 
-//  Commands that need the registry. Returns 1 if it was one (and answered).
-static int s_execute_cluster(s_console_t *console, char **w, int n)
+//  confirm NAME
+static int s_cmd_confirm(cli_console_t *console, void *self, int argc, char **argv)
 {
-    zc_node_t *node = console->node;
-    const char *cmd = w[0];
-    if (strcmp(cmd, "info") == 0 && n == 1) {
-        char *info = zc_node_cluster_info(node);
-        printf("ok info %s\n", info);
-        free(info);
-    } else if (strcmp(cmd, "leader") == 0 && n == 1)
-        printf("ok leader %d %" PRIu64 "\n", zc_node_leader(node), zc_node_epoch(node));
-    else if (strcmp(cmd, "kill") == 0 && n == 3)
-        s_reply(cmd, zc_node_kill(node, w[1], atoi(w[2])));
-    else if (strcmp(cmd, "call") == 0 && (n == 5 || n == 6))
-        s_reply(cmd, s_call(console, w, n));
-    else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "add") == 0)
-        s_reply_rpc(cmd, zc_rpc_connection_add(console->rpc, w[2]), console->rpc);
-    else if (strcmp(cmd, "conn") == 0 && n == 3 && strcmp(w[1], "remove") == 0)
-        s_reply_rpc(cmd, zc_rpc_connection_remove(console->rpc, w[2]), console->rpc);
-    else if (strcmp(cmd, "rpcstats") == 0 && n == 1) {
-        zc_rpc_stats_t st;
-        zc_rpc_stats(console->rpc, &st);
-        printf("rpcstats calls_started=%" PRIu64 " calls_ok=%" PRIu64 " calls_failed=%" PRIu64
-               " calls_timed_out=%" PRIu64 " requests_handled=%" PRIu64 " late_replies=%" PRIu64
-               "\n",
-               st.calls_started, st.calls_ok, st.calls_failed, st.calls_timed_out,
-               st.requests_handled, st.late_replies);
-    } else if (strcmp(cmd, "confirm") == 0 && n == 2)
-        s_reply(cmd, zc_node_confirm(node, w[1]));
-    else if (strcmp(cmd, "wait") == 0 && n == 4) {
-        zlist_t *ids = zc_node_wait_confirmations(node, w[1], (size_t)atol(w[2]), atoi(w[3]));
-        if (!ids)
-            printf("error wait: timed out\n");
-        else {
-            printf("ok wait ");
-            int first = 1;
-            for (char *id = (char *)zlist_first(ids); id; id = (char *)zlist_next(ids)) {
-                printf("%s%s", first ? "" : ",", id);
-                first = 0;
-            }
-            printf("\n");
-            zlist_destroy(&ids);
-        }
-    } else
+    s_node_t *node = (s_node_t *)self;
+    if (!node->node) return -1;
+    return s_answer(console, zc_node_confirm(node->node, argv[1]));
+}
+
+//  wait NAME COUNT MS: `ok wait ID,ID...`
+static int s_cmd_wait(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int64_t count, timeout;
+    if (!node->node || cli_args_number(argv[2], 0, INT64_MAX, &count) ||
+        cli_args_number(argv[3], INT_MIN, INT_MAX, &timeout))
+        return -1;
+    zlist_t *ids = zc_node_wait_confirmations(node->node, argv[1], (size_t)count, (int)timeout);
+    if (!ids) {
+        cli_console_error(console, "timed out");
         return 0;
-    fflush(stdout);
-    return 1;
+    }
+    size_t len = 1;
+    for (char *id = (char *)zlist_first(ids); id; id = (char *)zlist_next(ids))
+        len += strlen(id) + 1;
+    char *list = (char *)calloc(1, len);
+    for (char *id = (char *)zlist_first(ids); list && id; id = (char *)zlist_next(ids))
+        strcat(strcat(list, *list ? "," : ""), id);
+    cli_console_line(console, "ok wait %s", list ? list : "");
+    free(list);
+    zlist_destroy(&ids);
+    return 0;
 }
 
-static void s_execute(s_console_t *console, char *line)
-{
-    char *p = line + strspn(line, " ");
-    if (!*p) return;
-    char *w[7] = {p};
-    const char *cmd = p;
-    p += strcspn(p, " ");
-    if (*p) *p++ = 0;
-    //  Message commands keep the rest of the line, spaces and all, as text.
-    int words = strcmp(cmd, "publish") == 0                                ? 2
-                : strcmp(cmd, "shout") == 0 || strcmp(cmd, "whisper") == 0 ? 3
-                : strcmp(cmd, "call") == 0                                 ? 5
-                                                                           : 6;
-    int n = 1 + s_split(p, w + 1, words);
-    zc_mesh_t *mesh = console->mesh;
-    int rc = -1;
-    errno = 0;
-    if (strcmp(cmd, "peer") == 0 && (n == 4 || n == 5))
-        rc = zc_mesh_peer_add(mesh, w[1], w[2], w[3], n == 5 ? w[4] : NULL);
-    else if (strcmp(cmd, "unpeer") == 0 && n == 2)
-        rc = zc_mesh_peer_remove(mesh, w[1]);
-    else if (strcmp(cmd, "join") == 0 && n == 2)
-        rc = console->node ? zc_node_join(console->node, w[1]) : zc_mesh_join(mesh, w[1]);
-    else if (strcmp(cmd, "leave") == 0 && n == 2)
-        rc = console->node ? zc_node_leave(console->node, w[1]) : zc_mesh_leave(mesh, w[1]);
-    else if (console->node && s_execute_cluster(console, w, n))
-        return;
-    else if (strcmp(cmd, "publish") == 0 && n >= 2) {
-        rc = zc_mesh_publish(mesh, w[1], n > 2 ? w[2] : "", n > 2 ? strlen(w[2]) : 0);
-    } else if (strcmp(cmd, "shout") == 0 && n >= 3) {
-        rc = zc_mesh_shout(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
-    } else if (strcmp(cmd, "whisper") == 0 && n >= 3) {
-        rc = zc_mesh_whisper(mesh, w[1], w[2], n > 3 ? w[3] : "", n > 3 ? strlen(w[3]) : 0);
-    } else if (strcmp(cmd, "flood") == 0 && n >= 5) {
-        int targeted = strcmp(w[1], "public") != 0;
-        if (n == 5 + targeted)
-            rc = s_flood(console, w[1], targeted ? w[2] : NULL, w[2 + targeted],
-                         atol(w[3 + targeted]), atol(w[4 + targeted]));
-    } else if (strcmp(cmd, "quiet") == 0 && n == 2) {
-        console->quiet = strcmp(w[1], "on") == 0;
-        rc = 0;
-    } else if (strcmp(cmd, "stats") == 0) {
-        s_drain(console);
-        s_print_stats(mesh);
-        fflush(stdout);
-        return;
-    } else if (strcmp(cmd, "quit") == 0) {
-        console->done = 1;
-        rc = 0;
-    } else {
-        printf("error %s: unknown command or wrong arguments\n", cmd);
-        fflush(stdout);
-        return;
-    }
-    s_reply(cmd, rc);
-    fflush(stdout);
-}
+static const cli_command_t s_commands[] = {
+    {"peer", 3, 4, s_cmd_peer, NULL, 0},
+    {"unpeer", 1, 1, s_cmd_unpeer, NULL, 0},
+    {"join", 1, 1, s_cmd_join_or_leave, NULL, 0},
+    {"leave", 1, 1, s_cmd_join_or_leave, NULL, 0},
+    {"publish", 1, 2, s_cmd_send, NULL, CLI_REST},
+    {"shout", 2, 3, s_cmd_send, NULL, CLI_REST},
+    {"whisper", 2, 3, s_cmd_send, NULL, CLI_REST},
+    {"flood", 4, 5, s_cmd_flood, NULL, 0},
+    {"quiet", 1, 1, s_cmd_quiet, NULL, 0},
+    {"stats", 0, CLI_ARGS_ANY, s_cmd_stats, NULL, 0},
+    {"quit", 0, CLI_ARGS_ANY, cli_console_quit, NULL, 0},
+    {"info", 0, 0, s_cmd_info, NULL, 0},
+    {"leader", 0, 0, s_cmd_leader, NULL, 0},
+    {"kill", 2, 2, s_cmd_kill, NULL, 0},
+    {"call", 4, 5, s_cmd_call, NULL, CLI_REST},
+    {"conn", 2, 2, s_cmd_conn, NULL, 0},
+    {"rpcstats", 0, 0, s_cmd_rpcstats, NULL, 0},
+    {"confirm", 1, 1, s_cmd_confirm, NULL, 0},
+    {"wait", 3, 3, s_cmd_wait, NULL, 0},
+    {NULL, 0, 0, NULL, NULL, 0},
+};
+
+//  --------------------------------------------------------------------------
+//  Options and the node's life
 
 typedef struct {
-    const char *id, *pub, *router, *redis, *cluster;
+    cli_cluster_t where; //  --redis, --cluster, --id
+    const char *pub, *router;
     const char *headers[64], *groups[64];
-    int header_count, group_count, lease_ttl, election;
-    long max_msg_size;
+    int header_count, group_count, election;
+    int64_t lease_ttl, max_msg_size;
 } s_options_t;
+
+//  Takes one option other than --redis, --cluster and --id into *o.
+//  Returns -1 to go on, else the exit code after saying what is wrong.
+static int s_option(void *self, int option, const char *value)
+{
+    s_options_t *o = (s_options_t *)self;
+    const char *error = NULL;
+    if (option == 'p')
+        o->pub = value;
+    else if (option == 'r')
+        o->router = value;
+    else if (option == 'm') {
+        if (cli_args_size(value, 1, 1024L * 1024 * 1024, &o->max_msg_size))
+            error = "--max-msg-size must be 1..1073741824 bytes";
+    } else if (option == 'g') {
+        if (o->group_count == 64)
+            error = "at most 64 --group options";
+        else
+            o->groups[o->group_count++] = value;
+    } else if (option == 'L') {
+        if (cli_args_number(value, 300, INT_MAX, &o->lease_ttl))
+            error = "--lease-ttl must be at least 300 ms";
+    } else if (option == 'H') {
+        if (o->header_count == 64 || !strchr(value, '=') || value[0] == '=')
+            error = "--header takes KEY=VALUE (at most 64)";
+        else
+            o->headers[o->header_count++] = value;
+    } else if (option == 'E')
+        o->election = 0;
+    else
+        return cli_args_usage(option, s_usage);
+    if (!error) return -1;
+    fprintf(stderr, "zcluster node: %s\n", error);
+    return CLI_USAGE;
+}
 
 //  Reads the command line into *o. Returns -1 to go on, else the exit code.
 static int s_parse(int argc, char **argv, s_options_t *o)
 {
-    static struct option options[] = {
-        {"id", required_argument, 0, 'i'},      {"pub", required_argument, 0, 'p'},
-        {"router", required_argument, 0, 'r'},  {"max-msg-size", required_argument, 0, 'm'},
-        {"group", required_argument, 0, 'g'},   {"redis", required_argument, 0, 'R'},
-        {"cluster", required_argument, 0, 'C'}, {"lease-ttl", required_argument, 0, 'L'},
-        {"header", required_argument, 0, 'H'},  {"no-election", no_argument, 0, 'E'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static struct option options[] = {CLI_OPTION_ID,
+                                      CLI_OPTION_REDIS,
+                                      CLI_OPTION_CLUSTER,
+                                      {"pub", required_argument, 0, 'p'},
+                                      {"router", required_argument, 0, 'r'},
+                                      {"max-msg-size", required_argument, 0, 'm'},
+                                      {"group", required_argument, 0, 'g'},
+                                      {"lease-ttl", required_argument, 0, 'L'},
+                                      {"header", required_argument, 0, 'H'},
+                                      {"no-election", no_argument, 0, 'E'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->redis = getenv("ZC_REDIS_URL");
     o->election = 1;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:p:r:m:g:h", options, NULL)) != -1) {
-        const char *error = NULL;
-        if (c == 'i')
-            o->id = optarg;
-        else if (c == 'p')
-            o->pub = optarg;
-        else if (c == 'r')
-            o->router = optarg;
-        else if (c == 'm') {
-            o->max_msg_size = atol(optarg);
-            if (o->max_msg_size <= 0 || o->max_msg_size > 1024L * 1024 * 1024)
-                error = "--max-msg-size must be 1..1073741824 bytes";
-        } else if (c == 'g') {
-            if (o->group_count == 64)
-                error = "at most 64 --group options";
-            else
-                o->groups[o->group_count++] = optarg;
-        } else if (c == 'R')
-            o->redis = optarg;
-        else if (c == 'C')
-            o->cluster = optarg;
-        else if (c == 'L') {
-            o->lease_ttl = atoi(optarg);
-            if (o->lease_ttl < 300) error = "--lease-ttl must be at least 300 ms";
-        } else if (c == 'H') {
-            if (o->header_count == 64 || !strchr(optarg, '=') || optarg[0] == '=')
-                error = "--header takes KEY=VALUE (at most 64)";
-            else
-                o->headers[o->header_count++] = optarg;
-        } else if (c == 'E')
-            o->election = 0;
-        else if (c == 'h') {
-            s_usage(stdout);
-            return 0;
-        } else {
-            s_usage(stderr);
-            return CLI_USAGE;
-        }
-        if (error) {
-            fprintf(stderr, "zcluster node: %s\n", error);
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "zcluster node: unexpected argument '%s'\n", argv[optind]);
-        return CLI_USAGE;
-    }
-    return -1;
+    cli_args_t args = {"i:p:r:m:g:h", options, s_usage, &o->where, "  i", s_option, o};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    return cli_args_none_left("node", argc, argv) ? CLI_USAGE : -1;
 }
 
 //  Configures and starts the cluster node, then its RPC with the console's
 //  methods. Returns 0, 1 if it did not start, -1 on a bad group name.
-static int s_node_start(s_console_t *console, const s_options_t *o)
+static int s_node_start(s_node_t *self, const s_options_t *o)
 {
-    zc_node_t *node = console->node;
-    zc_node_set_redis(node, o->redis);
-    if (o->cluster) zc_node_set_cluster(node, o->cluster);
-    if (o->lease_ttl) zc_node_set_lease_ttl(node, o->lease_ttl);
+    zc_node_t *node = self->node;
+    zc_node_set_redis(node, cli_cluster_redis(&o->where));
+    if (o->where.cluster) zc_node_set_cluster(node, o->where.cluster);
+    if (o->lease_ttl) zc_node_set_lease_ttl(node, (int)o->lease_ttl);
     zc_node_set_election(node, o->election);
     for (int i = 0; i < o->header_count; i++) {
         const char *equals = strchr(o->headers[i], '=');
@@ -540,87 +595,67 @@ static int s_node_start(s_console_t *console, const s_options_t *o)
     zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
     zc_node_set_events(node, &events, NULL);
     if (zc_node_start(node)) return 1;
-    console->rpc = zc_rpc_new(node);
-    zc_rpc_register(console->rpc, "echo", s_method_echo, NULL);
-    zc_rpc_register(console->rpc, "sleep", s_method_sleep, NULL);
-    zc_rpc_register(console->rpc, "fail", s_method_fail, NULL);
+    self->rpc = zc_rpc_new(node);
+    zc_rpc_register(self->rpc, "echo", s_method_echo, NULL);
+    zc_rpc_register(self->rpc, "sleep", s_method_sleep, NULL);
+    zc_rpc_register(self->rpc, "fail", s_method_fail, NULL);
     return 0;
 }
 
 //  Starts a bare mesh node. Returns 0, 1 if it did not start, -1 on a bad
 //  group name.
-static int s_mesh_start(s_console_t *console, const s_options_t *o)
+static int s_mesh_start(s_node_t *self, const s_options_t *o)
 {
-    if (zc_mesh_start(console->mesh)) return 1;
+    if (zc_mesh_start(self->mesh)) return 1;
     for (int i = 0; i < o->group_count; i++)
-        if (zc_mesh_join(console->mesh, o->groups[i])) return -1;
+        if (zc_mesh_join(self->mesh, o->groups[i])) return -1;
     //  A cluster node reports `removed` instead.
-    zc_mesh_on_peer_lost(console->mesh, s_on_peer_lost, NULL);
+    zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, NULL);
     return 0;
 }
 
-//  Executes the complete lines in buffer[0..used); returns the bytes left
-//  (a line not complete yet).
-static size_t s_execute_lines(s_console_t *console, char *buffer, size_t used)
+//  The console's wait: serves the network (printing what arrives) until
+//  stdin has a line or a signal; SIGTERM / SIGINT (CZMQ's handler sets
+//  zsys_interrupted) stop the console.
+static int s_wait(void *self, int stdin_open)
 {
-    char *start = buffer, *eol;
-    while (!console->done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
-        *eol = 0;
-        if (eol > start && eol[-1] == '\r') eol[-1] = 0;
-        s_execute(console, start);
-        start = eol + 1;
-    }
-    used -= (size_t)(start - buffer);
-    memmove(buffer, start, used);
-    if (used == LINE_MAX_BYTES) {
-        printf("error line longer than %d bytes\n", LINE_MAX_BYTES - 1);
-        fflush(stdout);
-        used = 0;
-    }
-    return used;
+    s_node_t *node = (s_node_t *)self;
+    if (zsys_interrupted) return -1;
+    zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+    int n = 1 + (node->node ? zc_node_pollitems(node->node, items + 1)
+                            : zc_mesh_pollitems(node->mesh, items + 1));
+    if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR) return -1;
+    s_drain(node);
+    return stdin_open && (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ? 1 : 0;
 }
 
 //  Serves the network and stdin commands until quit, stdin closes or a
-//  signal. SIGTERM / SIGINT (CZMQ's handler sets zsys_interrupted) leave
-//  gracefully.
-static void s_serve(s_console_t *console)
+//  signal. A supervised node has no driver: it serves until SIGTERM.
+static void s_serve(s_node_t *self)
 {
-    char buffer[LINE_MAX_BYTES];
-    size_t used = 0;
-    int stdin_open = 1;
-    while (!console->done && !zsys_interrupted) {
-        zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {
-            {.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
-        int n = 1 + (console->node ? zc_node_pollitems(console->node, items + 1)
-                                   : zc_mesh_pollitems(console->mesh, items + 1));
-        if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR) break;
-        s_drain(console);
-        if (!stdin_open || !(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) continue;
-        ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
-        if (got <= 0 && zc_supervisor_managed()) {
-            stdin_open = 0; //  a supervised worker has no driver: serve until SIGTERM
-            continue;
-        }
-        if (got <= 0) break; //  stdin closed: the driver is gone
-        used = s_execute_lines(console, buffer, used + (size_t)got);
-    }
+    cli_console_t *console = cli_console_new(s_commands, self);
+    if (!console) return;
+    cli_console_set_line_max(console, LINE_MAX_BYTES);
+    cli_console_set_wait(console, s_wait, zc_supervisor_managed());
+    cli_console_run(console);
+    cli_console_destroy(&console);
 }
 
 //  Destroys the console's RPC (completing its pending calls, printed),
 //  node or mesh, and calls.
-static void s_console_close(s_console_t *console)
+static void s_node_close(s_node_t *self)
 {
-    zc_rpc_destroy(&console->rpc);
-    if (console->node)
-        zc_node_destroy(&console->node);
+    zc_rpc_destroy(&self->rpc);
+    if (self->node)
+        zc_node_destroy(&self->node);
     else
-        zc_mesh_destroy(&console->mesh);
-    while (zlist_size(console->calls)) {
-        free(zlist_pop(console->calls));
-        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(console->calls);
+        zc_mesh_destroy(&self->mesh);
+    while (zlist_size(self->calls)) {
+        free(zlist_pop(self->calls));
+        zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_pop(self->calls);
         zc_rpc_call_destroy(&call);
     }
-    zlist_destroy(&console->calls);
+    zlist_destroy(&self->calls);
 }
 
 int cli_node(int argc, char **argv)
@@ -628,31 +663,30 @@ int cli_node(int argc, char **argv)
     s_options_t o;
     int rc = s_parse(argc, argv, &o);
     if (rc >= 0) return rc;
-    s_console_t console = {0};
-    if (o.redis && *o.redis) {
-        console.node = zc_node_new(o.id);
-        console.mesh = console.node ? zc_node_mesh(console.node) : NULL;
+    s_node_t self = {0};
+    if (cli_cluster_redis(&o.where)) {
+        self.node = zc_node_new(o.where.id);
+        self.mesh = self.node ? zc_node_mesh(self.node) : NULL;
     } else
-        console.mesh = zc_mesh_new(o.id);
-    if (!console.mesh) {
-        fprintf(stderr, "zcluster node: invalid node id '%s'\n", o.id);
+        self.mesh = zc_mesh_new(o.where.id);
+    if (!self.mesh) {
+        fprintf(stderr, "zcluster node: invalid node id '%s'\n", o.where.id);
         return CLI_USAGE;
     }
-    zc_mesh_set_endpoints(console.mesh, o.pub, o.router);
-    if (o.max_msg_size) zc_mesh_set_max_msg_size(console.mesh, (size_t)o.max_msg_size);
-    console.calls = zlist_new();
-    rc = console.node ? s_node_start(&console, &o) : s_mesh_start(&console, &o);
+    zc_mesh_set_endpoints(self.mesh, o.pub, o.router);
+    if (o.max_msg_size) zc_mesh_set_max_msg_size(self.mesh, (size_t)o.max_msg_size);
+    self.calls = zlist_new();
+    rc = self.node ? s_node_start(&self, &o) : s_mesh_start(&self, &o);
     if (rc) {
         if (rc < 0) fprintf(stderr, "zcluster node: invalid group name\n");
-        s_console_close(&console);
+        s_node_close(&self);
         return rc < 0 ? CLI_USAGE : 1;
     }
-    zc_mesh_t *mesh = console.mesh;
-    printf("ready %s %s %s\n", zc_mesh_id(mesh), zc_mesh_pub_endpoint(mesh),
-           zc_mesh_router_endpoint(mesh));
+    printf("ready %s %s %s\n", zc_mesh_id(self.mesh), zc_mesh_pub_endpoint(self.mesh),
+           zc_mesh_router_endpoint(self.mesh));
     fflush(stdout);
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
-    s_serve(&console);
-    s_console_close(&console);
+    s_serve(&self);
+    s_node_close(&self);
     return 0;
 }

@@ -8,11 +8,11 @@
     are ms).
 */
 #include "cli.h"
+#include "cli_args.h"
 #include "zc_log.h"
 #include "zc_supervisor.h"
 
-#include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,21 +63,6 @@ static void s_usage(FILE *out)
         "restart, shutdown, upgrade, events, admin.\n");
 }
 
-//  Parses "250", "250ms", "2s", "1m" into ms. Returns -1 if invalid.
-static long s_duration(const char *text)
-{
-    char *end;
-    errno = 0;
-    double value = strtod(text, &end);
-    if (end == text || errno || value < 0) return -1;
-    double scale = strcmp(end, "") == 0 || strcmp(end, "ms") == 0 ? 1
-                   : strcmp(end, "s") == 0                        ? 1000
-                   : strcmp(end, "m") == 0                        ? 60000
-                                                                  : -1;
-    if (scale < 0 || value * scale > 2147483647.0) return -1;
-    return (long)(value * scale);
-}
-
 typedef struct {
     int print_events;
 } s_start_t;
@@ -107,9 +92,8 @@ static int s_add_group_spec(zc_supervisor_t *sup, const char *spec)
     char name[128], count_text[16];
     snprintf(name, sizeof name, "%.*s", (int)(c1 - spec), spec);
     snprintf(count_text, sizeof count_text, "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-    char *end;
-    long count = *count_text ? strtol(count_text, &end, 10) : 0;
-    if ((*count_text && *end) || count < 0 || count > 1024) {
+    int64_t count = 0;
+    if (*count_text && cli_args_number(count_text, 0, 1024, &count)) {
         fprintf(stderr, "zcluster start: --group %s: COUNT must be 0..1024\n", name);
         return -1;
     }
@@ -128,20 +112,20 @@ static int s_add_group_spec(zc_supervisor_t *sup, const char *spec)
 typedef struct {
     char **args, **passed; //  our arguments; the --cluster-* ones for the workers
     int nargs, npassed, after_dashes;
-    const char *name, *redis, *dir, *key, *cpus, *group_name;
+    cli_cluster_t where; //  --redis; --cluster (or --name)
+    const char *dir, *key, *cpus, *group_name;
     const char *specs[MAX_GROUPS];
-    int nspecs, workers, port, transient;
+    int nspecs, transient;
+    int64_t workers, port;
     //  ms, in the order of the options O_READY_TIMEOUT..O_WINDOW; -1: not given
-    long durations[6];
-    long max_restarts;
+    int64_t durations[6];
+    int64_t max_restarts;
     s_start_t start;
 } s_settings_t;
 
 enum {
     O_GROUP = 1000,
     O_GROUP_NAME,
-    O_NAME,
-    O_REDIS,
     O_DIR,
     O_KEY,
     O_PORT,
@@ -174,67 +158,65 @@ static void s_split_args(s_settings_t *s, int argc, char **argv)
     }
 }
 
-//  Takes one option. Returns 0, or -1 after printing why it is wrong.
-static int s_option(s_settings_t *s, int option, const char *arg)
+//  Takes an option with a number or a duration. Returns -1 to go on, or
+//  CLI_USAGE after printing why it is wrong.
+static int s_number_option(s_settings_t *s, int option, const char *arg)
 {
     if (option >= O_READY_TIMEOUT && option <= O_WINDOW) {
-        if ((S_DURATION(s, option) = s_duration(arg)) >= 0) return 0;
+        if (cli_args_duration(arg, INT_MAX, &S_DURATION(s, option)) == 0) return -1;
         fprintf(stderr, "zcluster start: bad duration '%s' (e.g. 500ms, 2s, 1m)\n", arg);
-        return -1;
-    }
-    switch (option) {
-    case 'n':
-        s->workers = atoi(arg);
-        if (s->workers >= 1 && s->workers <= 1024) return 0;
+    } else if (option == 'n') {
+        if (cli_args_number(arg, 1, 1024, &s->workers) == 0) return -1;
         fprintf(stderr, "zcluster start: --workers must be 1..1024\n");
-        return -1;
+    } else if (option == O_PORT) {
+        if (cli_args_number(arg, 0, 65535, &s->port) == 0) return -1;
+        fprintf(stderr, "zcluster start: --admin-port must be 0..65535\n");
+    } else {
+        if (cli_args_number(arg, 0, 1000000, &s->max_restarts) == 0) return -1;
+        fprintf(stderr, "zcluster start: --max-restarts must be 0..1000000\n");
+    }
+    return CLI_USAGE;
+}
+
+//  Takes one option. Returns -1 to go on, or the exit code (after --help,
+//  or after printing why it is wrong).
+static int s_option(void *self, int option, const char *arg)
+{
+    s_settings_t *s = (s_settings_t *)self;
+    if (option == 'n' || option == O_PORT || option == O_MAX_RESTARTS ||
+        (option >= O_READY_TIMEOUT && option <= O_WINDOW))
+        return s_number_option(s, option, arg);
+    switch (option) {
     case O_GROUP:
         if (s->nspecs < MAX_GROUPS) {
             s->specs[s->nspecs++] = arg;
-            return 0;
+            return -1;
         }
         fprintf(stderr, "zcluster start: at most %d groups\n", MAX_GROUPS);
-        return -1;
-    case O_PORT:
-        s->port = atoi(arg);
-        if (s->port >= 0 && s->port <= 65535) return 0;
-        fprintf(stderr, "zcluster start: --admin-port must be 0..65535\n");
-        return -1;
-    case O_MAX_RESTARTS:
-        s->max_restarts = atol(arg);
-        if (s->max_restarts >= 0 && s->max_restarts <= 1000000) return 0;
-        fprintf(stderr, "zcluster start: --max-restarts must be 0..1000000\n");
-        return -1;
+        return CLI_USAGE;
     case O_GROUP_NAME:
         s->group_name = arg;
-        return 0;
-    case O_NAME:
-        s->name = arg;
-        return 0;
-    case O_REDIS:
-        s->redis = arg;
-        return 0;
+        return -1;
     case O_DIR:
         s->dir = arg;
-        return 0;
+        return -1;
     case O_KEY:
         s->key = arg;
-        return 0;
+        return -1;
     case O_NO_ADMIN:
         s->port = -1;
-        return 0;
+        return -1;
     case O_CPUS:
         s->cpus = arg;
-        return 0;
+        return -1;
     case O_TRANSIENT:
         s->transient = 1;
-        return 0;
+        return -1;
     case O_PRINT_EVENTS:
         s->start.print_events = 1;
-        return 0;
+        return -1;
     }
-    s_usage(stderr);
-    return -1;
+    return cli_args_usage(option, s_usage);
 }
 
 //  Parses the command line. Returns -1 to go on, or the exit code.
@@ -243,9 +225,9 @@ static int s_parse(s_settings_t *s)
     static struct option options[] = {{"workers", required_argument, 0, 'n'},
                                       {"group", required_argument, 0, O_GROUP},
                                       {"group-name", required_argument, 0, O_GROUP_NAME},
-                                      {"name", required_argument, 0, O_NAME},
-                                      {"cluster", required_argument, 0, O_NAME},
-                                      {"redis", required_argument, 0, O_REDIS},
+                                      {"name", required_argument, 0, CLI_OPT_CLUSTER},
+                                      CLI_OPTION_CLUSTER,
+                                      CLI_OPTION_REDIS,
                                       {"runtime-dir", required_argument, 0, O_DIR},
                                       {"key", required_argument, 0, O_KEY},
                                       {"admin-port", required_argument, 0, O_PORT},
@@ -262,15 +244,9 @@ static int s_parse(s_settings_t *s)
                                       {"print-events", no_argument, 0, O_PRINT_EVENTS},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(s->nargs, s->args, "+n:h", options, NULL)) != -1) {
-        if (c == 'h') {
-            s_usage(stdout);
-            return 0;
-        }
-        if (s_option(s, c, optarg)) return CLI_USAGE;
-    }
+    cli_args_t args = {"+n:h", options, s_usage, &s->where, NULL, s_option, s};
+    int rc = cli_args_parse(&args, s->nargs, s->args);
+    if (rc >= 0) return rc;
     if (optind < s->nargs && !s->after_dashes) {
         fprintf(stderr, "zcluster start: put the program after `--` (got '%s')\n", s->args[optind]);
         return CLI_USAGE;
@@ -286,11 +262,11 @@ static int s_parse(s_settings_t *s)
 //  NULL after printing why not.
 static zc_supervisor_t *s_master_new(s_settings_t *s)
 {
-    zc_supervisor_t *sup = zc_supervisor_new(s->name);
+    zc_supervisor_t *sup = zc_supervisor_new(s->where.cluster);
     if (!sup) return NULL;
     int bad = 0;
     if (optind < s->nargs)
-        bad |= zc_supervisor_add_group(sup, s->group_name, s->workers, s->args + optind);
+        bad |= zc_supervisor_add_group(sup, s->group_name, (int)s->workers, s->args + optind);
     else if (s->workers)
         fprintf(stderr, "zcluster start: --workers applies to the program after `--` only\n");
     for (int i = 0; i < s->nspecs && !bad; i++)
@@ -308,13 +284,14 @@ static zc_supervisor_t *s_master_new(s_settings_t *s)
 //  Applies the settings that were given; the others keep their defaults.
 static void s_configure(zc_supervisor_t *sup, s_settings_t *s)
 {
-    long ready_timeout = S_DURATION(s, O_READY_TIMEOUT), ready_after = S_DURATION(s, O_READY_AFTER),
-         stop_timeout = S_DURATION(s, O_STOP_TIMEOUT), backoff = S_DURATION(s, O_BACKOFF),
-         backoff_max = S_DURATION(s, O_BACKOFF_MAX), window = S_DURATION(s, O_WINDOW);
-    if (s->redis) zc_supervisor_set_redis(sup, s->redis);
+    int64_t ready_timeout = S_DURATION(s, O_READY_TIMEOUT),
+            ready_after = S_DURATION(s, O_READY_AFTER),
+            stop_timeout = S_DURATION(s, O_STOP_TIMEOUT), backoff = S_DURATION(s, O_BACKOFF),
+            backoff_max = S_DURATION(s, O_BACKOFF_MAX), window = S_DURATION(s, O_WINDOW);
+    if (s->where.redis) zc_supervisor_set_redis(sup, s->where.redis);
     if (s->dir) zc_supervisor_set_runtime_dir(sup, s->dir);
     if (s->key) zc_supervisor_set_key(sup, s->key);
-    zc_supervisor_set_admin_port(sup, s->port);
+    zc_supervisor_set_admin_port(sup, (int)s->port);
     if (ready_timeout >= 0) zc_supervisor_set_ready_timeout(sup, (int)ready_timeout);
     if (ready_after >= 0) zc_supervisor_set_ready_after(sup, (int)ready_after);
     if (stop_timeout >= 0) zc_supervisor_set_stop_timeout(sup, (int)stop_timeout);

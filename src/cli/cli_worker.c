@@ -11,6 +11,8 @@
     carried as msgpack; a word that is not JSON is taken as a string.
 */
 #include "cli.h"
+#include "cli_args.h"
+#include "cli_console.h"
 #include "zcluster.h"
 #include "zc_job.h"
 #include "zc_queue.h"
@@ -29,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 8192
+#define LINE_MAX_BYTES 8191
 
 static volatile sig_atomic_t s_interrupted;
 
@@ -222,284 +224,283 @@ static void s_on_finish(zc_job_t *job, int rc, void *arg)
 //  --------------------------------------------------------------------------
 //  Commands
 
+//  What the commands work on; self of the console.
 typedef struct {
     zc_queue_t *queue;
     zc_queue_worker_t *worker;
-    int done;
-} s_console_t;
+} s_worker_t;
 
-//  Parses a non-negative integer option value. Returns 0 or -1.
-static int s_number(const char *text, int64_t *value)
+//  Reads the words after `enqueue QUEUE TASK` (w[3..n-1]): one ARGS word
+//  and the options, into *opts, *in, *at and *json. Returns 0, or -1 after
+//  answering what is wrong.
+static int s_enqueue_options(cli_console_t *console, char **w, int n, zc_job_opts_t *opts,
+                             int64_t *in, int64_t *at, const char **json)
 {
-    char *end;
-    errno = 0;
-    long long v = text ? strtoll(text, &end, 10) : -1;
-    if (!text || errno || end == text || *end || v < 0) return -1;
-    *value = v;
-    return 0;
-}
-
-static void s_cmd_enqueue(s_console_t *console, char **w, int n)
-{
-    const char *queue = n > 1 ? w[1] : NULL, *task = n > 2 ? w[2] : NULL, *json = NULL;
-    zc_job_opts_t opts = {0};
-    int64_t in = -1, at = -1, value;
+    int64_t value;
     for (int i = 3; i < n; i++) {
         const char *opt = w[i];
         if (strncmp(opt, "--", 2) != 0) {
-            if (json) {
-                s_print("error enqueue: more than one ARGS word ('%s')", opt);
-                return;
+            if (*json) {
+                cli_console_error(console, "more than one ARGS word ('%s')", opt);
+                return -1;
             }
-            json = opt;
+            *json = opt;
             continue;
         }
         const char *val = i + 1 < n ? w[++i] : NULL;
         if (strcmp(opt, "--id") == 0 && val)
-            opts.id = val;
-        else if (strcmp(opt, "--in") == 0 && s_number(val, &in) == 0)
+            opts->id = val;
+        else if (strcmp(opt, "--in") == 0 && cli_args_number(val, 0, INT64_MAX, in) == 0)
             ;
-        else if (strcmp(opt, "--at") == 0 && s_number(val, &at) == 0)
+        else if (strcmp(opt, "--at") == 0 && cli_args_number(val, 0, INT64_MAX, at) == 0)
             ;
-        else if (strcmp(opt, "--attempts") == 0 && s_number(val, &value) == 0 && value < 1000000)
-            opts.max_attempts = (int)value;
-        else if (strcmp(opt, "--backoff") == 0 && s_number(val, &value) == 0)
-            opts.backoff_ms = value;
-        else if (strcmp(opt, "--timeout") == 0 && s_number(val, &value) == 0)
-            opts.timeout_ms = value;
+        else if (strcmp(opt, "--attempts") == 0 && cli_args_number(val, 0, 999999, &value) == 0)
+            opts->max_attempts = (int)value;
+        else if (strcmp(opt, "--backoff") == 0 && cli_args_number(val, 0, INT64_MAX, &value) == 0)
+            opts->backoff_ms = value;
+        else if (strcmp(opt, "--timeout") == 0 && cli_args_number(val, 0, INT64_MAX, &value) == 0)
+            opts->timeout_ms = value;
         else {
-            s_print("error enqueue: bad option %s %s", opt, val ? val : "");
-            return;
+            cli_console_error(console, "bad option %s %s", opt, val ? val : "");
+            return -1;
         }
     }
-    if (!queue || !task) {
-        s_print("error enqueue: usage: enqueue QUEUE TASK [ARGS] [--id JOBID] [--in MS] ...");
-        return;
-    }
+    return 0;
+}
+
+//  enqueue QUEUE TASK [ARGS] [--id JOBID] [--in MS] [--at EPOCH_MS] [--attempts N]
+//          [--backoff MS] [--timeout MS]
+static int s_cmd_enqueue(cli_console_t *console, void *self, int argc, char **argv)
+{
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
+    const char *name = argv[1], *task = argv[2], *json = NULL;
+    zc_job_opts_t opts = {0};
+    int64_t in = -1, at = -1;
+    if (s_enqueue_options(console, argv, argc, &opts, &in, &at, &json)) return 0;
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
     if (json) s_pack_word(&sbuf, json);
     char id[ZC_JOB_ID_MAX + 1] = "";
     int rc;
     if (in >= 0)
-        rc = zc_queue_enqueue_in(console->queue, queue, task, sbuf.data, sbuf.size, in, &opts, id);
+        rc = zc_queue_enqueue_in(queue, name, task, sbuf.data, sbuf.size, in, &opts, id);
     else if (at >= 0)
-        rc = zc_queue_enqueue_at(console->queue, queue, task, sbuf.data, sbuf.size, at, &opts, id);
+        rc = zc_queue_enqueue_at(queue, name, task, sbuf.data, sbuf.size, at, &opts, id);
     else
-        rc = zc_queue_enqueue(console->queue, queue, task, sbuf.data, sbuf.size, &opts, id);
+        rc = zc_queue_enqueue(queue, name, task, sbuf.data, sbuf.size, &opts, id);
     msgpack_sbuffer_destroy(&sbuf);
     if (rc == 0)
-        s_print("ok enqueue %s", id);
-    else if (zc_queue_error(console->queue) == ZC_ERR_DUPLICATE)
-        s_print("error enqueue: duplicate: %s", zc_queue_errstr(console->queue));
+        cli_console_ok(console, "%s", id);
+    else if (zc_queue_error(queue) == ZC_ERR_DUPLICATE)
+        cli_console_error(console, "duplicate: %s", zc_queue_errstr(queue));
     else
-        s_print("error enqueue: %s", zc_queue_errstr(console->queue));
+        cli_console_error(console, "%s", zc_queue_errstr(queue));
+    return 0;
 }
 
-static void s_cmd_stats(s_console_t *console, char **w, int n)
+//  stats [QUEUE]: the queue's counters, or this worker's
+static int s_cmd_stats(cli_console_t *console, void *self, int argc, char **argv)
 {
-    if (n == 1) {
+    s_worker_t *w = (s_worker_t *)self;
+    if (argc == 1) {
         zc_queue_worker_stats_t s;
-        zc_queue_worker_stats(console->worker, &s);
-        s_print("ok stats node=%s claimed=%llu succeeded=%llu failed=%llu timed_out=%llu "
-                "lost=%llu released=%llu running=%llu scheduler=%d",
-                zc_queue_worker_id(console->worker), (unsigned long long)s.claimed,
-                (unsigned long long)s.succeeded, (unsigned long long)s.failed,
-                (unsigned long long)s.timed_out, (unsigned long long)s.lost,
-                (unsigned long long)s.released, (unsigned long long)s.running, s.scheduler);
-        return;
+        zc_queue_worker_stats(w->worker, &s);
+        cli_console_ok(console,
+                       "node=%s claimed=%llu succeeded=%llu failed=%llu timed_out=%llu "
+                       "lost=%llu released=%llu running=%llu scheduler=%d",
+                       zc_queue_worker_id(w->worker), (unsigned long long)s.claimed,
+                       (unsigned long long)s.succeeded, (unsigned long long)s.failed,
+                       (unsigned long long)s.timed_out, (unsigned long long)s.lost,
+                       (unsigned long long)s.released, (unsigned long long)s.running, s.scheduler);
+        return 0;
     }
     zc_queue_stats_t s;
-    if (zc_queue_stats(console->queue, w[1], &s)) {
-        s_print("error stats: %s", zc_queue_errstr(console->queue));
-        return;
+    if (zc_queue_stats(w->queue, argv[1], &s)) {
+        cli_console_error(console, "%s", zc_queue_errstr(w->queue));
+        return 0;
     }
-    s_print("ok stats queue=%s queued=%lld delayed=%lld inflight=%lld processed=%lld "
-            "failed=%lld failed_list=%lld retried=%lld requeued=%lld lost_acks=%lld",
-            w[1], (long long)s.queued, (long long)s.delayed, (long long)s.inflight,
-            (long long)s.processed, (long long)s.failed, (long long)s.failed_list,
-            (long long)s.retried, (long long)s.requeued, (long long)s.lost_acks);
+    cli_console_ok(console,
+                   "queue=%s queued=%lld delayed=%lld inflight=%lld processed=%lld "
+                   "failed=%lld failed_list=%lld retried=%lld requeued=%lld lost_acks=%lld",
+                   argv[1], (long long)s.queued, (long long)s.delayed, (long long)s.inflight,
+                   (long long)s.processed, (long long)s.failed, (long long)s.failed_list,
+                   (long long)s.retried, (long long)s.requeued, (long long)s.lost_acks);
+    return 0;
 }
 
-static void s_cmd_failed(s_console_t *console, const char *queue)
+//  failed QUEUE: count, then ID(ATTEMPTS: ERROR)...
+static int s_cmd_failed(cli_console_t *console, void *self, int argc, char **argv)
 {
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
     enum { MAX = 50 };
     zc_queue_failure_t *list = (zc_queue_failure_t *)calloc(MAX, sizeof *list);
-    int count = list ? zc_queue_failed(console->queue, queue, list, MAX) : -1;
-    if (count < 0) {
-        s_print("error failed: %s", list ? zc_queue_errstr(console->queue) : "out of memory");
-        free(list);
-        return;
+    int count = list ? zc_queue_failed(queue, argv[1], list, MAX) : -1;
+    size_t cap = 256 + (size_t)(count > 0 ? count : 0) * (ZC_JOB_ID_MAX + ZC_JOB_ERROR_MAX + 32);
+    char *line = count >= 0 ? (char *)malloc(cap) : NULL;
+    if (count < 0)
+        cli_console_error(console, "%s", list ? zc_queue_errstr(queue) : "out of memory");
+    else if (!line)
+        cli_console_error(console, "out of memory");
+    else {
+        size_t used = (size_t)snprintf(line, cap, "count=%d", count);
+        for (int i = 0; i < count; i++)
+            used += (size_t)snprintf(line + used, cap - used, " %s(%d: %s)", list[i].id,
+                                     list[i].attempts, list[i].error);
+        cli_console_ok(console, "%s", line);
     }
-    size_t cap = 256 + (size_t)count * (ZC_JOB_ID_MAX + ZC_JOB_ERROR_MAX + 32);
-    char *line = (char *)malloc(cap);
-    if (!line) {
-        s_print("error failed: out of memory");
-        free(list);
-        return;
-    }
-    size_t used = (size_t)snprintf(line, cap, "ok failed count=%d", count);
-    for (int i = 0; i < count; i++)
-        used += (size_t)snprintf(line + used, cap - used, " %s(%d: %s)", list[i].id,
-                                 list[i].attempts, list[i].error);
-    s_print("%s", line);
     free(line);
     free(list);
+    return 0;
 }
 
-static void s_cmd_every(s_console_t *console, char **w, int n)
+//  retry QUEUE JOBID: a failed job back on its queue
+static int s_cmd_retry(cli_console_t *console, void *self, int argc, char **argv)
 {
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
+    if (zc_queue_retry(queue, argv[1], argv[2]) == 0)
+        cli_console_ok(console, "%s", argv[2]);
+    else
+        cli_console_error(console, "%s", zc_queue_errstr(queue));
+    return 0;
+}
+
+//  Answers a count the queue returned: ok WORD=COUNT, or the queue's error.
+static int s_answer_count(cli_console_t *console, zc_queue_t *queue, const char *word,
+                          int64_t count)
+{
+    if (count >= 0)
+        cli_console_ok(console, "%s=%lld", word, (long long)count);
+    else
+        cli_console_error(console, "%s", zc_queue_errstr(queue));
+    return 0;
+}
+
+//  delete QUEUE: the queue and all its jobs
+static int s_cmd_delete(cli_console_t *console, void *self, int argc, char **argv)
+{
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
+    return s_answer_count(console, queue, "deleted", zc_queue_delete(queue, argv[1]));
+}
+
+//  requeue NODE_ID: a (dead) node's claimed jobs back to their queues
+static int s_cmd_requeue(cli_console_t *console, void *self, int argc, char **argv)
+{
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
+    return s_answer_count(console, queue, "requeued", zc_queue_requeue_node(queue, argv[1]));
+}
+
+//  every MS QUEUE TASK [ARGS] [--name NAME]: a recurring task (name: QUEUE.TASK)
+static int s_cmd_every(cli_console_t *console, void *self, int argc, char **argv)
+{
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
     int64_t every;
-    if (n < 4 || s_number(w[1], &every) || every == 0) {
-        s_print("error every: usage: every MS QUEUE TASK [ARGS] [--name NAME]");
-        return;
-    }
+    if (cli_args_number(argv[1], 1, INT64_MAX, &every)) return -1;
     char name[2 * ZC_QUEUE_NAME_MAX + 2];
-    snprintf(name, sizeof name, "%s.%s", w[2], w[3]);
+    snprintf(name, sizeof name, "%s.%s", argv[2], argv[3]);
     const char *json = NULL;
-    for (int i = 4; i < n; i++) {
-        if (strcmp(w[i], "--name") == 0 && i + 1 < n)
-            snprintf(name, sizeof name, "%s", w[++i]);
-        else if (!json && strncmp(w[i], "--", 2) != 0)
-            json = w[i];
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            snprintf(name, sizeof name, "%s", argv[++i]);
+        else if (!json && strncmp(argv[i], "--", 2) != 0)
+            json = argv[i];
         else {
-            s_print("error every: unexpected '%s'", w[i]);
-            return;
+            cli_console_error(console, "unexpected '%s'", argv[i]);
+            return 0;
         }
     }
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
     if (json) s_pack_word(&sbuf, json);
-    int rc = zc_queue_every(console->queue, name, w[2], w[3], sbuf.data, sbuf.size, every, NULL);
+    int rc = zc_queue_every(queue, name, argv[2], argv[3], sbuf.data, sbuf.size, every, NULL);
     msgpack_sbuffer_destroy(&sbuf);
     if (rc == 0)
-        s_print("ok every %s", name);
+        cli_console_ok(console, "%s", name);
     else
-        s_print("error every: %s", zc_queue_errstr(console->queue));
+        cli_console_error(console, "%s", zc_queue_errstr(queue));
+    return 0;
 }
 
-//  Splits line on spaces into at most max words.
-static int s_split(char *line, char **words, int max)
+//  unschedule NAME: remove a recurring task
+static int s_cmd_unschedule(cli_console_t *console, void *self, int argc, char **argv)
 {
-    int n = 0;
-    char *p = line;
-    while (*p && n < max) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p) break;
-        words[n++] = p;
-        while (*p && *p != ' ' && *p != '\t')
-            p++;
-        if (*p) *p++ = 0;
-    }
-    return n;
+    zc_queue_t *queue = ((s_worker_t *)self)->queue;
+    int rc = zc_queue_every_remove(queue, argv[1]);
+    if (rc == 1)
+        cli_console_ok(console, "%s", argv[1]);
+    else
+        cli_console_error(console, "%s",
+                          rc == 0 ? "no such recurring task" : zc_queue_errstr(queue));
+    return 0;
 }
 
-static void s_execute(s_console_t *console, char *line)
+static const cli_command_t s_commands[] = {
+    {"enqueue", 2, CLI_ARGS_ANY, s_cmd_enqueue,
+     "enqueue QUEUE TASK [ARGS] [--id JOBID] [--in MS] ...", 0},
+    {"stats", 0, 1, s_cmd_stats, NULL, 0},
+    {"failed", 1, 1, s_cmd_failed, NULL, 0},
+    {"retry", 2, 2, s_cmd_retry, NULL, 0},
+    {"delete", 1, 1, s_cmd_delete, NULL, 0},
+    {"every", 3, CLI_ARGS_ANY, s_cmd_every, "every MS QUEUE TASK [ARGS] [--name NAME]", 0},
+    {"unschedule", 1, 1, s_cmd_unschedule, NULL, 0},
+    {"requeue", 1, 1, s_cmd_requeue, NULL, 0},
+    {"quit", 0, 0, cli_console_quit, NULL, 0},
+    {NULL, 0, 0, NULL, NULL, 0},
+};
+
+//  The console's wait: stdin, or half a second, or a signal (which stops it).
+static int s_wait(void *self, int stdin_open)
 {
-    char *w[32];
-    int n = s_split(line, w, 32);
-    if (n == 0) return;
-    const char *cmd = w[0];
-    zc_queue_t *queue = console->queue;
-    if (strcmp(cmd, "enqueue") == 0)
-        s_cmd_enqueue(console, w, n);
-    else if (strcmp(cmd, "stats") == 0 && n <= 2)
-        s_cmd_stats(console, w, n);
-    else if (strcmp(cmd, "failed") == 0 && n == 2)
-        s_cmd_failed(console, w[1]);
-    else if (strcmp(cmd, "retry") == 0 && n == 3) {
-        if (zc_queue_retry(queue, w[1], w[2]) == 0)
-            s_print("ok retry %s", w[2]);
-        else
-            s_print("error retry: %s", zc_queue_errstr(queue));
-    } else if (strcmp(cmd, "delete") == 0 && n == 2) {
-        int64_t deleted = zc_queue_delete(queue, w[1]);
-        if (deleted >= 0)
-            s_print("ok delete deleted=%lld", (long long)deleted);
-        else
-            s_print("error delete: %s", zc_queue_errstr(queue));
-    } else if (strcmp(cmd, "every") == 0)
-        s_cmd_every(console, w, n);
-    else if (strcmp(cmd, "unschedule") == 0 && n == 2) {
-        int rc = zc_queue_every_remove(queue, w[1]);
-        if (rc == 1)
-            s_print("ok unschedule %s", w[1]);
-        else
-            s_print("error unschedule: %s",
-                    rc == 0 ? "no such recurring task" : zc_queue_errstr(queue));
-    } else if (strcmp(cmd, "requeue") == 0 && n == 2) {
-        int64_t requeued = zc_queue_requeue_node(queue, w[1]);
-        if (requeued >= 0)
-            s_print("ok requeue requeued=%lld", (long long)requeued);
-        else
-            s_print("error requeue: %s", zc_queue_errstr(queue));
-    } else if (strcmp(cmd, "quit") == 0 && n == 1) {
-        console->done = 1;
-        s_print("ok quit");
-    } else
-        s_print("error %s: unknown command or wrong arguments", cmd);
+    if (s_interrupted) return -1;
+    struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+    int rc = poll(&pfd, 1, 500);
+    if (rc < 0 && errno != EINTR) return -1;
+    return rc > 0 ? 1 : 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Options and the worker's life
 
 //  The command line of `zcluster worker`.
 typedef struct {
-    const char *url, *cluster, *id;
+    cli_cluster_t where;       //  --redis, --cluster, --id
+    const char *url, *cluster; //  with their defaults
     const char *queues[64];
     int queue_count;
     int64_t concurrency, threads, lease;
 } s_options_t;
 
-//  Reads one option into *o. Returns 0, or CLI_USAGE after saying why.
-static int s_option(s_options_t *o, int c)
+//  Reads one option other than --redis, --cluster and --id into *o.
+//  Returns -1 to go on, or the exit code after saying what is wrong.
+static int s_option(void *self, int c, const char *value)
 {
-    switch (c) {
-    case 'r':
-        o->url = optarg;
-        return 0;
-    case 'c':
-        o->cluster = optarg;
-        return 0;
-    case 'i':
-        o->id = optarg;
-        return 0;
-    case 'q':
-        if (o->queue_count == 64) {
-            fprintf(stderr, "zcluster worker: at most 64 --queue options\n");
-            return CLI_USAGE;
-        }
-        o->queues[o->queue_count++] = optarg;
-        return 0;
-    case 'n':
-        if (s_number(optarg, &o->concurrency) || o->concurrency > 1000) {
-            fprintf(stderr, "zcluster worker: --concurrency takes 0..1000\n");
-            return CLI_USAGE;
-        }
-        return 0;
-    case 't':
-        if (s_number(optarg, &o->threads) || o->threads > 256) {
-            fprintf(stderr, "zcluster worker: --threads takes 0..256\n");
-            return CLI_USAGE;
-        }
-        return 0;
-    case 'l':
-        if (s_number(optarg, &o->lease) || o->lease < 300 || o->lease > 3600000) {
-            fprintf(stderr, "zcluster worker: --lease takes 300..3600000 ms\n");
-            return CLI_USAGE;
-        }
-        return 0;
-    default:
-        s_usage(stderr);
-        return CLI_USAGE;
-    }
+    s_options_t *o = (s_options_t *)self;
+    const char *error = NULL;
+    if (c == 'q') {
+        if (o->queue_count == 64)
+            error = "at most 64 --queue options";
+        else
+            o->queues[o->queue_count++] = value;
+    } else if (c == 'n') {
+        if (cli_args_number(value, 0, 1000, &o->concurrency)) error = "--concurrency takes 0..1000";
+    } else if (c == 't') {
+        if (cli_args_number(value, 0, 256, &o->threads)) error = "--threads takes 0..256";
+    } else if (c == 'l') {
+        if (cli_args_number(value, 300, 3600000, &o->lease))
+            error = "--lease takes 300..3600000 ms";
+    } else
+        return cli_args_usage(c, s_usage);
+    if (!error) return -1;
+    fprintf(stderr, "zcluster worker: %s\n", error);
+    return CLI_USAGE;
 }
 
-//  Parses the command line into *o. Returns 0, -1 after --help, or
-//  CLI_USAGE after saying what is wrong.
+//  Parses the command line into *o. Returns -1 to go on, or the exit code
+//  (after --help, or after saying what is wrong).
 static int s_parse(s_options_t *o, int argc, char **argv)
 {
-    static struct option options[] = {{"redis", required_argument, 0, 'r'},
-                                      {"cluster", required_argument, 0, 'c'},
-                                      {"id", required_argument, 0, 'i'},
+    static struct option options[] = {CLI_OPTION_REDIS,
+                                      CLI_OPTION_CLUSTER,
+                                      CLI_OPTION_ID,
                                       {"queue", required_argument, 0, 'q'},
                                       {"concurrency", required_argument, 0, 'n'},
                                       {"threads", required_argument, 0, 't'},
@@ -507,30 +508,17 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->url = getenv("ZC_REDIS_URL");
-    o->cluster = getenv("ZC_CLUSTER");
     o->concurrency = 4;
     o->threads = -1;
-    int c, rc;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "r:c:i:q:n:t:l:h", options, NULL)) != -1) {
-        if (c == 'h') {
-            s_usage(stdout);
-            return -1;
-        }
-        if ((rc = s_option(o, c)) != 0) return rc;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "zcluster worker: unexpected argument '%s'\n", argv[optind]);
-        return CLI_USAGE;
-    }
-    if (!o->url || !*o->url) {
-        fprintf(stderr, "zcluster worker: no Redis: give --redis URL or set ZC_REDIS_URL\n");
-        return CLI_USAGE;
-    }
+    cli_args_t args = {"r:c:i:q:n:t:l:h", options, s_usage, &o->where, "rci", s_option, o};
+    int rc = cli_args_parse(&args, argc, argv);
+    if (rc >= 0) return rc;
+    if (cli_args_none_left("worker", argc, argv)) return CLI_USAGE;
+    if (!(o->url = cli_cluster_need_redis(&o->where, "worker"))) return CLI_USAGE;
+    o->cluster = o->where.cluster ? o->where.cluster : getenv("ZC_CLUSTER");
     if (!o->cluster || !*o->cluster) o->cluster = "zcluster";
     if (o->queue_count == 0) o->queues[o->queue_count++] = "default";
-    return 0;
+    return -1;
 }
 
 //  Makes the queue handle and the worker (not started) from the options.
@@ -542,9 +530,9 @@ static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t
         fprintf(stderr, "zcluster worker: invalid Redis URL or cluster name\n");
         return CLI_USAGE;
     }
-    zc_queue_worker_t *worker = zc_queue_worker_new(queue, o->id);
+    zc_queue_worker_t *worker = zc_queue_worker_new(queue, o->where.id);
     if (!worker) {
-        const char *id = o->id ? o->id : getenv("ZC_NODE_ID"); //  the default
+        const char *id = o->where.id ? o->where.id : getenv("ZC_NODE_ID"); //  the default
         fprintf(stderr, "zcluster worker: invalid node id '%s'\n", id ? id : "");
         zc_queue_destroy(&queue);
         return CLI_USAGE;
@@ -570,39 +558,22 @@ static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t
 }
 
 //  Answers commands on stdin until quit, a signal or the end of stdin.
-static void s_console(s_console_t *console)
+static void s_serve(zc_queue_t *queue, zc_queue_worker_t *worker)
 {
-    char buffer[LINE_MAX_BYTES];
-    size_t used = 0;
-    while (!console->done && !s_interrupted) {
-        struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-        int rc = poll(&pfd, 1, 500);
-        if (rc < 0 && errno != EINTR) break;
-        if (rc <= 0) continue;
-        ssize_t got = read(STDIN_FILENO, buffer + used, sizeof buffer - used);
-        if (got <= 0) break; //  stdin closed: the driver is gone
-        used += (size_t)got;
-        char *start = buffer, *eol;
-        while (!console->done && (eol = memchr(start, '\n', used - (size_t)(start - buffer)))) {
-            *eol = 0;
-            if (eol > start && eol[-1] == '\r') eol[-1] = 0;
-            s_execute(console, start);
-            start = eol + 1;
-        }
-        used -= (size_t)(start - buffer);
-        memmove(buffer, start, used);
-        if (used == sizeof buffer) {
-            s_print("error line longer than %d bytes", LINE_MAX_BYTES - 1);
-            used = 0;
-        }
-    }
+    s_worker_t self = {queue, worker};
+    cli_console_t *console = cli_console_new(s_commands, &self);
+    if (!console) return;
+    cli_console_set_line_max(console, LINE_MAX_BYTES);
+    cli_console_set_wait(console, s_wait, 0);
+    cli_console_run(console);
+    cli_console_destroy(&console);
 }
 
 int cli_worker(int argc, char **argv)
 {
     s_options_t options;
     int rc = s_parse(&options, argc, argv);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc >= 0) return rc;
     zc_queue_t *queue;
     zc_queue_worker_t *worker;
     if ((rc = s_setup(&options, &queue, &worker)) != 0) return rc;
@@ -621,8 +592,7 @@ int cli_worker(int argc, char **argv)
         return 1;
     }
     s_print("ready %s", zc_queue_worker_id(worker));
-    s_console_t console = {queue, worker, 0};
-    s_console(&console);
+    s_serve(queue, worker);
     zc_queue_worker_destroy(&worker);
     zc_queue_destroy(&queue);
     return 0;

@@ -1,0 +1,116 @@
+/*  cli_args — the values on the zcluster command line, read one way.
+
+    strtoll and strtod alone accept too much for a command line (leading
+    blanks, hex, "inf", an exponent): the digits are checked first, and the
+    C library only converts what passed.
+*/
+#include "cli_args.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_args_number(const char *text, int64_t min, int64_t max, int64_t *value)
+{
+    if (!text) return -1;
+    const char *digits = text + (text[0] == '-' || text[0] == '+');
+    if (*digits < '0' || *digits > '9') return -1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno || *end || n < min || n > max) return -1;
+    *value = n;
+    return 0;
+}
+
+int cli_args_duration(const char *text, int64_t max_ms, int64_t *ms)
+{
+    if (!text) return -1;
+    size_t number = strspn(text, "0123456789.");
+    if (number == 0 || strspn(text, ".") == number) return -1;
+    const char *unit = text + number;
+    double scale = !*unit || !strcmp(unit, "ms") ? 1
+                   : !strcmp(unit, "s")          ? 1000
+                   : !strcmp(unit, "m")          ? 60000
+                                                 : -1;
+    char *end;
+    double value = strtod(text, &end);
+    if (scale < 0 || end != unit || !isfinite(value) || value * scale > (double)max_ms) return -1;
+    *ms = (int64_t)(value * scale);
+    return 0;
+}
+
+int cli_args_size(const char *text, int64_t min, int64_t max, int64_t *bytes)
+{
+    if (!text) return -1;
+    size_t digits = strspn(text, "0123456789");
+    const char *unit = text + digits;
+    int64_t scale = !*unit                                     ? 1
+                    : !strcmp(unit, "k") || !strcmp(unit, "K") ? 1024
+                    : !strcmp(unit, "M")                       ? 1024 * 1024
+                    : !strcmp(unit, "G")                       ? 1024 * 1024 * 1024
+                                                               : 0;
+    if (digits == 0 || digits > 18 || scale == 0) return -1;
+    int64_t count = strtoll(text, NULL, 10); //  18 digits cannot overflow
+    if (count > max / scale || count * scale < min) return -1;
+    *bytes = count * scale;
+    return 0;
+}
+
+int cli_args_parse(const cli_args_t *self, int argc, char **argv)
+{
+    int option, rc;
+    optind = 1;
+    while ((option = getopt_long(argc, argv, self->shortopts, self->options, NULL)) != -1) {
+        if (self->where && cli_cluster_option(self->where, option, optarg, self->letters)) continue;
+        if (option == 'h' || option == '?' || !self->take)
+            return cli_args_usage(option, self->usage);
+        if ((rc = self->take(self->self, option, optarg)) >= 0) return rc;
+    }
+    return -1;
+}
+
+int cli_args_usage(int option, void (*usage)(FILE *out))
+{
+    usage(option == 'h' ? stdout : stderr);
+    return option == 'h' ? 0 : CLI_USAGE;
+}
+
+int cli_args_none_left(const char *command, int argc, char **argv)
+{
+    if (optind >= argc) return 0;
+    fprintf(stderr, "zcluster %s: unexpected argument '%s'\n", command, argv[optind]);
+    return CLI_USAGE;
+}
+
+//  --------------------------------------------------------------------------
+//  The options of every cluster command
+
+int cli_cluster_option(cli_cluster_t *self, int option, const char *value, const char *letters)
+{
+    const char **fields[] = {&self->redis, &self->cluster, &self->id};
+    size_t short_count = letters ? strlen(letters) : 0;
+    for (size_t i = 0; i < 3; i++)
+        if (option == CLI_OPT_REDIS + (int)i ||
+            (i < short_count && letters[i] != ' ' && option == letters[i])) {
+            *fields[i] = value;
+            return 1;
+        }
+    return 0;
+}
+
+const char *cli_cluster_redis(const cli_cluster_t *self)
+{
+    const char *url = self->redis ? self->redis : getenv("ZC_REDIS_URL");
+    return url && *url ? url : NULL;
+}
+
+const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *command)
+{
+    const char *url = cli_cluster_redis(self);
+    if (!url)
+        fprintf(stderr, "zcluster %s: no Redis: give --redis URL or set ZC_REDIS_URL\n", command);
+    return url;
+}
