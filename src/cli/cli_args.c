@@ -107,6 +107,12 @@ const char *cli_cluster_redis(const cli_cluster_t *self)
     return url && *url ? url : NULL;
 }
 
+const char *cli_cluster_id(const cli_cluster_t *self)
+{
+    const char *id = self->id ? self->id : getenv("ZC_NODE_ID");
+    return id && *id ? id : NULL;
+}
+
 const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *command)
 {
     const char *url = cli_cluster_redis(self);

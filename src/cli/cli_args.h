@@ -108,6 +108,11 @@ int cli_cluster_option(cli_cluster_t *self, int option, const char *value, const
 //  missing or empty (a bare --redis "" says: no Redis).
 const char *cli_cluster_redis(const cli_cluster_t *self);
 
+//  The node id: --id if given, else $ZC_NODE_ID (where a master puts its
+//  worker's id). NULL if that is missing or empty: the library generates
+//  one.
+const char *cli_cluster_id(const cli_cluster_t *self);
+
 //  The Redis URL as cli_cluster_redis, or NULL after saying "zcluster
 //  COMMAND: no Redis: give --redis URL or set ZC_REDIS_URL".
 const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *command);

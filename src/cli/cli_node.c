@@ -7,6 +7,11 @@
     (--redis or ZC_REDIS_URL) it is a full cluster node that finds its peers
     in the registry; without, a bare mesh node whose peers are given by hand.
     The line console itself (splitting, dispatch, answers) is cli_console.
+
+    Under `zcluster start` it is a cluster node like any worker: id, cluster
+    and Redis come from ZC_NODE_ID, ZC_CLUSTER and ZC_REDIS_URL (zc_node's
+    defaults), it tells the master once it is started, and as stdin is
+    /dev/null there its end does not stop it: it serves until SIGTERM.
 */
 #include "cli.h"
 #include "cli_args.h"
@@ -144,7 +149,10 @@ static void s_usage(FILE *out)
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
             "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
-            "registry; otherwise peers are added by hand with `peer`.\n"
+            "registry (cluster: --cluster or $ZC_CLUSTER, default 'zcluster'); otherwise\n"
+            "peers are added by hand with `peer`. Id: --id or $ZC_NODE_ID, else a generated\n"
+            "one. Under `zcluster start` it takes all three from the master, tells it when\n"
+            "it is ready and serves until SIGTERM (the end of stdin does not stop it).\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -616,7 +624,9 @@ static int s_mesh_start(s_node_t *self, const s_options_t *o)
 
 //  The console's wait: serves the network (printing what arrives) until
 //  stdin has a line or a signal; SIGTERM / SIGINT (CZMQ's handler sets
-//  zsys_interrupted) stop the console.
+//  zsys_interrupted) stop the console. The signal may reach another thread
+//  (RPC handlers, the registry) and not interrupt the poll: its timeout
+//  bounds how late a quiet node sees it.
 static int s_wait(void *self, int stdin_open)
 {
     s_node_t *node = (s_node_t *)self;
@@ -624,8 +634,9 @@ static int s_wait(void *self, int stdin_open)
     zmq_pollitem_t items[1 + ZC_NODE_POLLITEMS_MAX] = {{.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
     int n = 1 + (node->node ? zc_node_pollitems(node->node, items + 1)
                             : zc_mesh_pollitems(node->mesh, items + 1));
-    if (zmq_poll(items + !stdin_open, n - !stdin_open, -1) < 0 && errno != EINTR) return -1;
+    if (zmq_poll(items + !stdin_open, n - !stdin_open, 250) < 0 && errno != EINTR) return -1;
     s_drain(node);
+    if (zsys_interrupted) return -1;
     return stdin_open && (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ? 1 : 0;
 }
 
@@ -664,13 +675,14 @@ int cli_node(int argc, char **argv)
     int rc = s_parse(argc, argv, &o);
     if (rc >= 0) return rc;
     s_node_t self = {0};
+    const char *id = cli_cluster_id(&o.where);
     if (cli_cluster_redis(&o.where)) {
-        self.node = zc_node_new(o.where.id);
+        self.node = zc_node_new(id);
         self.mesh = self.node ? zc_node_mesh(self.node) : NULL;
     } else
-        self.mesh = zc_mesh_new(o.where.id);
+        self.mesh = zc_mesh_new(id);
     if (!self.mesh) {
-        fprintf(stderr, "zcluster node: invalid node id '%s'\n", o.where.id);
+        fprintf(stderr, "zcluster node: invalid node id '%s'\n", id ? id : "");
         return CLI_USAGE;
     }
     zc_mesh_set_endpoints(self.mesh, o.pub, o.router);

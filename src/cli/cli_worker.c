@@ -7,12 +7,19 @@
     driver counts every execution even of a worker it later SIGKILLs. Each
     command on stdin answers exactly one line, `ok ...` or `error ...`.
 
+    Under `zcluster start` it is a plain long-running worker: id, cluster
+    and Redis come from ZC_NODE_ID, ZC_CLUSTER and ZC_REDIS_URL (the
+    defaults of zc_queue and zc_queue_worker), it tells the master once it
+    is connected and draining, and as stdin is /dev/null there its end does
+    not stop it: it serves until SIGTERM, which stops it as `quit` does.
+
     Task arguments on the command line are JSON (one word, no spaces),
     carried as msgpack; a word that is not JSON is taken as a string.
 */
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_console.h"
+#include "zc_supervisor.h"
 #include "zcluster.h"
 #include "zc_job.h"
 #include "zc_queue.h"
@@ -49,7 +56,10 @@ static void s_usage(FILE *out)
             "Drains the queues (in priority order; default: one queue named 'default')\n"
             "with up to N jobs at once (default 4; 0 only keeps the cluster's queues moving:\n"
             "delayed jobs, lost claims, recurring tasks). Redis: --redis or $ZC_REDIS_URL;\n"
-            "cluster: --cluster or $ZC_CLUSTER, default 'zcluster'.\n"
+            "cluster: --cluster or $ZC_CLUSTER, default 'zcluster'; id: --id or $ZC_NODE_ID,\n"
+            "else a generated one. Under `zcluster start` it takes all three from the\n"
+            "master, tells it when it is ready and serves until SIGTERM (its stdin is\n"
+            "/dev/null there: the end of stdin does not stop it).\n"
             "Built-in tasks: noop, sleep (args: ms), fail (always fails), echo (prints args).\n"
             "Prints `ready NODE_ID`, then `done ID TASK ATTEMPT` or\n"
             "`failed ID TASK ATTEMPT ERROR` for every run, and reads commands on stdin,\n"
@@ -447,13 +457,16 @@ static const cli_command_t s_commands[] = {
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
-//  The console's wait: stdin, or half a second, or a signal (which stops it).
+//  The console's wait: stdin (once it ended, none), or a fraction of a
+//  second, or a signal (which stops it). The signal may reach one of the
+//  worker's threads and not interrupt the poll: the timeout bounds how late
+//  it is seen.
 static int s_wait(void *self, int stdin_open)
 {
     if (s_interrupted) return -1;
     struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-    int rc = poll(&pfd, 1, 500);
-    if (rc < 0 && errno != EINTR) return -1;
+    int rc = poll(&pfd, stdin_open ? 1 : 0, 250);
+    if (s_interrupted || (rc < 0 && errno != EINTR)) return -1;
     return rc > 0 ? 1 : 0;
 }
 
@@ -462,8 +475,8 @@ static int s_wait(void *self, int stdin_open)
 
 //  The command line of `zcluster worker`.
 typedef struct {
-    cli_cluster_t where;       //  --redis, --cluster, --id
-    const char *url, *cluster; //  with their defaults
+    cli_cluster_t where; //  --redis, --cluster, --id
+    const char *url;     //  --redis or $ZC_REDIS_URL
     const char *queues[64];
     int queue_count;
     int64_t concurrency, threads, lease;
@@ -515,8 +528,6 @@ static int s_parse(s_options_t *o, int argc, char **argv)
     if (rc >= 0) return rc;
     if (cli_args_none_left("worker", argc, argv)) return CLI_USAGE;
     if (!(o->url = cli_cluster_need_redis(&o->where, "worker"))) return CLI_USAGE;
-    o->cluster = o->where.cluster ? o->where.cluster : getenv("ZC_CLUSTER");
-    if (!o->cluster || !*o->cluster) o->cluster = "zcluster";
     if (o->queue_count == 0) o->queues[o->queue_count++] = "default";
     return -1;
 }
@@ -525,14 +536,14 @@ static int s_parse(s_options_t *o, int argc, char **argv)
 //  Returns 0, or CLI_USAGE after saying what is wrong.
 static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t **worker_p)
 {
-    zc_queue_t *queue = zc_queue_new(o->url, o->cluster);
+    zc_queue_t *queue = zc_queue_new(o->url, o->where.cluster); //  NULL: $ZC_CLUSTER
     if (!queue) {
         fprintf(stderr, "zcluster worker: invalid Redis URL or cluster name\n");
         return CLI_USAGE;
     }
-    zc_queue_worker_t *worker = zc_queue_worker_new(queue, o->where.id);
+    const char *id = cli_cluster_id(&o->where);
+    zc_queue_worker_t *worker = zc_queue_worker_new(queue, id);
     if (!worker) {
-        const char *id = o->where.id ? o->where.id : getenv("ZC_NODE_ID"); //  the default
         fprintf(stderr, "zcluster worker: invalid node id '%s'\n", id ? id : "");
         zc_queue_destroy(&queue);
         return CLI_USAGE;
@@ -557,14 +568,15 @@ static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t
     return 0;
 }
 
-//  Answers commands on stdin until quit, a signal or the end of stdin.
+//  Answers commands on stdin until quit, a signal or the end of stdin; a
+//  supervised worker has no driver and serves until SIGTERM.
 static void s_serve(zc_queue_t *queue, zc_queue_worker_t *worker)
 {
     s_worker_t self = {queue, worker};
     cli_console_t *console = cli_console_new(s_commands, &self);
     if (!console) return;
     cli_console_set_line_max(console, LINE_MAX_BYTES);
-    cli_console_set_wait(console, s_wait, 0);
+    cli_console_set_wait(console, s_wait, zc_supervisor_managed());
     cli_console_run(console);
     cli_console_destroy(&console);
 }
@@ -592,6 +604,7 @@ int cli_worker(int argc, char **argv)
         return 1;
     }
     s_print("ready %s", zc_queue_worker_id(worker));
+    zc_supervisor_ready(); //  under `zcluster start`: tell the master
     s_serve(queue, worker);
     zc_queue_worker_destroy(&worker);
     zc_queue_destroy(&queue);
