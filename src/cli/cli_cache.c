@@ -6,6 +6,13 @@
     `ok CMD [RESULT]` or `error CMD: KIND: MESSAGE`, the convention of
     `zcluster node`, so tests and other programs can drive a cache node.
 
+    The console is not a long-running command: it does nothing but answer
+    its driver, and has no work of its own to keep doing. Under `zcluster
+    start`, whose workers get /dev/null as stdin, it would say ready and end
+    at once, in a respawn loop; so there it refuses at once, saying why
+    (exit 64): a master is for `zcluster worker` and `zcluster node`. One
+    command given on the command line runs anywhere.
+
     Values typed here are text and are stored as a msgpack str; values
     written by other programs print as text if they are a str and in
     msgpack-c's notation otherwise, with control characters escaped so a
@@ -15,6 +22,7 @@
 #include "cli_args.h"
 #include "cli_console.h"
 #include "zc_cache.h"
+#include "zc_supervisor.h"
 
 #include <inttypes.h>
 #include <msgpack.h>
@@ -32,6 +40,7 @@ static void s_usage(FILE *out)
             "With a COMMAND, runs it once and prints its result. Without one, prints\n"
             "`ready NODE_ID CLUSTER` and reads commands on stdin, one per line, answering\n"
             "each with one line: `ok COMMAND [RESULT]` or `error COMMAND: KIND: MESSAGE`.\n"
+            "Under `zcluster start` (stdin /dev/null) the console refuses to start (exit 64).\n"
             "\n"
             "commands:\n"
             "  save KEY VALUE [TTL_MS]        store VALUE (text, as a msgpack str)\n"
@@ -407,6 +416,12 @@ int cli_cache(int argc, char **argv)
     cli_cluster_t where = {0};
     int status = s_parse(&where, argc, argv);
     if (status >= 0) return status;
+    if (optind == argc && zc_supervisor_managed() && cli_console_stdin_null()) {
+        fprintf(stderr, "zcluster cache: no console under a master: its stdin is /dev/null, so "
+                        "no command would ever come; run one command (zcluster cache COMMAND "
+                        "ARGS), or supervise zcluster worker or zcluster node\n");
+        return CLI_USAGE;
+    }
     zc_cache_t *cache = zc_cache_new(cli_cluster_redis(&where), where.cluster, where.id);
     if (!cache) return 1; //  a bad URL or name: the reason is logged
     s_client_t client = {cache, optind == argc ? ' ' : '\n', optind == argc};

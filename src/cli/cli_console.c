@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_BLANKS " \t"
@@ -133,6 +134,13 @@ int cli_console_quit(cli_console_t *console, void *self, int argc, char **argv)
 {
     cli_console_stop(console);
     return 0;
+}
+
+int cli_console_stdin_null(void)
+{
+    struct stat in, null;
+    if (fstat(STDIN_FILENO, &in)) return 1;
+    return S_ISCHR(in.st_mode) && stat("/dev/null", &null) == 0 && in.st_rdev == null.st_rdev;
 }
 
 //  Prints the last answer, for the command name, as one line.

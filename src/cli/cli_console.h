@@ -27,8 +27,8 @@
     the hook waits, so node and worker keep serving their sockets and see
     signals while no line comes. The end of stdin ends the console, unless
     it was told to keep serving: then it calls the hook, without stdin,
-    until the hook says stop (a supervised node has no driver: it serves
-    until SIGTERM).
+    until the hook says stop (a supervised node or worker has no driver:
+    it serves until SIGTERM).
 
     Answers are written whole under the stdout lock and flushed, so lines
     other threads print (a worker's finished jobs) come between answers,
@@ -119,5 +119,9 @@ void cli_console_stop(cli_console_t *self);
 
 //  The command `quit`: stops the console, answering `ok quit`.
 int cli_console_quit(cli_console_t *console, void *self, int argc, char **argv);
+
+//  Returns 1 if no line can ever come on stdin: it is closed, or it is
+//  /dev/null, as a master's workers have it.
+int cli_console_stdin_null(void);
 
 #endif
