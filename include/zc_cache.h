@@ -11,8 +11,10 @@
     lock on KEY, save, destroy and load of KEY fail with ZC_ERR_LOCKED (load
     can wait for the lock to clear). The lock's owner, and nodes that do not
     use the lock, are not slowed down. Lists (push/pop/length) are queues and
-    ignore locks. Every multi-step operation is one Lua script, so a check and
-    the write it guards cannot be split by another client.
+    ignore locks. A check and the write it guards are always one Lua script,
+    so another client cannot act between them. Bulk operations (clear,
+    restore) go in slices of at most 256 keys per call, so none holds Redis
+    for more than a few milliseconds however large the cache.
 
     Errors follow zc_error.h: every call that can fail returns 0, or -1 and
     leaves the reason on the object, zc_cache_error(self) the kind
@@ -156,8 +158,9 @@ void zc_cache_keys_free(char ***keys_p);
 int zc_cache_size(zc_cache_t *self, size_t *count_p);
 
 //  Removes every value and list, except keys locked by another node, and sets
-//  *removed_p (may be NULL) to how many went. Fails with LOCKED, after
-//  removing the rest, if some keys were kept for that reason.
+//  *removed_p (may be NULL) to how many went: one SCAN batch at a time, at
+//  most 256 keys per script call. Fails with LOCKED, after removing the
+//  rest, if some keys were kept for that reason.
 int zc_cache_clear(zc_cache_t *self, size_t *removed_p);
 
 //  Writes every value and list, with its remaining TTL, to path (replaced
@@ -166,9 +169,17 @@ int zc_cache_clear(zc_cache_t *self, size_t *removed_p);
 int zc_cache_dump(zc_cache_t *self, const char *path, size_t *count_p);
 
 //  Reads a dump from path and writes its keys, replacing what is there, with
-//  their TTLs, in one atomic step; other keys are left alone. A damaged file
-//  (CORRUPT) or a dumped key locked by another node (LOCKED) changes nothing.
-//  Sets *count_p (may be NULL) to the number of keys restored.
+//  the TTLs they had left (counted from when each key is switched in); other
+//  keys are left alone. The whole file is checked first: a damaged file
+//  (CORRUPT) changes nothing. The keys are then staged out of readers' sight
+//  and switched into place, at most 256 keys per Redis call, so Redis is
+//  never held for more than a few milliseconds. A failure before the switch
+//  (LOCKED: a dumped key locked by another node; TYPE; REDIS; STATE)
+//  changes nothing. During the switch each key is replaced whole: a
+//  failure there (REDIS) leaves every key old or new, and a lock another
+//  node took meanwhile keeps that key as it was and fails with LOCKED after
+//  the rest went in. Sets *count_p (may be NULL) to the number of keys
+//  switched in. docs/CACHE.md section 7 has the guarantees in full.
 int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p);
 
 //  Saves count entries (key, value, size, ttl_ms), one round trip per 512

@@ -2,6 +2,7 @@
     dump is refused, files built here from docs/CACHE.md alone restore, and
     well-checksummed files with bad records are refused — each refusal with
     Redis left exactly as it was. */
+#include "test_cache_dumpfile.h"
 #include "testkit.h"
 #include "zc_redis.h"
 #include "zc_cache.h"
@@ -17,18 +18,6 @@ static zt_redis_t *s_redis;
 static redisContext *s_raw;
 static char s_path[300];
 
-//  CRC-32 as in docs/CACHE.md (zlib's), bit by bit: independent of the library's.
-static uint32_t s_crc32(const uint8_t *data, size_t size)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < size; i++) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; k++)
-            crc = crc & 1 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-    }
-    return ~crc;
-}
-
 static void s_write(const void *data, size_t size)
 {
     FILE *file = fopen(s_path, "wb");
@@ -42,13 +31,9 @@ static void s_write(const void *data, size_t size)
 //  Writes header + body + a correct trailer.
 static void s_write_dump(const char *header, const msgpack_sbuffer *body)
 {
-    size_t header_len = strlen(header);
-    size_t size = header_len + body->size;
-    uint8_t *file = (uint8_t *)malloc(size + 16);
-    memcpy(file, header, header_len);
-    if (body->size) memcpy(file + header_len, body->data, body->size);
-    snprintf((char *)file + size, 16, "crc32 %08x\n", s_crc32(file, size));
-    s_write(file, size + 15);
+    size_t size = 0;
+    uint8_t *file = zt_dump_seal(header, body->data, body->size, &size);
+    s_write(file, size);
     free(file);
 }
 

@@ -70,6 +70,7 @@ zc_cache_t *zc_cache_new(const char *redis_url, const char *cluster, const char 
         if (strchr("*?[]\\", *p)) *m++ = '\\';
         *m++ = *p;
     }
+    self->match_prefix_len = (size_t)(m - self->match);
     strcpy(m, "cache:");
     self->names_prefix_len = identity->prefix_len + 6;
     self->redis = zc_redis_new(&identity->url, CACHE_TIMEOUT_MS);
@@ -130,6 +131,16 @@ zc_error_t cache_fail(zc_cache_t *self, zc_error_t kind, const char *format, ...
     vsnprintf(self->failure.text, sizeof self->failure.text, format, args);
     va_end(args);
     return kind;
+}
+
+void cache_note(zc_cache_t *self, const char *format, ...)
+{
+    if (self->hold_errstr) return;
+    size_t len = strlen(self->failure.text);
+    va_list args;
+    va_start(args, format);
+    vsnprintf(self->failure.text + len, sizeof self->failure.text - len, format, args);
+    va_end(args);
 }
 
 int cache_done(zc_cache_t *self, zc_error_t kind)
@@ -206,6 +217,17 @@ zc_error_t cache_call(zc_cache_t *self, zc_redis_args_t *args, const char *key, 
 {
     redisReply *reply = zc_redis_call(self->redis, args);
     return s_hand_over(reply, s_check_reply(self, self->redis, reply, key, op), reply_p);
+}
+
+zc_error_t cache_pipeline(zc_cache_t *self, zc_redis_args_t **args, int count, redisReply **replies,
+                          const char *op)
+{
+    if (zc_redis_pipeline(self->redis, args, count, replies))
+        return cache_fail(self, ZC_ERR_REDIS, "%s", zc_redis_errstr(self->redis));
+    zc_error_t rc = ZC_OK;
+    for (int i = 0; i < count && !rc; i++)
+        rc = s_check_reply(self, self->redis, replies[i], "*", op);
+    return rc;
 }
 
 zc_error_t cache_status(zc_cache_t *self, const redisReply *status, const char *key, const char *op)

@@ -1,11 +1,12 @@
-/*  zc_cache_dump — the dump file: dump writes it, restore checks it and
-    writes it back.
+/*  zc_cache_dump — the dump file: dump writes it, restore reads and checks
+    it (zc_cache_restore.c then writes it into Redis).
 
     Dumps are written to a temporary file and renamed into place, and carry a
     CRC-32 of everything before the trailer. A restore reads the whole file,
-    checks magic, version, checksum, count and every record before it sends
-    anything, then writes all keys in one script: a bad file, or a key locked
-    by another node, changes nothing. The format is in docs/CACHE.md.
+    checks magic, version, checksum, count and every record (each value and
+    list item being one well-formed msgpack object) before it sends
+    anything: a damaged file changes nothing. The format is in
+    docs/CACHE.md.
 */
 #include "zc_cache_internal.h"
 #include "zc_msgpack_check.h"
@@ -199,39 +200,20 @@ int zc_cache_dump(zc_cache_t *self, const char *path, size_t *count_p)
 }
 
 //  --------------------------------------------------------------------------
-//  Restore: read and check the whole file, then write it in one script
+//  Restore: read and check the whole file (cache_restore_apply writes it)
 
-typedef struct {
-    char *key; //  NUL-terminated copy
-    int is_list;
-    int64_t ttl;
-    size_t first; //  index of the first item in the item arrays
-    size_t count; //  items (1 for a value)
-} s_record_t;
-
-typedef struct {
-    uint8_t *file;
-    size_t size;
-    s_record_t *records;
-    size_t record_count;
-    const uint8_t **items; //  point into file
-    size_t *item_sizes;
-    size_t item_count, item_alloc;
-    zhash_t *seen; //  keys read so far
-} s_restore_t;
-
-static void s_restore_free(s_restore_t *r)
+void cache_dump_file_free(cache_dump_file_t *dump)
 {
-    for (size_t i = 0; i < r->record_count; i++)
-        free(r->records[i].key);
-    free(r->records);
-    free(r->items);
-    free(r->item_sizes);
-    free(r->file);
-    zhash_destroy(&r->seen);
+    for (size_t i = 0; i < dump->record_count; i++)
+        free(dump->records[i].key);
+    free(dump->records);
+    free(dump->items);
+    free(dump->item_sizes);
+    free(dump->file);
+    memset(dump, 0, sizeof *dump);
 }
 
-static zc_error_t s_read_file(zc_cache_t *self, const char *path, s_restore_t *restore)
+static zc_error_t s_read_file(zc_cache_t *self, const char *path, cache_dump_file_t *dump)
 {
     FILE *file = fopen(path, "rb");
     if (!file) return cache_fail(self, ZC_ERR_IO, "cannot open %.200s: %s", path, strerror(errno));
@@ -240,10 +222,10 @@ static zc_error_t s_read_file(zc_cache_t *self, const char *path, s_restore_t *r
     if (fstat(fileno(file), &st) != 0 || !S_ISREG(st.st_mode))
         rc = cache_fail(self, ZC_ERR_IO, "%.200s is not a regular file", path);
     else {
-        restore->size = (size_t)st.st_size;
-        restore->file = (uint8_t *)malloc(restore->size + 1);
-        assert(restore->file);
-        if (fread(restore->file, 1, restore->size, file) != restore->size)
+        dump->size = (size_t)st.st_size;
+        dump->file = (uint8_t *)malloc(dump->size + 1);
+        assert(dump->file);
+        if (fread(dump->file, 1, dump->size, file) != dump->size)
             rc = cache_fail(self, ZC_ERR_IO, "cannot read %.200s: %s", path,
                             ferror(file) ? strerror(errno) : "file shrank while read");
     }
@@ -252,15 +234,15 @@ static zc_error_t s_read_file(zc_cache_t *self, const char *path, s_restore_t *r
 }
 
 //  Parses the header line; sets *count and *body_start.
-static zc_error_t s_parse_header(zc_cache_t *self, const s_restore_t *restore, uint64_t *count,
+static zc_error_t s_parse_header(zc_cache_t *self, const cache_dump_file_t *dump, uint64_t *count,
                                  size_t *body_start)
 {
-    const char *text = (const char *)restore->file;
+    const char *text = (const char *)dump->file;
     size_t magic_len = strlen(S_MAGIC);
-    if (restore->size < magic_len + 1 || memcmp(text, S_MAGIC " ", magic_len + 1) != 0)
+    if (dump->size < magic_len + 1 || memcmp(text, S_MAGIC " ", magic_len + 1) != 0)
         return cache_fail(self, ZC_ERR_CORRUPT, "not a zcluster cache dump (bad magic)");
-    const char *eol = (const char *)memchr(
-        text, '\n', restore->size < S_HEADER_MAX ? restore->size : S_HEADER_MAX);
+    const char *eol =
+        (const char *)memchr(text, '\n', dump->size < S_HEADER_MAX ? dump->size : S_HEADER_MAX);
     if (!eol) return cache_fail(self, ZC_ERR_CORRUPT, "dump header line is truncated or too long");
     uint64_t fields[3];
     const char *p = text + magic_len + 1;
@@ -288,11 +270,12 @@ static zc_error_t s_parse_header(zc_cache_t *self, const s_restore_t *restore, u
 }
 
 //  Checks the trailer's CRC-32 over everything before it.
-static zc_error_t s_check_trailer(zc_cache_t *self, const s_restore_t *restore, size_t body_start)
+static zc_error_t s_check_trailer(zc_cache_t *self, const cache_dump_file_t *dump,
+                                  size_t body_start)
 {
-    if (restore->size < body_start + S_TRAILER)
+    if (dump->size < body_start + S_TRAILER)
         return cache_fail(self, ZC_ERR_CORRUPT, "dump has no checksum trailer (truncated?)");
-    const char *trailer = (const char *)restore->file + restore->size - S_TRAILER;
+    const char *trailer = (const char *)dump->file + dump->size - S_TRAILER;
     if (memcmp(trailer, "crc32 ", 6) != 0 || trailer[S_TRAILER - 1] != '\n')
         return cache_fail(self, ZC_ERR_CORRUPT, "dump has no checksum trailer (truncated?)");
     uint32_t stored = 0;
@@ -303,7 +286,7 @@ static zc_error_t s_check_trailer(zc_cache_t *self, const s_restore_t *restore, 
             return cache_fail(self, ZC_ERR_CORRUPT, "dump checksum trailer is malformed");
         stored = (stored << 4) | (uint32_t)digit;
     }
-    uint32_t actual = s_crc32(0, restore->file, restore->size - S_TRAILER);
+    uint32_t actual = s_crc32(0, dump->file, dump->size - S_TRAILER);
     if (stored != actual)
         return cache_fail(self, ZC_ERR_CORRUPT,
                           "dump checksum mismatch (file says %08x, contents give %08x)", stored,
@@ -311,22 +294,20 @@ static zc_error_t s_check_trailer(zc_cache_t *self, const s_restore_t *restore, 
     return ZC_OK;
 }
 
-static void s_add_item(s_restore_t *restore, const uint8_t *data, size_t size)
+static void s_add_item(cache_dump_file_t *dump, const uint8_t *data, size_t size)
 {
-    if (restore->item_count == restore->item_alloc) {
-        restore->item_alloc = restore->item_alloc ? restore->item_alloc * 2 : 64;
-        restore->items =
-            (const uint8_t **)realloc(restore->items, restore->item_alloc * sizeof(uint8_t *));
-        restore->item_sizes =
-            (size_t *)realloc(restore->item_sizes, restore->item_alloc * sizeof(size_t));
-        assert(restore->items && restore->item_sizes);
+    if (dump->item_count == dump->item_alloc) {
+        dump->item_alloc = dump->item_alloc ? dump->item_alloc * 2 : 64;
+        dump->items = (const uint8_t **)realloc(dump->items, dump->item_alloc * sizeof(uint8_t *));
+        dump->item_sizes = (size_t *)realloc(dump->item_sizes, dump->item_alloc * sizeof(size_t));
+        assert(dump->items && dump->item_sizes);
     }
-    restore->items[restore->item_count] = data;
-    restore->item_sizes[restore->item_count++] = size;
+    dump->items[dump->item_count] = data;
+    dump->item_sizes[dump->item_count++] = size;
 }
 
 //  Checks a record's fields (its key, kind and TTL); n is its record number.
-static zc_error_t s_check_record(zc_cache_t *self, s_restore_t *restore, const s_record_t *record,
+static zc_error_t s_check_record(zc_cache_t *self, zhash_t *seen, const cache_record_t *record,
                                  size_t key_len, const char *kind, size_t kind_len, uint64_t n)
 {
     if (key_len == 0 || key_len > ZC_CACHE_KEY_MAX || strlen(record->key) != key_len)
@@ -335,14 +316,14 @@ static zc_error_t s_check_record(zc_cache_t *self, s_restore_t *restore, const s
         return cache_fail(self, ZC_ERR_CORRUPT, "dump record %" PRIu64 " has an unknown type", n);
     if (record->ttl != -1 && (record->ttl < 1 || record->ttl > CACHE_TTL_MAX))
         return cache_fail(self, ZC_ERR_CORRUPT, "dump record %" PRIu64 " has an invalid TTL", n);
-    if (zhash_insert(restore->seen, record->key, (void *)1) != 0)
+    if (zhash_insert(seen, record->key, (void *)1) != 0)
         return cache_fail(self, ZC_ERR_CORRUPT, "dump holds key '%.100s' twice", record->key);
     return ZC_OK;
 }
 
 //  Parses and checks record n (counted from 1) at the reader.
-static zc_error_t s_parse_record(zc_cache_t *self, s_restore_t *restore, zc_msgpack_reader_t *r,
-                                 uint64_t n)
+static zc_error_t s_parse_record(zc_cache_t *self, cache_dump_file_t *dump, zhash_t *seen,
+                                 zc_msgpack_reader_t *r, uint64_t n)
 {
     uint64_t fields, items = 1;
     const char *key, *kind;
@@ -352,15 +333,15 @@ static zc_error_t s_parse_record(zc_cache_t *self, s_restore_t *restore, zc_msgp
         zc_msgpack_read_str(r, &key, &key_len) || zc_msgpack_read_str(r, &kind, &kind_len) ||
         zc_msgpack_read_int(r, &ttl))
         return cache_fail(self, ZC_ERR_CORRUPT, "dump record %" PRIu64 " is malformed", n);
-    s_record_t *record = &restore->records[restore->record_count++];
+    cache_record_t *record = &dump->records[dump->record_count++];
     record->key = (char *)malloc(key_len + 1);
     assert(record->key);
     memcpy(record->key, key, key_len);
     record->key[key_len] = 0;
     record->is_list = kind_len == 4 && memcmp(kind, "list", 4) == 0;
     record->ttl = ttl;
-    record->first = restore->item_count;
-    zc_error_t rc = s_check_record(self, restore, record, key_len, kind, kind_len, n);
+    record->first = dump->item_count;
+    zc_error_t rc = s_check_record(self, seen, record, key_len, kind, kind_len, n);
     if (rc) return rc;
     if (record->is_list && (zc_msgpack_read_array(r, &items) || items == 0 || items > r->left))
         return cache_fail(self, ZC_ERR_CORRUPT, "dump record %" PRIu64 " has a malformed list", n);
@@ -370,75 +351,40 @@ static zc_error_t s_parse_record(zc_cache_t *self, s_restore_t *restore, zc_msgp
         if (zc_msgpack_read_object(r, &data, &size))
             return cache_fail(self, ZC_ERR_CORRUPT,
                               "dump record %" PRIu64 " holds a value that is not msgpack", n);
-        s_add_item(restore, data, size);
+        s_add_item(dump, data, size);
     }
     record->count = (size_t)items;
     return ZC_OK;
 }
 
 //  Parses and checks count records in the body.
-static zc_error_t s_parse_records(zc_cache_t *self, s_restore_t *restore, uint64_t count,
+static zc_error_t s_parse_records(zc_cache_t *self, cache_dump_file_t *dump, uint64_t count,
                                   size_t body_start)
 {
-    zc_msgpack_reader_t r = {restore->file + body_start, restore->size - S_TRAILER - body_start};
+    zc_msgpack_reader_t r = {dump->file + body_start, dump->size - S_TRAILER - body_start};
     if (count > r.left) //  a record takes more than one byte
         return cache_fail(self, ZC_ERR_CORRUPT, "dump header counts more records than it holds");
-    restore->records = (s_record_t *)calloc(count ? count : 1, sizeof(s_record_t));
-    assert(restore->records);
-    restore->seen = zhash_new();
+    dump->records = (cache_record_t *)calloc(count ? count : 1, sizeof(cache_record_t));
+    assert(dump->records);
+    zhash_t *seen = zhash_new(); //  keys read so far
     zc_error_t rc = ZC_OK;
     for (uint64_t i = 0; i < count && !rc; i++)
-        rc = s_parse_record(self, restore, &r, i + 1);
+        rc = s_parse_record(self, dump, seen, &r, i + 1);
+    zhash_destroy(&seen);
     if (!rc && r.left)
         rc = cache_fail(self, ZC_ERR_CORRUPT, "dump has bytes after its last record");
     return rc;
 }
 
-//  Builds the restore script's call: KEYS n values then their n locks; ARGV
-//  owner, then per record kind, ttl, item count, items.
-static void s_restore_args(zc_cache_t *self, const s_restore_t *restore, zc_redis_args_t *args)
+zc_error_t cache_dump_read(zc_cache_t *self, const char *path, cache_dump_file_t *dump)
 {
-    size_t n = restore->record_count;
-    zc_redis_args_eval(args, cache_script(CACHE_RESTORE), (int)(2 * n));
-    for (size_t i = 0; i < n; i++)
-        cache_args_name(self, args, "cache", restore->records[i].key);
-    for (size_t i = 0; i < n; i++)
-        cache_args_name(self, args, "lock", restore->records[i].key);
-    cache_args_owner(self, args);
-    for (size_t i = 0; i < n; i++) {
-        const s_record_t *record = &restore->records[i];
-        zc_redis_args_str(args, record->is_list ? "list" : "value");
-        zc_redis_args_int(args, record->ttl);
-        zc_redis_args_int(args, (int64_t)record->count);
-        for (size_t j = 0; j < record->count; j++)
-            zc_redis_args_add(args, restore->items[record->first + j],
-                              restore->item_sizes[record->first + j]);
-    }
-}
-
-//  Writes every record in one script: locks checked first, then all keys.
-static zc_error_t s_restore_apply(zc_cache_t *self, s_restore_t *restore)
-{
-    size_t n = restore->record_count;
-    if (n == 0) return ZC_OK;
-    if (2 * n + 1 + 3 * n + restore->item_count > INT32_MAX - 8)
-        return cache_fail(self, ZC_ERR_INVALID, "dump too large to restore in one step");
-    //  An argument list of its own: it holds the whole dump, which is not
-    //  worth keeping for later calls.
-    zc_redis_args_t args = {0};
-    s_restore_args(self, restore, &args);
-    redisReply *reply = NULL;
-    zc_error_t rc = cache_call(self, &args, "*", "restore", &reply);
-    zc_redis_args_free(&args);
-    if (!rc) rc = cache_status(self, reply, "*", "restore");
-    if (rc == ZC_ERR_TYPE)
-        cache_fail(self, rc, "the lock of a dumped key holds the wrong kind of data");
-    if (rc == ZC_ERR_LOCKED && reply->elements == 3 &&
-        reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer >= 1 &&
-        (size_t)reply->element[2]->integer <= n)
-        cache_fail(self, rc, "key '%.100s' is locked by node '%.255s'",
-                   restore->records[reply->element[2]->integer - 1].key, reply->element[1]->str);
-    if (reply) freeReplyObject(reply);
+    memset(dump, 0, sizeof *dump);
+    uint64_t count = 0;
+    size_t body_start = 0;
+    zc_error_t rc = s_read_file(self, path, dump);
+    if (!rc) rc = s_parse_header(self, dump, &count, &body_start);
+    if (!rc) rc = s_check_trailer(self, dump, body_start);
+    if (!rc) rc = s_parse_records(self, dump, count, body_start);
     return rc;
 }
 
@@ -447,21 +393,14 @@ int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
     assert(self);
     assert(path);
     if (count_p) *count_p = 0;
-    s_restore_t restore;
-    memset(&restore, 0, sizeof restore);
-    uint64_t count = 0;
-    size_t body_start = 0;
-    zc_error_t rc = s_read_file(self, path, &restore);
-    if (!rc) rc = s_parse_header(self, &restore, &count, &body_start);
-    if (!rc) rc = s_check_trailer(self, &restore, body_start);
-    if (!rc) rc = s_parse_records(self, &restore, count, body_start);
-    if (!rc) rc = s_restore_apply(self, &restore);
-    if (!rc && count_p) *count_p = restore.record_count;
-    if (rc && rc != ZC_ERR_REDIS) { //  refused before anything was written
-        size_t len = strlen(self->failure.text);
-        snprintf(self->failure.text + len, sizeof self->failure.text - len,
-                 "; nothing was restored");
-    }
-    s_restore_free(&restore);
+    cache_dump_file_t dump;
+    size_t restored = 0;
+    zc_error_t rc = cache_dump_read(self, path, &dump);
+    if (rc)
+        cache_note(self, "; nothing was restored");
+    else
+        rc = cache_restore_apply(self, &dump, &restored);
+    if (count_p) *count_p = restored;
+    cache_dump_file_free(&dump);
     return cache_done(self, rc);
 }

@@ -5,7 +5,8 @@
                           destroy, ttl, lists and locks
       zc_cache_values.c   save and load, one key or a pipelined batch
       zc_cache_walk.c     walking the cache with SCAN: keys, size, clear
-      zc_cache_dump.c     the dump file: writing it, checking and restoring it
+      zc_cache_dump.c     the dump file: writing it, reading and checking it
+      zc_cache_restore.c  writing a checked dump into Redis, in slices
       zc_cache_scripts.c  the Lua scripts
     and zc_msgpack_check.c reads the untrusted msgpack they all handle.
 
@@ -30,6 +31,11 @@
 #define CACHE_TTL_MAX    1000000000000000LL //  ms; keeps now + ttl far from overflow
 #define CACHE_ARGS_KEEP  (1024 * 1024)      //  argument bytes kept for reuse after a call
 #define CACHE_NAME_MAX   (ZC_PREFIX_MAX + 6 + ZC_CACHE_KEY_MAX) //  "zc:{C}:cache:KEY" + NUL
+//  Most keys one script call of a bulk operation (clear, restore) touches:
+//  a few hundred keys keep each call to about a millisecond of Redis time.
+#define CACHE_SLICE     256
+#define CACHE_TOKEN_LEN 16 //  hex digits of a restore's token
+#define CACHE_STALE_MAX 4  //  failed restores a cache remembers to clean up after
 
 //  The scripts (zc_cache_scripts.c).
 typedef enum {
@@ -40,7 +46,9 @@ typedef enum {
     CACHE_UNLOCK,
     CACHE_CLEAR,
     CACHE_DUMP,
-    CACHE_RESTORE,
+    CACHE_RESTORE_STAGE,
+    CACHE_RESTORE_CHECK,
+    CACHE_RESTORE_SWITCH,
     CACHE_SCRIPTS
 } cache_script_id_t;
 
@@ -50,7 +58,9 @@ typedef enum {
     CACHE_STATUS_MISSING = 1,
     CACHE_STATUS_LOCKED = 2,    //  with the owner
     CACHE_STATUS_WRONGTYPE = 3, //  with the type's name
-    CACHE_STATUS_BADLOCK = 4    //  the lock key holds another type
+    CACHE_STATUS_BADLOCK = 4,   //  the lock key holds another type
+    CACHE_STATUS_LAPSED = 5,    //  a restore's marker is gone (see zc_cache_restore.c)
+    CACHE_STATUS_UNSTAGED = 6   //  a restore's staging key is gone
 } cache_status_t;
 
 struct _zc_cache_t {
@@ -62,7 +72,12 @@ struct _zc_cache_t {
     size_t names_prefix_len;           //  strlen("zc:{C}:cache:")
     zc_failure_t failure;              //  the last call's outcome
     int hold_errstr;                   //  set while a batch keeps its first failure's message
-    int wait_locked; //  a batch load that will wait out locks: LOCKED does not hold
+    int wait_locked;         //  a batch load that will wait out locks: LOCKED does not hold
+    size_t match_prefix_len; //  length of the escaped key prefix at the start of match
+    //  Tokens of this cache's restores that failed and could not remove
+    //  their staging keys: the next restore removes them at once.
+    char stale[CACHE_STALE_MAX][CACHE_TOKEN_LEN + 1];
+    int stale_count;
 };
 
 //  Returns the script id's zc_script_t (SHA computed on first use).
@@ -99,6 +114,16 @@ void cache_args_owner(zc_cache_t *self, zc_redis_args_t *args);
 zc_error_t cache_call(zc_cache_t *self, zc_redis_args_t *args, const char *key, const char *op,
                       redisReply **reply_p);
 
+//  Sends count commands in one round trip (zc_redis_pipeline) and checks
+//  the replies as cache_call does, the first failure giving the kind.
+//  replies[0..count) hold the replies whatever the outcome (all NULL if
+//  Redis could not be reached), for the caller to read and free.
+zc_error_t cache_pipeline(zc_cache_t *self, zc_redis_args_t **args, int count, redisReply **replies,
+                          const char *op);
+
+//  Appends text to the last failure's message (unless a batch holds it).
+void cache_note(zc_cache_t *self, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
 //  Turns one {status, info} answer of a script into a kind.
 zc_error_t cache_status(zc_cache_t *self, const redisReply *status, const char *key,
                         const char *op);
@@ -116,8 +141,47 @@ typedef zc_error_t(cache_walk_fn)(zc_cache_t *self, const redisReply **names, si
                                   void *arg);
 
 //  SCANs the names under the cache prefix that match pattern (a glob over
-//  the key; NULL for all) and hands them to fn batch by batch, stopping at
-//  the first failure.
+//  the key; NULL for all) and hands them to fn in batches of at most
+//  CACHE_SLICE, stopping at the first failure.
 zc_error_t cache_walk(zc_cache_t *self, const char *pattern, cache_walk_fn *fn, void *arg);
+
+//  The same for every Redis name matching match (a full glob, already
+//  escaped), whatever its form.
+zc_error_t cache_scan(zc_cache_t *self, const char *match, cache_walk_fn *fn, void *arg);
+
+//  --------------------------------------------------------------------------
+//  A dump file, read and checked (zc_cache_dump.c), to restore
+//  (zc_cache_restore.c)
+
+typedef struct {
+    char *key;    //  NUL-terminated copy
+    int is_list;  //  else a value
+    int64_t ttl;  //  ms, -1 for none
+    size_t first; //  index of the first item in the item arrays
+    size_t count; //  items (1 for a value)
+} cache_record_t;
+
+typedef struct {
+    uint8_t *file; //  the whole file
+    size_t size;
+    cache_record_t *records;
+    size_t record_count;
+    const uint8_t **items; //  every record's items, in order; point into file
+    size_t *item_sizes;
+    size_t item_count, item_alloc;
+} cache_dump_file_t;
+
+//  Reads the dump at path and checks all of it (magic, version, header,
+//  checksum, every record and item) into *dump, which the caller frees
+//  with cache_dump_file_free whatever the outcome.
+zc_error_t cache_dump_read(zc_cache_t *self, const char *path, cache_dump_file_t *dump);
+
+//  Frees what cache_dump_read filled in.
+void cache_dump_file_free(cache_dump_file_t *dump);
+
+//  Writes a checked dump's records into Redis in bounded slices, through a
+//  staging key space, and sets *restored to the number of keys switched
+//  into place. zc_cache_restore.c says what is guaranteed.
+zc_error_t cache_restore_apply(zc_cache_t *self, const cache_dump_file_t *dump, size_t *restored);
 
 #endif

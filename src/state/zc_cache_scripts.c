@@ -8,27 +8,38 @@
 
     Each answers {status, ...}, or one such answer per key, the status being
     a cache_status_t: 0 done, 1 missing, 2 locked (with the owner), 3 wrong
-    type (with the type name), 4 the lock key holds another type.
+    type (with the type name), 4 the lock key holds another type; a
+    restore's steps add 5 (its marker is gone) and 6 (a staging key is).
 */
 #include "zc_cache_internal.h"
 
 #include <pthread.h>
 
+//  Scripts that write past locks start with this function: owners_of(locks)
+//  reads every lock with one MGET and answers, per lock, its owner, false
+//  for none, or true for a lock key of another type (damaged data: held by
+//  nobody we can name, so a write must not pass it). MGET reads such a key
+//  as absent; EXISTS, in the same call count, spots them.
+#define S_OWNERS_OF                                                                                \
+    "local function owners_of(locks)\n"                                                            \
+    "  local owners = redis.call('MGET', unpack(locks))\n"                                         \
+    "  local held = 0\n"                                                                           \
+    "  for i = 1, #locks do if owners[i] then held = held + 1 end end\n"                           \
+    "  if redis.call('EXISTS', unpack(locks)) > held then\n"                                       \
+    "    for i = 1, #locks do\n"                                                                   \
+    "      if not owners[i] and redis.call('EXISTS', locks[i]) == 1 then owners[i] = true end\n"   \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return owners\n"                                                                            \
+    "end\n"
+
 static const char *s_sources[CACHE_SCRIPTS] = {
     //  CACHE_SAVE: KEYS n values then their n locks; ARGV owner, then value and
-    //  ttl_ms (0 = none) per key. One MGET reads every lock (EXISTS, in the
-    //  same call count, spots lock keys of another type, which MGET reads as
-    //  absent); SET ... GET refuses to replace another type, so the type
-    //  check costs no extra call. Answers a status per key.
+    //  ttl_ms (0 = none) per key. SET ... GET refuses to replace another
+    //  type, so the type check costs no extra call. Answers a status per key.
+    S_OWNERS_OF
     "local n = #KEYS / 2\n"
-    "local owners = redis.call('MGET', unpack(KEYS, n + 1, 2 * n))\n"
-    "local held = 0\n"
-    "for i = 1, n do if owners[i] then held = held + 1 end end\n"
-    "if redis.call('EXISTS', unpack(KEYS, n + 1, 2 * n)) > held then\n"
-    "  for i = 1, n do\n"
-    "    if not owners[i] and redis.call('EXISTS', KEYS[n + i]) == 1 then owners[i] = true end\n"
-    "  end\n"
-    "end\n"
+    "local owners = owners_of({unpack(KEYS, n + 1, 2 * n)})\n"
     "local out = {}\n"
     "for i = 1, n do\n"
     "  local owner = owners[i]\n"
@@ -81,14 +92,16 @@ static const char *s_sources[CACHE_SCRIPTS] = {
     "return {0}\n",
     //  CACHE_CLEAR: KEYS n values then their n locks; ARGV owner. A lock key of
     //  the wrong type counts as held by someone else: the key is kept.
-    "local n = #KEYS / 2\n"
-    "local removed, kept = 0, 0\n"
-    "for i = 1, n do\n"
-    "  local owner = redis.pcall('GET', KEYS[n + i])\n"
-    "  if owner and owner ~= ARGV[1] then kept = kept + 1\n"
-    "  else removed = removed + redis.call('UNLINK', KEYS[i]) end\n"
-    "end\n"
-    "return {0, removed, kept}\n",
+    S_OWNERS_OF "local n = #KEYS / 2\n"
+                "local owners = owners_of({unpack(KEYS, n + 1, 2 * n)})\n"
+                "local gone, kept = {}, 0\n"
+                "for i = 1, n do\n"
+                "  if owners[i] and owners[i] ~= ARGV[1] then kept = kept + 1\n"
+                "  else gone[#gone + 1] = KEYS[i] end\n"
+                "end\n"
+                "local removed = 0\n"
+                "if #gone > 0 then removed = redis.call('UNLINK', unpack(gone)) end\n"
+                "return {0, removed, kept}\n",
     //  CACHE_DUMP: KEYS the keys of one SCAN batch; answers {type, pttl, data} each
     "local out = {}\n"
     "for i, k in ipairs(KEYS) do\n"
@@ -100,30 +113,69 @@ static const char *s_sources[CACHE_SCRIPTS] = {
     "  else out[i] = {t} end\n"
     "end\n"
     "return out\n",
-    //  CACHE_RESTORE: KEYS n values then their n locks; ARGV owner, then per key
-    //  kind ('value' or 'list'), ttl_ms (-1 = none), item count, items.
-    //  Every lock is checked before the first write.
-    "local n = #KEYS / 2\n"
-    "for i = 1, n do\n"
-    "  local owner = redis.call('GET', KEYS[n + i])\n"
-    "  if owner and owner ~= ARGV[1] then return {2, owner, i} end\n"
+    //  The restore's three steps (zc_cache_restore.c). Each takes first the
+    //  restore's marker, whose TTL (ARGV[1]) it renews, and answers {5} and
+    //  does nothing if the marker is gone (the restore is over for good).
+    //
+    //  CACHE_RESTORE_STAGE: KEYS marker, then staging names; ARGV marker ttl,
+    //  then per name its kind ('value' or 'list'), item count, items. The
+    //  values go in one MSET; a list too long for one call comes in parts,
+    //  each appended.
+    "if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return {5} end\n"
+    "local values, a = {}, 2\n"
+    "for i = 2, #KEYS do\n"
+    "  local c = tonumber(ARGV[a + 1])\n"
+    "  if ARGV[a] == 'value' then values[#values + 1] = KEYS[i]; values[#values + 1] = ARGV[a + "
+    "2]\n"
+    "  else redis.call('RPUSH', KEYS[i], unpack(ARGV, a + 2, a + 1 + c)) end\n"
+    "  a = a + 2 + c\n"
     "end\n"
-    "local a = 2\n"
-    "for i = 1, n do\n"
-    "  local k, kind = KEYS[i], ARGV[a]\n"
-    "  local ttl, c = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
-    "  a = a + 3\n"
-    "  redis.call('DEL', k)\n"
-    "  if kind == 'value' then redis.call('SET', k, ARGV[a])\n"
-    "  else\n"
-    "    for j = a, a + c - 1, 1000 do\n"
-    "      redis.call('RPUSH', k, unpack(ARGV, j, math.min(j + 999, a + c - 1)))\n"
-    "    end\n"
-    "  end\n"
-    "  a = a + c\n"
-    "  if ttl > 0 then redis.call('PEXPIRE', k, ttl) end\n"
-    "end\n"
-    "return {0, n}\n",
+    "if #values > 0 then redis.call('MSET', unpack(values)) end\n"
+    "return {0}\n",
+    //  CACHE_RESTORE_CHECK: KEYS marker, then locks; ARGV marker ttl, owner.
+    //  Answers {2, owner, i} for the first lock another node holds, {4, '', i}
+    //  for the first lock key of another type, else {0}.
+    S_OWNERS_OF "if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return {5} end\n"
+                "local owners = owners_of({unpack(KEYS, 2, #KEYS)})\n"
+                "for i = 1, #KEYS - 1 do\n"
+                "  if owners[i] == true then return {4, '', i} end\n"
+                "  if owners[i] and owners[i] ~= ARGV[2] then return {2, owners[i], i} end\n"
+                "end\n"
+                "return {0}\n",
+    //  CACHE_RESTORE_SWITCH: KEYS marker, then per key its staging name, its
+    //  name and its lock; ARGV marker ttl, owner, then per key ttl_ms (-1 =
+    //  none). Checks every staging key is there ({6, '', i} if not) before
+    //  the first write. Then each key whose lock another node holds (or
+    //  whose lock key has another type) is kept as it is; the others are
+    //  UNLINKed (an old value of any size is freed off the main thread) and
+    //  their staging keys RENAMEd into place, with their TTLs. Answers {0,
+    //  switched, kept, first kept, its owner}.
+    S_OWNERS_OF "if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return {5} end\n"
+                "local n = (#KEYS - 1) / 3\n"
+                "local stages, locks = {}, {}\n"
+                "for i = 1, n do stages[i], locks[i] = KEYS[3 * i - 1], KEYS[3 * i + 1] end\n"
+                "if redis.call('EXISTS', unpack(stages)) < n then\n"
+                "  for i = 1, n do\n"
+                "    if redis.call('EXISTS', stages[i]) == 0 then return {6, '', i} end\n"
+                "  end\n"
+                "end\n"
+                "local owners = owners_of(locks)\n"
+                "local moving, olds, kept, first, holder = {}, {}, {}, 0, ''\n"
+                "for i = 1, n do\n"
+                "  local owner = owners[i]\n"
+                "  if owner and owner ~= ARGV[2] then\n"
+                "    kept[#kept + 1] = stages[i]\n"
+                "    if first == 0 then first = i; if owner ~= true then holder = owner end end\n"
+                "  else moving[#moving + 1] = i; olds[#olds + 1] = KEYS[3 * i] end\n"
+                "end\n"
+                "if #kept > 0 then redis.call('UNLINK', unpack(kept)) end\n"
+                "if #olds > 0 then redis.call('UNLINK', unpack(olds)) end\n"
+                "for _, i in ipairs(moving) do\n"
+                "  redis.call('RENAME', stages[i], KEYS[3 * i])\n"
+                "  local ttl = tonumber(ARGV[i + 2])\n"
+                "  if ttl > 0 then redis.call('PEXPIRE', KEYS[3 * i], ttl) end\n"
+                "end\n"
+                "return {0, #moving, #kept, first, holder}\n",
 };
 
 static zc_script_t s_scripts[CACHE_SCRIPTS];

@@ -1,10 +1,13 @@
 /*  zc_cache_walk — walking the cache with SCAN: keys, size, clear (and the
-    walk that dump uses).
+    walks that dump and restore use).
 
     Walks go through SCAN under the cluster's prefix, never KEYS, which
     stalls the server while it runs. SCAN may return a key twice, so a walk
     deduplicates, and it is no snapshot: keys written meanwhile may or may
-    not be seen.
+    not be seen. A SCAN call does a bounded amount of work (COUNT), and the
+    names it returns are handed on CACHE_SLICE at a time, so clear's script
+    calls each remove at most a few hundred keys: no step of a walk holds
+    Redis for more than about a millisecond, however large the cache.
 */
 #include "zc_cache_internal.h"
 
@@ -35,27 +38,33 @@ static zc_error_t s_check_scan(zc_cache_t *self, const redisReply *reply)
     return ZC_OK;
 }
 
-//  Hands the names of one SCAN reply not seen before to fn.
-static zc_error_t s_walk_batch(zc_cache_t *self, const redisReply *batch, zhash_t *seen,
-                               cache_walk_fn *fn, void *arg)
+//  Hands the names of one SCAN reply not seen before to fn, CACHE_SLICE at
+//  a time, so that what fn does with them in one call stays bounded; with
+//  cache_names, only names that can be cache keys of ours.
+static zc_error_t s_walk_batch(zc_cache_t *self, const redisReply *batch, int cache_names,
+                               zhash_t *seen, cache_walk_fn *fn, void *arg)
 {
     const redisReply **names = (const redisReply **)malloc((batch->elements + 1) * sizeof *names);
     assert(names);
     size_t count = 0;
     for (size_t i = 0; i < batch->elements; i++) {
         const redisReply *name = batch->element[i];
-        if (s_cache_name(self, name) && zhash_insert(seen, name->str, (void *)1) == 0)
-            names[count++] = name;
+        if (name->type != REDIS_REPLY_STRING || (cache_names && !s_cache_name(self, name)))
+            continue;
+        if (zhash_insert(seen, name->str, (void *)1) == 0) names[count++] = name;
     }
-    zc_error_t rc = count ? fn(self, names, count, arg) : ZC_OK;
+    zc_error_t rc = ZC_OK;
+    for (size_t first = 0; first < count && !rc; first += CACHE_SLICE)
+        rc =
+            fn(self, names + first, count - first < CACHE_SLICE ? count - first : CACHE_SLICE, arg);
     free(names);
     return rc;
 }
 
-zc_error_t cache_walk(zc_cache_t *self, const char *pattern, cache_walk_fn *fn, void *arg)
+//  SCANs the names matching match and hands them to fn.
+static zc_error_t s_scan(zc_cache_t *self, const char *match, int cache_names, cache_walk_fn *fn,
+                         void *arg)
 {
-    char match[sizeof self->match + ZC_CACHE_KEY_MAX + 1];
-    snprintf(match, sizeof match, "%s%s", self->match, pattern ? pattern : "*");
     zhash_t *seen = zhash_new();
     char cursor[32] = "0";
     zc_error_t rc = ZC_OK;
@@ -69,13 +78,25 @@ zc_error_t cache_walk(zc_cache_t *self, const char *pattern, cache_walk_fn *fn, 
         if (!rc) rc = s_check_scan(self, reply);
         if (!rc) {
             snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-            rc = s_walk_batch(self, reply->element[1], seen, fn, arg);
+            rc = s_walk_batch(self, reply->element[1], cache_names, seen, fn, arg);
         }
         if (reply) freeReplyObject(reply);
     } while (!rc && strcmp(cursor, "0") != 0);
     zhash_destroy(&seen);
     cache_args_trim(self);
     return rc;
+}
+
+zc_error_t cache_walk(zc_cache_t *self, const char *pattern, cache_walk_fn *fn, void *arg)
+{
+    char match[sizeof self->match + ZC_CACHE_KEY_MAX + 1];
+    snprintf(match, sizeof match, "%s%s", self->match, pattern ? pattern : "*");
+    return s_scan(self, match, 1, fn, arg);
+}
+
+zc_error_t cache_scan(zc_cache_t *self, const char *match, cache_walk_fn *fn, void *arg)
+{
+    return s_scan(self, match, 0, fn, arg);
 }
 
 //  --------------------------------------------------------------------------
