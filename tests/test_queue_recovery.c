@@ -32,6 +32,13 @@
 static redisContext *s_c;
 static atomic_int s_runs[8];
 
+//  Fails every run.
+static int s_task_fail(zc_job_t *job, void *arg)
+{
+    zc_job_set_error(job, "fails");
+    return -1;
+}
+
 //  Runs of job "jN" counted in s_runs[N]; a job with "slow" in its id
 //  lasts 2.5 s.
 static int s_task(zc_job_t *job, void *arg)
@@ -47,6 +54,7 @@ static zc_queue_worker_t *s_worker(zc_queue_t *queue, const char *id)
 {
     zc_queue_worker_t *worker = zc_queue_worker_new(queue, id);
     zc_queue_worker_register(worker, "t", s_task, NULL);
+    zc_queue_worker_register(worker, "fail", s_task_fail, NULL);
     zc_queue_worker_add_queue(worker, "q");
     zc_queue_worker_set_concurrency(worker, 4);
     if (zc_queue_worker_start(worker)) zc_queue_worker_destroy(&worker);
@@ -222,6 +230,36 @@ static void s_sweep_live(zc_queue_t *queue)
     zc_queue_worker_destroy(&other);
 }
 
+//  Results put off (the failed list of their queue holds a string) while
+//  claims go on: the worker holds more than its concurrency for a while,
+//  never more than it can, and every job ends on the failed list.
+static void s_put_off(zc_queue_t *queue)
+{
+    zt_section("results put off while claims go on");
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "f%d", i);
+        zc_job_opts_t opts = {.id = id, .max_attempts = 1};
+        ZT_EQ(zc_queue_enqueue(queue, "q", "fail", NULL, 0, &opts, NULL), 0);
+    }
+    s_break(P "q:q:failed");
+    zc_queue_worker_t *worker = s_worker(queue, "w5");
+    usleep(800000);
+    zc_queue_worker_stats_t stats;
+    zc_queue_worker_stats(worker, &stats);
+    ZT_CHECK(stats.running <= 8);
+    ZT_CHECK(stats.errors > 0);
+    s_mend(P "q:q:failed");
+    int64_t deadline = zt_now_ms() + 5000;
+    while (s_int("LLEN " P "q:q:failed") < 40 && zt_now_ms() < deadline)
+        usleep(10000);
+    ZT_EQ(s_int("LLEN " P "q:q:failed"), 40);
+    zc_queue_worker_stats(worker, &stats);
+    ZT_EQ(stats.failed, 40);
+    ZT_EQ(stats.running, 0);
+    zc_queue_worker_destroy(&worker);
+}
+
 int main(void)
 {
     zt_redis_t *redis = zt_redis_start();
@@ -234,6 +272,7 @@ int main(void)
     s_refusals(queue);
     s_sweep_orphan(queue);
     s_sweep_live(queue);
+    s_put_off(queue);
 
     zc_queue_destroy(&queue);
     redisFree(s_c);

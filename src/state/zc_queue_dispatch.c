@@ -81,10 +81,12 @@ static int s_take_claims(zc_queue_worker_t *self, const redisReply *claim, int64
     if (claim->type != REDIS_REPLY_ARRAY) return 0;
     int got = 0;
     for (size_t i = 0; i + 6 <= claim->elements; i += 6) {
-        zc_job_t *job = zc_job_new_claimed(self, claim->element + i, ++self->next_seq);
+        zc_job_t *job = self->held_count < zc_queue_worker_capacity(self)
+                            ? zc_job_new_claimed(self, claim->element + i, ++self->next_seq)
+                            : NULL;
         if (!job) {
             zc_log(ZC_LOG_WARNING, self->identity.node_id,
-                   "malformed claim reply; job left to its lease");
+                   "unexpected claim reply; job left to its lease");
             continue;
         }
         zc_job_lease_renewed(job, sent_ms, self->lease_ms);
@@ -326,7 +328,13 @@ static void s_cycle(zc_queue_worker_t *self, s_dispatch_t *d)
     int settling = 0;
     for (int call = 0; call < S_SETTLE_CALLS; call++)
         settling += d->settle[call].count;
+    //  The claim takes the slots of the results on their way too, so that
+    //  the next jobs arrive with the acks; if some results are put off
+    //  instead, the worker holds more than its concurrency for a while, up
+    //  to its capacity.
     int free_slots = self->stopping ? 0 : self->concurrency - (self->held_count - settling);
+    int room = zc_queue_worker_capacity(self) - self->held_count;
+    if (free_slots > room) free_slots = room;
     int may_claim = free_slots > 0 && zclock_mono() >= d->claim_after;
     int want = may_claim && (!d->idle || self->wake) ? free_slots : 0;
     if (settling == 0 && want == 0) {
@@ -362,7 +370,7 @@ void *zc_queue_dispatcher(void *worker)
     zc_queue_worker_t *self = (zc_queue_worker_t *)worker;
     s_dispatch_t d;
     memset(&d, 0, sizeof d);
-    int cap = self->concurrency > 0 ? self->concurrency : 1;
+    int cap = zc_queue_worker_capacity(self);
     for (int call = 0; call < S_SETTLE_CALLS; call++) {
         d.settle[call].jobs = (zc_job_t **)calloc((size_t)cap, sizeof(zc_job_t *));
         assert(d.settle[call].jobs);

@@ -340,7 +340,7 @@ void *zc_queue_keeper(void *worker)
     zc_queue_worker_t *self = (zc_queue_worker_t *)worker;
     s_keep_t k;
     memset(&k, 0, sizeof k);
-    int cap = self->concurrency > 0 ? self->concurrency : 1;
+    int cap = zc_queue_worker_capacity(self);
     k.extend_seq = (uint64_t *)calloc((size_t)cap, sizeof(uint64_t));
     assert(k.extend_seq);
     k.jitter_seed = (unsigned)(zclock_mono() ^ (uintptr_t)self);

@@ -260,6 +260,11 @@ void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alar
     alarm->kind[0] = 0;
 }
 
+int zc_queue_worker_capacity(zc_queue_worker_t *self)
+{
+    return 2 * (self->concurrency > 0 ? self->concurrency : 1);
+}
+
 int64_t zc_queue_backoff(int failures, int64_t cap_ms)
 {
     int64_t pause = (int64_t)50 << (failures < 8 ? failures : 8);
@@ -454,7 +459,7 @@ int zc_queue_worker_start(zc_queue_worker_t *self)
     if (self->threads > 0 && !(self->pool = zc_pool_new(self->threads)))
         return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start %d handler threads",
                               self->threads);
-    int cap = self->concurrency > 0 ? self->concurrency : 1;
+    int cap = zc_queue_worker_capacity(self);
     self->held = (zc_job_t **)calloc((size_t)cap, sizeof(zc_job_t *));
     assert(self->held);
     self->started = 1;

@@ -134,6 +134,11 @@ void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alar
 //  ones in a row: 50 ms doubled per failure, at most cap_ms.
 int64_t zc_queue_backoff(int failures, int64_t cap_ms);
 
+//  Returns the most claims the worker may hold at once: its concurrency,
+//  and as many again whose results were put off while the claims that
+//  replaced them were on their way (see zc_queue_dispatch.c).
+int zc_queue_worker_capacity(zc_queue_worker_t *self);
+
 //  Hands a claimed job to a handler thread, or to the run queue when
 //  handlers run inline. Call with the lock held.
 void zc_queue_worker_hand_out(zc_queue_worker_t *self, zc_job_t *job);
