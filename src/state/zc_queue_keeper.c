@@ -56,6 +56,7 @@
 typedef struct {
     zc_redis_args_t fail, extend, tick, listen, resign;
     uint64_t *extend_seq; //  the job of each claim in k->extend
+    uint64_t turn;        //  counts the EXTEND calls; the jobs of the last carry it
     int n_fail, n_extend;
     int extend_failures; //  consecutive renewals that failed
     unsigned jitter_seed;
@@ -109,6 +110,7 @@ static int64_t s_collect(zc_queue_worker_t *self, s_keep_t *k, int64_t now, int 
     zc_qs_args_start(&k->extend, ZC_QS_EXTEND, &self->identity);
     zc_redis_args_str(&k->extend, node);
     zc_redis_args_int(&k->extend, self->lease_ms);
+    if (extend) k->turn++;
     for (int i = 0; i < self->held_count; i++) {
         zc_job_t *job = self->held[i];
         s_check_lease(self, k, job);
@@ -123,6 +125,7 @@ static int64_t s_collect(zc_queue_worker_t *self, s_keep_t *k, int64_t now, int 
         if (extend && job->state != ZC_JOB_ABANDONED && !job->taken_back) {
             zc_job_args_claim(&k->extend, job);
             k->extend_seq[k->n_extend++] = job->seq;
+            job->renewal = k->turn;
         }
     }
     return next;
@@ -158,11 +161,11 @@ static void s_apply_extend(zc_queue_worker_t *self, s_keep_t *k, const redisRepl
         if (!job) continue;
         job->taken_back = 1;
         atomic_store(&job->lease_lost, 1);
-        k->extend_seq[index - 1] = 0; //  not renewed
     }
-    for (int i = 0; i < k->n_extend; i++) {
-        zc_job_t *job = k->extend_seq[i] ? s_held(self, k->extend_seq[i]) : NULL;
-        if (job) zc_job_lease_renewed(job, sent_ms, self->lease_ms);
+    for (int i = 0; i < self->held_count; i++) {
+        zc_job_t *job = self->held[i];
+        if (job->renewal == k->turn && !job->taken_back)
+            zc_job_lease_renewed(job, sent_ms, self->lease_ms);
     }
     const char *problem = zc_qs_reply_problem(r, 1);
     if (problem)

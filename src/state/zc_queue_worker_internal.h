@@ -47,10 +47,11 @@ struct _zc_job_t {
     int taken_back; //  a renewal found the claim taken back: never start it
     int give_back;  //  settle by RELEASE: not started in time, or stopped with its lease lost
     int rc;
-    zc_error_t error; //  how the run went
-    int tries;        //  failed attempts to settle its result
-    int64_t retry_at; //  settle it again no sooner (zclock_mono ms)
-    int lease_counted;
+    zc_error_t error;  //  how the run went
+    int tries;         //  failed attempts to settle its result
+    int64_t retry_at;  //  settle it again no sooner (zclock_mono ms)
+    uint64_t renewal;  //  the keeper's EXTEND call that carries its lease
+    int lease_counted; //  counted in stats.lease_lost
     atomic_int cancelled;
     atomic_int lease_lost;      //  sticky: zc_job_lost() said so
     atomic_llong lease_held_to; //  zclock_mono ms until which the lease surely holds
