@@ -311,7 +311,7 @@ static void s_check_end(redisContext *c, zc_queue_t *queue, zc_queue_worker_t **
     //  retried with a growing pause, so each fault costs a few, not a flood.
     ZT_CHECK(doubles <= (int)lease_lost);
     ZT_CHECK(errors > 0 && errors <= (uint64_t)faults * 20);
-    ZT_CHECK(log_lines <= faults * 6);
+    ZT_CHECK(log_lines <= faults * 10); //  each worker: a line when it starts, one when it ends
 }
 
 int main(void)
