@@ -11,6 +11,10 @@
     reports the message (zc_job_errstr) to Redis, where the failed list keeps
     it.
 
+    A long handler checks zc_job_cancelled() (or zc_job_lost()) now and then
+    and returns early once it is 1: the run passed its timeout, or the worker
+    could not keep the job's lease and another worker may be running it.
+
     Job ids are given by the caller (for dedupe) or generated. A job id is a
     valid wire name, like a node id: 1..ZC_JOB_ID_MAX bytes, no spaces or
     control characters (zc_wire_name_valid).
@@ -48,7 +52,20 @@ const void *zc_job_args(const zc_job_t *self, size_t *size);
 //  Returns the attempt number, from 1 (claims of this job so far).
 int zc_job_attempt(const zc_job_t *self);
 
-//  Returns 1 once the run passed its timeout (its result will be ignored).
+//  Returns 1 once the worker may have lost the job's claim, and with it the
+//  job: its lease could not be renewed in time (Redis down, hung or
+//  unreachable: the lease has gone unrenewed for 7/8 of its length), or a
+//  renewal found the claim taken back. Another worker may then run the
+//  job, so a handler that has not yet made its work visible should stop
+//  and return -1: the job is then given back to its queue (if the claim
+//  was still held) rather than counted as a failed run. Once 1, stays 1.
+//  A handler that returns 0 anyway is acked if the claim was still held;
+//  if not, its result is ignored and counted (lost_acks), and the job may
+//  have run twice.
+int zc_job_lost(const zc_job_t *self);
+
+//  Returns 1 once the run should stop early: it passed its timeout (its
+//  result will be ignored), or zc_job_lost() is 1.
 int zc_job_cancelled(const zc_job_t *self);
 
 //  Sets the error message reported if the handler returns -1.

@@ -9,8 +9,10 @@
     worker puts its jobs back on their queue (about 1.5 s);
     zc_queue_requeue_node() does so at once. Every change is one Lua script,
     so no job is lost or doubled by a race between nodes, and a job runs
-    exactly once in a run without crashes. docs/QUEUE.md describes the keys
-    in Redis and the guarantees.
+    exactly once in a run without crashes. A script that finds a key it
+    would write holding another kind of data writes nothing, so a damaged
+    key never strands a job. docs/QUEUE.md describes the keys in Redis and
+    the guarantees.
 
     A zc_queue_t puts jobs on queues and administers them, through one Redis
     connection: use it from one thread at a time. It connects on first use
@@ -20,10 +22,11 @@
     zc_queue_error() returns its kind and zc_queue_errstr() a message. The
     kinds: ZC_ERR_INVALID (a bad name, id or option), ZC_ERR_REDIS (Redis
     unreachable, or it answered an error), ZC_ERR_TYPE (a queue key holds
-    another kind of data), ZC_ERR_DUPLICATE (a live job already has the
-    id), ZC_ERR_MISSING (no such job on the failed list). A call that
-    succeeds sets ZC_OK. Calls that return a count or a value return -1 on
-    failure.
+    another kind of data: nothing was changed, and the message names the
+    key), ZC_ERR_DUPLICATE (a live job already has the id), ZC_ERR_MISSING
+    (no such job on the failed list), ZC_ERR_STATE (a delete outrun by new
+    jobs). A call that succeeds sets ZC_OK. Calls that return a count or a
+    value return -1 on failure.
 
     Names: queue and task names are 1..ZC_QUEUE_NAME_MAX characters of
     [A-Za-z0-9_.-]; job ids (zc_job.h) and node ids are valid wire names
@@ -163,12 +166,19 @@ int zc_queue_retry(zc_queue_t *self, const char *queue, const char *id);
 
 //  Deletes queue: its ready, delayed, in-flight and failed jobs, its
 //  counters and the recurring tasks that feed it. Results of its jobs still
-//  running are ignored. Returns the number of jobs deleted, or -1.
+//  running are ignored. Works in slices (a few ms of Redis each), so Redis
+//  stays responsive whatever the size; a job that moves meanwhile to a set
+//  already gone through (a run that fails and waits for its retry) may
+//  survive. Returns the number of jobs deleted, or -1 (ZC_ERR_STATE if
+//  jobs keep arriving faster than they are deleted; the queue is then
+//  partly deleted).
 int64_t zc_queue_delete(zc_queue_t *self, const char *queue);
 
 //  Returns the jobs claimed by node_id to their queues at once, for a node
 //  known to be gone (one that left the registry, say). A live node's later
-//  results for them are ignored. Returns the number returned, or -1.
+//  results for them are ignored. Works in slices (a few ms of Redis each);
+//  a claim whose keys cannot be used now is left to its lease. Returns the
+//  number returned, or -1 (then some may have been returned).
 int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id);
 
 #ifdef __cplusplus

@@ -22,8 +22,11 @@
     twice, ZC_ERR_REDIS when Redis cannot be reached at start,
     ZC_ERR_SYSTEM when no thread could be started) and
     zc_queue_worker_errstr() a message. A call that succeeds sets ZC_OK.
-    Once started, the worker rides out Redis failures by itself (retrying,
-    and logging the first failure and the recovery).
+    Once started, the worker rides out Redis failures by itself: a call
+    that fails, or that Redis refuses (a queue key of the wrong type), is
+    retried with a growing pause; each failure is counted (stats.errors),
+    and logged when it starts or changes and when it ends, not on every
+    retry. A job's result that cannot be delivered is kept and sent again.
 */
 #ifndef ZC_QUEUE_WORKER_H_INCLUDED
 #define ZC_QUEUE_WORKER_H_INCLUDED
@@ -53,14 +56,18 @@ typedef void(zc_job_finished_fn)(zc_job_t *job, int rc, void *arg);
 
 //  Local counters of a worker.
 typedef struct {
-    uint64_t claimed;   //  jobs claimed
-    uint64_t succeeded; //  runs acked
-    uint64_t failed;    //  runs reported failed (timeouts included)
-    uint64_t timed_out; //  runs that passed their timeout
-    uint64_t lost;      //  claims lost before their result was accepted
-    uint64_t released;  //  claims given back unstarted at stop
-    uint64_t running;   //  claims held now
-    int scheduler;      //  1 if this worker holds the scheduler lease
+    uint64_t claimed;    //  jobs claimed
+    uint64_t succeeded;  //  runs acked
+    uint64_t failed;     //  runs reported failed (timeouts included)
+    uint64_t timed_out;  //  runs that passed their timeout
+    uint64_t lost;       //  claims lost before their result was accepted
+    uint64_t released;   //  claims given back: unstarted at stop, or stopped with their lease lost
+    uint64_t running;    //  claims held now
+    int scheduler;       //  1 if this worker holds the scheduler lease
+    uint64_t lease_lost; //  claims held whose lease could not be renewed in time or was
+                         //  taken back (their handlers were told: zc_job_lost)
+    uint64_t errors;     //  calls to Redis that failed or were refused (a key of the wrong
+                         //  type), and results put off; each was retried
 } zc_queue_worker_stats_t;
 
 //  Creates a worker with node id node_id that uses the Redis and cluster of
@@ -102,8 +109,12 @@ void zc_queue_worker_set_concurrency(zc_queue_worker_t *self, int concurrency);
 //  short jobs).
 void zc_queue_worker_set_threads(zc_queue_worker_t *self, int threads);
 
-//  Sets the claim lease in ms (default 1500, at least 300): the worker
-//  renews it every lease/4; a lease that lapses returns the job to its queue.
+//  Sets the claim lease in ms (before start; default 1500, 300..3600000):
+//  the worker renews it every lease/4; a lease that lapses returns the job
+//  to its queue, so a worker cut off from Redis for longer may lose its
+//  jobs to other workers (its handlers are told: zc_job_lost). A longer
+//  lease rides out longer outages; a shorter one returns the jobs of a
+//  dead worker sooner.
 void zc_queue_worker_set_lease(zc_queue_worker_t *self, int lease_ms);
 
 //  Sets a callback for every finished run (before start).

@@ -5,10 +5,18 @@
     a busy worker makes and frees tens of thousands a second. The worker
     (zc_queue_worker_internal.h) owns it; handlers only read it, and write
     its error message.
+
+    Why the handler can tell whether the lease holds without asking the
+    keeper: when Redis hangs, the keeper's renewal hangs with it, so it
+    cannot tell anyone anything. The job keeps the time until which its
+    lease surely holds (the send time of the last renewal that reached
+    Redis, plus the lease, less a margin), and zc_job_lost() compares the
+    clock with it.
 */
 #include "zc_queue_worker_internal.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +48,16 @@ zc_job_t *zc_job_new_claimed(zc_queue_worker_t *worker, redisReply **fields, uin
     job->state = ZC_JOB_CLAIMED;
     job->error = ZC_OK;
     atomic_init(&job->cancelled, 0);
+    atomic_init(&job->lease_lost, 0);
+    atomic_init(&job->lease_held_to, 0);
     return job;
+}
+
+void zc_job_lease_renewed(zc_job_t *job, int64_t sent_ms, int lease_ms)
+{
+    //  The margin leaves the handler time to stop before the lease lapses.
+    long long held_to = sent_ms + lease_ms - lease_ms / 8;
+    if (held_to > atomic_load(&job->lease_held_to)) atomic_store(&job->lease_held_to, held_to);
 }
 
 void zc_job_args_claim(zc_redis_args_t *args, const zc_job_t *job)
@@ -80,10 +97,20 @@ int zc_job_attempt(const zc_job_t *self)
     return self->attempt;
 }
 
+int zc_job_lost(const zc_job_t *self)
+{
+    assert(self);
+    zc_job_t *job = (zc_job_t *)self;
+    if (atomic_load(&job->lease_lost)) return 1;
+    if (zclock_mono() < atomic_load(&job->lease_held_to)) return 0;
+    atomic_store(&job->lease_lost, 1);
+    return 1;
+}
+
 int zc_job_cancelled(const zc_job_t *self)
 {
     assert(self);
-    return atomic_load(&((zc_job_t *)self)->cancelled);
+    return atomic_load(&((zc_job_t *)self)->cancelled) || zc_job_lost(self);
 }
 
 void zc_job_set_error(zc_job_t *self, const char *format, ...)

@@ -31,6 +31,10 @@
 
 _Static_assert(ZC_JOB_ID_MAX == ZC_NAME_MAX, "a job id is a wire name");
 
+//  A delete starts over when jobs keep arriving on the queue; it gives up
+//  after this many times.
+#define S_DELETE_RESTARTS 16
+
 struct _zc_queue_t {
     zc_identity_t identity;
     zc_redis_t *redis;
@@ -97,8 +101,7 @@ const char *zc_queue_redis_url(zc_queue_t *self)
 //  rest. Returns -1.
 static int s_reply_error(zc_queue_t *self, const redisReply *reply)
 {
-    zc_error_t kind = strncmp(reply->str, "WRONGTYPE", 9) == 0 ? ZC_ERR_TYPE : ZC_ERR_REDIS;
-    return zc_failure_set(&self->failure, kind, "Redis error: %s", reply->str);
+    return zc_failure_set(&self->failure, zc_qs_error_kind(reply), "Redis error: %s", reply->str);
 }
 
 //  Runs the script in self->args. Returns the reply (caller frees), or NULL
@@ -427,20 +430,45 @@ int zc_queue_retry(zc_queue_t *self, const char *queue, const char *id)
     return 0;
 }
 
+//  Deletes the queue one slice per call (ZC_QS_SLICE jobs at most), so that
+//  Redis is never held for long: the lists first, then the jobs of the
+//  queue found in the cluster's in-flight and delayed sets, its recurring
+//  tasks, its own keys. Returns the number of jobs deleted, or -1.
 int64_t zc_queue_delete(zc_queue_t *self, const char *queue)
 {
     assert(self);
     zc_failure_clear(&self->failure);
     if (s_check_names(self, queue, NULL)) return -1;
-    zc_qs_args_start(&self->args, ZC_QS_DELETE, &self->identity);
-    zc_redis_args_str(&self->args, queue);
-    redisReply *reply = s_call(self);
-    if (!reply) return -1;
-    int64_t deleted = zc_redis_reply_int(reply, 0);
-    freeReplyObject(reply);
+    char phase[16] = "ready", cursor[32] = "0";
+    int64_t deleted = 0;
+    int restarts = 0;
+    while (strcmp(phase, "done") != 0) {
+        zc_qs_args_start(&self->args, ZC_QS_DELETE, &self->identity);
+        zc_redis_args_str(&self->args, queue);
+        zc_redis_args_str(&self->args, phase);
+        zc_redis_args_str(&self->args, cursor);
+        zc_redis_args_int(&self->args, ZC_QS_SLICE);
+        redisReply *reply = s_call(self);
+        if (!reply) return -1;
+        int ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+                 reply->element[1]->type == REDIS_REPLY_STRING &&
+                 reply->element[2]->type == REDIS_REPLY_STRING;
+        if (ok) {
+            deleted += zc_redis_reply_int(reply->element[0], 0);
+            restarts += strcmp(phase, "final") == 0 && strcmp(reply->element[1]->str, "ready") == 0;
+            snprintf(phase, sizeof phase, "%s", reply->element[1]->str);
+            snprintf(cursor, sizeof cursor, "%s", reply->element[2]->str);
+        }
+        freeReplyObject(reply);
+        if (!ok) return zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to delete");
+        if (restarts > S_DELETE_RESTARTS)
+            return zc_failure_set(&self->failure, ZC_ERR_STATE,
+                                  "queue '%s' gets new jobs faster than it is deleted", queue);
+    }
     return deleted;
 }
 
+//  Returns the node's claims one slice per call (ZC_QS_SLICE at most).
 int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id)
 {
     assert(self);
@@ -448,12 +476,24 @@ int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id)
     if (!zc_wire_name_valid(node_id))
         return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid node id '%.100s'",
                               node_id ? node_id : "(null)");
-    zc_qs_args_start(&self->args, ZC_QS_REQUEUE_NODE, &self->identity);
-    zc_redis_args_str(&self->args, node_id);
-    redisReply *reply = s_call(self);
-    if (!reply) return -1;
-    int64_t requeued = zc_redis_reply_int(reply, 0);
-    freeReplyObject(reply);
+    int64_t requeued = 0, seen = ZC_QS_SLICE;
+    while (seen == ZC_QS_SLICE) {
+        zc_qs_args_start(&self->args, ZC_QS_REQUEUE_NODE, &self->identity);
+        zc_redis_args_str(&self->args, node_id);
+        zc_redis_args_int(&self->args, ZC_QS_SLICE);
+        redisReply *reply = s_call(self);
+        if (!reply) return -1;
+        int ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3;
+        if (ok) {
+            requeued += zc_redis_reply_int(reply->element[0], 0);
+            seen = zc_redis_reply_int(reply->element[1], 0);
+            if (reply->element[2]->type == REDIS_REPLY_STRING && reply->element[2]->len)
+                zc_log(ZC_LOG_WARNING, "queue", "requeue of node %s: %s (left to their lease)",
+                       node_id, reply->element[2]->str);
+        }
+        freeReplyObject(reply);
+        if (!ok) return zc_failure_set(&self->failure, ZC_ERR_REDIS, "unexpected reply to requeue");
+    }
     if (requeued > 0)
         zc_log(ZC_LOG_INFO, "queue", "returned %lld jobs of node %s to their queues",
                (long long)requeued, node_id);

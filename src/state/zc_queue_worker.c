@@ -38,6 +38,13 @@
     taken back is counted (lost_acks) and changes nothing. At stop, a job
     that no thread has started is given back to its queue, not run.
 
+    When the lease cannot be kept (Redis away for longer than the lease,
+    or a renewal finds the claim taken back), the handler is told
+    (zc_job_lost, zc_job_cancelled): another worker may now run the job. A
+    handler that stops and returns -1 has its job given back (RELEASE: no
+    failure counted); a job whose lease was lost before a thread started it
+    is given back unstarted.
+
     This file holds the worker's life (settings, start, stop) and the
     running of one job on a handler thread.
 */
@@ -206,7 +213,7 @@ void zc_queue_worker_set_lease(zc_queue_worker_t *self, int lease_ms)
 {
     assert(self);
     assert(!self->started);
-    self->lease_ms = lease_ms < 300 ? 300 : lease_ms;
+    self->lease_ms = lease_ms < 300 ? 300 : lease_ms > 3600000 ? 3600000 : lease_ms;
 }
 
 void zc_queue_worker_on_finish(zc_queue_worker_t *self, zc_job_finished_fn *fn, void *arg)
@@ -224,6 +231,44 @@ void zc_queue_worker_stats(zc_queue_worker_t *self, zc_queue_worker_stats_t *sta
     *stats = self->stats;
     stats->running = (uint64_t)self->held_count;
     pthread_mutex_unlock(&self->lock);
+}
+
+//  --------------------------------------------------------------------------
+//  Reporting trouble
+
+void zc_queue_worker_alarm(zc_queue_worker_t *self, zc_queue_alarm_t *alarm, const char *kind,
+                           const char *format, ...)
+{
+    self->stats.errors++;
+    alarm->count++;
+    if (strncmp(alarm->kind, kind, sizeof alarm->kind - 1) == 0) return;
+    snprintf(alarm->kind, sizeof alarm->kind, "%s", kind);
+    char text[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    zc_log(ZC_LOG_WARNING, self->identity.node_id, "queue: %s", text);
+}
+
+void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alarm, const char *what)
+{
+    if (!alarm->count) return;
+    zc_log(ZC_LOG_INFO, self->identity.node_id, "queue: %s works again (after %llu failures)", what,
+           (unsigned long long)alarm->count);
+    alarm->count = 0;
+    alarm->kind[0] = 0;
+}
+
+int zc_queue_worker_capacity(zc_queue_worker_t *self)
+{
+    return 2 * (self->concurrency > 0 ? self->concurrency : 1);
+}
+
+int64_t zc_queue_backoff(int failures, int64_t cap_ms)
+{
+    int64_t pause = (int64_t)50 << (failures < 8 ? failures : 8);
+    return pause < cap_ms ? pause : cap_ms;
 }
 
 //  --------------------------------------------------------------------------
@@ -314,13 +359,28 @@ static int s_run_handler(zc_queue_worker_t *self, zc_job_t *job)
     return -1;
 }
 
+//  Marks a job's result ready for the dispatcher and wakes it. Call with
+//  the lock held.
+static void s_result(zc_queue_worker_t *self, zc_job_t *job, int rc, int give_back)
+{
+    job->rc = rc;
+    job->give_back = give_back;
+    job->state = ZC_JOB_DONE;
+    pthread_cond_signal(&self->dispatch_cond);
+}
+
 void zc_queue_worker_execute(zc_queue_worker_t *self, zc_job_t *job)
 {
-    if (job->lost) {
-        //  The lease was lost before the job started: someone else has it.
+    if (job->taken_back) {
+        //  Redis said so: someone else has the job.
         self->stats.lost++;
         zc_queue_worker_forget(self, job);
         pthread_cond_signal(&self->dispatch_cond);
+        return;
+    }
+    if (zc_job_lost(job)) {
+        //  Its lease lapsed while it waited: give it back unstarted.
+        s_result(self, job, -1, 1);
         return;
     }
     job->state = ZC_JOB_RUNNING;
@@ -340,13 +400,13 @@ void zc_queue_worker_execute(zc_queue_worker_t *self, zc_job_t *job)
     }
     if (self->on_finish) self->on_finish(job, rc, self->on_finish_arg);
     pthread_mutex_lock(&self->lock);
-    if (abandoned)
+    if (abandoned) {
         zc_queue_worker_forget(self, job); //  already reported failed by the keeper
-    else {
-        job->rc = rc;
-        job->state = ZC_JOB_DONE;
-    }
-    pthread_cond_signal(&self->dispatch_cond);
+        pthread_cond_signal(&self->dispatch_cond);
+    } else
+        //  A run that failed once its lease was lost most likely stopped
+        //  because of it: the job goes back to its queue, not to a retry.
+        s_result(self, job, rc, rc != 0 && atomic_load(&job->lease_lost));
 }
 
 void zc_queue_worker_forget(zc_queue_worker_t *self, zc_job_t *job)
@@ -399,7 +459,7 @@ int zc_queue_worker_start(zc_queue_worker_t *self)
     if (self->threads > 0 && !(self->pool = zc_pool_new(self->threads)))
         return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start %d handler threads",
                               self->threads);
-    int cap = self->concurrency > 0 ? self->concurrency : 1;
+    int cap = zc_queue_worker_capacity(self);
     self->held = (zc_job_t **)calloc((size_t)cap, sizeof(zc_job_t *));
     assert(self->held);
     self->started = 1;

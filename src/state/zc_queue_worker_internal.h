@@ -44,10 +44,17 @@ struct _zc_job_t {
     int attempt;
     int64_t timeout_ms;
     zc_job_state_t state;
-    int lost; //  claim lost before it started: never run it
+    int taken_back; //  a renewal found the claim taken back: never start it
+    int give_back;  //  settle by RELEASE: not started in time, or stopped with its lease lost
     int rc;
-    zc_error_t error; //  how the run went
+    zc_error_t error;  //  how the run went
+    int tries;         //  failed attempts to settle its result
+    int64_t retry_at;  //  settle it again no sooner (zclock_mono ms)
+    uint64_t renewal;  //  the keeper's EXTEND call that carries its lease
+    int lease_counted; //  counted in stats.lease_lost
     atomic_int cancelled;
+    atomic_int lease_lost;      //  sticky: zc_job_lost() said so
+    atomic_llong lease_held_to; //  zclock_mono ms until which the lease surely holds
     int64_t started_ms;
     char errstr[ZC_JOB_ERROR_MAX + 1];
     zc_job_t *next; //  in the worker's run queue
@@ -61,11 +68,24 @@ zc_job_t *zc_job_new_claimed(zc_queue_worker_t *worker, redisReply **fields, uin
 //  Appends the job's claim, (id, attempt), to a script call.
 void zc_job_args_claim(zc_redis_args_t *args, const zc_job_t *job);
 
+//  Notes that job's lease is surely held until held_to (a renewal or claim
+//  sent at sent_ms reached Redis); keeps the later of the two.
+void zc_job_lease_renewed(zc_job_t *job, int64_t sent_ms, int lease_ms);
+
 typedef struct {
     char name[ZC_QUEUE_NAME_MAX + 1];
     zc_task_fn *fn;
     void *arg;
 } zc_queue_task_t;
+
+//  One kind of trouble that a thread of the worker runs into, reported the
+//  way every failure of a running worker is: counted in the worker's
+//  errors each time, logged when it starts or changes kind, and logged
+//  once more when it ends, rather than on every retry.
+typedef struct {
+    char kind[128]; //  what was last logged, "" while all is well
+    uint64_t count; //  failures since then
+} zc_queue_alarm_t;
 
 struct _zc_queue_worker_t {
     zc_identity_t identity; //  node_id is the worker's
@@ -99,6 +119,26 @@ struct _zc_queue_worker_t {
     zc_redis_t *claim_redis; //  dispatcher's
     zc_redis_t *keep_redis;  //  keeper's (BLPOP blocks it)
 };
+
+//  Reports a failure of kind (a short fixed text, or Redis's error) on
+//  alarm: counts it, and logs what (printf format) if kind is new. Call
+//  with the lock held.
+void zc_queue_worker_alarm(zc_queue_worker_t *self, zc_queue_alarm_t *alarm, const char *kind,
+                           const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+//  Reports that what works again, if alarm had failures. Call with the lock
+//  held.
+void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alarm,
+                                 const char *what);
+
+//  Returns how long to wait before the next try after failures failed
+//  ones in a row: 50 ms doubled per failure, at most cap_ms.
+int64_t zc_queue_backoff(int failures, int64_t cap_ms);
+
+//  Returns the most claims the worker may hold at once: its concurrency,
+//  and as many again whose results were put off while the claims that
+//  replaced them were on their way (see zc_queue_dispatch.c).
+int zc_queue_worker_capacity(zc_queue_worker_t *self);
 
 //  Hands a claimed job to a handler thread, or to the run queue when
 //  handlers run inline. Call with the lock held.
