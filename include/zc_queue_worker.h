@@ -68,6 +68,7 @@ typedef struct {
                          //  taken back (their handlers were told: zc_job_lost)
     uint64_t errors;     //  calls to Redis that failed or were refused (a key of the wrong
                          //  type), and results put off; each was retried
+    uint64_t executing;  //  handlers running now (the rest of `running` wait for a thread)
 } zc_queue_worker_stats_t;
 
 //  Creates a worker with node id node_id that uses the Redis and cluster of

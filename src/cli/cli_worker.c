@@ -199,6 +199,10 @@ static int s_task_sleep(zc_job_t *job, void *arg)
         struct timespec nap = {0, (left > 10 ? 10 : left) * 1000000};
         nanosleep(&nap, NULL);
     }
+    if (zc_job_lost(job)) {
+        zc_job_set_error(job, "stopped: its lease was lost");
+        return -1;
+    }
     return 0;
 }
 
@@ -317,11 +321,14 @@ static int s_cmd_stats(cli_console_t *console, void *self, int argc, char **argv
         zc_queue_worker_stats(w->worker, &s);
         cli_console_ok(console,
                        "node=%s claimed=%llu succeeded=%llu failed=%llu timed_out=%llu "
-                       "lost=%llu released=%llu running=%llu scheduler=%d",
+                       "lost=%llu released=%llu running=%llu scheduler=%d executing=%llu "
+                       "lease_lost=%llu errors=%llu",
                        zc_queue_worker_id(w->worker), (unsigned long long)s.claimed,
                        (unsigned long long)s.succeeded, (unsigned long long)s.failed,
                        (unsigned long long)s.timed_out, (unsigned long long)s.lost,
-                       (unsigned long long)s.released, (unsigned long long)s.running, s.scheduler);
+                       (unsigned long long)s.released, (unsigned long long)s.running, s.scheduler,
+                       (unsigned long long)s.executing, (unsigned long long)s.lease_lost,
+                       (unsigned long long)s.errors);
         return 0;
     }
     zc_queue_stats_t s;

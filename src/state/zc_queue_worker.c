@@ -230,6 +230,7 @@ void zc_queue_worker_stats(zc_queue_worker_t *self, zc_queue_worker_stats_t *sta
     pthread_mutex_lock(&self->lock);
     *stats = self->stats;
     stats->running = (uint64_t)self->held_count;
+    stats->executing = (uint64_t)self->executing;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -385,11 +386,13 @@ void zc_queue_worker_execute(zc_queue_worker_t *self, zc_job_t *job)
     }
     job->state = ZC_JOB_RUNNING;
     job->started_ms = zclock_mono();
+    self->executing++;
     pthread_mutex_unlock(&self->lock);
 
     int rc = s_run_handler(self, job);
 
     pthread_mutex_lock(&self->lock);
+    self->executing--;
     int abandoned = job->state == ZC_JOB_ABANDONED;
     if (!abandoned) job->state = ZC_JOB_FINISHING; //  the keeper no longer times it out
     pthread_mutex_unlock(&self->lock);

@@ -109,6 +109,7 @@ struct _zc_queue_worker_t {
 
     zc_job_t **held; //  every claim this worker holds
     int held_count;
+    int executing;                 //  handlers running now
     zc_job_t *run_head, *run_tail; //  to run inline, or to give back at stop
     int hungry;                    //  dispatcher has free slots and found nothing
     int64_t hungry_since;
