@@ -1,0 +1,64 @@
+/*  zc_registry_record — reading records and announcements. See
+    zc_registry_record.h; the formats are in docs/REGISTRY.md.
+*/
+#include "zc_registry_record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  The groups field: names separated by spaces.
+static json_t *s_groups(const char *text)
+{
+    json_t *groups = json_array();
+    char *copy = strdup(text), *save = NULL;
+    for (char *g = strtok_r(copy, " ", &save); g; g = strtok_r(NULL, " ", &save))
+        json_array_append_new(groups, json_string(g));
+    free(copy);
+    return groups;
+}
+
+json_t *zc_registry_record_parse(const redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) return NULL;
+    json_t *record = json_object();
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (strcmp(k->str, "groups") == 0)
+            json_object_set_new(record, "groups", s_groups(v->str));
+        else if (strcmp(k->str, "headers") == 0) {
+            json_t *headers = json_loads(v->str, 0, NULL);
+            json_object_set_new(record, "headers",
+                                json_is_object(headers) ? headers : json_object());
+            if (headers && !json_is_object(headers)) json_decref(headers);
+        } else if (strcmp(k->str, "pid") == 0 || strcmp(k->str, "started") == 0)
+            json_object_set_new(record, k->str, json_integer(atoll(v->str)));
+        else
+            json_object_set_new(record, k->str, json_string(v->str));
+    }
+    const char *fields[] = {"id", "inc", "pub", "router"};
+    for (int i = 0; i < 4; i++)
+        if (!json_is_string(json_object_get(record, fields[i]))) {
+            json_decref(record);
+            return NULL;
+        }
+    return record;
+}
+
+int zc_registry_announcement_parse(const char *text, zc_announcement_t *out)
+{
+    char verb[16];
+    snprintf(out->reason, sizeof out->reason, "left");
+    out->inc[0] = 0;
+    if (sscanf(text, "%15s %255s %31s %39s", verb, out->id, out->reason, out->inc) < 2) return -1;
+    if (strcmp(verb, "join") == 0)
+        out->verb = ZC_ANNOUNCE_JOIN;
+    else if (strcmp(verb, "update") == 0)
+        out->verb = ZC_ANNOUNCE_UPDATE;
+    else if (strcmp(verb, "leave") == 0)
+        out->verb = ZC_ANNOUNCE_LEAVE;
+    else
+        return -1;
+    return 0;
+}

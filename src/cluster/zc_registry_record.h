@@ -1,0 +1,43 @@
+/*  zc_registry_record — reading what the registry finds in Redis (private
+    to the registry actor): a peer's record, as HGETALL returns it, and the
+    announcements on the events channel.
+
+    Both come from Redis, where any program with access may have written
+    anything, so they are parsed here, apart from the actor's Redis and
+    timer work, where tests/fuzz_registry.c can feed them arbitrary input.
+    Neither parser trusts its input: what does not have the expected shape
+    is refused, never half-read.
+*/
+#ifndef ZC_REGISTRY_RECORD_H_INCLUDED
+#define ZC_REGISTRY_RECORD_H_INCLUDED
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "zc_wire.h"
+
+//  A record as a JSON object, from an HGETALL reply: "groups" becomes an
+//  array of names, "headers" an object (empty if the field is not one),
+//  "pid" and "started" integers, every other field a string. Returns the
+//  object (caller owns it), or NULL if the reply is not a record or lacks
+//  one of id, inc, pub, router.
+json_t *zc_registry_record_parse(const redisReply *reply);
+
+typedef enum {
+    ZC_ANNOUNCE_JOIN,   //  "join <id>": a node registered
+    ZC_ANNOUNCE_UPDATE, //  "update <id>": its record changed
+    ZC_ANNOUNCE_LEAVE   //  "leave <id> <reason> <inc>": it was removed
+} zc_announce_verb_t;
+
+typedef struct {
+    zc_announce_verb_t verb;
+    char id[ZC_NAME_MAX + 1];
+    char reason[32]; //  leave: left, expired, crashed ("left" if not given)
+    char inc[40];    //  leave: the incarnation removed ("" if not given)
+} zc_announcement_t;
+
+//  Parses an announcement (a NUL-terminated message from the events
+//  channel) into *out. Returns 0, or -1 if it is not one.
+int zc_registry_announcement_parse(const char *text, zc_announcement_t *out);
+
+#endif
