@@ -465,3 +465,26 @@ int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
     s_restore_free(&restore);
     return cache_done(self, rc);
 }
+
+zc_error_t cache_dump_read(zc_cache_t *self, const uint8_t *data, size_t size,
+                           cache_dump_record_fn *fn, void *arg)
+{
+    s_restore_t restore;
+    memset(&restore, 0, sizeof restore);
+    restore.size = size;
+    restore.file = (uint8_t *)malloc(size + 1);
+    assert(restore.file);
+    if (size) memcpy(restore.file, data, size);
+    uint64_t count = 0;
+    size_t body_start = 0;
+    zc_error_t rc = s_parse_header(self, &restore, &count, &body_start);
+    if (!rc) rc = s_check_trailer(self, &restore, body_start);
+    if (!rc) rc = s_parse_records(self, &restore, count, body_start);
+    for (size_t i = 0; !rc && i < restore.record_count; i++) {
+        const s_record_t *record = &restore.records[i];
+        fn(record->key, record->is_list, record->ttl, restore.items + record->first,
+           restore.item_sizes + record->first, record->count, arg);
+    }
+    s_restore_free(&restore);
+    return rc;
+}

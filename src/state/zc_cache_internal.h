@@ -120,4 +120,18 @@ typedef zc_error_t(cache_walk_fn)(zc_cache_t *self, const redisReply **names, si
 //  the first failure.
 zc_error_t cache_walk(zc_cache_t *self, const char *pattern, cache_walk_fn *fn, void *arg);
 
+//  One record of a dump file as the reader checked it (zc_cache_dump.c): its
+//  key, kind, TTL (ms, -1 for none) and count items (msgpack objects; one
+//  for a value), which point into the dump's bytes.
+typedef void(cache_dump_record_fn)(const char *key, int is_list, int64_t ttl,
+                                   const uint8_t *const *items, const size_t *sizes, size_t count,
+                                   void *arg);
+
+//  Reads a dump held in memory (size bytes) with the checks of a restore —
+//  header, checksum, every record — and hands each record to fn, in order,
+//  once the whole dump passed. Writes nothing to Redis. Returns ZC_OK, or
+//  the kind of the first check that refused it (its message recorded).
+zc_error_t cache_dump_read(zc_cache_t *self, const uint8_t *data, size_t size,
+                           cache_dump_record_fn *fn, void *arg);
+
 #endif
