@@ -2,8 +2,7 @@
     a peer's record (the HGETALL reply, zc_registry_record_parse) and the
     announcements on the events channel (zc_registry_announcement_parse).
 
-    The first byte is a mode. Odd: the rest is an announcement's text (as
-    a C string, up to its first NUL). Even: the rest is an HGETALL
+    The first byte is a mode. Odd: the rest is an announcement's text. Even: the rest is an HGETALL
     reply, one element per line; a line starting with byte 1 is an integer
     reply, 2 a nil, 3 an empty array, any other a bulk string (NUL bytes
     included); with bit 1 of the mode set the reply itself is a string.
@@ -139,7 +138,7 @@ static void s_announcement(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = 0;
     zc_announcement_t a;
-    if (zc_registry_announcement_parse(text, &a) == 0) {
+    if (zc_registry_announcement_parse(text, size, &a) == 0) {
         CHECK(a.verb == ZC_ANNOUNCE_JOIN || a.verb == ZC_ANNOUNCE_UPDATE ||
               a.verb == ZC_ANNOUNCE_LEAVE);
         CHECK(zc_wire_name_valid(a.id));
@@ -162,7 +161,7 @@ static void s_announcement(const uint8_t *data, size_t size)
         else
             snprintf(plain, sizeof plain, "%s %s", verbs[a.verb], a.id);
         zc_announcement_t again;
-        CHECK(zc_registry_announcement_parse(plain, &again) == 0);
+        CHECK(zc_registry_announcement_parse(plain, strlen(plain), &again) == 0);
         CHECK(again.verb == a.verb && strcmp(again.id, a.id) == 0);
         CHECK(a.verb != ZC_ANNOUNCE_LEAVE ||
               (strcmp(again.reason, a.reason) == 0 && strcmp(again.inc, a.inc) == 0));

@@ -389,7 +389,7 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
     zc_announcement_t a;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[2]->type != REDIS_REPLY_STRING ||
-        zc_registry_announcement_parse(reply->element[2]->str, &a))
+        zc_registry_announcement_parse(reply->element[2]->str, reply->element[2]->len, &a))
         return;
     if (strcmp(a.id, self->id) == 0) {
         //  Someone removed us (we went silent): come back as a new incarnation.

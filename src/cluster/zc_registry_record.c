@@ -3,6 +3,7 @@
 */
 #include "zc_registry_record.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,43 @@ json_t *zc_registry_record_parse(const redisReply *reply)
     return record;
 }
 
-int zc_registry_announcement_parse(const char *text, zc_announcement_t *out)
+//  Copies the next word of *text (words are separated by white space) into
+//  out, of cap bytes, and moves past it. Returns its length, 0 at the end of
+//  the text, or -1 if it does not fit: a word is never cut short, since a
+//  piece of an id may be another node's id.
+static int s_word(const char **text, char *out, size_t cap)
 {
-    char verb[16];
+    const char *p = *text;
+    while (isspace((unsigned char)*p))
+        p++;
+    size_t len = 0;
+    while (p[len] && !isspace((unsigned char)p[len]))
+        len++;
+    *text = p + len;
+    if (len >= cap) return -1;
+    memcpy(out, p, len);
+    out[len] = 0;
+    return (int)len;
+}
+
+int zc_registry_announcement_parse(const char *text, size_t len, zc_announcement_t *out)
+{
+    char verb[8], reason[sizeof out->reason], more[2];
     snprintf(out->reason, sizeof out->reason, "left");
     out->inc[0] = 0;
-    if (sscanf(text, "%15s %255s %31s %39s", verb, out->id, out->reason, out->inc) < 2) return -1;
+    if (memchr(text, 0, len) || s_word(&text, verb, sizeof verb) <= 0 ||
+        s_word(&text, out->id, sizeof out->id) <= 0 || !zc_wire_name_valid(out->id))
+        return -1;
     if (strcmp(verb, "join") == 0)
         out->verb = ZC_ANNOUNCE_JOIN;
     else if (strcmp(verb, "update") == 0)
         out->verb = ZC_ANNOUNCE_UPDATE;
-    else if (strcmp(verb, "leave") == 0)
+    else if (strcmp(verb, "leave") == 0) {
         out->verb = ZC_ANNOUNCE_LEAVE;
-    else
+        int n = s_word(&text, reason, sizeof reason);
+        if (n > 0) memcpy(out->reason, reason, sizeof reason);
+        if (n < 0 || (n > 0 && s_word(&text, out->inc, sizeof out->inc) < 0)) return -1;
+    } else
         return -1;
-    return 0;
+    return s_word(&text, more, sizeof more) == 0 ? 0 : -1; //  nothing after
 }

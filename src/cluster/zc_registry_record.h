@@ -36,8 +36,11 @@ typedef struct {
     char inc[40];    //  leave: the incarnation removed ("" if not given)
 } zc_announcement_t;
 
-//  Parses an announcement (a NUL-terminated message from the events
-//  channel) into *out. Returns 0, or -1 if it is not one.
-int zc_registry_announcement_parse(const char *text, zc_announcement_t *out);
+//  Parses an announcement, a message of len bytes from the events channel
+//  (NUL-terminated after them), into *out: the verb and a valid node id,
+//  and for leave an optional reason and incarnation, separated by white
+//  space. Returns 0, or -1 if it is not one: another verb, an invalid id, a
+//  word too long for its field (never cut short), or words beyond these.
+int zc_registry_announcement_parse(const char *text, size_t len, zc_announcement_t *out);
 
 #endif
