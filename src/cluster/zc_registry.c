@@ -332,7 +332,7 @@ static void s_fetch(s_registry_t *self, const char *id)
         s_down(self, zc_redis_errstr(self->cmd));
         return;
     }
-    json_t *record = zc_registry_record_parse(replies[0]);
+    json_t *record = zc_registry_record_parse(replies[0], id);
     int live = zc_redis_reply_int(replies[1], 0) == 1;
     if (record && live)
         s_tell_add(self, record);

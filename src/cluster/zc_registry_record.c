@@ -19,7 +19,7 @@ static json_t *s_groups(const char *text)
     return groups;
 }
 
-json_t *zc_registry_record_parse(const redisReply *reply)
+json_t *zc_registry_record_parse(const redisReply *reply, const char *id)
 {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) return NULL;
     json_t *record = json_object();
@@ -39,12 +39,15 @@ json_t *zc_registry_record_parse(const redisReply *reply)
             json_object_set_new(record, k->str, json_string(v->str));
     }
     const char *fields[] = {"id", "inc", "pub", "router"};
+    int usable = 1;
     for (int i = 0; i < 4; i++)
-        if (!json_is_string(json_object_get(record, fields[i]))) {
-            json_decref(record);
-            return NULL;
-        }
-    return record;
+        usable = usable && json_is_string(json_object_get(record, fields[i]));
+    //  The record must be the one asked for: a record naming another node
+    //  (or no valid node) would be added under a name that is not its key.
+    usable = usable && zc_wire_name_valid(id) &&
+             strcmp(json_string_value(json_object_get(record, "id")), id) == 0;
+    if (!usable) json_decref(record);
+    return usable ? record : NULL;
 }
 
 //  Copies the next word of *text (words are separated by white space) into

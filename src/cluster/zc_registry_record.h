@@ -16,12 +16,13 @@
 
 #include "zc_wire.h"
 
-//  A record as a JSON object, from an HGETALL reply: "groups" becomes an
-//  array of names, "headers" an object (empty if the field is not one),
-//  "pid" and "started" integers, every other field a string. Returns the
-//  object (caller owns it), or NULL if the reply is not a record or lacks
-//  one of id, inc, pub, router.
-json_t *zc_registry_record_parse(const redisReply *reply);
+//  Node id's record as a JSON object, from the HGETALL reply of its key:
+//  "groups" becomes an array of names, "headers" an object (empty if the
+//  field is not one), "pid" and "started" integers, every other field a
+//  string. Returns the object (caller owns it), or NULL if the reply is not
+//  a record, lacks one of id, inc, pub, router, or is not id's (its id
+//  field differs, or id is not a valid node id).
+json_t *zc_registry_record_parse(const redisReply *reply, const char *id);
 
 typedef enum {
     ZC_ANNOUNCE_JOIN,   //  "join <id>": a node registered
