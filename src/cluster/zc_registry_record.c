@@ -46,6 +46,10 @@ json_t *zc_registry_record_parse(const redisReply *reply, const char *id)
     //  (or no valid node) would be added under a name that is not its key.
     usable = usable && zc_wire_name_valid(id) &&
              strcmp(json_string_value(json_object_get(record, "id")), id) == 0;
+    //  The incarnation is matched against the announcements' words and kept
+    //  in ZC_INC_MAX bytes: one that is not a word, or longer, never matches.
+    const char *inc = usable ? json_string_value(json_object_get(record, "inc")) : "";
+    usable = usable && zc_wire_name_valid(inc) && strlen(inc) <= ZC_INC_MAX;
     if (!usable) json_decref(record);
     return usable ? record : NULL;
 }

@@ -16,12 +16,17 @@
 
 #include "zc_wire.h"
 
+//  The longest incarnation (a UUID's 32 hex digits in practice) that the
+//  node and the announcements keep.
+#define ZC_INC_MAX 39
+
 //  Node id's record as a JSON object, from the HGETALL reply of its key:
 //  "groups" becomes an array of names, "headers" an object (empty if the
 //  field is not one), "pid" and "started" integers, every other field a
 //  string. Returns the object (caller owns it), or NULL if the reply is not
-//  a record, lacks one of id, inc, pub, router, or is not id's (its id
-//  field differs, or id is not a valid node id).
+//  a record, lacks one of id, inc, pub, router, is not id's (its id field
+//  differs, or id is not a valid node id), or has an incarnation that is
+//  not a valid name of at most ZC_INC_MAX bytes.
 json_t *zc_registry_record_parse(const redisReply *reply, const char *id);
 
 typedef enum {
@@ -33,8 +38,8 @@ typedef enum {
 typedef struct {
     zc_announce_verb_t verb;
     char id[ZC_NAME_MAX + 1];
-    char reason[32]; //  leave: left, expired, crashed ("left" if not given)
-    char inc[40];    //  leave: the incarnation removed ("" if not given)
+    char reason[32];          //  leave: left, expired, crashed ("left" if not given)
+    char inc[ZC_INC_MAX + 1]; //  leave: the incarnation removed ("" if not given)
 } zc_announcement_t;
 
 //  Parses an announcement, a message of len bytes from the events channel
