@@ -8,13 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  The groups field: names separated by spaces.
+//  The groups field: names separated by spaces. A word that is not a valid
+//  group name (a control character, too long) names no group a node could
+//  join, so it is left out.
 static json_t *s_groups(const char *text)
 {
     json_t *groups = json_array();
     char *copy = strdup(text), *save = NULL;
     for (char *g = strtok_r(copy, " ", &save); g; g = strtok_r(NULL, " ", &save))
-        json_array_append_new(groups, json_string(g));
+        if (zc_wire_name_valid(g)) json_array_append_new(groups, json_string(g));
     free(copy);
     return groups;
 }

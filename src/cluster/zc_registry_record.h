@@ -21,12 +21,12 @@
 #define ZC_INC_MAX 39
 
 //  Node id's record as a JSON object, from the HGETALL reply of its key:
-//  "groups" becomes an array of names, "headers" an object (empty if the
-//  field is not one), "pid" and "started" integers, every other field a
-//  string. Returns the object (caller owns it), or NULL if the reply is not
-//  a record, lacks one of id, inc, pub, router, is not id's (its id field
-//  differs, or id is not a valid node id), or has an incarnation that is
-//  not a valid name of at most ZC_INC_MAX bytes.
+//  "groups" becomes an array of its valid names, "headers" an object (empty
+//  if the field is not one), "pid" and "started" integers, every other
+//  field a string. Returns the object (caller owns it), or NULL if the
+//  reply is not a record, lacks one of id, inc, pub, router, is not id's
+//  (its id field differs, or id is not a valid node id), or has an
+//  incarnation that is not a valid name of at most ZC_INC_MAX bytes.
 json_t *zc_registry_record_parse(const redisReply *reply, const char *id);
 
 typedef enum {
