@@ -15,7 +15,8 @@
     Checks, beyond not crashing:
     - a request is admitted exactly when its method is GET or POST and the
       key it gives (X-Zcluster-Key, else Authorization: Bearer, else ?key=)
-      is the master's;
+      is the master's, and it has at most 16 path segments and 64
+      parameters: its handler sees each of them;
     - an answer has a known status and a JSON object with a boolean "ok";
       an error status has ok false and an "error" text;
     - a request left unanswered is held by the master (a shutdown or reload
@@ -93,6 +94,15 @@ static int s_lines(char *text, char **lines, int max)
         if (eol) *eol = 0;
         line = eol ? eol + 1 : NULL;
     }
+    return n;
+}
+
+//  The number of segments in a path (empty ones, as in "//", do not count).
+static int s_segments(const char *path)
+{
+    int n = 0;
+    for (const char *p = path; *p; p++)
+        n += *p != '/' && (p == path || p[-1] == '/');
     return n;
 }
 
@@ -174,8 +184,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                         zc_admin_request_param(request, "key"));
     CHECK(strcmp(given, s_expected_given(flags, lines, key_param)) == 0);
     int admitted = admin_request_admit(request, lines[0], lines[1], KEY, given) == 0;
+    int params = (flags & 4 ? 1 : 0) + (n > 5 ? n - 5 : 0);
     CHECK(admitted ==
-          ((!strcmp(lines[0], "GET") || !strcmp(lines[0], "POST")) && !strcmp(given, KEY)));
+          ((!strcmp(lines[0], "GET") || !strcmp(lines[0], "POST")) && !strcmp(given, KEY) &&
+           s_segments(lines[1]) <= ZC_ADMIN_MAX_ARGS && params <= ADMIN_MAX_PARAMS));
+    //  What the handler sees is the whole request.
+    CHECK(!admitted || (request->argc == s_segments(lines[1]) && request->params == params));
     if (admitted) sup_admin_handle(request, sup);
     CHECK(!sup->procs);
     if (request->state == ADMIN_REQUEST_ANSWERED) {

@@ -100,10 +100,9 @@ static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const
         return s_queue(connection, request->status, request->body);
     if (request->state == ADMIN_REQUEST_WAITING)
         return MHD_YES; //  resumed spuriously; keep waiting
-    if (admin_request_admit(request, method, url, self->key, s_given_key(connection)) == 0) {
-        MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, s_collect_param, request);
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, s_collect_param, request);
+    if (admin_request_admit(request, method, url, self->key, s_given_key(connection)) == 0)
         self->handler(request, self->handler_arg);
-    }
     if (request->state == ADMIN_REQUEST_ANSWERED)
         return s_queue(connection, request->status, request->body);
     request->next = self->pending;

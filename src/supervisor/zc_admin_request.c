@@ -44,7 +44,10 @@ void admin_request_free(zc_admin_request_t *request)
 
 int admin_request_add_param(zc_admin_request_t *request, const char *name, const char *value)
 {
-    if (request->params == ADMIN_MAX_PARAMS) return -1;
+    if (request->params == ADMIN_MAX_PARAMS) {
+        request->overflow = 1;
+        return -1;
+    }
     request->names[request->params] = strdup(name);
     request->values[request->params] = strdup(value ? value : "");
     request->params++;
@@ -71,7 +74,10 @@ static void s_split_path(zc_admin_request_t *request, const char *url)
     request->path = strdup(url);
     char *save = NULL;
     for (char *seg = strtok_r(request->path, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
-        if (request->argc < ZC_ADMIN_MAX_ARGS) request->args[request->argc++] = seg;
+        if (request->argc < ZC_ADMIN_MAX_ARGS)
+            request->args[request->argc++] = seg;
+        else
+            request->overflow = 1;
 }
 
 int admin_request_admit(zc_admin_request_t *request, const char *method, const char *url,
@@ -89,6 +95,14 @@ int admin_request_admit(zc_admin_request_t *request, const char *method, const c
     }
     snprintf(request->method, sizeof request->method, "%s", method);
     s_split_path(request, url);
+    if (request->overflow) {
+        char body[128];
+        snprintf(body, sizeof body,
+                 "{\"ok\":false,\"error\":\"at most %d path segments and %d parameters\"}",
+                 ZC_ADMIN_MAX_ARGS, ADMIN_MAX_PARAMS);
+        s_refuse(request, 400, body);
+        return -1;
+    }
     request->state = ADMIN_REQUEST_WAITING;
     return 0;
 }

@@ -34,6 +34,7 @@ struct _zc_admin_request_t {
     char *args[ZC_ADMIN_MAX_ARGS];
     int params;
     char *names[ADMIN_MAX_PARAMS], *values[ADMIN_MAX_PARAMS];
+    int overflow; //  more path segments or parameters than it can hold
     int status;
     char *body;
     zc_admin_request_t *next; //  in the daemon's list of deferred requests
@@ -46,7 +47,7 @@ zc_admin_request_t *admin_request_new(zc_admin_t *admin, struct MHD_Connection *
 void admin_request_free(zc_admin_request_t *request);
 
 //  Keeps a query parameter (copied; value NULL counts as ""). Returns 0, or
-//  -1 if the request holds ADMIN_MAX_PARAMS already.
+//  -1 if the request holds ADMIN_MAX_PARAMS already (it will be refused).
 int admin_request_add_param(zc_admin_request_t *request, const char *name, const char *value);
 
 //  The access key a request gives, from its X-Zcluster-Key header, else its
@@ -55,10 +56,13 @@ int admin_request_add_param(zc_admin_request_t *request, const char *name, const
 const char *admin_given_key(const char *key_header, const char *authorization,
                             const char *key_param);
 
-//  Admits a new request: a method other than GET or POST is answered 405, a
-//  given key other than expected_key 401 (the request is then ANSWERED,
-//  returns -1). Otherwise the request takes the method and url's segments
-//  (url as the HTTP layer decoded it), waits for its answer, and 0 returns.
+//  Admits a new request, its parameters added: a method other than GET or
+//  POST is answered 405, a given key other than expected_key 401, more than
+//  ZC_ADMIN_MAX_ARGS path segments or ADMIN_MAX_PARAMS parameters 400 (a
+//  command never sees part of its request); the request is then ANSWERED
+//  and -1 returns. Otherwise the request takes the method and url's
+//  segments (url as the HTTP layer decoded it), waits for its answer, and
+//  0 returns.
 int admin_request_admit(zc_admin_request_t *request, const char *method, const char *url,
                         const char *expected_key, const char *given_key);
 
