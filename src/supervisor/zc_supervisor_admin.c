@@ -225,7 +225,9 @@ static json_t *s_help_json(zc_supervisor_t *self)
 
 static json_t *s_events_json(zc_supervisor_t *self, const char *since_text)
 {
-    long long since = since_text ? atoll(since_text) : 0;
+    long long since = since_text ? strtoll(since_text, NULL, 10) : 0;
+    //  No event is after the last one; the cap also keeps since + 1 in range.
+    if (since > self->event_seq) since = self->event_seq;
     int64_t first = self->event_seq - SUP_EVENT_RING + 1;
     if (first < since + 1) first = since + 1;
     if (first < 1) first = 1;
