@@ -22,24 +22,16 @@
     - a request left unanswered is held by the master (a shutdown or reload
       waiting for it), an answered one by nobody; no worker is started.
 
-        ./fuzz_admin -max_total_time=60 tests/fuzz/corpus/admin
+        ./fuzz_admin -dict=tests/fuzz/admin.dict -max_total_time=60 tests/fuzz/corpus/admin
 */
 #include "zc_admin_request.h"
 #include "zc_log.h"
 #include "zc_supervisor_internal.h"
+#include "fuzzkit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-//  A broken invariant: say which, and crash so that libFuzzer keeps the input.
-#define CHECK(ok)                                                                                  \
-    do {                                                                                           \
-        if (!(ok)) {                                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok);                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define KEY "fuzz-admin-key"
 
@@ -139,9 +131,6 @@ static const char *s_expected_given(int flags, char *const *lines, const char *k
     if ((flags & 2) && strncmp(lines[3], "Bearer ", 7) == 0) return lines[3] + 7;
     return key_param ? key_param : "";
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -16,24 +16,16 @@
     - its records, written again as a dump writer writes them, read back the
       same; and a change to any one byte before its trailer gets it refused.
 
-        ./fuzz_dump -max_total_time=60 tests/fuzz/corpus/dump
+        ./fuzz_dump -dict=tests/fuzz/dump.dict -max_total_time=60 tests/fuzz/corpus/dump
 */
 #include "zc_cache_internal.h"
 #include "zc_log.h"
+#include "fuzzkit.h"
 
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-//  A broken invariant: say which, and crash so that libFuzzer keeps the input.
-#define CHECK(ok)                                                                                  \
-    do {                                                                                           \
-        if (!(ok)) {                                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok);                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static zc_cache_t *s_cache; //  never connects: the reader writes nothing
 
@@ -198,9 +190,6 @@ static void s_accepted(s_dump_t *dump, const msgpack_sbuffer *file, uint8_t pick
     CHECK(none.count == 0);
     free(changed);
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -19,25 +19,18 @@
     - an identity that is made has a valid cluster name and node id (or
       none), the key prefix "zc:{CLUSTER}:" and the URL parsed as above.
 
-        ./fuzz_redis_url -max_total_time=60 tests/fuzz/corpus/redis_url
+        ./fuzz_redis_url -dict=tests/fuzz/redis_url.dict -max_total_time=60 \
+            tests/fuzz/corpus/redis_url
 */
 #include "zc_identity.h"
 #include "zc_redis.h"
+#include "fuzzkit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SECRET "S3cr3t-Pw"
-
-//  A broken invariant: say which, and crash so that libFuzzer keeps the input.
-#define CHECK(ok)                                                                                  \
-    do {                                                                                           \
-        if (!(ok)) {                                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok);                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int s_terminated(const char *field, size_t cap)
 {
@@ -113,9 +106,6 @@ static int s_secret_shown(char *const lines[4], const char *text)
         given += lines[i] ? s_count(lines[i], SECRET) : 0;
     return s_count(text, SECRET) > given;
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -17,23 +17,15 @@
       id given whole (not cut short); written back in the form the scripts
       publish it parses the same.
 
-        ./fuzz_registry -max_total_time=60 tests/fuzz/corpus/registry
+        ./fuzz_registry -dict=tests/fuzz/registry.dict -max_total_time=60 tests/fuzz/corpus/registry
 */
 #include "zc_registry_record.h"
+#include "fuzzkit.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-//  A broken invariant: say which, and crash so that libFuzzer keeps the input.
-#define CHECK(ok)                                                                                  \
-    do {                                                                                           \
-        if (!(ok)) {                                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok);                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 //  --------------------------------------------------------------------------
 //  Records
@@ -170,8 +162,6 @@ static void s_announcement(const uint8_t *data, size_t size)
     }
     free(text);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
