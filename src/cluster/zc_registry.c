@@ -33,9 +33,13 @@
     back-off (100 ms doubling to 5 s) and it re-registers and resynchronises
     when Redis is back. Messaging between known peers carries on meanwhile.
     A leader that cannot renew its lease for a whole TTL demotes itself.
+
+    What peers wrote (their records, the announcements) is parsed in
+    zc_registry_record.c.
 */
 #include "zc_registry.h"
 #include "zc_log.h"
+#include "zc_registry_record.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -286,40 +290,6 @@ static void s_connect(s_registry_t *self)
 //  --------------------------------------------------------------------------
 //  Membership
 
-//  Builds the JSON record from an HGETALL reply. Returns NULL if unusable.
-static json_t *s_record(redisReply *reply)
-{
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) return NULL;
-    json_t *record = json_object();
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-        redisReply *k = reply->element[i], *v = reply->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-        if (strcmp(k->str, "groups") == 0) {
-            json_t *groups = json_array();
-            char *copy = strdup(v->str), *save = NULL;
-            for (char *g = strtok_r(copy, " ", &save); g; g = strtok_r(NULL, " ", &save))
-                json_array_append_new(groups, json_string(g));
-            free(copy);
-            json_object_set_new(record, "groups", groups);
-        } else if (strcmp(k->str, "headers") == 0) {
-            json_t *headers = json_loads(v->str, 0, NULL);
-            json_object_set_new(record, "headers",
-                                json_is_object(headers) ? headers : json_object());
-            if (headers && !json_is_object(headers)) json_decref(headers);
-        } else if (strcmp(k->str, "pid") == 0 || strcmp(k->str, "started") == 0)
-            json_object_set_new(record, k->str, json_integer(atoll(v->str)));
-        else
-            json_object_set_new(record, k->str, json_string(v->str));
-    }
-    const char *fields[] = {"id", "inc", "pub", "router"};
-    for (int i = 0; i < 4; i++)
-        if (!json_is_string(json_object_get(record, fields[i]))) {
-            json_decref(record);
-            return NULL;
-        }
-    return record;
-}
-
 static void s_tell_add(s_registry_t *self, json_t *record)
 {
     const char *id = json_string_value(json_object_get(record, "id"));
@@ -362,7 +332,7 @@ static void s_fetch(s_registry_t *self, const char *id)
         s_down(self, zc_redis_errstr(self->cmd));
         return;
     }
-    json_t *record = s_record(replies[0]);
+    json_t *record = zc_registry_record_parse(replies[0], id);
     int live = zc_redis_reply_int(replies[1], 0) == 1;
     if (record && live)
         s_tell_add(self, record);
@@ -416,24 +386,24 @@ static void s_sync(s_registry_t *self)
 
 static void s_announcement(s_registry_t *self, redisReply *reply)
 {
+    zc_announcement_t a;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        reply->element[2]->type != REDIS_REPLY_STRING)
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        zc_registry_announcement_parse(reply->element[2]->str, reply->element[2]->len, &a))
         return;
-    char verb[16], id[256], reason[32] = "left", inc[40] = "";
-    if (sscanf(reply->element[2]->str, "%15s %255s %31s %39s", verb, id, reason, inc) < 2) return;
-    if (strcmp(id, self->id) == 0) {
+    if (strcmp(a.id, self->id) == 0) {
         //  Someone removed us (we went silent): come back as a new incarnation.
-        if (strcmp(verb, "leave") == 0 && strcmp(inc, self->config.inc) == 0) {
+        if (a.verb == ZC_ANNOUNCE_LEAVE && strcmp(a.inc, self->config.inc) == 0) {
             zc_log(ZC_LOG_WARNING, self->id, "registry removed this node (%s); re-registering",
-                   reason);
+                   a.reason);
             s_reincarnate(self);
         }
         return;
     }
-    if (strcmp(verb, "join") == 0 || strcmp(verb, "update") == 0)
-        s_fetch(self, id);
-    else if (strcmp(verb, "leave") == 0)
-        s_tell_remove(self, id, inc, reason);
+    if (a.verb == ZC_ANNOUNCE_LEAVE)
+        s_tell_remove(self, a.id, a.inc, a.reason);
+    else
+        s_fetch(self, a.id);
 }
 
 static void s_read_announcements(s_registry_t *self)

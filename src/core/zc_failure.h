@@ -22,7 +22,8 @@ int zc_failure_set(zc_failure_t *self, zc_error_t kind, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
 //  The same with a va_list.
-int zc_failure_setv(zc_failure_t *self, zc_error_t kind, const char *format, va_list args);
+int zc_failure_setv(zc_failure_t *self, zc_error_t kind, const char *format, va_list args)
+    __attribute__((format(printf, 3, 0)));
 
 //  Records a success (ZC_OK, no message). Returns 0.
 int zc_failure_clear(zc_failure_t *self);

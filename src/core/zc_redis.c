@@ -10,16 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Says what is wrong with a URL, showing it with any credentials masked.
+//  Says what is wrong with a URL, showing it with everything between its
+//  scheme and its last '@' masked: credentials, or what may be credentials
+//  in a URL too malformed to tell (a mistyped scheme, a stray "://").
 static int s_fail(char *err, size_t errlen, const char *what, const char *url)
 {
     const char *at = strrchr(url, '@');
-    const char *scheme_end = strstr(url, "://");
-    if (at && scheme_end && scheme_end < at)
-        snprintf(err, errlen, "%s in Redis URL '%.*s***%s'", what, (int)(scheme_end + 3 - url), url,
-                 at);
-    else
+    if (!at) {
         snprintf(err, errlen, "%s in Redis URL '%s'", what, url);
+        return -1;
+    }
+    size_t scheme =
+        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    int keep = scheme > 0 && url + scheme < at && strncmp(url + scheme, "://", 3) == 0
+                   ? (int)scheme + 3
+                   : 0;
+    snprintf(err, errlen, "%s in Redis URL '%.*s***%s'", what, keep, url, at);
     return -1;
 }
 

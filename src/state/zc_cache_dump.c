@@ -376,16 +376,22 @@ static zc_error_t s_parse_records(zc_cache_t *self, cache_dump_file_t *dump, uin
     return rc;
 }
 
-zc_error_t cache_dump_read(zc_cache_t *self, const char *path, cache_dump_file_t *dump)
+//  Checks the whole file held in dump->file: header, checksum, records.
+static zc_error_t s_check_file(zc_cache_t *self, cache_dump_file_t *dump)
 {
-    memset(dump, 0, sizeof *dump);
     uint64_t count = 0;
     size_t body_start = 0;
-    zc_error_t rc = s_read_file(self, path, dump);
-    if (!rc) rc = s_parse_header(self, dump, &count, &body_start);
+    zc_error_t rc = s_parse_header(self, dump, &count, &body_start);
     if (!rc) rc = s_check_trailer(self, dump, body_start);
     if (!rc) rc = s_parse_records(self, dump, count, body_start);
     return rc;
+}
+
+zc_error_t cache_dump_read(zc_cache_t *self, const char *path, cache_dump_file_t *dump)
+{
+    memset(dump, 0, sizeof *dump);
+    zc_error_t rc = s_read_file(self, path, dump);
+    return rc ? rc : s_check_file(self, dump);
 }
 
 int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
@@ -403,4 +409,23 @@ int zc_cache_restore(zc_cache_t *self, const char *path, size_t *count_p)
     if (count_p) *count_p = restored;
     cache_dump_file_free(&dump);
     return cache_done(self, rc);
+}
+
+zc_error_t cache_dump_parse(zc_cache_t *self, const uint8_t *data, size_t size,
+                            cache_dump_record_fn *fn, void *arg)
+{
+    cache_dump_file_t dump;
+    memset(&dump, 0, sizeof dump);
+    dump.size = size;
+    dump.file = (uint8_t *)malloc(size + 1);
+    assert(dump.file);
+    if (size) memcpy(dump.file, data, size);
+    zc_error_t rc = s_check_file(self, &dump);
+    for (size_t i = 0; !rc && i < dump.record_count; i++) {
+        const cache_record_t *record = &dump.records[i];
+        fn(record->key, record->is_list, record->ttl, dump.items + record->first,
+           dump.item_sizes + record->first, record->count, arg);
+    }
+    cache_dump_file_free(&dump);
+    return rc;
 }

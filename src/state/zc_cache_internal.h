@@ -184,4 +184,18 @@ void cache_dump_file_free(cache_dump_file_t *dump);
 //  into place. zc_cache_restore.c says what is guaranteed.
 zc_error_t cache_restore_apply(zc_cache_t *self, const cache_dump_file_t *dump, size_t *restored);
 
+//  One record of a dump file as the reader checked it (zc_cache_dump.c): its
+//  key, kind, TTL (ms, -1 for none) and count items (msgpack objects; one
+//  for a value), which point into the dump's bytes.
+typedef void(cache_dump_record_fn)(const char *key, int is_list, int64_t ttl,
+                                   const uint8_t *const *items, const size_t *sizes, size_t count,
+                                   void *arg);
+
+//  Checks a dump held in memory (size bytes) as cache_dump_read does and
+//  hands each record to fn, in order, once the whole dump passed. Writes
+//  nothing to Redis. Returns ZC_OK, or the kind of the first check that
+//  refused it (its message recorded). The fuzz target's way in.
+zc_error_t cache_dump_parse(zc_cache_t *self, const uint8_t *data, size_t size,
+                            cache_dump_record_fn *fn, void *arg);
+
 #endif

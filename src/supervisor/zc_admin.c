@@ -13,12 +13,12 @@
     the reply is written; the request stays valid until then, which is what
     lets the supervisor keep a plain pointer to it.
 
-    The access key is compared in constant time (for the expected key's
-    length), so response timing tells an attacker nothing about how much of
-    a guess was right. The daemon listens on 127.0.0.1 only.
+    The daemon listens on 127.0.0.1 only. What is done with a request before
+    its handler (method, access key, path, parameters) is decided in
+    zc_admin_request.c, which needs no connection.
 */
 #include "zc_admin.h"
-#include "zc_log.h"
+#include "zc_admin_request.h"
 
 #include <assert.h>
 #include <microhttpd.h>
@@ -36,8 +36,6 @@ typedef int MHD_RESULT_T;
 typedef enum MHD_Result MHD_RESULT_T;
 #endif
 
-#define MAX_PARAMS 64
-
 struct _zc_admin_t {
     struct MHD_Daemon *daemon;
     char *key;
@@ -46,45 +44,6 @@ struct _zc_admin_t {
     zc_admin_request_t *pending; //  deferred requests, a list through ->next
     int port;
 };
-
-typedef enum { REQUEST_NEW, REQUEST_WAITING, REQUEST_ANSWERED } s_request_state_t;
-
-struct _zc_admin_request_t {
-    zc_admin_t *admin;
-    struct MHD_Connection *connection;
-    s_request_state_t state;
-    int suspended;
-    char method[8];
-    char *path; //  owned copy; args point into it
-    int argc;
-    char *args[ZC_ADMIN_MAX_ARGS];
-    int params;
-    char *names[MAX_PARAMS], *values[MAX_PARAMS];
-    int status;
-    char *body;
-    zc_admin_request_t *next;
-};
-
-int zc_admin_key_equal(const char *expected, const char *given)
-{
-    size_t want = strlen(expected), got = strlen(given);
-    unsigned char diff = want != got || want == 0;
-    //  Every byte of expected is compared with something, whatever given is.
-    for (size_t i = 0; i < want; i++)
-        diff |= (unsigned char)expected[i] ^ (unsigned char)(i < got ? given[i] : 0);
-    return diff == 0;
-}
-
-static void s_request_free(zc_admin_request_t *request)
-{
-    free(request->path);
-    for (int i = 0; i < request->params; i++) {
-        free(request->names[i]);
-        free(request->values[i]);
-    }
-    free(request->body);
-    free(request);
-}
 
 static void s_pending_remove(zc_admin_t *self, zc_admin_request_t *request)
 {
@@ -111,31 +70,16 @@ static MHD_RESULT_T s_queue(struct MHD_Connection *connection, int status, const
 static MHD_RESULT_T s_collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    zc_admin_request_t *request = (zc_admin_request_t *)cls;
-    if (request->params == MAX_PARAMS) return MHD_NO;
-    request->names[request->params] = strdup(key);
-    request->values[request->params] = strdup(value ? value : "");
-    request->params++;
-    return MHD_YES;
+    return admin_request_add_param((zc_admin_request_t *)cls, key, value) == 0 ? MHD_YES : MHD_NO;
 }
 
 //  The key from a header or the query string, or "".
 static const char *s_given_key(struct MHD_Connection *connection)
 {
-    const char *key = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Zcluster-Key");
-    if (key) return key;
-    const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
-    if (auth && strncmp(auth, "Bearer ", 7) == 0) return auth + 7;
-    key = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "key");
-    return key ? key : "";
-}
-
-static void s_split_path(zc_admin_request_t *request, const char *url)
-{
-    request->path = strdup(url);
-    char *save = NULL;
-    for (char *seg = strtok_r(request->path, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
-        if (request->argc < ZC_ADMIN_MAX_ARGS) request->args[request->argc++] = seg;
+    return admin_given_key(
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Zcluster-Key"),
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization"),
+        MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "key"));
 }
 
 static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const char *url,
@@ -145,35 +89,21 @@ static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const
     zc_admin_t *self = (zc_admin_t *)cls;
     zc_admin_request_t *request = (zc_admin_request_t *)*con_cls;
     if (!request) {
-        request = (zc_admin_request_t *)calloc(1, sizeof(zc_admin_request_t));
-        assert(request);
-        request->admin = self;
-        request->connection = connection;
-        *con_cls = request;
+        *con_cls = admin_request_new(self, connection);
         return MHD_YES;
     }
     if (*upload_data_size) {
         *upload_data_size = 0; //  commands take no body; arguments are in the URL
         return MHD_YES;
     }
-    if (request->state == REQUEST_ANSWERED)
+    if (request->state == ADMIN_REQUEST_ANSWERED)
         return s_queue(connection, request->status, request->body);
-    if (request->state == REQUEST_WAITING) return MHD_YES; //  resumed spuriously; keep waiting
-    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
-        request->state = REQUEST_ANSWERED;
-        return s_queue(connection, 405, "{\"ok\":false,\"error\":\"use GET or POST\"}");
-    }
-    if (!zc_admin_key_equal(self->key, s_given_key(connection))) {
-        request->state = REQUEST_ANSWERED;
-        zc_log(ZC_LOG_WARNING, "admin", "%s %s refused: wrong or missing access key", method, url);
-        return s_queue(connection, 401, "{\"ok\":false,\"error\":\"wrong or missing access key\"}");
-    }
-    snprintf(request->method, sizeof request->method, "%s", method);
-    s_split_path(request, url);
+    if (request->state == ADMIN_REQUEST_WAITING)
+        return MHD_YES; //  resumed spuriously; keep waiting
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, s_collect_param, request);
-    request->state = REQUEST_WAITING;
-    self->handler(request, self->handler_arg);
-    if (request->state == REQUEST_ANSWERED)
+    if (admin_request_admit(request, method, url, self->key, s_given_key(connection)) == 0)
+        self->handler(request, self->handler_arg);
+    if (request->state == ADMIN_REQUEST_ANSWERED)
         return s_queue(connection, request->status, request->body);
     request->next = self->pending;
     self->pending = request;
@@ -188,7 +118,7 @@ static void s_completed(void *cls, struct MHD_Connection *connection, void **con
     zc_admin_request_t *request = (zc_admin_request_t *)*con_cls;
     if (!request) return;
     s_pending_remove((zc_admin_t *)cls, request);
-    s_request_free(request);
+    admin_request_free(request);
     *con_cls = NULL;
 }
 
@@ -280,52 +210,13 @@ void zc_admin_flush(zc_admin_t *self, int timeout_ms)
     }
 }
 
-const char *zc_admin_request_method(zc_admin_request_t *request)
-{
-    assert(request);
-    return request->method;
-}
-
-int zc_admin_request_argc(zc_admin_request_t *request)
-{
-    assert(request);
-    return request->argc;
-}
-
-const char *zc_admin_request_arg(zc_admin_request_t *request, int i)
-{
-    assert(request);
-    return i >= 0 && i < request->argc ? request->args[i] : NULL;
-}
-
-const char *zc_admin_request_param(zc_admin_request_t *request, const char *name)
-{
-    assert(request);
-    for (int i = 0; i < request->params; i++)
-        if (strcmp(request->names[i], name) == 0) return request->values[i];
-    return NULL;
-}
-
-int zc_admin_request_params(zc_admin_request_t *request, const char *name, const char **out,
-                            int max)
-{
-    assert(request);
-    int n = 0;
-    for (int i = 0; i < request->params; i++)
-        if (strcmp(request->names[i], name) == 0) {
-            if (n < max) out[n] = request->values[i];
-            n++;
-        }
-    return n;
-}
-
 void zc_admin_reply(zc_admin_request_t *request, int status, const char *json)
 {
     assert(request && json);
-    assert(request->state == REQUEST_WAITING);
+    assert(request->state == ADMIN_REQUEST_WAITING);
     request->status = status;
     request->body = strdup(json);
-    request->state = REQUEST_ANSWERED;
+    request->state = ADMIN_REQUEST_ANSWERED;
     if (request->suspended) {
         s_pending_remove(request->admin, request);
         request->suspended = 0;

@@ -44,14 +44,32 @@ static const s_builtin_t s_builtins[] = {
 void sup_reply_json(zc_admin_request_t *request, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
-    zc_admin_reply(request, status, text ? text : "{\"ok\":false}");
+    if (text)
+        zc_admin_reply(request, status, text);
+    else //  body is NULL: json_pack refused a string that is not UTF-8
+        zc_admin_reply(request, 500, "{\"ok\":false,\"error\":\"the answer is not valid UTF-8\"}");
     free(text);
     json_decref(body);
 }
 
+//  An error message as a JSON string. An application's message may quote
+//  the request's bytes, which need not be UTF-8 as JSON requires: then its
+//  bytes beyond ASCII are shown as '?'.
+static json_t *s_message(const char *text)
+{
+    json_t *string = json_string(text);
+    if (string) return string;
+    char *copy = strdup(text);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    string = json_string(copy);
+    free(copy);
+    return string;
+}
+
 static void s_error(zc_admin_request_t *request, int status, const char *error)
 {
-    sup_reply_json(request, status, json_pack("{s:b, s:s}", "ok", 0, "error", error));
+    sup_reply_json(request, status, json_pack("{s:b, s:o}", "ok", 0, "error", s_message(error)));
 }
 
 //  --------------------------------------------------------------------------
@@ -207,7 +225,9 @@ static json_t *s_help_json(zc_supervisor_t *self)
 
 static json_t *s_events_json(zc_supervisor_t *self, const char *since_text)
 {
-    long long since = since_text ? atoll(since_text) : 0;
+    long long since = since_text ? strtoll(since_text, NULL, 10) : 0;
+    //  No event is after the last one; the cap also keeps since + 1 in range.
+    if (since > self->event_seq) since = self->event_seq;
     int64_t first = self->event_seq - SUP_EVENT_RING + 1;
     if (first < since + 1) first = since + 1;
     if (first < 1) first = 1;
