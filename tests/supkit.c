@@ -259,6 +259,20 @@ json_t *zs_get(zs_master_t *self, const char *target)
     return body;
 }
 
+int zs_pids(zs_master_t *self, int *pids, int max)
+{
+    json_t *reply = zs_get(self, "/workers");
+    int n = 0;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(reply, "workers"), i, w)
+    {
+        if (n < max) pids[n++] = (int)zs_int(w, "pid");
+    }
+    json_decref(reply);
+    return n;
+}
+
 //  Counts the workers in state "ready"; *all gets the number of workers.
 static int s_ready(zs_master_t *self, int *all)
 {

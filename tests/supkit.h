@@ -79,6 +79,10 @@ int zs_call(zs_master_t *self, const char *method, const char *target, json_t **
 //  Returns GET target's JSON (the caller decrefs it), or NULL.
 json_t *zs_get(zs_master_t *self, const char *target);
 
+//  The pids of the master's workers, in its table's order, into pids (at
+//  most max); returns the count.
+int zs_pids(zs_master_t *self, int *pids, int max);
+
 //  Counts the workers in state "ready".
 int zs_ready_count(zs_master_t *self);
 

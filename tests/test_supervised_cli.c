@@ -122,26 +122,11 @@ static int s_drained(s_flow_t *flow, void *arg)
 //  --------------------------------------------------------------------------
 //  The master's workers
 
-//  The pids of the workers, in the master's order, into pids; the count.
-static int s_pids(zs_master_t *master, int *pids, int max)
-{
-    json_t *reply = zs_get(master, "/workers");
-    int n = 0;
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(reply, "workers"), i, w)
-    {
-        if (n < max) pids[n++] = (int)zs_int(w, "pid");
-    }
-    json_decref(reply);
-    return n;
-}
-
 //  1 if no pid of before is among the workers' now.
 static int s_all_replaced(zs_master_t *master, const int *before, int count)
 {
     int now[16];
-    int n = s_pids(master, now, 16);
+    int n = zs_pids(master, now, 16);
     for (int i = 0; i < count; i++)
         for (int j = 0; j < n; j++)
             if (before[i] == now[j]) return 0;
@@ -266,7 +251,7 @@ static void s_worker_reload(s_flow_t *flow)
     zs_master_t *master = flow->master;
     zc_queue_stats_t before = s_stats(flow);
     int pids[WORKERS];
-    ZT_EQ(s_pids(master, pids, WORKERS), WORKERS);
+    ZT_EQ(zs_pids(master, pids, WORKERS), WORKERS);
     long long seq = zs_last_seq(master);
     kill(master->pid, SIGHUP);
     ZT_CHECK(s_pump(flow, 40000, s_reload_over, &seq));
@@ -311,7 +296,7 @@ static void s_worker_stop(s_flow_t *flow)
 {
     zs_master_t *master = flow->master;
     int pids[WORKERS];
-    int count = s_pids(master, pids, WORKERS);
+    int count = zs_pids(master, pids, WORKERS);
     int first = flow->enqueued;
     flow->job_ms = 100;
     for (int i = 0; i < 40; i++)
@@ -482,7 +467,7 @@ static void s_test_node(const char *url)
 
         //  SIGHUP: every node replaced, one at a time.
         int pids[WORKERS];
-        ZT_EQ(s_pids(master, pids, WORKERS), WORKERS);
+        ZT_EQ(zs_pids(master, pids, WORKERS), WORKERS);
         seq = zs_last_seq(master);
         kill(master->pid, SIGHUP);
         event = zs_wait_event(master, seq, "reload", NULL, "done", 40000);
@@ -496,7 +481,7 @@ static void s_test_node(const char *url)
     if (probe) ZT_EQ(zt_proc_command(probe, "quit"), 0);
     zt_proc_destroy(&probe);
     int pids[WORKERS];
-    int count = s_pids(master, pids, WORKERS);
+    int count = zs_pids(master, pids, WORKERS);
     ZT_EQ(zs_stop(master, SIGTERM, 30000), 0);
     ZT_EQ(zs_wait_gone(pids, count, 5000), 0);
     redisReply *set = zs_redis(url, "SCARD zc:{%s}:nodes", name);

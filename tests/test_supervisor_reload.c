@@ -22,15 +22,7 @@ static void s_flag(const char *name, int on)
 //  The pids of every worker, sorted, into pids; returns the count.
 static int s_pids(zs_master_t *sup, int *pids, int max)
 {
-    json_t *reply = zs_get(sup, "/workers");
-    int n = 0;
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(reply, "workers"), i, w)
-    {
-        if (n < max) pids[n++] = (int)zs_int(w, "pid");
-    }
-    json_decref(reply);
+    int n = zs_pids(sup, pids, max);
     for (int a = 0; a < n; a++)
         for (int b = a + 1; b < n; b++)
             if (pids[b] < pids[a]) {
