@@ -80,7 +80,8 @@ const char *zc_node_errstr(zc_node_t *self);
 //  or unix:///path/to/socket[?db=N]. Default: $ZC_REDIS_URL.
 void zc_node_set_redis(zc_node_t *self, const char *url);
 
-//  Before start: the cluster name. Default: $ZC_CLUSTER, else "zcluster".
+//  Before start: the cluster name; NULL restores the default, $ZC_CLUSTER,
+//  else "zcluster". An invalid name makes zc_node_start fail.
 void zc_node_set_cluster(zc_node_t *self, const char *cluster);
 
 //  Before start: a header published in the node's record. Returns 0, or -1

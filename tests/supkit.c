@@ -232,6 +232,7 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
     argv[n] = NULL;
     self->proc = zt_proc_start((char *const *)argv, NULL);
     const char *line = self->proc ? zt_proc_expect(self->proc, "master ", 15000) : NULL;
+    if (line) snprintf(self->first_line, sizeof self->first_line, "%s", line);
     if (!line || sscanf(line, "master pid=%d port=%d", &self->pid, &self->port) != 2) {
         fprintf(stderr, "the master did not start\n");
         zt_proc_destroy(&self->proc);

@@ -64,7 +64,8 @@ typedef struct {
     char key[64];
     int port;
     int pid;
-    int status; //  exit status once waited for
+    int status;           //  exit status once waited for
+    char first_line[512]; //  the master's first line ("master pid=... redis=...")
 } zs_master_t;
 
 //  Starts `zcluster start --name NAME --runtime-dir DIR --key KEY OPTS...`,

@@ -28,6 +28,12 @@ static void s_urls(void)
     ZT_CHECK(strcmp(url.password, "s3cret") == 0);
     char where[300];
     ZT_CHECK(strcmp(zc_redis_url_where(&url, where, sizeof where), "example:7000") == 0);
+    char shown[300];
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis://user:s3cret@h:1/2", shown, sizeof shown),
+                    "redis://***@h:1/2") == 0);
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis:/:s3cret@h", shown, sizeof shown), "***@h") == 0);
+    ZT_CHECK(strcmp(zc_redis_url_redact("unix:///tmp/r.sock", shown, sizeof shown),
+                    "unix:///tmp/r.sock") == 0);
     ZT_EQ(zc_redis_url_parse("unix:///tmp/r.sock?db=2", &url, err, sizeof err), 0);
     ZT_CHECK(strcmp(url.path, "/tmp/r.sock") == 0 && url.db == 2);
     ZT_CHECK(strcmp(zc_redis_url_where(&url, where, sizeof where), "/tmp/r.sock") == 0);

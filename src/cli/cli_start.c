@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "zc_log.h"
+#include "zc_redis.h"
 #include "zc_supervisor.h"
 
 #include <limits.h>
@@ -72,8 +73,10 @@ static void s_on_event(zc_supervisor_t *sup, const zc_supervisor_event_t *event,
     s_start_t *start = (s_start_t *)arg;
     if (strcmp(event->event, "master") == 0 && strcmp(event->reason, "started") == 0) {
         int port = zc_supervisor_admin_port(sup);
+        char shown[1100];
         printf("master pid=%d port=%d dir=%s redis=%s\n", (int)event->pid, port,
-               zc_supervisor_runtime_dir(sup), zc_supervisor_redis_url(sup));
+               zc_supervisor_runtime_dir(sup),
+               zc_redis_url_redact(zc_supervisor_redis_url(sup), shown, sizeof shown));
     }
     if (start->print_events)
         printf("event %s %s %s %s\n", event->event, event->worker ? event->worker : "-",

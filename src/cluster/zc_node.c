@@ -109,9 +109,7 @@ zc_node_t *zc_node_new(const char *id)
     zc_node_t *self = (zc_node_t *)calloc(1, sizeof(zc_node_t));
     assert(self);
     self->mesh = mesh;
-    const char *cluster = getenv("ZC_CLUSTER");
-    snprintf(self->cluster, sizeof self->cluster, "%s",
-             cluster && *cluster ? cluster : ZC_CLUSTER_DEFAULT);
+    zc_node_set_cluster(self, NULL);
     self->config.lease_ttl_ms = 3000;
     self->config.election = 1;
     self->headers = json_object();
@@ -158,7 +156,11 @@ void zc_node_set_redis(zc_node_t *self, const char *url)
 
 void zc_node_set_cluster(zc_node_t *self, const char *cluster)
 {
-    assert(self && !self->started && cluster);
+    assert(self && !self->started);
+    if (!cluster) {
+        cluster = getenv("ZC_CLUSTER");
+        if (!cluster || !*cluster) cluster = ZC_CLUSTER_DEFAULT;
+    }
     snprintf(self->cluster, sizeof self->cluster, "%s", cluster);
 }
 

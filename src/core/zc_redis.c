@@ -10,22 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Says what is wrong with a URL, showing it with everything between its
-//  scheme and its last '@' masked: credentials, or what may be credentials
-//  in a URL too malformed to tell (a mistyped scheme, a stray "://").
-static int s_fail(char *err, size_t errlen, const char *what, const char *url)
+//  Masks everything between the scheme and the last '@': credentials, or
+//  what may be credentials in a URL too malformed to tell (a mistyped
+//  scheme, a stray "://").
+const char *zc_redis_url_redact(const char *url, char *buf, size_t cap)
 {
     const char *at = strrchr(url, '@');
     if (!at) {
-        snprintf(err, errlen, "%s in Redis URL '%s'", what, url);
-        return -1;
+        snprintf(buf, cap, "%s", url);
+        return buf;
     }
     size_t scheme =
         strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
     int keep = scheme > 0 && url + scheme < at && strncmp(url + scheme, "://", 3) == 0
                    ? (int)scheme + 3
                    : 0;
-    snprintf(err, errlen, "%s in Redis URL '%.*s***%s'", what, keep, url, at);
+    snprintf(buf, cap, "%.*s***%s", keep, url, at);
+    return buf;
+}
+
+//  Says what is wrong with a URL, showing it redacted.
+static int s_fail(char *err, size_t errlen, const char *what, const char *url)
+{
+    char shown[1100];
+    snprintf(err, errlen, "%s in Redis URL '%s'", what,
+             zc_redis_url_redact(url, shown, sizeof shown));
     return -1;
 }
 

@@ -42,6 +42,12 @@ typedef struct {
 //  never repeats the password).
 int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t errlen);
 
+//  Writes url into buf with everything between its scheme and its last '@'
+//  masked ("redis://***@host:6379/2"): credentials, or what may be
+//  credentials in a URL too malformed to tell. Returns buf. For every URL
+//  shown to a person or written anywhere.
+const char *zc_redis_url_redact(const char *url, char *buf, size_t cap);
+
 //  Writes where the URL points, without secrets ("host:port" or the socket
 //  path), into buf; returns buf.
 const char *zc_redis_url_where(const zc_redis_url_t *url, char *buf, size_t cap);

@@ -332,7 +332,10 @@ static zc_error_t s_reply_switch(s_restore_t *r, int call, const redisReply *rep
         snprintf(r->kept_owner, sizeof r->kept_owner, "%s", reply->element[4]->str);
     }
     r->kept += (size_t)kept;
-    r->switch_done = r->first[call] + r->keys[call];
+    //  switch_done only grows over calls that all switched: after a failed
+    //  call in the same round trip, its slice and the ones after it stay for
+    //  s_abort to clean (unlinking a staging key already switched is a no-op).
+    if (r->first[call] == r->switch_done) r->switch_done = r->first[call] + r->keys[call];
     return ZC_OK;
 }
 

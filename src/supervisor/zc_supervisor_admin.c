@@ -187,14 +187,16 @@ static json_t *s_health_json(zc_supervisor_t *self)
                          : failed_groups || backoff ? "degraded"
                          : ready < expected         ? "starting"
                                                     : "ok";
+    char shown[1100]; //  the URL without its password
     json_t *health = json_pack(
         "{s:b, s:s, s:s, s:i, s:I, s:{s:i, s:i, s:i, s:i, s:i}, s:o, s:{s:s, s:b, s:i, s:I}}", "ok",
         strcmp(status, "ok") == 0, "status", status, "cluster", self->name, "master_pid",
         (int)getpid(), "uptime_ms", (json_int_t)(now - self->started), "workers", "expected",
         expected, "ready", ready, "starting", starting, "stopping", stopping, "backoff", backoff,
-        "groups", groups, "redis", "url", self->redis_url, "embedded", self->embedded != NULL,
-        "pid", self->embedded ? (int)zc_embedded_redis_pid(self->embedded) : 0,
-        "events_unpublished", (json_int_t)self->events_unpublished);
+        "groups", groups, "redis", "url", zc_redis_url_redact(self->redis_url, shown, sizeof shown),
+        "embedded", self->embedded != NULL, "pid",
+        self->embedded ? (int)zc_embedded_redis_pid(self->embedded) : 0, "events_unpublished",
+        (json_int_t)self->events_unpublished);
     if (self->reload.active)
         json_object_set_new(health, "reload",
                             json_pack("{s:s, s:i, s:i}", "kind", self->reload.kind, "replaced",

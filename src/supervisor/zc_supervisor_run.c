@@ -124,7 +124,9 @@ static void s_started_event(zc_supervisor_t *self)
     json_t *event = sup_event_new(self, "master");
     json_object_set_new(event, "reason", json_string("started"));
     json_object_set_new(event, "pid", json_integer(getpid()));
-    json_object_set_new(event, "redis", json_string(self->redis_url));
+    char shown[1100];
+    json_object_set_new(event, "redis",
+                        json_string(zc_redis_url_redact(self->redis_url, shown, sizeof shown)));
     json_object_set_new(event, "embedded_redis", json_boolean(self->embedded != NULL));
     json_object_set_new(event, "runtime_dir", json_string(self->runtime_dir));
     json_object_set_new(event, "admin_port",

@@ -136,9 +136,11 @@ int sup_key_prepare(zc_supervisor_t *self)
 int sup_admin_info_write(zc_supervisor_t *self)
 {
     int port = zc_admin_port(self->admin);
+    char shown[1100]; //  the URL without its password: the file is for people and tools
     json_t *info =
         json_pack("{s:i, s:i, s:s, s:s, s:I}", "pid", (int)getpid(), "port", port, "cluster",
-                  self->name, "redis", self->redis_url, "started", (json_int_t)zclock_time());
+                  self->name, "redis", zc_redis_url_redact(self->redis_url, shown, sizeof shown),
+                  "started", (json_int_t)zclock_time());
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     json_object_set_new(info, "url", json_string(url));
