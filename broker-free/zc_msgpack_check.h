@@ -1,8 +1,9 @@
 /*  zc_msgpack_check — reading msgpack that nobody vouches for (private to
-    libzcluster).
+    libzcluster; in the messaging plane, the lowest layer that reads it).
 
-    Cache values come from callers, from other programs writing under the
-    cluster's prefix, and from dump files; all of it is untrusted. These
+    Wire headers come from the network; cache values come from callers,
+    from other programs writing under the cluster's prefix, and from dump
+    files; all of it is untrusted. These
     functions walk the encoding in place, without allocating and without
     recursion, and refuse a declared length longer than the bytes left at
     once, so a hostile header cannot make us allocate gigabytes or overflow
