@@ -213,11 +213,20 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
         return NULL;
     }
     snprintf(self->key, sizeof self->key, "key-%s-%d", name, (int)getpid());
+    //  Beside the runtime directory, not in it: the master removes its
+    //  directory on exit, which the tests check.
+    snprintf(self->key_file, sizeof self->key_file, "%s.key", self->dir);
+    FILE *f = fopen(self->key_file, "w");
+    if (f) {
+        fchmod(fileno(f), 0600);
+        fprintf(f, "%s\n", self->key);
+        fclose(f);
+    }
     const char *argv[128];
     int n = 0;
     const char *cli = getenv("ZC_CLI");
-    const char *fixed[] = {cli ? cli : "zcluster", "start",   "--name", self->name,
-                           "--runtime-dir",        self->dir, "--key",  self->key};
+    const char *fixed[] = {cli ? cli : "zcluster", "start",   "--name",     self->name,
+                           "--runtime-dir",        self->dir, "--key-file", self->key_file};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = fixed[i];
     for (int i = 0; opts && opts[i] && n < 100; i++)
@@ -237,6 +246,7 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
         fprintf(stderr, "the master did not start\n");
         zt_proc_destroy(&self->proc);
         rmdir(self->dir);
+        unlink(self->key_file);
         free(self);
         return NULL;
     }
@@ -404,6 +414,7 @@ void zs_destroy(zs_master_t **self_p)
         unlink(path);
     }
     rmdir(self->dir);
+    unlink(self->key_file);
     free(self);
     *self_p = NULL;
 }

@@ -62,13 +62,14 @@ typedef struct {
     char name[64];
     char dir[128];
     char key[64];
+    char key_file[160]; //  DIR.key: the key, given to every command by file
     int port;
     int pid;
     int status;           //  exit status once waited for
     char first_line[512]; //  the master's first line ("master pid=... redis=...")
 } zs_master_t;
 
-//  Starts `zcluster start --name NAME --runtime-dir DIR --key KEY OPTS...`,
+//  Starts `zcluster start --name NAME --runtime-dir DIR --key-file FILE OPTS...`,
 //  then, if worker_args is not NULL, `-- TEST worker WORKER_ARGS...`.
 //  Both lists are NULL-terminated. Waits for the master's first line.
 //  Returns NULL if it did not start.
