@@ -205,6 +205,12 @@ const char *zs_str(json_t *object, const char *key)
 
 zs_master_t *zs_start(const char *name, const char *const *opts, const char *const *worker_args)
 {
+    return zs_start_logged(name, opts, worker_args, NULL);
+}
+
+zs_master_t *zs_start_logged(const char *name, const char *const *opts,
+                             const char *const *worker_args, const char *log_path)
+{
     zs_master_t *self = (zs_master_t *)calloc(1, sizeof(zs_master_t));
     snprintf(self->name, sizeof self->name, "%s", name);
     snprintf(self->dir, sizeof self->dir, "/tmp/zc-test-sup-XXXXXX");
@@ -222,9 +228,17 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
         fprintf(f, "%s\n", self->key);
         fclose(f);
     }
-    const char *argv[128];
+    const char *argv[132];
     int n = 0;
     const char *cli = getenv("ZC_CLI");
+    char log_env[300];
+    snprintf(log_env, sizeof log_env, "ZS_LOG=%s", log_path ? log_path : "");
+    char *const env[] = {log_env, NULL};
+    if (log_path) { //  a shell that redirects stderr and execs the master: no process between
+        argv[n++] = "sh";
+        argv[n++] = "-c";
+        argv[n++] = "exec \"$0\" \"$@\" 2>>\"$ZS_LOG\"";
+    }
     const char *fixed[] = {cli ? cli : "zcluster", "start",   "--name",     self->name,
                            "--runtime-dir",        self->dir, "--key-file", self->key_file};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -239,7 +253,7 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
             argv[n++] = worker_args[i];
     }
     argv[n] = NULL;
-    self->proc = zt_proc_start((char *const *)argv, NULL);
+    self->proc = zt_proc_start((char *const *)argv, env);
     const char *line = self->proc ? zt_proc_expect(self->proc, "master ", 15000) : NULL;
     if (line) snprintf(self->first_line, sizeof self->first_line, "%s", line);
     if (!line || sscanf(line, "master pid=%d port=%d", &self->pid, &self->port) != 2) {

@@ -75,6 +75,11 @@ typedef struct {
 //  Returns NULL if it did not start.
 zs_master_t *zs_start(const char *name, const char *const *opts, const char *const *worker_args);
 
+//  The same with the master's stderr (its log, and its workers') appended
+//  to the file at log_path (NULL: the test's stderr).
+zs_master_t *zs_start_logged(const char *name, const char *const *opts,
+                             const char *const *worker_args, const char *log_path);
+
 //  GET or POST with the master's key. Returns the status; *body as zs_http.
 int zs_call(zs_master_t *self, const char *method, const char *target, json_t **body);
 
