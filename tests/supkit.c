@@ -433,6 +433,49 @@ void zs_destroy(zs_master_t **self_p)
     *self_p = NULL;
 }
 
+//  Reads every line of proc's stdout into out; returns its exit code.
+static int s_collect(zt_proc_t *proc, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    const char *line;
+    while (proc && (line = zt_proc_expect(proc, "", 60000)) != NULL) {
+        int len = snprintf(out + used, cap - used, "%s\n", line);
+        if (len > 0 && used + (size_t)len < cap) used += (size_t)len;
+    }
+    int status = proc ? zt_proc_wait(proc, 60000) : -1;
+    zt_proc_destroy(&proc);
+    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int zs_shell(char *out, size_t cap, const char *command)
+{
+    char *argv[] = {"sh", "-c", (char *)command, NULL};
+    return s_collect(zt_proc_start(argv, NULL), out, cap);
+}
+
+char *zs_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t cap = 1 << 22, used = 0;
+    char *text = (char *)calloc(1, cap + 1);
+    if (f) {
+        used = fread(text, 1, cap, f);
+        fclose(f);
+    }
+    text[used] = 0;
+    return text;
+}
+
+int zs_ps_clean(const char *secret)
+{
+    static char listing[1 << 18];
+    if (zs_shell(listing, sizeof listing, "ps -eo args") != 0) return 0;
+    if (!strstr(listing, secret)) return 1;
+    fprintf(stderr, "  '%s' shows in ps:\n%s", secret, listing);
+    return 0;
+}
+
 int zs_cli(char *out, size_t cap, const char *arg, ...)
 {
     const char *argv[64];
@@ -445,17 +488,7 @@ int zs_cli(char *out, size_t cap, const char *arg, ...)
         argv[n++] = a;
     va_end(args);
     argv[n] = NULL;
-    zt_proc_t *proc = zt_proc_start((char *const *)argv, NULL);
-    size_t used = 0;
-    out[0] = 0;
-    const char *line;
-    while (proc && (line = zt_proc_expect(proc, "", 60000)) != NULL) {
-        int len = snprintf(out + used, cap - used, "%s\n", line);
-        if (len > 0 && used + (size_t)len < cap) used += (size_t)len;
-    }
-    int status = proc ? zt_proc_wait(proc, 60000) : -1;
-    zt_proc_destroy(&proc);
-    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return s_collect(zt_proc_start((char *const *)argv, NULL), out, cap);
 }
 
 //  --------------------------------------------------------------------------

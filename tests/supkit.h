@@ -129,6 +129,19 @@ void zs_destroy(zs_master_t **self_p);
 //  code and its whole output in out (NUL-terminated, truncated to cap).
 int zs_cli(char *out, size_t cap, const char *arg, ...);
 
+//  Runs a shell command line (sh -c) to its end; returns its exit code and
+//  its stdout in out (NUL-terminated, truncated to cap). Add 2>&1 for
+//  stderr.
+int zs_shell(char *out, size_t cap, const char *command);
+
+//  The whole file at path, NUL-terminated, "" if missing (the caller frees
+//  it).
+char *zs_slurp(const char *path);
+
+//  Returns 1 if no process's command line (`ps -eo args`: what every user
+//  sees) contains secret, else 0 after printing where it shows.
+int zs_ps_clean(const char *secret);
+
 //  --------------------------------------------------------------------------
 //  Processes and Redis
 

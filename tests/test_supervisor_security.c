@@ -21,20 +21,6 @@ static char s_tmp[64]; //  this test's files: the log, the certificate
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  The whole file at path, NUL-terminated (the caller frees it).
-static char *s_slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t cap = 1 << 22, used = 0;
-    char *text = (char *)calloc(1, cap + 1);
-    if (f) {
-        used = fread(text, 1, cap, f);
-        fclose(f);
-    }
-    text[used] = 0;
-    return text;
-}
-
 //  How many lines of text contain part.
 static int s_count_lines(const char *text, const char *part)
 {
@@ -78,31 +64,11 @@ static int s_raw_request(int port, const char *request)
     return sscanf(reply, "HTTP/%*d.%*d %d", &status) == 1 ? status : -1;
 }
 
-//  Runs a shell command line to its end; returns its exit code, its output
-//  (stdout and stderr) in s_out.
+//  Runs a shell command line to its end; returns its exit code, its
+//  output in s_out.
 static int s_shell(const char *command)
 {
-    char *argv[] = {"sh", "-c", (char *)command, NULL};
-    zt_proc_t *proc = zt_proc_start(argv, NULL);
-    size_t used = 0;
-    s_out[0] = 0;
-    const char *line;
-    while (proc && (line = zt_proc_expect(proc, "", 60000)) != NULL) {
-        int len = snprintf(s_out + used, sizeof s_out - used, "%s\n", line);
-        if (len > 0 && used + (size_t)len < sizeof s_out) used += (size_t)len;
-    }
-    int status = proc ? zt_proc_wait(proc, 60000) : -1;
-    zt_proc_destroy(&proc);
-    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-//  No process's command line holds secret (`ps -eo args`, every user's).
-static int s_ps_clean(const char *secret)
-{
-    ZT_EQ(s_shell("ps -eo args"), 0);
-    int clean = strstr(s_out, secret) == NULL;
-    if (!clean) fprintf(stderr, "  '%s' shows in ps:\n%s", secret, s_out);
-    return clean && strstr(s_out, "zcluster") != NULL; //  and ps did list the master
+    return zs_shell(s_out, sizeof s_out, command);
 }
 
 //  --------------------------------------------------------------------------
@@ -182,7 +148,7 @@ static void s_slow_loris(zs_master_t *sup, const char *log_path)
     pthread_join(thread, NULL);
     ZT_CHECK(zs_wait_ready(sup, 1, 5000));
     //  Hundreds of closures, a bounded number of lines about them.
-    char *log = s_slurp(log_path);
+    char *log = zs_slurp(log_path);
     int lines =
         s_count_lines(log, "closed a connection") + s_count_lines(log, "more request(s) closed");
     printf("  %d log line(s) about %d closures\n", lines, loris.reopened);
@@ -228,7 +194,7 @@ static void s_log_injection(zs_master_t *sup, const char *log_path)
     ZT_EQ(s_raw_request(sup->port, "GET /x%0aforged%0d%1b[2J\x1b[31mred?key=guess&a=%0a "
                                    "HTTP/1.0\r\n\r\n"),
           401);
-    char *log = s_slurp(log_path);
+    char *log = zs_slurp(log_path);
     ZT_CHECK(strstr(log, "GET /x%0aforged%0d%1b[2J\\x1b[31mred?key=***&a=%0a refused (401)"));
     ZT_CHECK(strchr(log, 0x1b) == NULL);
     ZT_CHECK(strchr(log, '\r') == NULL);
@@ -242,7 +208,7 @@ static void s_log_injection(zs_master_t *sup, const char *log_path)
 static void s_refusal_flood(zs_master_t *sup, const char *log_path)
 {
     zt_section("2,000 refused requests write a bounded number of lines");
-    char *before = s_slurp(log_path);
+    char *before = zs_slurp(log_path);
     size_t offset = strlen(before);
     free(before);
     int64_t start = zt_now_ms();
@@ -257,7 +223,7 @@ static void s_refusal_flood(zs_master_t *sup, const char *log_path)
     int lines = 0;
     int64_t deadline = zt_now_ms() + 30000;
     while (zt_now_ms() < deadline) {
-        char *log = s_slurp(log_path);
+        char *log = zs_slurp(log_path);
         const char *mine = log + offset;
         lines = s_count_lines(mine, "refused");
         counted = s_count_lines(mine, "GET /workers refused (401)");
@@ -388,7 +354,7 @@ int main(int argc, char **argv)
     ZT_CHECK(zs_wait_ready(sup, 1, 20000));
 
     zt_section("the access key is on no command line");
-    ZT_CHECK(s_ps_clean(sup->key));
+    ZT_CHECK(zs_ps_clean(sup->key));
 
     s_log_injection(sup, log_path);
     s_refusal_flood(sup, log_path);
@@ -396,7 +362,7 @@ int main(int argc, char **argv)
     s_deadline(sup);
     ZT_EQ(zs_stop(sup, SIGTERM, 20000), 0);
     zs_destroy(&sup);
-    char *log = s_slurp(log_path);
+    char *log = zs_slurp(log_path);
     ZT_CHECK(strstr(log, "master stopped") != NULL);
     ZT_CHECK(strstr(log, "key-guard") == NULL); //  the key is in no log line
     free(log);
