@@ -198,7 +198,8 @@ void zc_supervisor_set_admin_address(zc_supervisor_t *self, const char *address,
 
 //  Serves the admin API over HTTPS with the PEM certificate (or chain) in
 //  cert_file and its private key in key_file, both read by
-//  zc_supervisor_run (which fails if they cannot be read or do not match).
+//  zc_supervisor_run (which fails if they cannot be read or do not match,
+//  or if group or others may read key_file).
 //  NULL, NULL (the default): plain HTTP.
 void zc_supervisor_set_admin_tls(zc_supervisor_t *self, const char *cert_file,
                                  const char *key_file);

@@ -360,6 +360,12 @@ static void s_plaintext_refused(void)
              s_tmp, s_tmp);
     ZT_EQ(s_shell(command), 1);
     ZT_CHECK(strstr(s_out, "cannot read the HTTPS private key from /nonexistent") != NULL);
+    snprintf(command, sizeof command,
+             "chmod 640 %s/key.pem && \"$ZC_CLI\" start --admin-cert %s/cert.pem --admin-cert-key "
+             "%s/key.pem --runtime-dir %s/rt -- true 2>&1",
+             s_tmp, s_tmp, s_tmp, s_tmp);
+    ZT_EQ(s_shell(command), 1);
+    ZT_CHECK(strstr(s_out, "key.pem is readable by group or others (chmod 600 it)") != NULL);
 }
 
 int main(int argc, char **argv)

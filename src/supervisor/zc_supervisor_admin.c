@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -46,10 +47,20 @@ static const s_builtin_t s_builtins[] = {
 };
 
 //  Reads a PEM file of at most 1 MB into a new string (the caller frees
-//  it). Returns NULL after a failure naming the file, never its content.
-static char *s_read_pem(zc_supervisor_t *self, const char *what, const char *path)
+//  it); a private key (secret 1) only from a file that group and others
+//  cannot read. Returns NULL after a failure naming the file, never its
+//  content.
+static char *s_read_pem(zc_supervisor_t *self, const char *what, const char *path, int secret)
 {
     FILE *f = fopen(path, "r");
+    struct stat st;
+    if (f && secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID,
+                 "admin API: the HTTPS %s %s is readable by group or others (chmod 600 it)", what,
+                 path);
+        return NULL;
+    }
     char *text = (char *)calloc(1, 1 << 20);
     size_t n = f ? fread(text, 1, (1 << 20) - 1, f) : 0;
     int too_big = f && n == (1 << 20) - 1;
@@ -74,8 +85,8 @@ int sup_admin_open(zc_supervisor_t *self)
         return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID,
                         "admin API: HTTPS needs both a certificate and its private key");
     char *cert =
-        self->admin_cert_file ? s_read_pem(self, "certificate", self->admin_cert_file) : NULL;
-    char *key = cert ? s_read_pem(self, "private key", self->admin_key_file) : NULL;
+        self->admin_cert_file ? s_read_pem(self, "certificate", self->admin_cert_file, 0) : NULL;
+    char *key = cert ? s_read_pem(self, "private key", self->admin_key_file, 1) : NULL;
     if (self->admin_cert_file && (!cert || !key)) {
         free(cert);
         return -1;
