@@ -105,6 +105,7 @@ typedef struct {
     size_t used;
 } s_body_t;
 
+//  libcurl's write callback: appends what arrived. Returns its size.
 static size_t s_collect(char *data, size_t size, size_t count, void *arg)
 {
     s_body_t *body = (s_body_t *)arg;

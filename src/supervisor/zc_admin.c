@@ -63,6 +63,7 @@ static void s_wipe_free(char *secret)
     free(secret);
 }
 
+//  Milliseconds on the monotonic clock: deadlines and log intervals.
 static int64_t s_now_ms(void)
 {
     struct timespec ts;
@@ -70,6 +71,7 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+//  The guard's record of a connection, or NULL.
 static admin_conn_t *s_conn(struct MHD_Connection *connection)
 {
     const union MHD_ConnectionInfo *info =
@@ -152,6 +154,9 @@ static const char *s_given_key(struct MHD_Connection *connection)
         MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "key"));
 }
 
+//  MHD's handler, called once the headers are in, per piece of body, and
+//  again after a resume: admits the request (the guard's rules end here),
+//  runs the command, queues the answer or suspends until zc_admin_reply.
 static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const char *url,
                              const char *method, const char *version, const char *upload_data,
                              size_t *upload_data_size, void **con_cls)
@@ -186,6 +191,7 @@ static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const
     return MHD_YES;
 }
 
+//  The request's end (answered, or the client gone): frees it.
 static void s_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
