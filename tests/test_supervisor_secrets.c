@@ -106,6 +106,24 @@ static void s_wrong_password(int port)
     ZT_CHECK(strstr(s_out, PASSWORD) == NULL);
 }
 
+//  The URL in a file (--redis-file): a worker connects with it, and its
+//  output does not repeat it.
+static void s_redis_file(const char *url)
+{
+    zt_section("--redis-file: the URL from a 0600 file");
+    char path[] = "/tmp/zc-test-secrets-url-XXXXXX", command[256];
+    int fd = mkstemp(path); //  mode 0600
+    ZT_CHECK(fd >= 0 && write(fd, url, strlen(url)) == (ssize_t)strlen(url));
+    close(fd);
+    snprintf(command, sizeof command,
+             "exec \"$ZC_CLI\" worker --redis-file %s --queue jobs --id by-file 2>&1 </dev/null",
+             path);
+    ZT_EQ(zs_shell(s_out, sizeof s_out, command), 0);
+    ZT_CHECK(strstr(s_out, "ready by-file") != NULL);
+    ZT_CHECK(strstr(s_out, PASSWORD) == NULL);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     zs_worker_main(argc, argv);
@@ -150,6 +168,7 @@ int main(int argc, char **argv)
     free(log);
     unlink(log_path);
     s_wrong_password(port);
+    s_redis_file(url);
     zt_redis_destroy(&redis);
     return zt_done();
 }
