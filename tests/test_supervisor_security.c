@@ -366,6 +366,26 @@ static void s_plaintext_refused(void)
              s_tmp, s_tmp, s_tmp, s_tmp);
     ZT_EQ(s_shell(command), 1);
     ZT_CHECK(strstr(s_out, "key.pem is readable by group or others (chmod 600 it)") != NULL);
+
+    //  Forced: it listens, says what it costs, and the CLI finds it.
+    char log_path[128];
+    snprintf(log_path, sizeof log_path, "%s/forced.log", s_tmp);
+    const char *opts[] = {"-n", "1", "--admin-address", "0.0.0.0", "--admin-allow-plaintext", NULL};
+    const char *worker[] = {NULL};
+    zs_master_t *sup = zs_start_logged("forced", opts, worker, log_path);
+    ZT_CHECK(sup != NULL);
+    if (!sup) return;
+    ZT_CHECK(zs_wait_ready(sup, 1, 20000));
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "health", "--runtime-dir", sup->dir, "--key-file",
+                 sup->key_file, NULL),
+          0);
+    ZT_EQ(zs_stop(sup, SIGTERM, 20000), 0);
+    zs_destroy(&sup);
+    char *log = zs_slurp(log_path);
+    ZT_CHECK(strstr(log, "plain HTTP on 0.0.0.0 port ") &&
+             strstr(log, "the access key crosses the network in clear"));
+    free(log);
+    unlink(log_path);
 }
 
 int main(int argc, char **argv)

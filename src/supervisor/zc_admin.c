@@ -24,6 +24,7 @@
 #include "zc_admin.h"
 #include "zc_admin_guard.h"
 #include "zc_admin_request.h"
+#include "zc_log.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -295,6 +296,10 @@ zc_admin_t *zc_admin_new(const zc_admin_config_t *config, zc_admin_handler_fn *f
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     self->port = info ? info->port : config->port;
+    if (!loopback && !self->tls)
+        zc_log(ZC_LOG_WARNING, "admin",
+               "plain HTTP on %s port %d, as allowed: the access key crosses the network in clear",
+               config->address, self->port);
     const char *host = !config->address || !strcmp(config->address, "0.0.0.0") ? "127.0.0.1"
                        : !strcmp(config->address, "::")                        ? "[::1]"
                                                                                : config->address;
