@@ -184,9 +184,25 @@ void zc_supervisor_set_runtime_dir(zc_supervisor_t *self, const char *dir);
 //  written to RUNTIME_DIR/admin.key (mode 0600).
 void zc_supervisor_set_key(zc_supervisor_t *self, const char *key);
 
-//  The admin API's port on 127.0.0.1: 0 (default) picks a free one, -1
-//  disables the API. The port in use is written to RUNTIME_DIR/admin.json.
+//  The admin API's port: 0 (default) picks a free one, -1 disables the
+//  API. The port in use is written to RUNTIME_DIR/admin.json.
 void zc_supervisor_set_admin_port(zc_supervisor_t *self, int port);
+
+//  The admin API's listen address, an IPv4 or IPv6 address (NULL or "":
+//  127.0.0.1, the default). An address other than loopback needs HTTPS
+//  (zc_supervisor_set_admin_tls) unless allow_plaintext is 1: without it
+//  zc_supervisor_run fails, since the access key would cross the network
+//  in clear.
+void zc_supervisor_set_admin_address(zc_supervisor_t *self, const char *address,
+                                     int allow_plaintext);
+
+//  Serves the admin API over HTTPS with the PEM certificate (or chain) in
+//  cert_file and its private key in key_file, both read by
+//  zc_supervisor_run (which fails if they cannot be read or do not match,
+//  or if group or others may read key_file).
+//  NULL, NULL (the default): plain HTTP.
+void zc_supervisor_set_admin_tls(zc_supervisor_t *self, const char *cert_file,
+                                 const char *key_file);
 
 //  Pins worker N to the ((N-1) mod count)-th CPU of list ("0-3,6"; "auto":
 //  every CPU this process may use). Returns 0, or -1 (ZC_ERR_INVALID) on a

@@ -205,6 +205,12 @@ const char *zs_str(json_t *object, const char *key)
 
 zs_master_t *zs_start(const char *name, const char *const *opts, const char *const *worker_args)
 {
+    return zs_start_logged(name, opts, worker_args, NULL);
+}
+
+zs_master_t *zs_start_logged(const char *name, const char *const *opts,
+                             const char *const *worker_args, const char *log_path)
+{
     zs_master_t *self = (zs_master_t *)calloc(1, sizeof(zs_master_t));
     snprintf(self->name, sizeof self->name, "%s", name);
     snprintf(self->dir, sizeof self->dir, "/tmp/zc-test-sup-XXXXXX");
@@ -213,11 +219,28 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
         return NULL;
     }
     snprintf(self->key, sizeof self->key, "key-%s-%d", name, (int)getpid());
-    const char *argv[128];
+    //  Beside the runtime directory, not in it: the master removes its
+    //  directory on exit, which the tests check.
+    snprintf(self->key_file, sizeof self->key_file, "%s.key", self->dir);
+    FILE *f = fopen(self->key_file, "w");
+    if (f) {
+        fchmod(fileno(f), 0600);
+        fprintf(f, "%s\n", self->key);
+        fclose(f);
+    }
+    const char *argv[132];
     int n = 0;
     const char *cli = getenv("ZC_CLI");
-    const char *fixed[] = {cli ? cli : "zcluster", "start",   "--name", self->name,
-                           "--runtime-dir",        self->dir, "--key",  self->key};
+    char log_env[300];
+    snprintf(log_env, sizeof log_env, "ZS_LOG=%s", log_path ? log_path : "");
+    char *const env[] = {log_env, NULL};
+    if (log_path) { //  a shell that redirects stderr and execs the master: no process between
+        argv[n++] = "sh";
+        argv[n++] = "-c";
+        argv[n++] = "exec \"$0\" \"$@\" 2>>\"$ZS_LOG\"";
+    }
+    const char *fixed[] = {cli ? cli : "zcluster", "start",   "--name",     self->name,
+                           "--runtime-dir",        self->dir, "--key-file", self->key_file};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = fixed[i];
     for (int i = 0; opts && opts[i] && n < 100; i++)
@@ -230,13 +253,14 @@ zs_master_t *zs_start(const char *name, const char *const *opts, const char *con
             argv[n++] = worker_args[i];
     }
     argv[n] = NULL;
-    self->proc = zt_proc_start((char *const *)argv, NULL);
+    self->proc = zt_proc_start((char *const *)argv, env);
     const char *line = self->proc ? zt_proc_expect(self->proc, "master ", 15000) : NULL;
     if (line) snprintf(self->first_line, sizeof self->first_line, "%s", line);
     if (!line || sscanf(line, "master pid=%d port=%d", &self->pid, &self->port) != 2) {
         fprintf(stderr, "the master did not start\n");
         zt_proc_destroy(&self->proc);
         rmdir(self->dir);
+        unlink(self->key_file);
         free(self);
         return NULL;
     }
@@ -404,8 +428,52 @@ void zs_destroy(zs_master_t **self_p)
         unlink(path);
     }
     rmdir(self->dir);
+    unlink(self->key_file);
     free(self);
     *self_p = NULL;
+}
+
+//  Reads every line of proc's stdout into out; returns its exit code.
+static int s_collect(zt_proc_t *proc, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    const char *line;
+    while (proc && (line = zt_proc_expect(proc, "", 60000)) != NULL) {
+        int len = snprintf(out + used, cap - used, "%s\n", line);
+        if (len > 0 && used + (size_t)len < cap) used += (size_t)len;
+    }
+    int status = proc ? zt_proc_wait(proc, 60000) : -1;
+    zt_proc_destroy(&proc);
+    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int zs_shell(char *out, size_t cap, const char *command)
+{
+    char *argv[] = {"sh", "-c", (char *)command, NULL};
+    return s_collect(zt_proc_start(argv, NULL), out, cap);
+}
+
+char *zs_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t cap = 1 << 22, used = 0;
+    char *text = (char *)calloc(1, cap + 1);
+    if (f) {
+        used = fread(text, 1, cap, f);
+        fclose(f);
+    }
+    text[used] = 0;
+    return text;
+}
+
+int zs_ps_clean(const char *secret)
+{
+    static char listing[1 << 18];
+    if (zs_shell(listing, sizeof listing, "ps -eo args") != 0) return 0;
+    if (!strstr(listing, secret)) return 1;
+    fprintf(stderr, "  '%s' shows in ps:\n%s", secret, listing);
+    return 0;
 }
 
 int zs_cli(char *out, size_t cap, const char *arg, ...)
@@ -420,17 +488,7 @@ int zs_cli(char *out, size_t cap, const char *arg, ...)
         argv[n++] = a;
     va_end(args);
     argv[n] = NULL;
-    zt_proc_t *proc = zt_proc_start((char *const *)argv, NULL);
-    size_t used = 0;
-    out[0] = 0;
-    const char *line;
-    while (proc && (line = zt_proc_expect(proc, "", 60000)) != NULL) {
-        int len = snprintf(out + used, cap - used, "%s\n", line);
-        if (len > 0 && used + (size_t)len < cap) used += (size_t)len;
-    }
-    int status = proc ? zt_proc_wait(proc, 60000) : -1;
-    zt_proc_destroy(&proc);
-    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return s_collect(zt_proc_start((char *const *)argv, NULL), out, cap);
 }
 
 //  --------------------------------------------------------------------------

@@ -62,17 +62,23 @@ typedef struct {
     char name[64];
     char dir[128];
     char key[64];
+    char key_file[160]; //  DIR.key: the key, given to every command by file
     int port;
     int pid;
     int status;           //  exit status once waited for
     char first_line[512]; //  the master's first line ("master pid=... redis=...")
 } zs_master_t;
 
-//  Starts `zcluster start --name NAME --runtime-dir DIR --key KEY OPTS...`,
+//  Starts `zcluster start --name NAME --runtime-dir DIR --key-file FILE OPTS...`,
 //  then, if worker_args is not NULL, `-- TEST worker WORKER_ARGS...`.
 //  Both lists are NULL-terminated. Waits for the master's first line.
 //  Returns NULL if it did not start.
 zs_master_t *zs_start(const char *name, const char *const *opts, const char *const *worker_args);
+
+//  The same with the master's stderr (its log, and its workers') appended
+//  to the file at log_path (NULL: the test's stderr).
+zs_master_t *zs_start_logged(const char *name, const char *const *opts,
+                             const char *const *worker_args, const char *log_path);
 
 //  GET or POST with the master's key. Returns the status; *body as zs_http.
 int zs_call(zs_master_t *self, const char *method, const char *target, json_t **body);
@@ -122,6 +128,19 @@ void zs_destroy(zs_master_t **self_p);
 //  Runs `zcluster ARGS...` (NULL-terminated) to the end; returns its exit
 //  code and its whole output in out (NUL-terminated, truncated to cap).
 int zs_cli(char *out, size_t cap, const char *arg, ...);
+
+//  Runs a shell command line (sh -c) to its end; returns its exit code and
+//  its stdout in out (NUL-terminated, truncated to cap). Add 2>&1 for
+//  stderr.
+int zs_shell(char *out, size_t cap, const char *command);
+
+//  The whole file at path, NUL-terminated, "" if missing (the caller frees
+//  it).
+char *zs_slurp(const char *path);
+
+//  Returns 1 if no process's command line (`ps -eo args`: what every user
+//  sees) contains secret, else 0 after printing where it shows.
+int zs_ps_clean(const char *secret);
 
 //  --------------------------------------------------------------------------
 //  Processes and Redis

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,6 +290,41 @@ static void s_check_cli(const char *args, const char *expected, int code)
     zt_proc_destroy(&p);
 }
 
+//  No secret on a command line: a --redis with a password is refused by
+//  every command, before anything runs; --redis-file and --key-file take
+//  only files that no one else may read.
+static void s_check_secrets(void)
+{
+    zt_section("zcluster: no secret on the command line");
+    const char *commands[] = {"start", "worker", "node", "cache", "bench"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char args[256], expected[256];
+        snprintf(args, sizeof args, "%s --redis redis://:pw-x1@127.0.0.1:1 -- true", commands[i]);
+        snprintf(expected, sizeof expected,
+                 "zcluster %s: --redis holds a password, which `ps` shows to every user",
+                 commands[i]);
+        s_check_cli(args, expected, 64);
+    }
+    s_check_cli("start --key abc -- true", "zcluster start: --key KEY is gone", 64);
+    s_check_cli("health --key abc --admin 1", "zcluster health: --key KEY is gone", 64);
+    char path[] = "/tmp/zc-test-secret-XXXXXX";
+    int fd = mkstemp(path);
+    ZT_CHECK(fd >= 0 && write(fd, "redis://:pw@127.0.0.1:1\n", 24) == 24);
+    close(fd);
+    char args[256], expected[256];
+    chmod(path, 0640);
+    snprintf(args, sizeof args, "worker --redis-file %s", path);
+    s_check_cli(args, "zcluster worker: --redis-file /tmp/zc-test-secret-", 64);
+    snprintf(args, sizeof args, "health --key-file %s --admin 1", path);
+    snprintf(expected, sizeof expected,
+             "zcluster health: --key-file %s: readable by group or others (chmod 600 it)", path);
+    s_check_cli(args, expected, 64);
+    chmod(path, 0600);
+    snprintf(args, sizeof args, "health --key-file %s --admin 1 --timeout 2s", path);
+    s_check_cli(args, "zcluster health: no master answers on http://127.0.0.1:1", 2);
+    unlink(path);
+}
+
 static void s_test_cli(void)
 {
     zt_section("zcluster: bad values are refused (exit 64)");
@@ -312,10 +348,14 @@ static void s_test_cli(void)
     s_check_cli("demo --tasks abc", "zcluster demo: --workers must be 2..8", 64);
     s_check_cli("events --since abc --admin 1", "zcluster events: bad --since 'abc'", 64);
     s_check_cli("workers --timeout 5x --admin 1", "zcluster workers: bad --timeout '5x'", 64);
-    s_check_cli("health --admin x:70000", "zcluster health: --admin takes [HOST:]PORT", 64);
+    s_check_cli("health --admin x:70000", "zcluster health: --admin takes [http[s]://][HOST:]PORT",
+                64);
+    s_check_cli("health --admin ftp://x:1",
+                "zcluster health: --admin takes [http[s]://][HOST:]PORT", 64);
     s_check_cli("cache --redis unix:///nonexistent/r.sock save k v abc",
                 "zcluster cache: save: unknown command or wrong arguments", 64);
     s_check_cli("node --bogus", "usage: zcluster node", 64);
+    s_check_secrets();
     s_check_cli("node --help", "usage: zcluster node", 0);
 }
 

@@ -110,78 +110,84 @@ static int s_contains(const char *text, const char *part)
 //  zcluster workers, health, events, and how they fail.
 static void s_cli_reads(zs_master_t *sup)
 {
-    const char *dir = sup->dir, *key = sup->key;
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key", key, NULL), 0);
+    const char *dir = sup->dir, *key = sup->key_file;
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key-file", key, NULL), 0);
     ZT_CHECK(s_contains(s_out, "admin-worker-1"));
     ZT_CHECK(s_contains(s_out, "ready"));
     printf("$ zcluster workers\n%s", s_out);
-    ZT_EQ(
-        zs_cli(s_out, sizeof s_out, "workers", "--json", "--runtime-dir", dir, "--key", key, NULL),
-        0);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--json", "--runtime-dir", dir, "--key-file", key,
+                 NULL),
+          0);
     json_t *parsed = json_loads(s_out, 0, NULL);
     ZT_CHECK(parsed && json_is_true(json_object_get(parsed, "ok")));
     json_decref(parsed);
     //  The key from the environment, the address given by hand.
     char admin[32];
     snprintf(admin, sizeof admin, "127.0.0.1:%d", sup->port);
-    setenv("ZC_ADMIN_KEY", key, 1);
+    setenv("ZC_ADMIN_KEY", sup->key, 1);
     ZT_EQ(zs_cli(s_out, sizeof s_out, "health", "--admin", admin, NULL), 0);
     unsetenv("ZC_ADMIN_KEY");
     ZT_CHECK(s_contains(s_out, "cluster admin: ok, 2 of 2 worker(s) ready"));
     printf("$ zcluster health\n%s", s_out);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "events", "--runtime-dir", dir, "--key", key, NULL), 0);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "events", "--runtime-dir", dir, "--key-file", key, NULL), 0);
     ZT_CHECK(s_contains(s_out, "ready   admin-worker-2"));
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key", "wrong", NULL), 2);
-    ZT_EQ(
-        zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", "/nonexistent", "--key", key, NULL),
-        2);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "--runtime-dir", dir, "--key", key, NULL), 64);
+    setenv("ZC_ADMIN_KEY", "wrong", 1);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, NULL), 2);
+    unsetenv("ZC_ADMIN_KEY");
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", "/nonexistent", "--key-file", key,
+                 NULL),
+          2);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "--runtime-dir", dir, "--key-file", key, NULL),
+          64);
 }
 
 //  zcluster restart, upgrade, admin, and one master per runtime directory.
 static void s_cli_changes(zs_master_t *sup)
 {
-    const char *dir = sup->dir, *key = sup->key;
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "admin-worker-1", "--runtime-dir", dir, "--key",
-                 key, NULL),
+    const char *dir = sup->dir, *key = sup->key_file;
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "admin-worker-1", "--runtime-dir", dir,
+                 "--key-file", key, NULL),
           0);
     ZT_CHECK(s_contains(s_out, "restart done: 1 of 1 worker(s) replaced"));
     printf("$ zcluster restart admin-worker-1\n%s", s_out);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "all", "--runtime-dir", dir, "--key", key, NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "all", "--runtime-dir", dir, "--key-file", key,
+                 NULL),
           0);
     ZT_CHECK(s_contains(s_out, "reload done: 2 of 2 worker(s) replaced"));
     ZT_CHECK(s_contains(s_out, "never fewer than 2 of 2 ready"));
     printf("$ zcluster restart all\n%s", s_out);
-    ZT_EQ(
-        zs_cli(s_out, sizeof s_out, "restart", "nobody", "--runtime-dir", dir, "--key", key, NULL),
-        1);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "upgrade", "--runtime-dir", dir, "--key", key, "--", zs_self,
-                 "worker", "--tag", "v9", NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "restart", "nobody", "--runtime-dir", dir, "--key-file", key,
+                 NULL),
+          1);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "upgrade", "--runtime-dir", dir, "--key-file", key, "--",
+                 zs_self, "worker", "--tag", "v9", NULL),
           0);
     ZT_CHECK(s_contains(s_out, "upgrade done: 2 of 2 worker(s) replaced"));
     printf("$ zcluster upgrade -- TEST worker --tag v9\n%s", s_out);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key", key, NULL), 0);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key-file", key, NULL), 0);
     ZT_CHECK(s_contains(s_out, "tag=v9"));
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "upgrade", "--runtime-dir", dir, "--key", key, "--",
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "upgrade", "--runtime-dir", dir, "--key-file", key, "--",
                  "/nonexistent/program", NULL),
           1);
     ZT_CHECK(s_contains(s_out, "upgrade aborted: 0 of 2"));
     ZT_CHECK(s_contains(s_out, "cannot execute /nonexistent/program"));
     printf("$ zcluster upgrade -- /nonexistent/program\n%s", s_out);
 
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "help", "--runtime-dir", dir, "--key", key, NULL),
-          0);
+    ZT_EQ(
+        zs_cli(s_out, sizeof s_out, "admin", "help", "--runtime-dir", dir, "--key-file", key, NULL),
+        0);
     ZT_CHECK(s_contains(s_out, "\"commands\""));
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "--get", "workers", "--runtime-dir", dir, "--key",
-                 key, NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "--get", "workers", "--runtime-dir", dir,
+                 "--key-file", key, NULL),
           0);
     ZT_CHECK(s_contains(s_out, "\"workers\""));
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "nosuch", "--runtime-dir", dir, "--key", key, NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "nosuch", "--runtime-dir", dir, "--key-file", key,
+                 NULL),
           1);
 
     //  One master per runtime directory.
     ZT_EQ(zs_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, "--", "true", NULL), 1);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "health", "--runtime-dir", dir, "--key", key, NULL), 0);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "health", "--runtime-dir", dir, "--key-file", key, NULL), 0);
     ZT_EQ(zs_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, NULL), 64);
     ZT_EQ(zs_cli(s_out, sizeof s_out, "start", "--runtime-dir", dir, "--stop-timeout", "soon", "--",
                  "true", NULL),
@@ -191,19 +197,22 @@ static void s_cli_changes(zs_master_t *sup)
 //  zcluster shutdown: one worker for good, then everything.
 static void s_cli_shutdown(zs_master_t *sup)
 {
-    const char *dir = sup->dir, *key = sup->key;
+    const char *dir = sup->dir, *key = sup->key_file;
     char id[64];
     zs_worker_id(sup, 1, id, sizeof id);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "shutdown", id, "--runtime-dir", dir, "--key", key, NULL), 0);
+    ZT_EQ(
+        zs_cli(s_out, sizeof s_out, "shutdown", id, "--runtime-dir", dir, "--key-file", key, NULL),
+        0);
     ZT_CHECK(s_contains(s_out, "stopped (exit code 0"));
     printf("$ zcluster shutdown %s\n%s", id, s_out);
     ZT_CHECK(zs_wait_ready(sup, 1, 5000));
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "shutdown", "all", "--runtime-dir", dir, "--key", key, NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "shutdown", "all", "--runtime-dir", dir, "--key-file", key,
+                 NULL),
           0);
     ZT_CHECK(s_contains(s_out, "exited with code 0"));
     printf("$ zcluster shutdown all\n%s", s_out);
     ZT_EQ(zs_stop(sup, 0, 10000), 0);
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key", key, NULL), 2);
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "workers", "--runtime-dir", dir, "--key-file", key, NULL), 2);
 }
 
 static void s_cli(zs_master_t *sup)
@@ -224,8 +233,8 @@ static void s_exit_command(zt_redis_t *redis)
     if (!sup) return;
     ZT_CHECK(zs_wait_ready(sup, 2, 20000));
     int64_t start = zt_now_ms();
-    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "exit", "--runtime-dir", sup->dir, "--key", sup->key,
-                 NULL),
+    ZT_EQ(zs_cli(s_out, sizeof s_out, "admin", "exit", "--runtime-dir", sup->dir, "--key-file",
+                 sup->key_file, NULL),
           0);
     ZT_EQ(zs_stop(sup, 0, 10000), 2);
     ZT_CHECK(zt_now_ms() - start < 10000);

@@ -50,10 +50,12 @@ static void s_password_hidden(void)
 {
     zt_section("a Redis URL's password shows nowhere");
     const char *secret = "pw-Zq81x";
-    const char *opts[] = {"-n", "1", "--print-events", "--redis", "redis://:pw-Zq81x@127.0.0.1:1/2",
-                          NULL};
+    //  Given through the environment: on a command line, ps would show it.
+    const char *opts[] = {"-n", "1", "--print-events", NULL};
     const char *worker[] = {NULL};
+    setenv("ZC_REDIS_URL", "redis://:pw-Zq81x@127.0.0.1:1/2", 1);
     zs_master_t *sup = zs_start("hidden", opts, worker);
+    unsetenv("ZC_REDIS_URL");
     ZT_CHECK(sup != NULL);
     if (!sup) return;
     ZT_CHECK(strstr(sup->first_line, "redis=redis://***@127.0.0.1:1/2") != NULL);

@@ -1,14 +1,15 @@
 /*  zcluster workers | health | restart | shutdown | upgrade | events | admin
     — talk to a running master through its admin API.
 
-    The master writes its port to RUNTIME_DIR/admin.json and, unless given a
+    The master writes its URL to RUNTIME_DIR/admin.json and, unless given a
     key, a generated key to RUNTIME_DIR/admin.key (mode 0600); these commands
     find both from --name (or --runtime-dir), so on the master's host, as
-    its user, `zcluster workers` just works. --admin and --key (or
-    $ZC_ADMIN_KEY) point elsewhere.
+    its user, `zcluster workers` just works. --admin and --key-file (or
+    $ZC_ADMIN_KEY) point elsewhere; the key is never an argument, since
+    `ps` shows arguments to every user.
 
-    The HTTP client is a few lines over a socket: one request per
-    connection (HTTP/1.0), the key in a header, the reply read to the end.
+    The HTTP client is libcurl (HTTPS with certificate checks, --cacert for
+    a private CA): one request per connection, the key in a header.
     Commands that take time wait for the master's answer (a rolling reload
     answers once done or aborted) unless --no-wait.
 
@@ -20,18 +21,13 @@
 #include "cli_args.h"
 #include "zc_supervisor.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #define EXIT_FAILED      1
 #define EXIT_UNREACHABLE 2
@@ -39,14 +35,13 @@
 //  Where the master is: the options that find it.
 typedef struct {
     cli_cluster_t name; //  --name (or --cluster)
-    const char *dir, *admin, *key;
+    const char *dir, *admin, *key_file, *cacert;
 } s_where_t;
 
 typedef struct {
     const char *command;
     s_where_t where;
-    char host[256];
-    int port;
+    char base[400]; //  "http://127.0.0.1:PORT": the URL without its path
     char key[256];
     int json;        //  print the master's JSON as it is
     long timeout_ms; //  -1: wait as long as the master keeps the connection
@@ -73,8 +68,11 @@ static void s_usage(FILE *out)
             "Talks to a running master (`zcluster start`) through its admin API.\n"
             "  --name NAME          the master's cluster name (default: $ZC_CLUSTER or zcluster)\n"
             "  --runtime-dir DIR    the master's runtime dir (admin.json, admin.key)\n"
-            "  --admin [HOST:]PORT  the API's address instead (HOST default 127.0.0.1)\n"
-            "  --key KEY            access key (default: $ZC_ADMIN_KEY, else DIR/admin.key)\n"
+            "  --admin [http[s]://][HOST:]PORT\n"
+            "                       the API's address instead (HOST default 127.0.0.1)\n"
+            "  --key-file FILE      access key, the first line of FILE (mode 0600; default:\n"
+            "                       $ZC_ADMIN_KEY, else DIR/admin.key)\n"
+            "  --cacert FILE        HTTPS: trust the CA certificates (PEM) in FILE\n"
             "  --json               print the master's JSON answer\n"
             "  --timeout DUR        give up after DUR (default: 10s for reads, none otherwise)\n"
             "  --no-wait            restart/shutdown/upgrade: return once started\n"
@@ -101,84 +99,76 @@ static void s_encode(char *out, size_t cap, const char *text)
     out[n] = 0;
 }
 
+//  The answer's body as it arrives.
+typedef struct {
+    char *data;
+    size_t used;
+} s_body_t;
+
+//  libcurl's write callback: appends what arrived. Returns its size.
+static size_t s_collect(char *data, size_t size, size_t count, void *arg)
+{
+    s_body_t *body = (s_body_t *)arg;
+    size_t n = size * count;
+    body->data = (char *)realloc(body->data, body->used + n + 1);
+    memcpy(body->data + body->used, data, n);
+    body->used += n;
+    body->data[body->used] = 0;
+    return n;
+}
+
+//  Says why a request got no answer.
+static void s_http_failed(s_client_t *c, CURLcode rc, const char *detail)
+{
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        fprintf(stderr, "zcluster %s: no answer within %ld ms\n", c->command, c->timeout_ms);
+    else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+             rc == CURLE_SSL_CONNECT_ERROR)
+        fprintf(stderr,
+                "zcluster %s: cannot trust the master at %s (%s): give its CA with --cacert "
+                "FILE\n",
+                c->command, c->base, *detail ? detail : curl_easy_strerror(rc));
+    else
+        fprintf(stderr, "zcluster %s: no master answers on %s (%s)\n", c->command, c->base,
+                *detail ? detail : curl_easy_strerror(rc));
+}
+
 //  Sends one request; returns the HTTP status with the body in *body (the
 //  caller frees it), or -1 with a message printed.
 static int s_http(s_client_t *c, const char *method, const char *target, char **body)
 {
     *body = NULL;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *addrs = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%d", c->port);
-    if (getaddrinfo(c->host, port, &hints, &addrs) != 0 || !addrs) {
-        fprintf(stderr, "zcluster %s: cannot resolve %s\n", c->command, c->host);
-        return -1;
+    CURL *curl = curl_easy_init();
+    if (!curl) return -1;
+    char url[16800], header[300], detail[CURL_ERROR_SIZE] = "";
+    snprintf(url, sizeof url, "%s%s", c->base, target);
+    snprintf(header, sizeof header, "X-Zcluster-Key: %s", c->key);
+    struct curl_slist *headers = curl_slist_append(NULL, header);
+    explicit_bzero(header, sizeof header);
+    s_body_t answer = {NULL, 0};
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+    if (strcmp(method, "POST") == 0) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+    if (c->where.cacert) curl_easy_setopt(curl, CURLOPT_CAINFO, c->where.cacert);
+    //  0 would mean no limit to libcurl
+    if (c->timeout_ms >= 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms + 1);
+    CURLcode rc = curl_easy_perform(curl);
+    long status = -1;
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        *body = answer.data ? answer.data : strdup("");
+    } else {
+        s_http_failed(c, rc, detail);
+        free(answer.data);
     }
-    int fd = socket(addrs->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int connected = fd >= 0 && connect(fd, addrs->ai_addr, addrs->ai_addrlen) == 0;
-    freeaddrinfo(addrs);
-    if (!connected) {
-        fprintf(stderr, "zcluster %s: no master answers on %s:%d (%s)\n", c->command, c->host,
-                c->port, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    size_t cap = strlen(target) + strlen(c->key) + 256;
-    char *request = (char *)malloc(cap);
-    int len = snprintf(request, cap,
-                       "%s %s HTTP/1.0\r\nHost: %s:%d\r\nX-Zcluster-Key: %s\r\n"
-                       "Content-Length: 0\r\n\r\n",
-                       method, target, c->host, c->port, c->key);
-    int ok = len > 0 && (size_t)len < cap && send(fd, request, (size_t)len, MSG_NOSIGNAL) == len;
-    free(request);
-    size_t used = 0, size = 4096;
-    char *reply = (char *)malloc(size);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (ok) {
-        int wait = -1;
-        if (c->timeout_ms >= 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long elapsed =
-                (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-            if (elapsed >= c->timeout_ms) {
-                fprintf(stderr, "zcluster %s: no answer within %ld ms\n", c->command,
-                        c->timeout_ms);
-                ok = 0;
-                break;
-            }
-            wait = (int)(c->timeout_ms - elapsed);
-        }
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int rc = poll(&pfd, 1, wait);
-        if (rc < 0 && errno == EINTR) continue;
-        if (rc <= 0) continue; //  the deadline check above ends it
-        if (used + 1 >= size) {
-            size *= 2;
-            reply = (char *)realloc(reply, size);
-        }
-        ssize_t n = recv(fd, reply + used, size - used - 1, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            fprintf(stderr, "zcluster %s: %s\n", c->command, strerror(errno));
-            ok = 0;
-        }
-        if (n <= 0) break;
-        used += (size_t)n;
-    }
-    close(fd);
-    reply[used] = 0;
-    int status = -1;
-    char *sep = strstr(reply, "\r\n\r\n");
-    if (ok && sep && sscanf(reply, "HTTP/%*d.%*d %d", &status) == 1) {
-        *body = strdup(sep + 4);
-    } else if (ok) {
-        fprintf(stderr, "zcluster %s: the master's answer was cut short\n", c->command);
-        status = -1;
-    }
-    free(reply);
-    return status;
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return (int)status;
 }
 
 //  Sends a request and parses the JSON answer. Returns the HTTP status and
@@ -192,7 +182,7 @@ static int s_call(s_client_t *c, const char *method, const char *target, json_t 
     *json = json_loads(body, 0, NULL);
     if (status == 401)
         fprintf(stderr,
-                "zcluster %s: the master refused the access key (give --key or "
+                "zcluster %s: the master refused the access key (give --key-file or "
                 "$ZC_ADMIN_KEY)\n",
                 c->command);
     else if (c->json)
@@ -214,11 +204,30 @@ static int s_read_file(const char *path, char *out, size_t cap)
     return 0;
 }
 
+//  Takes --admin [http[s]://][HOST:]PORT into c->base. Returns 0, or -1
+//  after saying what is wrong.
+static int s_admin_url(s_client_t *c, const char *admin)
+{
+    const char *scheme = strncmp(admin, "https://", 8) == 0 ? "https" : "http";
+    const char *p = strstr(admin, "://") ? strstr(admin, "://") + 3 : admin;
+    const char *colon = strrchr(p, ':');
+    char host[256] = "127.0.0.1";
+    if (colon) snprintf(host, sizeof host, "%.*s", (int)(colon - p), p);
+    int64_t port;
+    int known = strstr(admin, "://") == NULL || strncmp(admin, "http", 4) == 0;
+    if (!known || cli_args_number(colon ? colon + 1 : p, 1, 65535, &port) || !*host) {
+        fprintf(stderr, "zcluster %s: --admin takes [http[s]://][HOST:]PORT\n", c->command);
+        return -1;
+    }
+    snprintf(c->base, sizeof c->base, "%s://%s:%d", scheme, host, (int)port);
+    return 0;
+}
+
 //  Finds the master's address and key from the options. Returns 0, or the
 //  exit code after saying why not.
 static int s_locate(s_client_t *c)
 {
-    const char *dir = c->where.dir, *admin = c->where.admin, *key = c->where.key;
+    const char *dir = c->where.dir, *admin = c->where.admin, *key = NULL;
     char dir_buf[512];
     if (!dir) {
         zc_supervisor_t *probe = zc_supervisor_new(c->where.name.cluster);
@@ -227,28 +236,16 @@ static int s_locate(s_client_t *c)
         zc_supervisor_destroy(&probe);
         dir = dir_buf;
     }
-    snprintf(c->host, sizeof c->host, "127.0.0.1");
     if (admin) {
-        const char *p = strncmp(admin, "http://", 7) == 0 ? admin + 7 : admin;
-        const char *colon = strrchr(p, ':');
-        if (colon) {
-            snprintf(c->host, sizeof c->host, "%.*s", (int)(colon - p), p);
-            p = colon + 1;
-        }
-        int64_t port;
-        if (cli_args_number(p, 1, 65535, &port) == 0)
-            c->port = (int)port;
-        else {
-            fprintf(stderr, "zcluster %s: --admin takes [HOST:]PORT\n", c->command);
-            return CLI_USAGE;
-        }
+        if (s_admin_url(c, admin)) return CLI_USAGE;
     } else {
         char path[600], text[4096];
         snprintf(path, sizeof path, "%s/admin.json", dir);
         json_t *info = s_read_file(path, text, sizeof text) ? NULL : json_loads(text, 0, NULL);
-        c->port = info ? (int)json_integer_value(json_object_get(info, "port")) : 0;
+        const char *url = json_string_value(json_object_get(info, "url"));
+        if (url) snprintf(c->base, sizeof c->base, "%s", url);
         json_decref(info);
-        if (c->port <= 0) {
+        if (!url) {
             fprintf(stderr,
                     "zcluster %s: no master found (%s missing): is `zcluster start` running "
                     "with this --name / --runtime-dir?\n",
@@ -256,7 +253,10 @@ static int s_locate(s_client_t *c)
             return EXIT_UNREACHABLE;
         }
     }
-    if (!key) key = getenv("ZC_ADMIN_KEY");
+    if (c->where.key_file)
+        return cli_args_secret_file(c->command, "--key-file", c->where.key_file, c->key,
+                                    sizeof c->key);
+    key = getenv("ZC_ADMIN_KEY");
     if (key && *key)
         snprintf(c->key, sizeof c->key, "%s", key);
     else {
@@ -587,7 +587,9 @@ static int s_run(s_client_t *c, int argc, char **argv)
 enum {
     O_DIR = 1000,
     O_ADMIN,
-    O_KEY,
+    O_KEY_FILE,
+    O_KEY_GONE,
+    O_CACERT,
     O_JSON,
     O_TIMEOUT,
     O_NO_WAIT,
@@ -620,11 +622,13 @@ static int s_option(void *self, int option, const char *value)
     s_client_t *c = (s_client_t *)self;
     s_where_t *where = &c->where;
     if (option == O_TIMEOUT || option == O_SINCE) return s_checked_option(c, option, value);
-    const char **text = option == O_DIR     ? &where->dir
-                        : option == O_ADMIN ? &where->admin
-                        : option == O_KEY   ? &where->key
-                        : option == O_GROUP ? &c->group
-                                            : NULL;
+    if (option == O_KEY_GONE) return cli_args_key_gone(c->command);
+    const char **text = option == O_DIR        ? &where->dir
+                        : option == O_ADMIN    ? &where->admin
+                        : option == O_KEY_FILE ? &where->key_file
+                        : option == O_CACERT   ? &where->cacert
+                        : option == O_GROUP    ? &c->group
+                                               : NULL;
     int *flag = option == O_JSON      ? &c->json
                 : option == O_NO_WAIT ? &c->no_wait
                 : option == O_FOLLOW  ? &c->follow
@@ -646,7 +650,9 @@ static int s_options(s_client_t *c, int argc, char **argv)
                                       CLI_OPTION_CLUSTER,
                                       {"runtime-dir", required_argument, 0, O_DIR},
                                       {"admin", required_argument, 0, O_ADMIN},
-                                      {"key", required_argument, 0, O_KEY},
+                                      {"key-file", required_argument, 0, O_KEY_FILE},
+                                      {"key", required_argument, 0, O_KEY_GONE},
+                                      {"cacert", required_argument, 0, O_CACERT},
                                       {"json", no_argument, 0, O_JSON},
                                       {"timeout", required_argument, 0, O_TIMEOUT},
                                       {"no-wait", no_argument, 0, O_NO_WAIT},
@@ -669,6 +675,11 @@ int cli_admin(int argc, char **argv)
     int rc = s_options(&client, argc, argv);
     if (rc >= 0) return rc;
     rc = s_locate(&client);
-    if (rc) return rc;
-    return s_run(&client, argc - optind, argv + optind);
+    if (rc == 0) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        rc = s_run(&client, argc - optind, argv + optind);
+        curl_global_cleanup();
+    }
+    explicit_bzero(client.key, sizeof client.key);
+    return rc;
 }

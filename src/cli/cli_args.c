@@ -8,6 +8,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +60,38 @@ int cli_args_size(const char *text, int64_t min, int64_t max, int64_t *bytes)
     return 0;
 }
 
+//  The URL --redis-file names, kept for the process's life.
+static char s_redis_from_file[1100];
+
+//  Takes --redis-file, or refuses a --redis that holds credentials.
+//  Returns -1 to go on, or the exit code.
+static int s_redis_option(cli_cluster_t *where, const char *command, int option, const char *value)
+{
+    if (option == CLI_OPT_REDIS_FILE) {
+        if (cli_args_secret_file(command, "--redis-file", value, s_redis_from_file,
+                                 sizeof s_redis_from_file))
+            return CLI_USAGE;
+        where->redis = s_redis_from_file;
+    } else if (where->redis == value && cli_args_url_has_secret(value)) {
+        fprintf(stderr,
+                "zcluster %s: --redis holds a password, which `ps` shows to every user: set "
+                "ZC_REDIS_URL or use --redis-file FILE\n",
+                command);
+        return CLI_USAGE;
+    }
+    return -1;
+}
+
 int cli_args_parse(const cli_args_t *self, int argc, char **argv)
 {
     int option, rc;
     optind = 1;
     while ((option = getopt_long(argc, argv, self->shortopts, self->options, NULL)) != -1) {
-        if (self->where && cli_cluster_option(self->where, option, optarg, self->letters)) continue;
+        if (self->where && (option == CLI_OPT_REDIS_FILE ||
+                            cli_cluster_option(self->where, option, optarg, self->letters))) {
+            if ((rc = s_redis_option(self->where, argv[0], option, optarg)) >= 0) return rc;
+            continue;
+        }
         if (option == 'h' || option == '?' || !self->take)
             return cli_args_usage(option, self->usage);
         if ((rc = self->take(self->self, option, optarg)) >= 0) return rc;
@@ -119,4 +146,40 @@ const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *comman
     if (!url)
         fprintf(stderr, "zcluster %s: no Redis: give --redis URL or set ZC_REDIS_URL\n", command);
     return url;
+}
+
+//  --------------------------------------------------------------------------
+//  Secrets
+
+int cli_args_secret_file(const char *command, const char *option, const char *path, char *out,
+                         size_t cap)
+{
+    const char *why = NULL;
+    struct stat st;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        why = strerror(errno);
+    else if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        why = "readable by group or others (chmod 600 it)";
+    else if (!fgets(out, (int)cap, f) || (out[strcspn(out, "\r\n")] = 0, !*out))
+        why = "empty";
+    if (f) fclose(f);
+    if (!why) return 0;
+    explicit_bzero(out, cap);
+    fprintf(stderr, "zcluster %s: %s %s: %s\n", command, option, path, why);
+    return CLI_USAGE;
+}
+
+int cli_args_key_gone(const char *command)
+{
+    fprintf(stderr,
+            "zcluster %s: --key KEY is gone (`ps` showed the key to every user): use --key-file "
+            "FILE or $ZC_ADMIN_KEY\n",
+            command);
+    return CLI_USAGE;
+}
+
+int cli_args_url_has_secret(const char *url)
+{
+    return strchr(url, '@') != NULL;
 }

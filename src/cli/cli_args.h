@@ -14,8 +14,14 @@
     range).
 
     Also here, once: the option loop of every command (getopt_long, --help,
-    a bad option) and the options every cluster command takes (--redis URL,
-    --cluster NAME, --id ID).
+    a bad option), the options every cluster command takes (--redis URL,
+    --redis-file FILE, --cluster NAME, --id ID), and secrets read from
+    files.
+
+    Secrets never come from the command line, which every user sees in
+    `ps`: a --redis URL with credentials in it is refused (give it in
+    $ZC_REDIS_URL or in a file named by --redis-file), and keys come from
+    files or the environment.
 */
 #ifndef ZC_CLI_ARGS_H_INCLUDED
 #define ZC_CLI_ARGS_H_INCLUDED
@@ -82,11 +88,14 @@ int cli_args_none_left(const char *command, int argc, char **argv);
 
 //  Their getopt_long codes, outside the range of short options.
 enum { CLI_OPT_REDIS = 0x1000, CLI_OPT_CLUSTER, CLI_OPT_ID };
+enum { CLI_OPT_REDIS_FILE = 0x1100 };
 
-//  Their entries in a command's getopt_long table.
+//  Their entries in a command's getopt_long table (CLI_OPTION_REDIS is two:
+//  --redis and --redis-file).
 #define CLI_OPTION_REDIS                                                                           \
+    {"redis", required_argument, NULL, CLI_OPT_REDIS},                                             \
     {                                                                                              \
-        "redis", required_argument, NULL, CLI_OPT_REDIS                                            \
+        "redis-file", required_argument, NULL, CLI_OPT_REDIS_FILE                                  \
     }
 #define CLI_OPTION_CLUSTER                                                                         \
     {                                                                                              \
@@ -104,7 +113,8 @@ enum { CLI_OPT_REDIS = 0x1000, CLI_OPT_CLUSTER, CLI_OPT_ID };
 //  taken, 0 if option is another one.
 int cli_cluster_option(cli_cluster_t *self, int option, const char *value, const char *letters);
 
-//  The Redis URL: --redis if given, else $ZC_REDIS_URL. NULL if that is
+//  The Redis URL: --redis (or the first line of --redis-file) if given,
+//  else $ZC_REDIS_URL. NULL if that is
 //  missing or empty (a bare --redis "" says: no Redis).
 const char *cli_cluster_redis(const cli_cluster_t *self);
 
@@ -116,5 +126,23 @@ const char *cli_cluster_id(const cli_cluster_t *self);
 //  The Redis URL as cli_cluster_redis, or NULL after saying "zcluster
 //  COMMAND: no Redis: give --redis URL or set ZC_REDIS_URL".
 const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *command);
+
+//  --------------------------------------------------------------------------
+//  Secrets
+
+//  Reads the first line of the file at path (a key, a URL with a password)
+//  into out. Refuses a file that group or others may read, or an empty
+//  one. Returns 0, or CLI_USAGE after saying "zcluster COMMAND: OPTION
+//  FILE: why" (never the content).
+int cli_args_secret_file(const char *command, const char *option, const char *path, char *out,
+                         size_t cap);
+
+//  Refuses the old `--key KEY` (listed as an option of its own, so that
+//  getopt does not take it for an abbreviation of --key-file and print the
+//  key as a file name). Returns CLI_USAGE after saying what to use.
+int cli_args_key_gone(const char *command);
+
+//  Returns 1 if url carries credentials (anything before an '@').
+int cli_args_url_has_secret(const char *url);
 
 #endif

@@ -6,6 +6,10 @@
     passed on, as given, to every worker (write them as --cluster-x=VALUE so
     they stay one word). Durations take ms, s or m suffixes (bare numbers
     are ms).
+
+    No secret is taken on the command line, where `ps` shows it: the admin
+    key comes from --key-file or $ZC_ADMIN_KEY (else one is generated), a
+    Redis password from $ZC_REDIS_URL or --redis-file (cli_args).
 */
 #include "cli.h"
 #include "cli_args.h"
@@ -39,12 +43,21 @@ static void s_usage(FILE *out)
         "                           (quotes; no command substitution); COUNT empty: per CPU\n"
         "      --name NAME          cluster name (default: $ZC_CLUSTER, else zcluster)\n"
         "      --redis URL          the cluster's Redis (default: $ZC_REDIS_URL; with\n"
-        "                           neither, a private redis-server on a unix socket)\n"
+        "                           neither, a private redis-server on a unix socket);\n"
+        "                           no password here: `ps` shows it (use the variable)\n"
+        "      --redis-file FILE    the Redis URL, from the first line of FILE (mode 0600)\n"
         "      --runtime-dir DIR    lock, admin.json, admin.key, redis.sock (default:\n"
         "                           $XDG_RUNTIME_DIR/zcluster-NAME or /tmp/zcluster-UID-NAME)\n"
-        "      --key KEY            admin API key (default: $ZC_ADMIN_KEY, else a random\n"
-        "                           key written to DIR/admin.key, mode 0600)\n"
-        "      --admin-port PORT    admin API on 127.0.0.1:PORT (default 0: any free port)\n"
+        "      --key-file FILE      admin API key, the first line of FILE (mode 0600;\n"
+        "                           default: $ZC_ADMIN_KEY, else a random key written to\n"
+        "                           DIR/admin.key, mode 0600)\n"
+        "      --admin-port PORT    admin API port (default 0: any free port)\n"
+        "      --admin-address IP   admin API address (default 127.0.0.1); another than\n"
+        "                           loopback needs HTTPS or --admin-allow-plaintext\n"
+        "      --admin-cert FILE    serve the admin API over HTTPS with this PEM\n"
+        "      --admin-cert-key FILE  certificate (chain) and this private key\n"
+        "      --admin-allow-plaintext  plain HTTP on a non-loopback address (the key\n"
+        "                           crosses the network in clear)\n"
         "      --no-admin           no admin API\n"
         "      --cpus LIST|auto     pin worker N to the N-th CPU of LIST (e.g. 0-3,6)\n"
         "      --ready-timeout DUR  time to become ready (default 30s)\n"
@@ -116,7 +129,9 @@ typedef struct {
     char **args, **passed; //  our arguments; the --cluster-* ones for the workers
     int nargs, npassed, after_dashes;
     cli_cluster_t where; //  --redis; --cluster (or --name)
-    const char *dir, *key, *cpus, *group_name;
+    const char *dir, *key_file, *cpus, *group_name;
+    const char *admin_address, *admin_cert, *admin_cert_key;
+    int admin_plaintext;
     const char *specs[MAX_GROUPS];
     int nspecs, transient;
     int64_t workers, port;
@@ -130,8 +145,13 @@ enum {
     O_GROUP = 1000,
     O_GROUP_NAME,
     O_DIR,
-    O_KEY,
+    O_KEY_FILE,
+    O_KEY_GONE,
     O_PORT,
+    O_ADMIN_ADDRESS,
+    O_ADMIN_CERT,
+    O_ADMIN_CERT_KEY,
+    O_ADMIN_PLAINTEXT,
     O_NO_ADMIN,
     O_CPUS,
     O_READY_TIMEOUT, //  the durations, in the order of s_settings_t.durations
@@ -203,8 +223,22 @@ static int s_option(void *self, int option, const char *arg)
     case O_DIR:
         s->dir = arg;
         return -1;
-    case O_KEY:
-        s->key = arg;
+    case O_KEY_FILE:
+        s->key_file = arg;
+        return -1;
+    case O_KEY_GONE:
+        return cli_args_key_gone("start");
+    case O_ADMIN_ADDRESS:
+        s->admin_address = arg;
+        return -1;
+    case O_ADMIN_CERT:
+        s->admin_cert = arg;
+        return -1;
+    case O_ADMIN_CERT_KEY:
+        s->admin_cert_key = arg;
+        return -1;
+    case O_ADMIN_PLAINTEXT:
+        s->admin_plaintext = 1;
         return -1;
     case O_NO_ADMIN:
         s->port = -1;
@@ -232,8 +266,13 @@ static int s_parse(s_settings_t *s)
                                       CLI_OPTION_CLUSTER,
                                       CLI_OPTION_REDIS,
                                       {"runtime-dir", required_argument, 0, O_DIR},
-                                      {"key", required_argument, 0, O_KEY},
+                                      {"key-file", required_argument, 0, O_KEY_FILE},
+                                      {"key", required_argument, 0, O_KEY_GONE},
                                       {"admin-port", required_argument, 0, O_PORT},
+                                      {"admin-address", required_argument, 0, O_ADMIN_ADDRESS},
+                                      {"admin-cert", required_argument, 0, O_ADMIN_CERT},
+                                      {"admin-cert-key", required_argument, 0, O_ADMIN_CERT_KEY},
+                                      {"admin-allow-plaintext", no_argument, 0, O_ADMIN_PLAINTEXT},
                                       {"no-admin", no_argument, 0, O_NO_ADMIN},
                                       {"cpus", required_argument, 0, O_CPUS},
                                       {"ready-timeout", required_argument, 0, O_READY_TIMEOUT},
@@ -284,6 +323,27 @@ static zc_supervisor_t *s_master_new(s_settings_t *s)
     return sup;
 }
 
+//  Applies the admin API's settings. Returns 0, or CLI_USAGE after saying
+//  what is wrong.
+static int s_configure_admin(zc_supervisor_t *sup, s_settings_t *s)
+{
+    if (s->key_file) {
+        char key[256];
+        if (cli_args_secret_file("start", "--key-file", s->key_file, key, sizeof key))
+            return CLI_USAGE;
+        zc_supervisor_set_key(sup, key);
+        explicit_bzero(key, sizeof key);
+    }
+    if (!s->admin_cert != !s->admin_cert_key) {
+        fprintf(stderr, "zcluster start: HTTPS takes both --admin-cert and --admin-cert-key\n");
+        return CLI_USAGE;
+    }
+    zc_supervisor_set_admin_port(sup, (int)s->port);
+    zc_supervisor_set_admin_address(sup, s->admin_address, s->admin_plaintext);
+    zc_supervisor_set_admin_tls(sup, s->admin_cert, s->admin_cert_key);
+    return 0;
+}
+
 //  Applies the settings that were given; the others keep their defaults.
 static void s_configure(zc_supervisor_t *sup, s_settings_t *s)
 {
@@ -293,8 +353,6 @@ static void s_configure(zc_supervisor_t *sup, s_settings_t *s)
             backoff_max = S_DURATION(s, O_BACKOFF_MAX), window = S_DURATION(s, O_WINDOW);
     if (s->where.redis) zc_supervisor_set_redis(sup, s->where.redis);
     if (s->dir) zc_supervisor_set_runtime_dir(sup, s->dir);
-    if (s->key) zc_supervisor_set_key(sup, s->key);
-    zc_supervisor_set_admin_port(sup, (int)s->port);
     if (ready_timeout >= 0) zc_supervisor_set_ready_timeout(sup, (int)ready_timeout);
     if (ready_after >= 0) zc_supervisor_set_ready_after(sup, (int)ready_after);
     if (stop_timeout >= 0) zc_supervisor_set_stop_timeout(sup, (int)stop_timeout);
@@ -321,11 +379,11 @@ int cli_start(int argc, char **argv)
     if (rc < 0) {
         zc_supervisor_t *sup = s_master_new(&s);
         rc = CLI_USAGE;
-        if (sup) {
+        if (sup && s_configure_admin(sup, &s) == 0) {
             s_configure(sup, &s);
             rc = zc_supervisor_run(sup);
-            zc_supervisor_destroy(&sup);
         }
+        zc_supervisor_destroy(&sup);
     }
     free(s.args);
     free(s.passed);

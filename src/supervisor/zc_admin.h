@@ -1,6 +1,7 @@
 /*  zc_admin — the supervisor's HTTP admin endpoint (internal to libzcluster).
 
-    A libmicrohttpd daemon on 127.0.0.1, run from the master's own poll loop
+    A libmicrohttpd daemon (127.0.0.1 unless told; HTTPS when given a
+    certificate), run from the master's own poll loop
     (no thread: poll zc_admin_fd, call zc_admin_run), that checks the access
     key of every request in constant time and hands authorised requests to
     one handler as a command: the path's segments, URL-decoded, and the
@@ -10,6 +11,9 @@
 
     The key is accepted in an `X-Zcluster-Key` header, an `Authorization:
     Bearer KEY` header, or a `key` query parameter.
+
+    Slow clients cannot starve it (zc_admin_guard.h), and what it logs
+    about refused requests is escaped and rate-limited (zc_admin_log.h).
 */
 #ifndef ZC_ADMIN_H_INCLUDED
 #define ZC_ADMIN_H_INCLUDED
@@ -25,10 +29,21 @@ typedef struct _zc_admin_request_t zc_admin_request_t;
 //  zc_admin_reply for it, now or later.
 typedef void(zc_admin_handler_fn)(zc_admin_request_t *request, void *arg);
 
-//  Listens on 127.0.0.1:port (0: any free port). Returns NULL with a reason
-//  in err if it cannot.
-zc_admin_t *zc_admin_new(int port, const char *key, zc_admin_handler_fn *fn, void *arg, char *err,
-                         size_t errlen);
+//  Where and how the endpoint listens.
+typedef struct {
+    const char *address;  //  an IPv4 or IPv6 address; NULL: 127.0.0.1
+    int port;             //  0: any free port
+    const char *key;      //  the access key
+    const char *tls_cert; //  PEM certificate (chain) text; NULL: plain HTTP
+    const char *tls_key;  //  PEM private key text of tls_cert
+    int allow_plaintext;  //  1: plain HTTP on an address other than loopback
+} zc_admin_config_t;
+
+//  Listens as config says (copied). Plain HTTP on an address other than
+//  loopback is refused unless config->allow_plaintext: the key would cross
+//  the network in clear. Returns NULL with a reason in err if it cannot.
+zc_admin_t *zc_admin_new(const zc_admin_config_t *config, zc_admin_handler_fn *fn, void *arg,
+                         char *err, size_t errlen);
 
 //  Answers every request still waiting with 503, stops the daemon, sets
 //  *self_p to NULL; idempotent.
@@ -36,6 +51,10 @@ void zc_admin_destroy(zc_admin_t **self_p);
 
 //  Returns the port it listens on.
 int zc_admin_port(zc_admin_t *self);
+
+//  Writes the URL a client on this host uses ("https://127.0.0.1:PORT";
+//  a wildcard address is reached through loopback) into buf; returns buf.
+const char *zc_admin_url(zc_admin_t *self, char *buf, size_t cap);
 
 //  Returns the fd to poll for input (an epoll fd).
 int zc_admin_fd(zc_admin_t *self);

@@ -5,7 +5,6 @@
     a guess was right.
 */
 #include "zc_admin_request.h"
-#include "zc_log.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -89,7 +88,6 @@ int admin_request_admit(zc_admin_request_t *request, const char *method, const c
         return -1;
     }
     if (!zc_admin_key_equal(expected_key, given_key)) {
-        zc_log(ZC_LOG_WARNING, "admin", "%s %s refused: wrong or missing access key", method, url);
         s_refuse(request, 401, "{\"ok\":false,\"error\":\"wrong or missing access key\"}");
         return -1;
     }

@@ -60,9 +60,9 @@ const char *admin_given_key(const char *key_header, const char *authorization,
 //  POST is answered 405, a given key other than expected_key 401, more than
 //  ZC_ADMIN_MAX_ARGS path segments or ADMIN_MAX_PARAMS parameters 400 (a
 //  command never sees part of its request); the request is then ANSWERED
-//  and -1 returns. Otherwise the request takes the method and url's
-//  segments (url as the HTTP layer decoded it), waits for its answer, and
-//  0 returns.
+//  and -1 returns (the caller logs refusals: it knows the raw target). Otherwise the request takes
+//  the method and url's segments (url as the HTTP layer decoded it), waits for its answer, and 0
+//  returns.
 int admin_request_admit(zc_admin_request_t *request, const char *method, const char *url,
                         const char *expected_key, const char *given_key);
 

@@ -210,6 +210,9 @@ void zc_supervisor_destroy(zc_supervisor_t **self_p)
     free(self->commands);
     sup_events_close(self);
     zc_embedded_redis_destroy(&self->embedded);
+    free(self->admin_cert_file);
+    free(self->admin_key_file);
+    if (self->key) explicit_bzero(self->key, strlen(self->key));
     free(self->key);
     free(self);
     *self_p = NULL;
@@ -269,6 +272,7 @@ void zc_supervisor_set_runtime_dir(zc_supervisor_t *self, const char *dir)
 void zc_supervisor_set_key(zc_supervisor_t *self, const char *key)
 {
     assert(self);
+    if (self->key) explicit_bzero(self->key, strlen(self->key));
     free(self->key);
     self->key = key && *key ? strdup(key) : NULL;
 }
@@ -277,6 +281,23 @@ void zc_supervisor_set_admin_port(zc_supervisor_t *self, int port)
 {
     assert(self);
     self->admin_port = port;
+}
+
+void zc_supervisor_set_admin_address(zc_supervisor_t *self, const char *address,
+                                     int allow_plaintext)
+{
+    assert(self);
+    snprintf(self->admin_address, sizeof self->admin_address, "%s", address ? address : "");
+    self->admin_plaintext = allow_plaintext;
+}
+
+void zc_supervisor_set_admin_tls(zc_supervisor_t *self, const char *cert_file, const char *key_file)
+{
+    assert(self);
+    free(self->admin_cert_file);
+    free(self->admin_key_file);
+    self->admin_cert_file = cert_file ? strdup(cert_file) : NULL;
+    self->admin_key_file = key_file ? strdup(key_file) : NULL;
 }
 
 //  Parses a CPU list ("0-3,6") into cpus; returns the count, or -1.

@@ -10,12 +10,17 @@
     are over, with the outcome: the CLI prints it and exits accordingly.
     `?wait=0` answers at once with 202 instead. Every response is a JSON
     object with "ok"; failures also carry "error".
+
+    Also here: opening the API with the master's settings (address, port,
+    key, HTTPS certificate and key read from their files).
 */
 #include "zc_supervisor_internal.h"
+#include "zc_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -40,6 +45,62 @@ static const s_builtin_t s_builtins[] = {
      "rolling replacement of a group's workers by a new program, gated like restart", 1},
     {"exit", "exit", "kill every worker at once and exit", 1},
 };
+
+//  Reads a PEM file of at most 1 MB into a new string (the caller frees
+//  it); a private key (secret 1) only from a file that group and others
+//  cannot read. Returns NULL after a failure naming the file, never its
+//  content.
+static char *s_read_pem(zc_supervisor_t *self, const char *what, const char *path, int secret)
+{
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (f && secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID,
+                 "admin API: the HTTPS %s %s is readable by group or others (chmod 600 it)", what,
+                 path);
+        return NULL;
+    }
+    char *text = (char *)calloc(1, 1 << 20);
+    size_t n = f ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    int too_big = f && n == (1 << 20) - 1;
+    if (f) fclose(f);
+    if (f && n > 0 && !too_big) return text;
+    explicit_bzero(text, 1 << 20);
+    free(text);
+    sup_fail(self, ZC_LOG_ERROR, ZC_ERR_IO, "admin API: cannot read the HTTPS %s from %s%s", what,
+             path, too_big ? " (over 1 MB)" : "");
+    return NULL;
+}
+
+int sup_admin_open(zc_supervisor_t *self)
+{
+    zc_admin_config_t config = {*self->admin_address ? self->admin_address : NULL,
+                                self->admin_port,
+                                self->key,
+                                NULL,
+                                NULL,
+                                self->admin_plaintext};
+    if (!!self->admin_cert_file != !!self->admin_key_file)
+        return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID,
+                        "admin API: HTTPS needs both a certificate and its private key");
+    char *cert =
+        self->admin_cert_file ? s_read_pem(self, "certificate", self->admin_cert_file, 0) : NULL;
+    char *key = cert ? s_read_pem(self, "private key", self->admin_key_file, 1) : NULL;
+    if (self->admin_cert_file && (!cert || !key)) {
+        free(cert);
+        return -1;
+    }
+    config.tls_cert = cert;
+    config.tls_key = key;
+    char err[512];
+    self->admin = zc_admin_new(&config, sup_admin_handle, self, err, sizeof err);
+    free(cert);
+    if (key) explicit_bzero(key, strlen(key));
+    free(key);
+    if (!self->admin) return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_SYSTEM, "admin API: %s", err);
+    return sup_admin_info_write(self);
+}
 
 void sup_reply_json(zc_admin_request_t *request, int status, json_t *body)
 {

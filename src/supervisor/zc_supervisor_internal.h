@@ -133,6 +133,9 @@ struct _zc_supervisor_t {
     char *key;
     int key_generated;
     int admin_port;
+    char admin_address[64];                 //  "" : 127.0.0.1
+    int admin_plaintext;                    //  plain HTTP allowed off loopback
+    char *admin_cert_file, *admin_key_file; //  HTTPS; NULL: plain HTTP
     int cpus[SUP_MAX_CPUS];
     int cpu_count;
     zc_restart_policy_t policy;
@@ -225,6 +228,9 @@ void sup_begin_shutdown(zc_supervisor_t *self);
 int sup_runtime_prepare(zc_supervisor_t *self);
 int sup_key_prepare(zc_supervisor_t *self);
 int sup_admin_info_write(zc_supervisor_t *self);
+//  Starts the admin API as set (zc_admin_new) and writes admin.json.
+//  Returns 0, or -1 (logged) if it cannot.
+int sup_admin_open(zc_supervisor_t *self);
 void sup_runtime_cleanup(zc_supervisor_t *self);
 
 //  zc_supervisor_redis.c

@@ -110,15 +110,6 @@ static int s_check_groups(zc_supervisor_t *self)
     return cores;
 }
 
-static int s_admin_open(zc_supervisor_t *self)
-{
-    char err[256];
-    self->admin =
-        zc_admin_new(self->admin_port, self->key, sup_admin_handle, self, err, sizeof err);
-    if (!self->admin) return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_SYSTEM, "admin API: %s", err);
-    return sup_admin_info_write(self);
-}
-
 static void s_started_event(zc_supervisor_t *self)
 {
     json_t *event = sup_event_new(self, "master");
@@ -159,7 +150,7 @@ static int s_start(zc_supervisor_t *self)
     if (cores < 0 || sup_runtime_prepare(self) || sup_key_prepare(self)) return -1;
     if (!*self->redis_url && sup_redis_start(self)) return -1;
     if (sup_events_open(self)) return -1;
-    if (self->admin_port >= 0 && s_admin_open(self)) return -1;
+    if (self->admin_port >= 0 && sup_admin_open(self)) return -1;
     self->running = 1;
     self->started = zclock_mono();
     sup_ok(self);

@@ -141,9 +141,8 @@ int sup_admin_info_write(zc_supervisor_t *self)
         json_pack("{s:i, s:i, s:s, s:s, s:I}", "pid", (int)getpid(), "port", port, "cluster",
                   self->name, "redis", zc_redis_url_redact(self->redis_url, shown, sizeof shown),
                   "started", (json_int_t)zclock_time());
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    json_object_set_new(info, "url", json_string(url));
+    char url[128];
+    json_object_set_new(info, "url", json_string(zc_admin_url(self->admin, url, sizeof url)));
     char *text = json_dumps(info, JSON_INDENT(2));
     json_decref(info);
     int rc = text ? s_write_file(self->runtime_dir, "admin.json", text) : -1;
