@@ -40,6 +40,9 @@ static void s_usage(FILE *out)
         "      --name NAME          cluster name (default: $ZC_CLUSTER, else zcluster)\n"
         "      --redis URL          the cluster's Redis (default: $ZC_REDIS_URL; with\n"
         "                           neither, a private redis-server on a unix socket)\n"
+        "      --keys FILE          cluster credentials for the workers, by path in\n"
+        "                           ZC_KEYS (default: $ZC_KEYS, else a new pair in\n"
+        "                           DIR/cluster.keys, mode 0600, removed at exit)\n"
         "      --runtime-dir DIR    lock, admin.json, admin.key, redis.sock (default:\n"
         "                           $XDG_RUNTIME_DIR/zcluster-NAME or /tmp/zcluster-UID-NAME)\n"
         "      --key KEY            admin API key (default: $ZC_ADMIN_KEY, else a random\n"
@@ -231,6 +234,7 @@ static int s_parse(s_settings_t *s)
                                       {"name", required_argument, 0, CLI_OPT_CLUSTER},
                                       CLI_OPTION_CLUSTER,
                                       CLI_OPTION_REDIS,
+                                      CLI_OPTION_KEYS,
                                       {"runtime-dir", required_argument, 0, O_DIR},
                                       {"key", required_argument, 0, O_KEY},
                                       {"admin-port", required_argument, 0, O_PORT},

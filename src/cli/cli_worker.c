@@ -50,7 +50,7 @@ static void s_on_signal(int sig)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: zcluster worker [--redis URL] [--cluster NAME] [--id NODE_ID]\n"
+            "usage: zcluster worker [--redis URL] [--cluster NAME] [--id NODE_ID] [--keys FILE]\n"
             "                       [--queue QUEUE]... [--concurrency N] [--threads N]\n"
             "                       [--lease MS]\n\n"
             "Drains the queues (in priority order; default: one queue named 'default')\n"
@@ -521,6 +521,7 @@ static int s_parse(s_options_t *o, int argc, char **argv)
     static struct option options[] = {CLI_OPTION_REDIS,
                                       CLI_OPTION_CLUSTER,
                                       CLI_OPTION_ID,
+                                      CLI_OPTION_KEYS,
                                       {"queue", required_argument, 0, 'q'},
                                       {"concurrency", required_argument, 0, 'n'},
                                       {"threads", required_argument, 0, 't'},

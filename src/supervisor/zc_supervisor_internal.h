@@ -176,6 +176,9 @@ struct _zc_supervisor_t {
     zc_redis_t *redis;  //  publishes the events; NULL before start
     zc_redis_args_t publish[3];
     uint64_t events_unpublished;
+
+    //  the workers' cluster credentials (zc_supervisor_keys.c)
+    char keys_generated[300]; //  the file the master made, "" if given one
 };
 
 //  zc_supervisor.c
@@ -226,6 +229,10 @@ int sup_runtime_prepare(zc_supervisor_t *self);
 int sup_key_prepare(zc_supervisor_t *self);
 int sup_admin_info_write(zc_supervisor_t *self);
 void sup_runtime_cleanup(zc_supervisor_t *self);
+
+//  zc_supervisor_keys.c
+int sup_keys_prepare(zc_supervisor_t *self);
+void sup_keys_cleanup(zc_supervisor_t *self);
 
 //  zc_supervisor_redis.c
 int sup_redis_start(zc_supervisor_t *self);
