@@ -322,7 +322,6 @@ int zc_mesh_start(zc_mesh_t *self)
              (void *)self);
     if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
         return -1;

@@ -54,8 +54,7 @@ int zc_refusals_watch(zc_refusals_t *self, void *socket, const char *name)
     snprintf(watch->name, sizeof watch->name, "%s", name);
     snprintf(watch->endpoint, sizeof watch->endpoint, "inproc://zc-refusals-%p-%d", (void *)self,
              self->watch_count);
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     if (zmq_socket_monitor(socket, watch->endpoint, events)) return -1;
     watch->monitor = zsock_new_pair(watch->endpoint);
     if (!watch->monitor) {
@@ -86,7 +85,7 @@ static const char *s_reason(uint16_t event, uint32_t value)
         if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
             return "CURVE handshake failed (it does not hold the cluster key)";
     }
-    return "handshake failed";
+    return "protocol error in the handshake";
 }
 
 //  Writes the summary of unlogged refusals if one is due.
@@ -103,8 +102,9 @@ static void s_summary(zc_refusals_t *self, int64_t now)
 int zc_refusals_note(zc_refusals_t *self, const char *where, uint16_t event, uint32_t value)
 {
     assert(self);
-    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
-        event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    //  HANDSHAKE_FAILED_NO_DETAIL is a connection that broke during the
+    //  handshake (reset, timeout): a peer dying, not a peer refused.
+    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         return 0;
     self->count++;
     int64_t now = zclock_mono();
