@@ -86,6 +86,10 @@ int zc_security_set_curve(zc_security_t *self, const char *public_key, const cha
 }
 
 static int s_fail(zc_security_t *self, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+//  Leaves the reason of a failed load or save; returns -1.
+static int s_fail(zc_security_t *self, const char *format, ...)
 {
     va_list args;
     va_start(args, format);

@@ -235,6 +235,15 @@ static void s_test_credentials_files(void)
     fclose(file);
     ZT_EQ(zc_security_load(security, path), -1);
     ZT_CHECK(strstr(zc_security_errstr(security), "malformed"));
+    //  Two valid keys that are not a pair (the secret is another pair's).
+    file = fopen(path, "w");
+    fputs("curve\n    public-key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+          "    secret-key = \"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs\"\n",
+          file);
+    fclose(file);
+    ZT_EQ(zc_security_load(security, path), -1);
+    ZT_CHECK(strstr(zc_security_errstr(security), "does not belong to its public key"));
+    ZT_CHECK(!strstr(zc_security_errstr(security), "D:)Q[IlAW"));
     unlink(path);
     ZT_EQ(zc_security_load(security, path), -1);
     ZT_CHECK(strstr(zc_security_errstr(security), "cannot open"));
