@@ -64,6 +64,8 @@ static void s_answer(zsock_t *rep)
     zmsg_destroy(&request);
 }
 
+//  The handler's thread: says whether it could bind, then answers requests
+//  until $TERM.
 static void s_actor(zsock_t *pipe, void *args)
 {
     zsock_signal(pipe, 0); //  zactor_new waits for this one, whatever it says

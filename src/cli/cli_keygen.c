@@ -14,6 +14,7 @@
 
 #define KEYGEN_DEFAULT_FILE "zcluster.keys"
 
+//  Prints the usage to out.
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster keygen [-o FILE]\n\n"
@@ -25,6 +26,7 @@ static void s_usage(FILE *out)
                  "may read or write.\n");
 }
 
+//  Takes -o FILE into *(const char **)self (cli_option_fn).
 static int s_option(void *self, int option, const char *value)
 {
     if (option != 'o') return cli_args_usage(option, s_usage);

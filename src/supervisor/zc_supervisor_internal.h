@@ -230,7 +230,8 @@ int sup_key_prepare(zc_supervisor_t *self);
 int sup_admin_info_write(zc_supervisor_t *self);
 void sup_runtime_cleanup(zc_supervisor_t *self);
 
-//  zc_supervisor_keys.c
+//  zc_supervisor_keys.c: checks $ZC_KEYS, or makes DIR/cluster.keys and
+//  points $ZC_KEYS at it (0 or -1, failure set); removes what it made.
 int sup_keys_prepare(zc_supervisor_t *self);
 void sup_keys_cleanup(zc_supervisor_t *self);
 
