@@ -25,6 +25,8 @@
 */
 #include "zc_mesh.h"
 #include "zc_log.h"
+#include "zc_msg.h"
+#include "zc_refusals.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -59,13 +61,6 @@ typedef struct {
     void *arg;
 } s_handler_t;
 
-struct _zc_msg_t {
-    zc_header_t header;
-    char group[ZC_NAME_MAX + 1];
-    zmq_msg_t payload; //  the whole frame, kept until the next receive: not copied
-    size_t offset;     //  where the payload starts in it
-};
-
 struct _zc_mesh_t {
     char id[ZC_NAME_MAX + 1];
     char bind_pub[ENDPOINT_MAX], bind_router[ENDPOINT_MAX];
@@ -80,6 +75,7 @@ struct _zc_mesh_t {
 
     zsock_t *pub, *router, *sub, *monitor;
     void *pub_handle, *router_handle, *sub_handle, *monitor_handle;
+    zc_refusals_t *refusals; //  failed handshakes on every socket
 
     zhashx_t *peers;     //  id -> s_peer_t
     zhashx_t *groups;    //  joined groups (set)
@@ -183,6 +179,7 @@ void zc_mesh_destroy(zc_mesh_t **self_p)
     zhashx_destroy(&self->handlers);
     zhashx_destroy(&self->reported);
     if (self->sub_handle && self->monitor_handle) zmq_socket_monitor(self->sub_handle, NULL, 0);
+    zc_refusals_destroy(&self->refusals);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sub);
     zsock_destroy(&self->pub);
@@ -261,13 +258,27 @@ static void s_set_common(zc_mesh_t *self, zsock_t *sock)
     zsock_set_maxmsgsize(sock, (int)(self->max_msg_size + ZC_MESH_TRANSPORT_SLACK));
 }
 
+//  Takes the default security, the credentials file named by $ZC_KEYS, if
+//  none was set. Returns 0, or -1 (logged, errno EACCES) if it is unusable.
+static int s_default_security(zc_mesh_t *self)
+{
+    if (self->security) return 0;
+    self->owned_security = zc_security_new();
+    self->security = self->owned_security;
+    if (zc_security_load(self->security, NULL) == 0) return 0;
+    zc_log(ZC_LOG_ERROR, self->id, "%s", zc_security_errstr(self->security));
+    errno = EACCES;
+    return -1;
+}
+
 int zc_mesh_start(zc_mesh_t *self)
 {
     assert(self && !self->started);
-    if (!self->security) {
-        self->owned_security = zc_security_new();
-        self->security = self->owned_security;
-    }
+    if (s_default_security(self)) return -1;
+    if (!zc_security_curve(self->security))
+        zc_log(ZC_LOG_WARNING, self->id,
+               "no cluster credentials (--keys or ZC_KEYS): the mesh is not authenticated, "
+               "anyone who reaches its ports can join");
     self->pub = zsock_new(ZMQ_PUB);
     self->router = zsock_new(ZMQ_ROUTER);
     self->sub = zsock_new(ZMQ_SUB);
@@ -298,14 +309,21 @@ int zc_mesh_start(zc_mesh_t *self)
     }
     s_advertise(self, self->pub, self->pub_endpoint);
     s_advertise(self, self->router, self->router_endpoint);
+    self->refusals = zc_refusals_new(self->id);
+    if (zc_refusals_watch(self->refusals, self->pub_handle, "PUB") ||
+        zc_refusals_watch(self->refusals, self->router_handle, "ROUTER"))
+        return -1;
 
     //  Connections to peers' PUBs are watched: a drop means the peer closed,
     //  died (the kernel resets the connection) or went silent past the
-    //  heartbeat timeout.
+    //  heartbeat timeout. Only a connection whose handshake succeeded
+    //  counts as up, so a peer that cannot authenticate is never "lost".
     snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
              (void *)self);
     if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
         return -1;
     self->monitor = zsock_new_pair(self->monitor_endpoint);
     if (!self->monitor) return -1;
@@ -339,8 +357,14 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
 {
     assert(self && self->started);
     if (!zc_wire_name_valid(id) || strcmp(id, self->id) == 0 || !s_endpoint_valid(pub_endpoint) ||
-        !s_endpoint_valid(router_endpoint))
+        !s_endpoint_valid(router_endpoint) || (curve_key && !zc_security_key_valid(curve_key))) {
+        errno = EINVAL;
         return -1;
+    }
+    if (curve_key && !zc_security_curve(self->security)) {
+        errno = ENOTSUP; //  a key promises CURVE: never connect in plaintext instead
+        return -1;
+    }
     s_peer_t *known = (s_peer_t *)zhashx_lookup(self->peers, id);
     if (known) {
         if (strcmp(known->pub_endpoint, pub_endpoint) == 0 &&
@@ -784,17 +808,21 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
 }
 
 //  Reads monitor events, each naming the endpoint of a peer's PUB. A peer
-//  counts as lost only when a connection that was up drops: events about an
-//  earlier connection to the same endpoint (a peer removed and added again)
-//  can arrive after the new peer entry exists, and must not count.
+//  counts as lost only when a connection that was up (its handshake
+//  succeeded) drops: events about an earlier connection to the same
+//  endpoint (a peer removed and added again) can arrive after the new peer
+//  entry exists, and must not count. Failed handshakes are refusals.
 static void s_monitor_events(zc_mesh_t *self)
 {
+    zc_refusals_drain(self->refusals);
     zmq_msg_t parts[3];
     s_parts_init(parts);
     while (s_recv_parts(self->monitor_handle, parts) == 2) {
         if (zmq_msg_size(&parts[0]) != 6) continue;
         uint16_t event;
+        uint32_t value;
         memcpy(&event, zmq_msg_data(&parts[0]), sizeof event);
+        memcpy(&value, (uint8_t *)zmq_msg_data(&parts[0]) + 2, sizeof value);
         char endpoint[ENDPOINT_MAX];
         size_t len = zmq_msg_size(&parts[1]);
         len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
@@ -804,7 +832,10 @@ static void s_monitor_events(zc_mesh_t *self)
         while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
             peer = (s_peer_t *)zhashx_next(self->peers);
         if (!peer) continue;
-        if (event == ZMQ_EVENT_CONNECTED) {
+        char where[ZC_NAME_MAX + 32];
+        snprintf(where, sizeof where, "to peer %s", peer->id);
+        if (zc_refusals_note(self->refusals, where, event, value)) continue;
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             peer->connected = 1;
             continue;
         }
@@ -899,13 +930,17 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             errno = EAGAIN;
             return NULL;
         }
-        zmq_pollitem_t items[3];
+        zmq_pollitem_t items[ZC_MESH_POLLITEMS_MAX];
         int n = zc_mesh_pollitems(self, items);
         if (zmq_poll(items, n, wait) < 0) {
             errno = EINTR;
             return NULL;
         }
-        if (items[2].revents & ZMQ_POLLIN) s_monitor_events(self);
+        for (int i = 2; i < n; i++)
+            if (items[i].revents & ZMQ_POLLIN) {
+                s_monitor_events(self);
+                break;
+            }
     }
 }
 
@@ -915,76 +950,15 @@ int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
     void *sockets[3] = {self->sub_handle, self->router_handle, self->monitor_handle};
     for (int i = 0; i < 3; i++)
         items[i] = (zmq_pollitem_t){.socket = sockets[i], .events = ZMQ_POLLIN};
-    return 3;
+    return 3 + zc_refusals_pollitems(self->refusals, items + 3);
 }
 
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats)
 {
     assert(self && stats);
-    *stats = self->stats;
-}
-
-//  --------------------------------------------------------------------------
-//  Message accessors
-
-int zc_msg_kind(const zc_msg_t *msg)
-{
-    return msg->header.kind;
-}
-
-const char *zc_msg_type(const zc_msg_t *msg)
-{
-    return msg->header.type;
-}
-
-const char *zc_msg_sender(const zc_msg_t *msg)
-{
-    return msg->header.sender;
-}
-
-const char *zc_msg_group(const zc_msg_t *msg)
-{
-    return msg->header.kind == ZC_KIND_GROUP ? msg->group : NULL;
-}
-
-uint64_t zc_msg_seq(const zc_msg_t *msg)
-{
-    return msg->header.seq;
-}
-
-uint64_t zc_msg_corr(const zc_msg_t *msg)
-{
-    return msg->header.corr;
-}
-
-const void *zc_msg_data(const zc_msg_t *msg)
-{
-    return (const uint8_t *)zmq_msg_data((zmq_msg_t *)&msg->payload) + msg->offset;
-}
-
-size_t zc_msg_size(const zc_msg_t *msg)
-{
-    return zmq_msg_size((zmq_msg_t *)&msg->payload) - msg->offset;
-}
-
-zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
-{
-    zc_msg_t *copy = (zc_msg_t *)malloc(sizeof(zc_msg_t));
-    assert(copy);
-    copy->header = msg->header;
-    copy->offset = msg->offset;
-    memcpy(copy->group, msg->group, sizeof copy->group);
-    zmq_msg_init(&copy->payload);
-    zmq_msg_copy(&copy->payload, (zmq_msg_t *)&msg->payload);
-    return copy;
-}
-
-void zc_msg_destroy(zc_msg_t **msg_p)
-{
-    assert(msg_p);
-    if (*msg_p) {
-        zmq_msg_close(&(*msg_p)->payload);
-        free(*msg_p);
-        *msg_p = NULL;
+    if (self->started) {
+        zc_refusals_drain(self->refusals);
+        self->stats.refused = zc_refusals_count(self->refusals);
     }
+    *stats = self->stats;
 }

@@ -52,6 +52,7 @@ typedef struct {
     uint64_t send_dropped;               //  private sends refused: the peer's queue was full
     uint64_t no_route;                   //  private sends to a node id that is not a peer
     uint64_t peers_lost;                 //  peer connections that dropped (closed or silent)
+    uint64_t refused;                    //  handshakes that failed: no cluster credentials
 } zc_mesh_stats_t;
 
 //  Called for each received message whose type has this handler. The message
@@ -59,8 +60,10 @@ typedef struct {
 typedef void(zc_mesh_handler_fn)(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg);
 
 //  Called when the connection to a peer drops: its process closed the
-//  socket, died, or went silent past the heartbeat timeout. The peer stays
-//  known (libzmq keeps reconnecting) until zc_mesh_peer_remove.
+//  socket, died, or went silent past the heartbeat timeout. Only a
+//  connection whose handshake had succeeded can drop: a peer that never
+//  authenticates is counted as refused, never reported lost. The peer
+//  stays known (libzmq keeps reconnecting) until zc_mesh_peer_remove.
 typedef void(zc_mesh_peer_fn)(zc_mesh_t *mesh, const char *peer_id, void *arg);
 
 //  Creates a mesh for node id (a valid name, see zc_wire_name_valid), or a
@@ -82,7 +85,9 @@ void zc_mesh_set_endpoints(zc_mesh_t *self, const char *pub, const char *router)
 void zc_mesh_set_advertise_host(zc_mesh_t *self, const char *host);
 
 //  Before start: the security configuration every socket is created from.
-//  The mesh borrows it; it must outlive the mesh. Default: NULL mechanism.
+//  The mesh borrows it; it must outlive the mesh. Default: the credentials
+//  file named by $ZC_KEYS (zc_security_load), else the NULL mechanism,
+//  which zc_mesh_start logs as unauthenticated.
 void zc_mesh_set_security(zc_mesh_t *self, zc_security_t *security);
 
 //  Before start: largest payload in bytes (default ZC_MESH_MAX_MSG_SIZE_DEFAULT).
@@ -93,10 +98,13 @@ void zc_mesh_set_hwm(zc_mesh_t *self, int hwm);
 
 //  Before start: ZMTP heartbeat interval and timeout in ms on connections to
 //  peers (default 500 and 1500); a peer silent for timeout_ms, or that does
-//  not finish the ZMTP handshake within it, is reported lost.
+//  not finish the ZMTP handshake within it, drops (reported lost if its
+//  connection had been up).
 void zc_mesh_set_heartbeat(zc_mesh_t *self, int interval_ms, int timeout_ms);
 
-//  Binds the sockets. Returns 0, or -1 if an endpoint cannot be bound.
+//  Binds the sockets. Returns 0, or -1 if an endpoint cannot be bound, or
+//  the default credentials file ($ZC_KEYS) is unusable (errno EACCES,
+//  the reason logged).
 int zc_mesh_start(zc_mesh_t *self);
 
 //  Returns the advertised PUB endpoint once started, else "".
@@ -105,10 +113,13 @@ const char *zc_mesh_pub_endpoint(zc_mesh_t *self);
 //  Returns the advertised ROUTER endpoint once started, else "".
 const char *zc_mesh_router_endpoint(zc_mesh_t *self);
 
-//  Adds a peer: connects to its PUB and ROUTER endpoints. curve_key is its
-//  public key (Z85) when CURVE is on, else NULL. Adding a known id again with
-//  other endpoints reconnects it. Returns 0, or -1 on an invalid id or
-//  endpoint, or the mesh's own id.
+//  Adds a peer: connects to its PUB and ROUTER endpoints. With CURVE,
+//  curve_key is the key the peer must prove it holds (Z85), NULL for the
+//  cluster key this mesh holds (every member has it); ignored without
+//  CURVE. Adding a known id again with
+//  other endpoints reconnects it. Returns 0, or -1 with errno EINVAL on an
+//  invalid id, endpoint or key (not 40 Z85 characters), or the mesh's own
+//  id; ENOTSUP for a key while CURVE is off (never plaintext instead).
 int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
                      const char *router_endpoint, const char *curve_key);
 
@@ -170,9 +181,12 @@ int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *
 //  interruption (errno EINTR).
 zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms);
 
-//  Fills items (room for 3) with what zc_mesh_recv polls, for callers that
-//  run their own zmq_poll loop; call zc_mesh_recv(self, 0) when any is
-//  readable. Returns the number of items.
+//  Most poll items zc_mesh_pollitems fills.
+#define ZC_MESH_POLLITEMS_MAX 5
+
+//  Fills items (room for ZC_MESH_POLLITEMS_MAX) with what zc_mesh_recv
+//  polls, for callers that run their own zmq_poll loop; call
+//  zc_mesh_recv(self, 0) when any is readable. Returns the number of items.
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items);
 
 //  Copies the counters into *stats.

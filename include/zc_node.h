@@ -95,7 +95,10 @@ void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms);
 void zc_node_set_election(zc_node_t *self, int enabled);
 
 //  Before start: the security configuration (borrowed; must outlive the
-//  node). Its public key is published in the record.
+//  node). Its public key is published in the record. Default: the cluster
+//  credentials file named by $ZC_KEYS, else none (unauthenticated, logged
+//  once). A peer whose record advertises other credentials (another key,
+//  or none while this node has one) is not added, and logged once.
 void zc_node_set_security(zc_node_t *self, zc_security_t *security);
 
 //  Sets the membership callbacks (copied) and their argument.
@@ -109,8 +112,9 @@ void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);
 zc_mesh_t *zc_node_mesh(zc_node_t *self);
 
 //  Binds the sockets and starts the registry actor. Returns 0, or -1 if
-//  there is no usable Redis URL or cluster name (ZC_ERR_INVALID, also
-//  logged) or binding fails (ZC_ERR_SYSTEM). Redis being unreachable is not
+//  there is no usable Redis URL, cluster name or credentials file
+//  ($ZC_KEYS: missing, malformed, or open to group or others)
+//  (ZC_ERR_INVALID, also logged) or binding fails (ZC_ERR_SYSTEM). Redis being unreachable is not
 //  an error: the node retries in the background.
 int zc_node_start(zc_node_t *self);
 
@@ -143,7 +147,7 @@ int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const v
 zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms);
 
 //  Most poll items zc_node_pollitems fills.
-#define ZC_NODE_POLLITEMS_MAX 5
+#define ZC_NODE_POLLITEMS_MAX (2 + ZC_MESH_POLLITEMS_MAX)
 
 //  Fills items (room for ZC_NODE_POLLITEMS_MAX) with what zc_node_recv
 //  polls (an attached RPC's socket included); returns the count.

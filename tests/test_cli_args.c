@@ -110,12 +110,17 @@ static void s_test_cluster_options(void)
     ZT_CHECK(where.cluster && strcmp(where.cluster, "c1") == 0);
     ZT_CHECK(where.redis && strcmp(where.redis, "unix:///r.sock") == 0);
     ZT_CHECK(where.id && strcmp(where.id, "n1") == 0);
+    //  --keys travels by path in $ZC_KEYS, the default of every node.
+    unsetenv("ZC_KEYS");
+    ZT_EQ(cli_cluster_option(&where, CLI_OPT_KEYS, "/k/cluster.keys", NULL), 1);
+    ZT_CHECK(getenv("ZC_KEYS") && strcmp(getenv("ZC_KEYS"), "/k/cluster.keys") == 0);
+    unsetenv("ZC_KEYS");
 
     setenv("ZC_REDIS_URL", "unix:///env.sock", 1);
     cli_cluster_t none = {0};
     ZT_CHECK(strcmp(cli_cluster_redis(&none), "unix:///env.sock") == 0);
     ZT_CHECK(strcmp(cli_cluster_redis(&where), "unix:///r.sock") == 0);
-    cli_cluster_t empty = {"", NULL, NULL}; //  --redis "": no Redis
+    cli_cluster_t empty = {"", NULL, NULL, NULL}; //  --redis "": no Redis
     ZT_CHECK(cli_cluster_redis(&empty) == NULL);
     unsetenv("ZC_REDIS_URL");
     ZT_CHECK(cli_cluster_redis(&none) == NULL);

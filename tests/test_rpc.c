@@ -134,8 +134,9 @@ static void s_check_info(zc_rpc_t *rpc)
         msgpack_object *uptime = s_map_get(map, "uptime_ms");
         ZT_CHECK(uptime && uptime->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
         msgpack_object *stats = s_map_get(map, "stats");
-        ZT_CHECK(stats && stats->type == MSGPACK_OBJECT_MAP && stats->via.map.size == 10 &&
-                 s_map_get(stats, "requests") && s_map_get(stats, "sent_public"));
+        ZT_CHECK(stats && stats->type == MSGPACK_OBJECT_MAP && stats->via.map.size == 11 &&
+                 s_map_get(stats, "requests") && s_map_get(stats, "sent_public") &&
+                 s_map_get(stats, "refused"));
     }
     msgpack_unpacked_destroy(&info);
     zc_rpc_call_destroy(&call);

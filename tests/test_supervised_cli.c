@@ -442,8 +442,11 @@ static void s_test_node(const char *url)
     if (!master) return;
     int ready = zs_wait_ready(master, WORKERS, 20000);
     ZT_CHECK(ready);
-    zt_proc_t *probe =
-        zt_cli_start("node", "--redis", url, "--cluster", name, "--id", "probe", NULL);
+    //  The probe joins with the credentials the master made for its workers.
+    char keys[300];
+    snprintf(keys, sizeof keys, "%s/cluster.keys", master->dir);
+    zt_proc_t *probe = zt_cli_start("node", "--redis", url, "--cluster", name, "--id", "probe",
+                                    "--keys", keys, NULL);
     ZT_CHECK(probe && zt_proc_expect(probe, "ready probe", 15000));
     if (ready && probe) {
         ZT_CHECK(s_wait_registry(url, name, master, "probe", 10000));

@@ -117,12 +117,13 @@ int cli_args_none_left(const char *command, int argc, char **argv)
 
 int cli_cluster_option(cli_cluster_t *self, int option, const char *value, const char *letters)
 {
-    const char **fields[] = {&self->redis, &self->cluster, &self->id};
+    const char **fields[] = {&self->redis, &self->cluster, &self->id, &self->keys};
     size_t short_count = letters ? strlen(letters) : 0;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 4; i++)
         if (option == CLI_OPT_REDIS + (int)i ||
             (i < short_count && letters[i] != ' ' && option == letters[i])) {
             *fields[i] = value;
+            if (fields[i] == &self->keys) setenv("ZC_KEYS", value, 1);
             return 1;
         }
     return 0;

@@ -50,6 +50,7 @@ typedef struct {
     const char *redis;   //  --redis URL
     const char *cluster; //  --cluster NAME
     const char *id;      //  --id ID
+    const char *keys;    //  --keys FILE (also put in $ZC_KEYS when taken)
 } cli_cluster_t;
 
 //  Takes one option of a command, as getopt_long returned it, with its
@@ -87,7 +88,7 @@ int cli_args_none_left(const char *command, int argc, char **argv);
 //  The options of every cluster command
 
 //  Their getopt_long codes, outside the range of short options.
-enum { CLI_OPT_REDIS = 0x1000, CLI_OPT_CLUSTER, CLI_OPT_ID };
+enum { CLI_OPT_REDIS = 0x1000, CLI_OPT_CLUSTER, CLI_OPT_ID, CLI_OPT_KEYS };
 enum { CLI_OPT_REDIS_FILE = 0x1100 };
 
 //  Their entries in a command's getopt_long table (CLI_OPTION_REDIS is two:
@@ -105,12 +106,19 @@ enum { CLI_OPT_REDIS_FILE = 0x1100 };
     {                                                                                              \
         "id", required_argument, NULL, CLI_OPT_ID                                                  \
     }
+#define CLI_OPTION_KEYS                                                                            \
+    {                                                                                              \
+        "keys", required_argument, NULL, CLI_OPT_KEYS                                              \
+    }
 
 //  Takes option (as getopt_long returned it, with its value) into *self
-//  if it is one of the three: by its CLI_OPT_ code, or by the short letter
-//  the command gives it in letters, in the order redis, cluster, id ("rci":
-//  -r, -c and -i; a space for none; letters may be NULL). Returns 1 if
-//  taken, 0 if option is another one.
+//  if it is one of the four: by its CLI_OPT_ code, or by the short letter
+//  the command gives it in letters, in the order redis, cluster, id, keys
+//  ("rci": -r, -c and -i; a space for none; letters may be NULL). Returns 1
+//  if taken, 0 if option is another one. --keys FILE also sets $ZC_KEYS,
+//  the default of every mesh and node (zc_security_load), so that each
+//  node this process creates, and each worker it starts, uses the file:
+//  its path travels in the environment, the key never on a command line.
 int cli_cluster_option(cli_cluster_t *self, int option, const char *value, const char *letters);
 
 //  The Redis URL: --redis (or the first line of --redis-file) if given,

@@ -13,6 +13,12 @@
     --plot FILE.png runs one scenario at sizes 16..16384 bytes and draws
     project and baseline rates against size with gnuplot.
 
+    --keys FILE (or $ZC_KEYS) runs every mesh and node with the cluster's
+    credentials, CURVE authenticated by the ZAP handler, and --curve does so
+    with a pair made for the run; the raw baselines then use CURVE too
+    (bench_secure), so the ratio still compares like with like. Run once
+    with and once without to see what security costs.
+
     Scenarios that need Redis (the registry) start a private redis-server
     on a unix socket unless --redis is given.
 */
@@ -37,6 +43,23 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+zc_security_t *bench_secure(void *socket, int server)
+{
+    const char *keys = getenv("ZC_KEYS");
+    if (!keys || !*keys) return NULL;
+    zc_security_t *security = zc_security_new();
+    int rc = zc_security_load(security, keys);
+    if (rc == 0)
+        rc = server ? zc_security_apply_server(security, socket)
+                    : zc_security_apply_client(security, socket, NULL);
+    if (rc) {
+        fprintf(stderr, "zcluster bench: cannot secure a raw socket: %s\n",
+                *zc_security_errstr(security) ? zc_security_errstr(security) : "CURVE failed");
+        zc_security_destroy(&security);
+    }
+    return security;
+}
 
 int64_t bench_now_ns(void)
 {
@@ -257,7 +280,9 @@ static const s_scenario_t s_scenarios[] = {
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
-                 "[--json] [--redis URL] [--plot FILE.png]\n\nscenarios:\n");
+                 "[--json] [--redis URL] [--plot FILE.png] [--curve | --keys FILE]\n\n"
+                 "--curve or --keys FILE (or $ZC_KEYS): meshes, nodes and raw baselines use "
+                 "CURVE.\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
         fprintf(out, "  %-12s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
@@ -321,6 +346,7 @@ typedef struct {
     bench_options_t *opt;
     int64_t size, count, nodes; //  checked once all are read
     const char *plot;
+    int curve; //  --curve: a key pair made for the run
 } s_parsed_t;
 
 //  Takes one option (cli_option_fn over an s_parsed_t).
@@ -337,28 +363,33 @@ static int s_option(void *self, int option, const char *value)
         parsed->opt->json = 1;
     else if (option == 'p')
         parsed->plot = value;
+    else if (option == 'C')
+        parsed->curve = 1;
     return -1;
 }
 
 //  Reads the command line into *opt and *plot. Returns -1 to go on, or
 //  the exit code.
-static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plot)
+static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plot, int *curve)
 {
     static struct option options[] = {{"size", required_argument, 0, 's'},
                                       {"count", required_argument, 0, 'c'},
                                       {"nodes", required_argument, 0, 'n'},
                                       {"json", no_argument, 0, 'j'},
                                       CLI_OPTION_REDIS,
+                                      CLI_OPTION_KEYS,
+                                      {"curve", no_argument, 0, 'C'},
                                       {"plot", required_argument, 0, 'p'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_parsed_t parsed = {opt, 64, 1000000, 1, NULL};
+    s_parsed_t parsed = {opt, 64, 1000000, 1, NULL, 0};
     cli_cluster_t where = {0};
     cli_args_t args = {"s:c:n:jh", options, s_usage, &where, NULL, s_option, &parsed};
     int rc = cli_args_parse(&args, argc, argv);
     if (rc >= 0) return rc;
     int64_t size = parsed.size, count = parsed.count, nodes = parsed.nodes;
     *plot = parsed.plot;
+    *curve = parsed.curve;
     if (optind != argc - 1) {
         s_usage(stderr);
         return CLI_USAGE;
@@ -423,13 +454,54 @@ static int s_run_all(const bench_options_t *opt)
     return rc;
 }
 
+//  --curve: a cluster key pair for this run, in a new directory dir (cap
+//  bytes) under /tmp, named by $ZC_KEYS. Returns 0, or -1 after saying why.
+static int s_run_keys(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "/tmp/zc-bench-keys-XXXXXX");
+    if (!mkdtemp(dir)) {
+        *dir = 0;
+        fprintf(stderr, "zcluster bench: cannot create a directory in /tmp\n");
+        return -1;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/cluster.keys", dir);
+    zc_security_t *security = zc_security_new();
+    int rc = zc_security_set_curve(security, NULL, NULL) || zc_security_save(security, path);
+    if (rc)
+        fprintf(stderr, "zcluster bench: cannot make a key pair: %s\n",
+                zc_security_errstr(security));
+    zc_security_destroy(&security);
+    return rc ? -1 : setenv("ZC_KEYS", path, 1);
+}
+
+//  Removes what s_run_keys made.
+static void s_run_keys_remove(const char *dir)
+{
+    if (!*dir) return;
+    char path[128];
+    snprintf(path, sizeof path, "%s/cluster.keys", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int cli_bench(int argc, char **argv)
 {
     bench_options_t opt = {64, 1000000, 1, 0, NULL};
     const char *plot = NULL;
-    int rc = s_parse(argc, argv, &opt, &plot);
+    int curve = 0;
+    int rc = s_parse(argc, argv, &opt, &plot, &curve);
     if (rc >= 0) return rc;
-    zc_log_set_level(ZC_LOG_WARNING);
+    char keys_dir[64] = "";
+    if (curve && s_run_keys(keys_dir, sizeof keys_dir)) return 1;
+    const char *keys = getenv("ZC_KEYS");
+    int secure = keys && *keys;
+    //  Without credentials every mesh would warn that it is unauthenticated:
+    //  said once here instead.
+    zc_log_set_level(secure ? ZC_LOG_WARNING : ZC_LOG_ERROR);
+    fprintf(stderr, "zcluster bench: security %s\n",
+            secure ? "CURVE (cluster keys, ZAP), raw baselines too"
+                   : "off (--curve or --keys FILE)");
     signal(SIGPIPE, SIG_IGN);
     const char *scenario = argv[optind];
     if (plot && bench_plot_begin(plot)) return 1;
@@ -445,5 +517,6 @@ int cli_bench(int argc, char **argv)
                                         : s_run(scenario, &opt);
     zc_embedded_redis_destroy(&redis);
     if (*dir) rmdir(dir);
+    s_run_keys_remove(keys_dir);
     return rc;
 }

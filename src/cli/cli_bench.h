@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "zc_security.h"
+
 #define BENCH_MAX_NODES 16
 #define BENCH_HWM       100000
 
@@ -79,6 +81,13 @@ int bench_warm_up(bench_children_t *children, bench_send_fn *send, void *arg);
 //  Reads every child's "RECEIVED NANOSECONDS" (bench_count): the slowest
 //  receiver's rate and count go into result (received -1 if none reported).
 void bench_collect(bench_children_t *children, bench_result_t *result);
+
+//  With the cluster's credentials on (--keys FILE or --curve: $ZC_KEYS set),
+//  secures a raw baseline socket (libzmq handle) as the mesh secures its
+//  own, before it binds (server) or connects (client), so that the ratio
+//  compares like with like. Returns the configuration, which the caller
+//  destroys after the socket; NULL when off (or on failure, said on stderr).
+zc_security_t *bench_secure(void *socket, int server);
 
 //  Nanoseconds on a monotonic clock.
 int64_t bench_now_ns(void);

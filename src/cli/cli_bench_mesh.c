@@ -24,9 +24,10 @@ typedef struct {
     zsock_t *sock;
     void *raw;
     zmq_msg_t frame;
-    zmq_msg_t identity; //  the sender's routing id (raw ROUTER)
-    size_t skip;        //  topic bytes before the payload (raw with a topic)
-    int router;         //  raw ROUTER: messages start with the sender's id
+    zmq_msg_t identity;      //  the sender's routing id (raw ROUTER)
+    size_t skip;             //  topic bytes before the payload (raw with a topic)
+    int router;              //  raw ROUTER: messages start with the sender's id
+    zc_security_t *security; //  raw, with CURVE on (bench_secure)
 } s_end_t;
 
 //  Opens end: a raw socket of type, or (type 0) a started mesh node named
@@ -53,6 +54,7 @@ static int s_end_open(s_end_t *end, int type, const char *id, char *endpoints, s
     zmq_setsockopt(end->raw, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(end->raw, ZMQ_RCVHWM, &hwm, sizeof hwm);
     end->router = type == ZMQ_ROUTER;
+    end->security = bench_secure(end->raw, endpoints != NULL); //  it binds if it has endpoints
     if (!endpoints) return 0;
     zsock_bind(end->sock, "tcp://127.0.0.1:*");
     char *ep = zsock_last_endpoint(end->sock);
@@ -67,6 +69,7 @@ static void s_end_close(s_end_t *end)
     zmq_msg_close(&end->identity);
     zc_mesh_destroy(&end->mesh);
     zsock_destroy(&end->sock);
+    zc_security_destroy(&end->security);
 }
 
 //  Reads a peer's "PUB ROUTER" line from fd. Returns 0 or -1.

@@ -38,6 +38,7 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
         zsock_t *router = zsock_new(ZMQ_ROUTER);
         zsock_set_sndhwm(router, BENCH_HWM);
         zsock_set_rcvhwm(router, BENCH_HWM);
+        zc_security_t *security = bench_secure(zsock_resolve(router), 1);
         zsock_bind(router, "tcp://127.0.0.1:*");
         char *ep = zsock_last_endpoint(router);
         bench_write_line(out_fd, "%s", ep);
@@ -58,6 +59,7 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
         zmq_msg_close(&id);
         zmq_msg_close(&body);
         zsock_destroy(&router);
+        zc_security_destroy(&security);
         return 0;
     }
     char id[32];
@@ -98,6 +100,7 @@ typedef struct {
     zc_node_t *node;
     zc_rpc_t *rpc;
     zsock_t *dealers[BENCH_MAX_NODES];
+    zc_security_t *security[BENCH_MAX_NODES]; //  the dealers', with CURVE on
     int count;
     zmq_msg_t reply;
 } s_caller_t;
@@ -170,6 +173,7 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
             char ep[256];
             rc = bench_read_line(children.from[i], ep, sizeof ep, 10000);
             caller.dealers[i] = zsock_new(ZMQ_DEALER);
+            caller.security[i] = bench_secure(zsock_resolve(caller.dealers[i]), 0);
             if (rc == 0) rc = zsock_connect(caller.dealers[i], "%s", ep);
             caller.count++;
         }
@@ -211,8 +215,10 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
     free(payload);
     zc_rpc_destroy(&caller.rpc);
     zc_node_destroy(&caller.node);
-    for (int i = 0; i < caller.count; i++)
+    for (int i = 0; i < caller.count; i++) {
         zsock_destroy(&caller.dealers[i]);
+        zc_security_destroy(&caller.security[i]);
+    }
     zmq_msg_close(&caller.reply);
     bench_reap(&children, 0);
     return rc == 0 && done == samples ? 0 : -1;

@@ -585,7 +585,7 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: zcluster demo [--workers N (2..%d, default 4)] [--count N (default "
             "1000)]\n"
-            "                     [--tasks N (default 200)] [--redis URL]\n\n"
+            "                     [--tasks N (default 200)] [--redis URL] [--keys FILE]\n\n"
             "Runs a master (as `zcluster start` would) with a private redis-server "
             "unless\n--redis is given, and N workers that exchange public, group and "
             "private\nmessages and share a task queue; then kills one worker, reloads "
@@ -620,10 +620,11 @@ int cli_demo(int argc, char **argv)
                                       {"count", required_argument, 0, 'c'},
                                       {"tasks", required_argument, 0, 't'},
                                       CLI_OPTION_REDIS,
+                                      CLI_OPTION_KEYS,
                                       {"worker", no_argument, 0, 'W'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_options_t o = {{NULL, NULL, NULL}, 4, 1000, 200, 0};
+    s_options_t o = {{NULL, NULL, NULL, NULL}, 4, 1000, 200, 0};
     cli_args_t args = {"n:c:t:h", options, s_usage, &o.where, NULL, s_option, &o};
     int rc = cli_args_parse(&args, argc, argv);
     if (rc >= 0) return rc;

@@ -145,7 +145,7 @@ static void s_usage(FILE *out)
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
             "                     [--max-msg-size BYTES] [--group NAME]...\n"
             "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
-            "                     [--header KEY=VALUE]... [--no-election]\n\n"
+            "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
             "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
@@ -153,6 +153,9 @@ static void s_usage(FILE *out)
             "peers are added by hand with `peer`. Id: --id or $ZC_NODE_ID, else a generated\n"
             "one. Under `zcluster start` it takes all three from the master, tells it when\n"
             "it is ready and serves until SIGTERM (the end of stdin does not stop it).\n"
+            "Credentials: --keys FILE or $ZC_KEYS (zcluster keygen); without, the node\n"
+            "runs unauthenticated and says so. With them, `peer` without KEY expects the\n"
+            "cluster key, and `stats` counts refused connections (refused=N).\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -290,6 +293,10 @@ static int s_answer(cli_console_t *console, int rc)
 static int s_cmd_peer(cli_console_t *console, void *self, int argc, char **argv)
 {
     zc_mesh_t *mesh = ((s_node_t *)self)->mesh;
+    if (argc == 5 && !zc_security_key_valid(argv[4])) {
+        cli_console_error(console, "KEY must be a CURVE public key: 40 Z85 characters");
+        return 0;
+    }
     return s_answer(console,
                     zc_mesh_peer_add(mesh, argv[1], argv[2], argv[3], argc == 5 ? argv[4] : NULL));
 }
@@ -357,10 +364,10 @@ static int s_cmd_stats(cli_console_t *console, void *self, int argc, char **argv
         " recv_public=%" PRIu64 " recv_group=%" PRIu64 " recv_private=%" PRIu64
         " bytes_sent=%" PRIu64 " bytes_received=%" PRIu64 " lost=%" PRIu64 " malformed=%" PRIu64
         " bad_version=%" PRIu64 " oversized=%" PRIu64 " send_dropped=%" PRIu64 " no_route=%" PRIu64
-        " peers_lost=%" PRIu64 " peers=%zu",
+        " peers_lost=%" PRIu64 " refused=%" PRIu64 " peers=%zu",
         s.sent_public, s.sent_group, s.sent_private, s.recv_public, s.recv_group, s.recv_private,
         s.bytes_sent, s.bytes_received, s.lost, s.malformed, s.bad_version, s.oversized,
-        s.send_dropped, s.no_route, s.peers_lost, zc_mesh_peer_count(node->mesh));
+        s.send_dropped, s.no_route, s.peers_lost, s.refused, zc_mesh_peer_count(node->mesh));
     return 0;
 }
 
@@ -566,6 +573,7 @@ static int s_parse(int argc, char **argv, s_options_t *o)
     static struct option options[] = {CLI_OPTION_ID,
                                       CLI_OPTION_REDIS,
                                       CLI_OPTION_CLUSTER,
+                                      CLI_OPTION_KEYS,
                                       {"pub", required_argument, 0, 'p'},
                                       {"router", required_argument, 0, 'r'},
                                       {"max-msg-size", required_argument, 0, 'm'},

@@ -46,6 +46,9 @@ static void s_usage(FILE *out)
         "                           neither, a private redis-server on a unix socket);\n"
         "                           no password here: `ps` shows it (use the variable)\n"
         "      --redis-file FILE    the Redis URL, from the first line of FILE (mode 0600)\n"
+        "      --keys FILE          cluster credentials for the workers, by path in\n"
+        "                           ZC_KEYS (default: $ZC_KEYS, else a new pair in\n"
+        "                           DIR/cluster.keys, mode 0600, removed at exit)\n"
         "      --runtime-dir DIR    lock, admin.json, admin.key, redis.sock (default:\n"
         "                           $XDG_RUNTIME_DIR/zcluster-NAME or /tmp/zcluster-UID-NAME)\n"
         "      --key-file FILE      admin API key, the first line of FILE (mode 0600;\n"
@@ -265,6 +268,7 @@ static int s_parse(s_settings_t *s)
                                       {"name", required_argument, 0, CLI_OPT_CLUSTER},
                                       CLI_OPTION_CLUSTER,
                                       CLI_OPTION_REDIS,
+                                      CLI_OPTION_KEYS,
                                       {"runtime-dir", required_argument, 0, O_DIR},
                                       {"key-file", required_argument, 0, O_KEY_FILE},
                                       {"key", required_argument, 0, O_KEY_GONE},

@@ -50,7 +50,7 @@ static void s_on_signal(int sig)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: zcluster worker [--redis URL] [--cluster NAME] [--id NODE_ID]\n"
+            "usage: zcluster worker [--redis URL] [--cluster NAME] [--id NODE_ID] [--keys FILE]\n"
             "                       [--queue QUEUE]... [--concurrency N] [--threads N]\n"
             "                       [--lease MS]\n\n"
             "Drains the queues (in priority order; default: one queue named 'default')\n"
@@ -59,7 +59,8 @@ static void s_usage(FILE *out)
             "cluster: --cluster or $ZC_CLUSTER, default 'zcluster'; id: --id or $ZC_NODE_ID,\n"
             "else a generated one. Under `zcluster start` it takes all three from the\n"
             "master, tells it when it is ready and serves until SIGTERM (its stdin is\n"
-            "/dev/null there: the end of stdin does not stop it).\n"
+            "/dev/null there: the end of stdin does not stop it). --keys FILE sets\n"
+            "$ZC_KEYS, as on every cluster command (the worker itself starts no mesh).\n"
             "Built-in tasks: noop, sleep (args: ms), fail (always fails), echo (prints args).\n"
             "Prints `ready NODE_ID`, then `done ID TASK ATTEMPT` or\n"
             "`failed ID TASK ATTEMPT ERROR` for every run, and reads commands on stdin,\n"
@@ -521,6 +522,7 @@ static int s_parse(s_options_t *o, int argc, char **argv)
     static struct option options[] = {CLI_OPTION_REDIS,
                                       CLI_OPTION_CLUSTER,
                                       CLI_OPTION_ID,
+                                      CLI_OPTION_KEYS,
                                       {"queue", required_argument, 0, 'q'},
                                       {"concurrency", required_argument, 0, 'n'},
                                       {"threads", required_argument, 0, 't'},

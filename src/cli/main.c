@@ -19,6 +19,7 @@ static const s_command_t s_commands[] = {
     {"demo", cli_demo, "run a local demo cluster of node processes and print a summary"},
     {"events", cli_admin, "print a running master's worker events (--follow to keep going)"},
     {"health", cli_admin, "a running master's health: workers ready, groups, restarts"},
+    {"keygen", cli_keygen, "write a cluster's credentials file (CURVE key pair, mode 0600)"},
     {"node", cli_node,
      "run one node driven by line commands on stdin (see `zcluster node --help`)"},
     {"restart", cli_admin, "rolling, ready-gated restart of a master's workers: all or ID"},

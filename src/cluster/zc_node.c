@@ -36,7 +36,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TOMBSTONE_MS 60000
+#define TOMBSTONE_MS   60000
+#define MISMATCHED_MAX 1024 //  peers with other credentials remembered for log-once
 
 typedef struct {
     char inc[40];
@@ -53,8 +54,10 @@ struct _zc_node_t {
     //  As set, one byte longer than zc_identity_t takes, so that a name or
     //  URL too long is refused at start rather than cut short here.
     char cluster[ZC_NAME_MAX + 2];
-    char redis_url[1025]; //  "" for the default
-    zc_security_t *security;
+    char redis_url[1025];          //  "" for the default
+    zc_security_t *security;       //  as set, or owned_security
+    zc_security_t *owned_security; //  the default: $ZC_KEYS
+    zhashx_t *mismatched;          //  ids of peers with other credentials, logged (set)
     json_t *headers;
     zhashx_t *groups;        //  set
     zhashx_t *peers;         //  id -> s_peer_info_t
@@ -117,6 +120,7 @@ zc_node_t *zc_node_new(const char *id)
     self->peers = zhashx_new();
     zhashx_set_destructor(self->peers, s_peer_info_destroy);
     self->tombstones = zhashx_new();
+    self->mismatched = zhashx_new();
     self->confirmations = zhashx_new();
     zhashx_set_destructor(self->confirmations, s_set_destroy);
     self->backlog = zlist_new();
@@ -134,6 +138,8 @@ void zc_node_destroy(zc_node_t **self_p)
     if (ext && self->hook.closed) self->hook.closed(ext);
     zactor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
+    zc_security_destroy(&self->owned_security);
+    zhashx_destroy(&self->mismatched);
     json_decref(self->headers);
     zhashx_destroy(&self->groups);
     zhashx_destroy(&self->peers);
@@ -265,11 +271,29 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     return 1;
 }
 
+//  Returns 1 if a peer advertising this CURVE key ("" for none) holds our
+//  credentials; else logs it once per peer and returns 0. A mismatched
+//  peer could never complete a handshake: adding it would only make it
+//  retry, and it must never count as lost (which removes a record).
+static int s_credentials_match(zc_node_t *self, const char *id, const char *curve)
+{
+    if (zc_security_matches(self->security, curve)) return 1;
+    if (zhashx_lookup(self->mismatched, id) || zhashx_size(self->mismatched) >= MISMATCHED_MAX)
+        return 0;
+    zhashx_insert(self->mismatched, id, (void *)1);
+    const char *why = !zc_security_curve(self->security) ? "it uses CURVE and this node has no keys"
+                      : *curve                           ? "its CURVE key is not this cluster's key"
+                                                         : "it has no CURVE key (plaintext)";
+    zc_log(ZC_LOG_WARNING, zc_node_id(self), "peer %s not added: %s (said once)", id, why);
+    return 0;
+}
+
 static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const char *pub,
                        const char *router, const char *curve, const char *record_text)
 {
     if (zhashx_lookup(self->tombstones, inc))
         return; //  a removal already seen for this incarnation
+    if (!s_credentials_match(self, id, curve)) return;
     s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
     json_t *record = json_loads(record_text, 0, NULL);
     if (info && strcmp(info->inc, inc) == 0) {
@@ -439,6 +463,16 @@ int zc_node_start(zc_node_t *self)
                          self->cluster, zc_node_id(self), err, sizeof err)) {
         zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", err);
         return zc_failure_set(&self->failure, ZC_ERR_INVALID, "%s", err);
+    }
+    if (!self->security) {
+        //  The default, as the mesh's, but loaded here to keep the reason.
+        self->owned_security = zc_security_new();
+        if (zc_security_load(self->owned_security, NULL)) {
+            zc_log(ZC_LOG_ERROR, zc_node_id(self), "%s", zc_security_errstr(self->owned_security));
+            return zc_failure_set(&self->failure, ZC_ERR_INVALID, "%s",
+                                  zc_security_errstr(self->owned_security));
+        }
+        zc_node_set_security(self, self->owned_security);
     }
     //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
     zc_mesh_set_heartbeat(self->mesh, 500, 1500);

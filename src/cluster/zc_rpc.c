@@ -338,7 +338,7 @@ static void s_pack_counters(zc_rpc_t *self, msgpack_packer *pk)
     zc_mesh_stats(zc_node_mesh(self->node), &stats);
     const char *names[] = {"sent_public", "sent_group",   "sent_private", "recv_public",
                            "recv_group",  "recv_private", "lost",         "malformed",
-                           "requests",    "calls"};
+                           "refused",     "requests",     "calls"};
     uint64_t values[] = {stats.sent_public,
                          stats.sent_group,
                          stats.sent_private,
@@ -347,6 +347,7 @@ static void s_pack_counters(zc_rpc_t *self, msgpack_packer *pk)
                          stats.recv_private,
                          stats.lost,
                          stats.malformed,
+                         stats.refused,
                          self->stats.requests_handled,
                          self->stats.calls_started};
     size_t count = sizeof values / sizeof values[0];

@@ -179,6 +179,9 @@ struct _zc_supervisor_t {
     zc_redis_t *redis;  //  publishes the events; NULL before start
     zc_redis_args_t publish[3];
     uint64_t events_unpublished;
+
+    //  the workers' cluster credentials (zc_supervisor_keys.c)
+    char keys_generated[300]; //  the file the master made, "" if given one
 };
 
 //  zc_supervisor.c
@@ -232,6 +235,11 @@ int sup_admin_info_write(zc_supervisor_t *self);
 //  Returns 0, or -1 (logged) if it cannot.
 int sup_admin_open(zc_supervisor_t *self);
 void sup_runtime_cleanup(zc_supervisor_t *self);
+
+//  zc_supervisor_keys.c: checks $ZC_KEYS, or makes DIR/cluster.keys and
+//  points $ZC_KEYS at it (0 or -1, failure set); removes what it made.
+int sup_keys_prepare(zc_supervisor_t *self);
+void sup_keys_cleanup(zc_supervisor_t *self);
 
 //  zc_supervisor_redis.c
 int sup_redis_start(zc_supervisor_t *self);

@@ -148,6 +148,7 @@ static int s_start(zc_supervisor_t *self)
 {
     int cores = s_check_groups(self);
     if (cores < 0 || sup_runtime_prepare(self) || sup_key_prepare(self)) return -1;
+    if (sup_keys_prepare(self)) return -1;
     if (!*self->redis_url && sup_redis_start(self)) return -1;
     if (sup_events_open(self)) return -1;
     if (self->admin_port >= 0 && sup_admin_open(self)) return -1;
@@ -354,6 +355,7 @@ static void s_finish(zc_supervisor_t *self, int code)
     self->shutdown_waiter_count = 0;
     zc_admin_destroy(&self->admin); //  flushes the replies just given
     sup_events_close(self);
+    sup_keys_cleanup(self);
     sup_runtime_cleanup(self);
 }
 
