@@ -148,6 +148,7 @@ class Registry extends EventEmitter {
     this.known = new Map() //  peer id -> incarnation, as last told
     this.timer = null
     this.graceUntil = 0
+    this.down = false
   }
 
   key (suffix) { return this.prefix + suffix }
@@ -168,7 +169,25 @@ class Registry extends EventEmitter {
     await this.s_register()
     this.graceUntil = Date.now() + this.ttl
     await this.sync()
-    this.timer = setInterval(() => this.tick().catch(e => this.emit('warning', e)), Math.max(100, Math.floor(this.ttl / 3)))
+    //  For one TTL after a reconnection, a peer missing from Redis is not
+    //  taken as gone: a Redis that restarted empty fills up again as every
+    //  node registers anew.
+    this.cmd.on('ready', () => { this.graceUntil = Date.now() + this.ttl })
+    this.timer = setInterval(() => this.s_tickSafely(), Math.max(100, Math.floor(this.ttl / 3)))
+  }
+
+  //  A failed tick (Redis unreachable) is reported once per outage; the
+  //  next ticks retry, and the first that works says so.
+  async s_tickSafely () {
+    try {
+      await this.tick()
+      if (this.down) this.emit('warning', new Error('Redis registry reachable again'))
+      this.down = false
+    } catch (e) {
+      if (!this.timer) return //  stopped meanwhile
+      if (!this.down) this.emit('warning', new Error(`Redis registry unreachable (${e.message}); retrying`))
+      this.down = true
+    }
   }
 
   async s_register () {
