@@ -156,7 +156,7 @@ function s_commands (peer, stop) {
       const deadline = Date.now() + Number(ms)
       while (Date.now() < deadline) {
         const got = peer.confirmations.get(name)
-        if (got && got.size >= Number(count)) return 'wait ' + [...got].join(',')
+        if (got && got.size >= Number(count)) return [...got].join(',')
         await new Promise(resolve => setTimeout(resolve, 20))
       }
       throw new Error('timed out')

@@ -184,6 +184,10 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.match(await cli.command('whisper c1 pt from-cli'), /^ok whisper/)
     await c1.expect('msg private n3 - pt 2 from-cli') //  the call took seq 1
     assert.match(await cli.command('bogus'), /^error bogus: /)
+    await sendUntil(() => c1.command('confirm ready-1'), async ms => {
+      const answer = await cli.command(`wait ready-1 1 ${ms}`)
+      if (answer !== 'ok wait c1') throw new Error(answer)
+    }, 'a confirmation')
     await cli.kill('SIGKILL')
     await c1.expect('removed n3 crashed')
     await until(() => rec.removed.includes('n3 crashed'), 5000, 'n1 to see n3 crash')
