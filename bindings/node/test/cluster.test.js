@@ -154,7 +154,7 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     await until(() => rec.added.includes('n2'), 5000, 'n1 to add n2')
     assert.strictEqual(await n1.request('n2', 'add', [2, 3]), 5)
     c1.send('call g1 n2 sleep 5000 3000')
-    await until(() => n2.rpc.stats.requests_handled === 1, 5000, 'n2 to take the call')
+    await until(() => n2.rpc.stats.requests_handled === 2, 5000, 'n2 to take the call') //  after n1's add
     await n2.stop()
     assert.match(await c1.expect('reply g1 n2 '), /^reply g1 n2 peer gone /)
     await c1.expect('removed n2 left')
