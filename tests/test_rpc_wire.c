@@ -279,10 +279,17 @@ int main(void)
     //  The conversation covers both statuses a server sends, ok, the
     //  built-ins, the readings of foreign replies, and kill.
     ZT_CHECK(played >= 23);
-    const char *needed[] = {
-        "rpc-handler-error", "rpc-no-result", "rpc-unknown-method", "rpc-ping-ok",
-        "rpc-methods-ok",    "rpc-info-ok",   "rpc-unknown-status", "rpc-malformed-error",
-        "rpc-call-ok",       "kill"};
+    const char *needed[] = {"rpc-handler-error",
+                            "rpc-no-result",
+                            "rpc-unknown-method",
+                            "rpc-ping-ok",
+                            "rpc-methods-ok",
+                            "rpc-info-ok",
+                            "rpc-unknown-status",
+                            "rpc-malformed-error",
+                            "rpc-relayed-status",
+                            "rpc-call-ok",
+                            "kill"};
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
         if (!ZT_CHECK(zt_vector_find(s_vectors, count, needed[i]) != NULL))
             fprintf(stderr, "  vector %s missing\n", needed[i]);
