@@ -243,6 +243,7 @@ class Peer extends EventEmitter {
   }
 
   s_publish (kind, group, type, payload) {
+    if (!this.pubSender) throw new Error('the peer is not started')
     this.s_checkSize(payload)
     let seq
     if (kind === KIND.public) seq = ++this.seqPublic

@@ -141,6 +141,22 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.strictEqual(r.result, 'result t11 status=ok replies=2 missing=')
   })
 
+  it('counts bad frames on its ROUTER and goes on serving', async () => {
+    const zmq = require('zeromq')
+    const evil = new zmq.Dealer({ routingId: 'evil', linger: 0 })
+    evil.connect(n1.routerEndpoint)
+    const before = n1.stats()
+    //  A spoofed sender (docs/PROTOCOL.md vector spoofed-sender), two
+    //  frames, a hostile length, a foreign version.
+    await evil.send(Buffer.from('960103a6736563726574a5616c7068610700', 'hex'))
+    await evil.send([Buffer.from('9601', 'hex'), Buffer.from('00', 'hex')])
+    await evil.send(Buffer.from('ddffffffff0101', 'hex'))
+    await evil.send(Buffer.from('9602', 'hex'))
+    await until(() => n1.stats().malformed === before.malformed + 3 && n1.stats().bad_version === before.bad_version + 1, 5000, 'the drops to be counted')
+    evil.close()
+    assert.strictEqual(await n1.request('c1', 'echo', 'still here'), 'still here')
+  })
+
   it('takes a kill request from a C node as an event', async () => {
     assert.match(await c1.command('kill n1 5'), /^ok kill/)
     await until(() => rec.kills.includes('c1 5'), 5000, 'the kill event')
