@@ -111,7 +111,21 @@ class Peer extends EventEmitter {
     this.registry.on('remove', (id, inc, reason) => this.s_remove(id, inc, reason, true))
     this.registry.on('warning', e => this.emit('warning', e))
     this.started = true
-    await this.registry.start({
+    try {
+      await this.s_register()
+    } catch (e) {
+      //  Nothing stays open: a failed start leaves no socket nor timer.
+      this.started = false
+      await this.registry.stop().catch(() => {}) //  a record half made goes too
+      this.rpc.close()
+      for (const id of [...this.members.keys()]) this.s_drop(id)
+      for (const socket of [this.sub, this.router, this.pub]) socket.close()
+      throw e
+    }
+  }
+
+  s_register () {
+    return this.registry.start({
       pub: this.pubEndpoint,
       router: this.routerEndpoint,
       curve: '',

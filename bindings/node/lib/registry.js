@@ -100,6 +100,12 @@ function redisOptions (url) {
   }
 }
 
+//  A Redis URL fit for a message: its credentials masked, as the C nodes
+//  do ("redis://***@host:6379/2").
+function redact (url) {
+  return String(url).replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@')
+}
+
 //  A peer's record (HGETALL) as {id, inc, pub, router, curve, groups,
 //  headers, ...}, or null when it is not usable: missing id, inc, pub or
 //  router, an id that is not the key's, an incarnation that is not a name of
@@ -160,10 +166,17 @@ class Registry extends EventEmitter {
     const options = redisOptions(this.url)
     this.cmd = new Redis(options)
     this.sub = new Redis(options)
-    for (const c of [this.cmd, this.sub]) c.on('error', () => {}) //  reported by the commands
+    let failure = null //  why a connection failed, which connect() does not say
+    for (const c of [this.cmd, this.sub]) c.on('error', e => { failure = e })
     for (const [name, s] of Object.entries(SCRIPTS)) this.cmd.defineCommand('zc_' + name, { numberOfKeys: s.keys, lua: s.lua })
-    await this.cmd.connect()
-    await this.sub.connect()
+    try {
+      await this.cmd.connect()
+      await this.sub.connect()
+    } catch (e) {
+      this.cmd.disconnect()
+      this.sub.disconnect()
+      throw new Error(`cannot reach the Redis registry at ${redact(this.url)}: ${(failure || e).message}`)
+    }
     this.sub.on('message', (channel, text) => this.s_announcement(text))
     await this.sub.subscribe(this.channel) //  before the membership is read
     await this.s_register()
@@ -306,4 +319,4 @@ function s_incarnation () {
   return crypto.randomUUID().replace(/-/g, '').toUpperCase()
 }
 
-module.exports = { Registry, SCRIPTS, parseRecord, parseAnnouncement, redisOptions }
+module.exports = { Registry, SCRIPTS, parseRecord, parseAnnouncement, redisOptions, redact }
