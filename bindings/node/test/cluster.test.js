@@ -75,6 +75,20 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.match(await c1.command('stats'), /lost=0 malformed=0 bad_version=0 oversized=0/)
   })
 
+  it('takes a flood from a C node in order, every sequence number once', async () => {
+    const count = type => rec.messages.filter(m => m.type === type).length
+    assert.match(await c1.command('flood private n1 fp 5000 64', 30000), /^ok flood/)
+    assert.match(await c1.command('flood public fq 5000 64', 30000), /^ok flood/)
+    await until(() => count('fp') === 5000 && count('fq') === 5000, 30000, 'the flood')
+    for (const type of ['fp', 'fq']) {
+      const seqs = rec.messages.filter(m => m.type === type).map(m => m.seq)
+      assert.ok(seqs.every((seq, i) => i === 0 || seq === seqs[i - 1] + 1), `${type} in order`)
+      assert.ok(rec.messages.filter(m => m.type === type).every(m => m.payload.equals(Buffer.alloc(64, 'x'))))
+    }
+    assert.strictEqual(n1.stats().lost, 0)
+    rec.messages = rec.messages.filter(m => m.type !== 'fp' && m.type !== 'fq')
+  })
+
   it('joins a group after it started: the C node sees it in the record and reaches it', async () => {
     await n1.join('g2')
     await until(async () => {
