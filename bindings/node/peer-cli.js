@@ -12,13 +12,14 @@ const readline = require('node:readline')
 const { Peer, STATUS, STATUS_NAMES, encode } = require('./index')
 
 const USAGE = `usage: node peer-cli.js [--id ID] [--redis URL] [--cluster NAME] [--bind HOST]
-                        [--group NAME]... [--header KEY=VALUE]... [--lease-ttl MS]
-                        [--max-msg-size BYTES]
+                        [--keys FILE] [--group NAME]... [--header KEY=VALUE]...
+                        [--lease-ttl MS] [--max-msg-size BYTES]
 
 Starts a peer, prints \`ready ID PUB-ENDPOINT ROUTER-ENDPOINT\`, then reads commands
 on stdin, one per line; each answers one line, \`ok ...\` or \`error ...\`.
 Redis: --redis or $ZC_REDIS_URL; cluster: --cluster or $ZC_CLUSTER (default
-'zcluster'); id: --id or $ZC_NODE_ID, else a generated one.
+'zcluster'); id: --id or $ZC_NODE_ID, else a generated one; cluster credentials
+(CURVE, the file \`zcluster keygen\` writes): --keys or $ZC_KEYS, else plaintext.
   join GROUP | leave GROUP        group membership
   publish TYPE TEXT               public message to every node
   shout GROUP TYPE TEXT           message to a group's members
@@ -43,7 +44,7 @@ as \`added ID\`, \`removed ID left|expired|crashed\`.
 //  Reads the command line. Returns the Peer options, or exits on an error.
 function s_parse (argv) {
   const o = { groups: [], headers: {} }
-  const takes = { '--id': 'id', '--redis': 'redis', '--cluster': 'cluster', '--bind': 'bind', '--lease-ttl': 'leaseTtl', '--max-msg-size': 'maxPayload' }
+  const takes = { '--id': 'id', '--redis': 'redis', '--cluster': 'cluster', '--bind': 'bind', '--keys': 'keys', '--lease-ttl': 'leaseTtl', '--max-msg-size': 'maxPayload' }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = argv[i + 1]

@@ -18,6 +18,7 @@ const msgpack = require('@msgpack/msgpack')
 const wire = require('./wire')
 const { Registry } = require('./registry')
 const { Rpc } = require('./rpc')
+const security = require('./security')
 
 const { KIND } = wire
 const MAX_PAYLOAD_DEFAULT = 1048576
@@ -45,7 +46,8 @@ class s_Sender {
 
 class Peer extends EventEmitter {
   //  options: {id, redis (URL), cluster, bind (host, default 127.0.0.1),
-  //  groups, headers, leaseTtl, maxPayload}.
+  //  groups, headers, leaseTtl, maxPayload, keys (the cluster credentials
+  //  file, else $ZC_KEYS; none: plaintext)}.
   constructor (options = {}) {
     super()
     this.id = options.id || process.env.ZC_NODE_ID || 'node-' + crypto.randomBytes(4).toString('hex')
@@ -69,6 +71,9 @@ class Peer extends EventEmitter {
       sent_public: 0, sent_group: 0, sent_private: 0, recv_public: 0, recv_group: 0, recv_private: 0,
       lost: 0, malformed: 0, bad_version: 0, oversized: 0, no_route: 0, peers_lost: 0
     }
+    this.keysPath = options.keys !== undefined ? options.keys : process.env.ZC_KEYS
+    this.keys = null //  {publicKey, secretKey} once loaded
+    this.mismatched = new Set() //  peers not added for their credentials, said once
     this.rpc = new Rpc(this)
     this.started = false
   }
@@ -89,10 +94,16 @@ class Peer extends EventEmitter {
   //  Binds the sockets, starts receiving and registers in the cluster.
   async start () {
     if (!this.redisUrl) throw new Error('no Redis URL (give one, or set ZC_REDIS_URL)')
-    this.pub = new zmq.Publisher(this.s_options(true, false, { linger: LEAVE_LINGER_MS }))
-    this.router = new zmq.Router(this.s_options(true, true, { handover: true }))
+    if (this.keysPath) {
+      this.keys = security.loadKeys(this.keysPath)
+      await security.zapAcquire()
+    }
+    const server = security.serverOptions(this.keys)
+    this.pub = new zmq.Publisher(this.s_options(true, false, { linger: LEAVE_LINGER_MS, ...server }))
+    this.router = new zmq.Router(this.s_options(true, true, { handover: true, ...server }))
     this.sub = new zmq.Subscriber(this.s_options(false, true, {
-      heartbeatInterval: 500, heartbeatTimeout: 1500, heartbeatTimeToLive: 1500, handshakeInterval: 1500
+      heartbeatInterval: 500, heartbeatTimeout: 1500, heartbeatTimeToLive: 1500, handshakeInterval: 1500,
+      ...security.clientOptions(this.keys)
     }))
     await this.pub.bind(`tcp://${this.bindHost}:*`)
     await this.router.bind(`tcp://${this.bindHost}:*`)
@@ -101,7 +112,9 @@ class Peer extends EventEmitter {
     this.pubSender = new s_Sender(this.pub)
     this.sub.subscribe('P')
     for (const g of this.groups) this.sub.subscribe(wire.encodeTopic(g))
-    this.sub.events.on('connect', e => this.s_connection(e.address, true))
+    //  Up once the handshake succeeded: a peer that cannot authenticate
+    //  never connects, so it is never lost.
+    this.sub.events.on('handshake', e => this.s_connection(e.address, true))
     this.sub.events.on('disconnect', e => this.s_connection(e.address, false))
     this.s_receive(this.sub, 'sub')
     this.s_receive(this.router, 'router')
@@ -120,6 +133,7 @@ class Peer extends EventEmitter {
       this.rpc.close()
       for (const id of [...this.members.keys()]) this.s_drop(id)
       for (const socket of [this.sub, this.router, this.pub]) socket.close()
+      if (this.keys) security.zapRelease()
       throw e
     }
   }
@@ -128,7 +142,7 @@ class Peer extends EventEmitter {
     return this.registry.start({
       pub: this.pubEndpoint,
       router: this.routerEndpoint,
-      curve: '',
+      curve: this.keys ? this.keys.publicKey : '',
       groups: [...this.groups].join(' '),
       headers: JSON.stringify(this.headers),
       started: String(Date.now()),
@@ -153,6 +167,7 @@ class Peer extends EventEmitter {
     this.router.close()
     await this.pubSender.chain
     this.pub.close()
+    if (this.keys) security.zapRelease()
   }
 
   //  ------------------------------------------------------------------------
@@ -161,11 +176,19 @@ class Peer extends EventEmitter {
   s_add (record) {
     const id = record.id
     if (this.tombstones.get(record.inc) > Date.now()) return //  a removal already seen
+    if (!security.matches(this.keys, record.curve)) {
+      //  It could never complete a handshake with us: adding it would only
+      //  make both sides retry.
+      if (!this.mismatched.has(id)) this.emit('warning', new Error(`peer ${id} not added: ${this.keys ? (record.curve ? "its CURVE key is not this cluster's key" : 'it has no CURVE key (plaintext)') : 'it uses CURVE and this peer has no keys'} (said once)`))
+      this.mismatched.add(id)
+      return
+    }
     const known = this.members.get(id)
     if (known && known.inc === record.inc) return
     if (known) this.s_remove(id, null, 'crashed', true) //  it restarted
     const dealer = new zmq.Dealer(this.s_options(true, true, {
-      routingId: this.id, heartbeatInterval: 500, heartbeatTimeout: 1500, handshakeInterval: 1500
+      routingId: this.id, heartbeatInterval: 500, heartbeatTimeout: 1500, handshakeInterval: 1500,
+      ...security.clientOptions(this.keys)
     }))
     try {
       dealer.connect(record.router)
