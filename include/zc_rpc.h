@@ -36,7 +36,7 @@
     set_threads) return -1 and leave the reason on the rpc: zc_rpc_error,
     a zc_error_t, and zc_rpc_errstr.
 
-    Built-in methods on every node with an RPC: "ping" (empty result),
+    Built-in methods on every node with an RPC: "ping" (result nil),
     "info" (msgpack map: id, groups, headers, uptime_ms, stats) and
     "methods" (msgpack array of method names).
 
@@ -45,7 +45,9 @@
     type "zc.ok" (payload = msgpack result) or "zc.error" (payload = msgpack
     [status, code, message], status a number: 1 unknown method, 2 handler
     error, 3 timeout, 4 peer gone, 5 no route, 6 unknown connection,
-    7 invalid); see docs/PROTOCOL.md.
+    7 invalid; code is the handler's, 0 unless status is 2). A peer in
+    another language speaks this from docs/PROTOCOL.md section 12, whose
+    vectors tests/test_rpc_wire.c checks against a C node.
 */
 #ifndef ZC_RPC_H_INCLUDED
 #define ZC_RPC_H_INCLUDED

@@ -22,6 +22,7 @@
     counted and must be zero.
 */
 #include "testkit.h"
+#include "vectorkit.h"
 #include "zc_wire.h"
 
 #include <inttypes.h>
@@ -231,160 +232,14 @@ static void s_mp_reset(s_mp_t *mp)
 }
 
 //  --------------------------------------------------------------------------
-//  Test vectors out of docs/PROTOCOL.md
+//  Test vectors out of docs/PROTOCOL.md (tests/vectorkit.h)
 
-#define VECTOR_MAX    128
-#define VECTOR_BYTES  1024
-#define VECTOR_FRAMES 4 //  frames of one message, for the wrong-count vectors
-#define MARK_MAX      4
-
-typedef struct {
-    uint8_t data[VECTOR_BYTES];
-    size_t size;
-    size_t mark[MARK_MAX]; //  offsets of the document's `|` marks
-    int marks;
-} s_frame_t;
-
-typedef struct {
-    char name[64];
-    char via[16];
-    s_frame_t frame[VECTOR_FRAMES];
-    int frames;
-    s_frame_t routing_id;
-    int has_routing_id;
-    char result[16];
-    int canonical;
-    char decoded[512];
-    int line;
-} s_vector_t;
-
-static s_vector_t s_vectors[VECTOR_MAX];
+static zt_vector_t s_vectors[ZT_VECTOR_MAX];
 static int s_vector_count;
 
-//  Parses space-separated hex bytes and, if marks is set, `|` marks between
-//  them; returns 0, or -1 on anything else.
-static int s_parse_hex(const char *text, s_frame_t *frame, int marks)
+static zt_vector_t *s_vector(const char *name)
 {
-    frame->size = 0;
-    frame->marks = 0;
-    while (*text) {
-        if (*text == ' ') {
-            text++;
-            continue;
-        }
-        if (*text == '|') {
-            if (!marks || frame->marks == MARK_MAX || (text[1] != ' ' && text[1] != 0)) return -1;
-            frame->mark[frame->marks++] = frame->size;
-            text++;
-            continue;
-        }
-        unsigned int byte;
-        int used = 0;
-        if (sscanf(text, "%2x%n", &byte, &used) != 1 || used != 2 ||
-            (text[2] != ' ' && text[2] != 0) || frame->size == VECTOR_BYTES)
-            return -1;
-        frame->data[frame->size++] = (uint8_t)byte;
-        text += 2;
-    }
-    return 0;
-}
-
-static char *s_read_file(const char *path)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file) return NULL;
-    fseek(file, 0, SEEK_END);
-    long size = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    char *text = (char *)malloc((size_t)size + 1);
-    size_t got = fread(text, 1, (size_t)size, file);
-    text[got] = 0;
-    fclose(file);
-    return text;
-}
-
-//  Fills s_vectors from the document; returns 0, or -1 if it cannot be read.
-static int s_load_vectors(void)
-{
-    char path[4096];
-    const char *root = getenv("ZC_SOURCE_DIR");
-    if (root)
-        snprintf(path, sizeof path, "%s/docs/PROTOCOL.md", root);
-    else {
-        //  Run by hand: find the document next to this source file.
-        snprintf(path, sizeof path, "%s", __FILE__);
-        char *slash = strrchr(path, '/');
-        snprintf(slash ? slash : path, sizeof path - (size_t)(slash ? slash - path : 0),
-                 "%s../docs/PROTOCOL.md", slash ? "/" : "");
-    }
-    char *text = s_read_file(path);
-    if (!text) {
-        fprintf(stderr, "cannot read %s (set ZC_SOURCE_DIR to the source tree)\n", path);
-        return -1;
-    }
-    s_vector_t *vector = NULL;
-    int line_number = 0;
-    //  Line by line, keeping empty lines so that line numbers stay right.
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        line_number++;
-        if (strcmp(line, "```vector") == 0) {
-            ZT_CHECK(vector == NULL);
-            ZT_CHECK(s_vector_count < VECTOR_MAX);
-            if (s_vector_count == VECTOR_MAX) break;
-            vector = &s_vectors[s_vector_count++];
-            vector->line = line_number;
-            continue;
-        }
-        if (!vector) continue;
-        if (strcmp(line, "```") == 0) {
-            vector = NULL;
-            continue;
-        }
-        char *colon = strchr(line, ':');
-        if (!ZT_CHECK(colon != NULL)) {
-            fprintf(stderr, "  vector line without a key: %s\n", line);
-            continue;
-        }
-        *colon = 0;
-        const char *key = line, *value = colon + 1;
-        while (*value == ' ')
-            value++;
-        int bad_hex = 0;
-        if (strcmp(key, "name") == 0)
-            snprintf(vector->name, sizeof vector->name, "%s", value);
-        else if (strcmp(key, "via") == 0)
-            snprintf(vector->via, sizeof vector->via, "%s", value);
-        else if (strcmp(key, "frame") == 0) {
-            if (ZT_CHECK(vector->frames < VECTOR_FRAMES))
-                bad_hex = s_parse_hex(value, &vector->frame[vector->frames++], 1);
-        } else if (strcmp(key, "routing-id") == 0) {
-            bad_hex = s_parse_hex(value, &vector->routing_id, 0);
-            vector->has_routing_id = 1;
-        } else if (strcmp(key, "result") == 0)
-            snprintf(vector->result, sizeof vector->result, "%s", value);
-        else if (strcmp(key, "canonical") == 0)
-            vector->canonical = strcmp(value, "yes") == 0;
-        else if (strcmp(key, "decoded") == 0)
-            snprintf(vector->decoded, sizeof vector->decoded, "%s", value);
-        else {
-            fprintf(stderr, "  unknown vector key '%s' at line %d\n", key, line_number);
-            ZT_CHECK(0);
-        }
-        if (!ZT_CHECK(bad_hex == 0))
-            fprintf(stderr, "  bad hex in %s of vector at line %d\n", key, vector->line);
-    }
-    ZT_CHECK(vector == NULL); //  every block closed
-    free(text);
-    return 0;
-}
-
-static s_vector_t *s_vector(const char *name)
-{
-    for (int i = 0; i < s_vector_count; i++)
-        if (strcmp(s_vectors[i].name, name) == 0) return &s_vectors[i];
-    return NULL;
+    return zt_vector_find(s_vectors, s_vector_count, name);
 }
 
 //  What the receiver found in a vector's frame.
@@ -397,13 +252,13 @@ typedef struct {
 
 //  The receiver of section 9, applied to one vector. Returns "ok",
 //  "malformed" or "bad_version", and fills seen as far as it could read.
-static const char *s_receive(const s_vector_t *v, s_seen_t *seen)
+static const char *s_receive(const zt_vector_t *v, s_seen_t *seen)
 {
     memset(seen, 0, sizeof *seen);
     if (v->frames != 1) return "malformed";
     int pub = strcmp(v->via, "pub") == 0, router = strcmp(v->via, "router") == 0,
         topic = strcmp(v->via, "topic") == 0;
-    const s_frame_t *f = &v->frame[0];
+    const zt_frame_t *f = &v->frame[0];
     int topic_kind = 0;
     size_t at = 0, used;
     if (pub || topic) {
@@ -428,7 +283,7 @@ static const char *s_receive(const s_vector_t *v, s_seen_t *seen)
 }
 
 //  Checks a decoded header and group against "key=value ..." from the vector.
-static void s_check_decoded(const s_vector_t *v, const zc_header_t *h, const char *group)
+static void s_check_decoded(const zt_vector_t *v, const zc_header_t *h, const char *group)
 {
     char decoded[512];
     snprintf(decoded, sizeof decoded, "%s", v->decoded);
@@ -462,9 +317,9 @@ static void s_check_decoded(const s_vector_t *v, const zc_header_t *h, const cha
 //  The `|` marks must be where the receiver found the topic and header to
 //  end: all of them, except that a `header` or `topic` vector need not mark
 //  the end of the frame.
-static void s_check_marks(const s_vector_t *v, const s_seen_t *seen)
+static void s_check_marks(const zt_vector_t *v, const s_seen_t *seen)
 {
-    const s_frame_t *f = &v->frame[0];
+    const zt_frame_t *f = &v->frame[0];
     int founds = seen->founds;
     int partial = strcmp(v->via, "header") == 0 || strcmp(v->via, "topic") == 0;
     if (partial && founds > 0 && seen->found[founds - 1] == f->size && f->marks < founds) founds--;
@@ -484,10 +339,10 @@ static void s_check_marks(const s_vector_t *v, const s_seen_t *seen)
 
 //  Encodes what was decoded, topic and header, followed by the vector's
 //  payload, and compares the frame byte for byte.
-static void s_check_canonical(const s_vector_t *v, const s_seen_t *seen)
+static void s_check_canonical(const zt_vector_t *v, const s_seen_t *seen)
 {
-    const s_frame_t *f = &v->frame[0];
-    uint8_t frame[VECTOR_BYTES + ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
+    const zt_frame_t *f = &v->frame[0];
+    uint8_t frame[ZT_VECTOR_BYTES + ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
     size_t size = 0;
     int len;
     if (strcmp(v->via, "pub") == 0 || strcmp(v->via, "topic") == 0) {
@@ -505,7 +360,7 @@ static void s_check_canonical(const s_vector_t *v, const s_seen_t *seen)
         fprintf(stderr, "  vector %s: the encoder writes another frame\n", v->name);
 }
 
-static void s_check_vector(const s_vector_t *v)
+static void s_check_vector(const zt_vector_t *v)
 {
     s_seen_t seen;
     const char *result = s_receive(v, &seen);
@@ -530,7 +385,8 @@ static void s_check_vector(const s_vector_t *v)
 static void s_test_vectors(void)
 {
     zt_section("test vectors in docs/PROTOCOL.md");
-    if (!ZT_CHECK(s_load_vectors() == 0)) return;
+    s_vector_count = zt_vectors_load(s_vectors, ZT_VECTOR_MAX);
+    if (!ZT_CHECK(s_vector_count >= 0)) return;
     //  The vectors the document promises; losing one fails the test.
     const char *required[] = {"public",
                               "group",
@@ -563,7 +419,7 @@ static void s_test_vectors(void)
             fprintf(stderr, "  vector %s missing\n", required[i]);
     ZT_CHECK(s_vector_count >= 45);
     for (int i = 0; i < s_vector_count; i++) {
-        s_vector_t *v = &s_vectors[i];
+        zt_vector_t *v = &s_vectors[i];
         ZT_CHECK(*v->name);
         int pub = strcmp(v->via, "pub") == 0, router = strcmp(v->via, "router") == 0;
         ZT_CHECK(pub || router || strcmp(v->via, "header") == 0 || strcmp(v->via, "topic") == 0);
@@ -578,15 +434,15 @@ static void s_test_vectors(void)
     //  Each kind's vector really is of that kind.
     const char *kinds[] = {"public", "group", "private", "request", "reply"};
     for (int kind = 1; kind <= 5; kind++) {
-        s_vector_t *v = s_vector(kinds[kind - 1]);
+        zt_vector_t *v = s_vector(kinds[kind - 1]);
         s_seen_t seen;
         ZT_CHECK(v && strcmp(s_receive(v, &seen), "ok") == 0 && seen.header.kind == kind);
     }
     //  The multipart layout of the wrong-count vectors holds the right bytes:
     //  only the framing is wrong.
-    s_vector_t *three = s_vector("three-frames-on-sub"), *one = s_vector("public");
+    zt_vector_t *three = s_vector("three-frames-on-sub"), *one = s_vector("public");
     if (ZT_CHECK(three && one && three->frames == 3)) {
-        uint8_t joined[3 * VECTOR_BYTES];
+        uint8_t joined[3 * ZT_VECTOR_BYTES];
         size_t size = 0;
         for (int f = 0; f < 3; f++) {
             memcpy(joined + size, three->frame[f].data, three->frame[f].size);
@@ -1220,12 +1076,12 @@ static void s_test_mutations(void)
 {
     zt_section("200000 damaged frames: never a crash, only valid results");
     //  Seeds: every frame of the document's vectors plus random frames.
-    static uint8_t seeds[VECTOR_MAX * VECTOR_FRAMES + 64][FRAME_MAX];
-    static size_t seed_size[VECTOR_MAX * VECTOR_FRAMES + 64];
+    static uint8_t seeds[ZT_VECTOR_MAX * ZT_VECTOR_FRAMES + 64][FRAME_MAX];
+    static size_t seed_size[ZT_VECTOR_MAX * ZT_VECTOR_FRAMES + 64];
     int seed_count = 0;
     for (int i = 0; i < s_vector_count; i++)
         for (int f = 0; f < s_vectors[i].frames; f++) {
-            const s_frame_t *frame = &s_vectors[i].frame[f];
+            const zt_frame_t *frame = &s_vectors[i].frame[f];
             if (frame->size <= FRAME_MAX) {
                 memcpy(seeds[seed_count], frame->data, frame->size);
                 seed_size[seed_count++] = frame->size;
