@@ -12,6 +12,7 @@
 */
 const msgpack = require('@msgpack/msgpack')
 const { KIND, nameValid } = require('./wire')
+const { refusedCount } = require('./security')
 
 const STATUS = {
   ok: 0,
@@ -101,6 +102,7 @@ class Rpc {
         recv_private: s.recv_private,
         lost: s.lost,
         malformed: s.malformed,
+        refused: refusedCount(),
         requests: this.stats.requests_handled,
         calls: this.stats.calls_started
       }

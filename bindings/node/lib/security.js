@@ -82,6 +82,7 @@ function loadKeys (path) {
 
 let s_zap = null
 let s_users = 0
+let s_refused = 0 //  clients the handler turned away, for `info`'s `refused`
 
 //  Admits a CURVE client whose key is the one the server socket's domain
 //  names; a domain that is not zcluster's is admitted, as without a handler.
@@ -96,6 +97,7 @@ async function s_serve (socket) {
     for await (const [version, id, domain, , , mechanism, credentials] of socket) {
       const ok = version && version.toString() === '1.0' && domain && mechanism &&
         s_admit(domain.toString(), mechanism.toString(), credentials)
+      if (!ok) s_refused++
       await socket.send(['1.0', id || '', ok ? '200' : '400', ok ? 'OK' : 'not a member of this cluster', '', ''])
     }
   } catch (e) {
@@ -139,4 +141,9 @@ function matches (keys, peerKey) {
   return keys ? peerKey === keys.publicKey : !peerKey
 }
 
-module.exports = { loadKeys, zapAcquire, zapRelease, serverOptions, clientOptions, matches, z85Decode }
+//  Handshakes refused by this process's ZAP handler (all its peers share it).
+function refusedCount () {
+  return s_refused
+}
+
+module.exports = { refusedCount, loadKeys, zapAcquire, zapRelease, serverOptions, clientOptions, matches, z85Decode }
