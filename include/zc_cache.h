@@ -162,7 +162,7 @@ typedef struct {
 } zc_cache_lock_info_t;
 
 //  Lists the locks held on keys matching pattern (as zc_cache_keys; NULL
-//  for all), with owner and time left, into *locks_p (freed with
+//  for all), with owner and time left, sorted by key, into *locks_p (freed with
 //  zc_cache_locks_free) and *count_p. zc_cache_keys lists values and lists
 //  only: a lock is not a key of the cache but a claim on one. Uses SCAN.
 int zc_cache_locks(zc_cache_t *self, const char *pattern, zc_cache_lock_info_t **locks_p,

@@ -57,6 +57,19 @@ int main(void)
     ZT_EQ(count, 2);
     zc_cache_keys_free(&keys);
 
+    zt_section("zcluster cache locks");
+    ZT_EQ(zc_cache_lock(n1, "alpha", 60000), 0);
+    zt_proc_t *cli =
+        zt_cli_start("cache", "--redis", zt_redis_url(redis), "--cluster", "cl", "locks", NULL);
+    const char *line = cli ? zt_proc_expect(cli, "alpha node-1 ", 10000) : NULL;
+    ZT_CHECK(line && atoll(line + strlen("alpha node-1 ")) > 50000);
+    ZT_CHECK(cli && zt_proc_expect(cli, "beta node-2 ", 10000) != NULL);
+    zt_proc_destroy(&cli);
+    cli = zt_cli_start("cache", "--redis", zt_redis_url(redis), "--cluster", "cl", "locks", "gam*",
+                       NULL);
+    ZT_CHECK(cli && zt_proc_expect(cli, "gamma - -1", 10000) != NULL);
+    zt_proc_destroy(&cli);
+
     redisFree(c);
     zc_cache_destroy(&n2);
     zc_cache_destroy(&n1);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define P "zc:{qi}:"
@@ -117,6 +118,35 @@ static void s_test_lists(zc_queue_t *q)
     ZT_EQ(s_command_int("EXISTS " P "job:j2 " P "job:d1"), 0);
 }
 
+//  Runs `zcluster queue --redis URL --cluster qi ARGS...`, checks that a
+//  line starting with expect (if any) comes and returns the exit code.
+static int s_cli(const char *url, const char *expect, const char *a1, const char *a2,
+                 const char *a3)
+{
+    zt_proc_t *cli = zt_cli_start("queue", "--redis", url, "--cluster", "qi", a1, a2, a3, NULL);
+    if (!cli) return -1;
+    if (expect) ZT_CHECK(zt_proc_expect(cli, expect, 10000) != NULL);
+    int status = zt_proc_wait(cli, 10000);
+    zt_proc_destroy(&cli);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void s_test_cli(const char *url)
+{
+    zt_section("zcluster queue: jobs, delayed, show, stats, working, remove");
+    ZT_EQ(s_cli(url, "j1 a work queued attempt=0 failures=0 at=0 args=hi", "jobs", "a", NULL), 0);
+    ZT_EQ(s_cli(url, "total=4", "jobs", "a", "1"), 0);
+    ZT_EQ(s_cli(url, "d2 b later delayed", "delayed", "-", NULL), 0);
+    ZT_EQ(s_cli(url, "j3 a work queued", "show", "j3", NULL), 0);
+    ZT_EQ(s_cli(url, "queued=4 delayed=1", "stats", "a", NULL), 0);
+    ZT_EQ(s_cli(url, "total=0", "working", NULL, NULL), 0);
+    ZT_EQ(s_cli(url, "removed j5", "remove", "a", "j5"), 0);
+    ZT_EQ(s_cli(url, NULL, "remove", "a", "j5"), 1);
+    ZT_EQ(s_cli(url, NULL, "show", "nope", NULL), 1);
+    ZT_EQ(s_cli(url, NULL, "jobs", NULL, NULL), 64);
+    ZT_EQ(s_cli(url, NULL, "jobs", "a", "-1"), 64);
+}
+
 static void s_test_working(zc_queue_t *q)
 {
     zt_section("what each worker runs now; a running job is not removed");
@@ -215,6 +245,7 @@ int main(void)
     zc_queue_t *q = zc_queue_new(zt_redis_url(redis), "qi");
     ZT_CHECK(q && s_redis && !s_redis->err);
     s_test_lists(q);
+    s_test_cli(zt_redis_url(redis));
     s_test_working(q);
     s_test_damage(q);
     zc_queue_destroy(&q);

@@ -21,6 +21,7 @@ static const s_command_t s_commands[] = {
     {"health", cli_admin, "a running master's health: workers ready, groups, restarts"},
     {"node", cli_node,
      "run one node driven by line commands on stdin (see `zcluster node --help`)"},
+    {"queue", cli_queue, "look into the task queue: jobs, delayed, working, show, remove"},
     {"restart", cli_admin, "rolling, ready-gated restart of a master's workers: all or ID"},
     {"shutdown", cli_admin, "stop a running master and its workers, or one worker: all or ID"},
     {"start", cli_start,

@@ -69,6 +69,11 @@ static zc_error_t s_read_batch(zc_cache_t *self, const redisReply **names, size_
     return rc;
 }
 
+static int s_by_key(const void *a, const void *b)
+{
+    return strcmp(((const zc_cache_lock_info_t *)a)->key, ((const zc_cache_lock_info_t *)b)->key);
+}
+
 int zc_cache_locks(zc_cache_t *self, const char *pattern, zc_cache_lock_info_t **locks_p,
                    size_t *count_p)
 {
@@ -89,6 +94,7 @@ int zc_cache_locks(zc_cache_t *self, const char *pattern, zc_cache_lock_info_t *
         zc_cache_locks_free(&list.locks, list.count);
         return cache_done(self, rc);
     }
+    if (list.count) qsort(list.locks, list.count, sizeof *list.locks, s_by_key);
     *locks_p = list.locks;
     *count_p = list.count;
     return cache_done(self, ZC_OK);
