@@ -212,6 +212,15 @@ int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count
 int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                        const zc_cache_load_opts_t *opts);
 
+//  Operations of this cache object since it was created: every public call
+//  that reaches an outcome, and those that failed (any kind).
+typedef struct {
+    uint64_t ops, failed;
+} zc_cache_stats_t;
+
+//  Copies the counters into *stats.
+void zc_cache_stats(zc_cache_t *self, zc_cache_stats_t *stats);
+
 //  Returns 1 if data (size bytes) is exactly one well-formed msgpack object.
 int zc_cache_msgpack_valid(const void *data, size_t size);
 

@@ -168,6 +168,18 @@ int zc_node_peer_exists(zc_node_t *self, const char *id);
 //  Returns the number of live peers.
 size_t zc_node_peer_count(zc_node_t *self);
 
+//  Membership events this node has seen since it started.
+typedef struct {
+    uint64_t peers_added;     //  peers that joined (or came back)
+    uint64_t removed_left;    //  peers removed: they left
+    uint64_t removed_expired; //  their lease expired
+    uint64_t removed_crashed; //  their connection dropped
+    uint64_t leader_changes;  //  this node was promoted or demoted
+} zc_node_stats_t;
+
+//  Copies the membership counters into *stats.
+void zc_node_stats(zc_node_t *self, zc_node_stats_t *stats);
+
 //  Returns 1 if this node is the leader.
 int zc_node_leader(zc_node_t *self);
 

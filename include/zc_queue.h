@@ -251,6 +251,14 @@ int zc_queue_job(zc_queue_t *self, const char *id, zc_queue_job_t *job);
 //  ZC_ERR_REDIS.
 int zc_queue_remove(zc_queue_t *self, const char *queue, const char *id);
 
+//  Sets *names_p to the names of the queues in use, sorted, as a
+//  NULL-terminated array freed with zc_queue_names_free, and *count_p.
+//  Returns 0, or -1 (ZC_ERR_TYPE if the set of queue names is damaged).
+int zc_queue_names(zc_queue_t *self, char ***names_p, size_t *count_p);
+
+//  Frees an array from zc_queue_names and sets *names_p to NULL; idempotent.
+void zc_queue_names_free(char ***names_p);
+
 //  Frees the args of one job filled by zc_queue_job.
 void zc_queue_job_clear(zc_queue_job_t *job);
 

@@ -35,8 +35,10 @@ typedef struct {
     zc_node_t *node; //  NULL for a bare mesh node
     zc_rpc_t *rpc;   //  the node's RPC
     zc_mesh_t *mesh;
-    int quiet;      //  count received messages but do not print them
-    zlist_t *calls; //  RPC calls started here, destroyed once done and printed
+    int quiet;             //  count received messages but do not print them
+    zlist_t *calls;        //  RPC calls started here, destroyed once done and printed
+    zc_metrics_t *metrics; //  --metrics-port, or published for a master; NULL if neither
+    int64_t metrics_due;   //  next snapshot (zclock_mono ms)
 } s_node_t;
 
 //  --------------------------------------------------------------------------
@@ -145,14 +147,18 @@ static void s_usage(FILE *out)
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
             "                     [--max-msg-size BYTES] [--group NAME]...\n"
             "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
-            "                     [--header KEY=VALUE]... [--no-election]\n\n"
+            "                     [--header KEY=VALUE]... [--no-election]\n"
+            "                     [--metrics-port PORT]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
             "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
             "registry (cluster: --cluster or $ZC_CLUSTER, default 'zcluster'); otherwise\n"
             "peers are added by hand with `peer`. Id: --id or $ZC_NODE_ID, else a generated\n"
             "one. Under `zcluster start` it takes all three from the master, tells it when\n"
-            "it is ready and serves until SIGTERM (the end of stdin does not stop it).\n"
+            "it is ready and serves until SIGTERM (the end of stdin does not stop it), and\n"
+            "publishes its counters for the master's GET /metrics. --metrics-port serves\n"
+            "them itself, GET http://127.0.0.1:PORT/metrics (0: any free port), and prints\n"
+            "`metrics PORT` after the ready line.\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -523,6 +529,7 @@ typedef struct {
     const char *headers[64], *groups[64];
     int header_count, group_count, election;
     int64_t lease_ttl, max_msg_size;
+    int64_t metrics_port; //  -1: none
 } s_options_t;
 
 //  Takes one option other than --redis, --cluster and --id into *o.
@@ -553,7 +560,10 @@ static int s_option(void *self, int option, const char *value)
             o->headers[o->header_count++] = value;
     } else if (option == 'E')
         o->election = 0;
-    else
+    else if (option == 'M') {
+        if (cli_args_number(value, 0, 65535, &o->metrics_port))
+            error = "--metrics-port must be 0..65535";
+    } else
         return cli_args_usage(option, s_usage);
     if (!error) return -1;
     fprintf(stderr, "zcluster node: %s\n", error);
@@ -573,14 +583,43 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {"lease-ttl", required_argument, 0, 'L'},
                                       {"header", required_argument, 0, 'H'},
                                       {"no-election", no_argument, 0, 'E'},
+                                      {"metrics-port", required_argument, 0, 'M'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->election = 1;
+    o->metrics_port = -1;
     cli_args_t args = {"i:p:r:m:g:h", options, s_usage, &o->where, "  i", s_option, o};
     int rc = cli_args_parse(&args, argc, argv);
     if (rc >= 0) return rc;
     return cli_args_none_left("node", argc, argv) ? CLI_USAGE : -1;
+}
+
+//  Serves the node's counters on --metrics-port, and publishes them for a
+//  master when supervised. Returns 0, or 1 if the port cannot be served.
+static int s_metrics_start(s_node_t *self, const s_options_t *o)
+{
+    int managed = zc_supervisor_managed();
+    if (o->metrics_port < 0 && !managed) return 0;
+    self->metrics = zc_metrics_new();
+    zc_metrics_set_node(self->metrics, self->node);
+    zc_metrics_set_rpc(self->metrics, self->rpc);
+    if (managed && zc_metrics_publish(self->metrics, cli_cluster_redis(&o->where), o->where.cluster,
+                                      zc_node_id(self->node)))
+        fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));
+    if (o->metrics_port >= 0 && zc_metrics_serve(self->metrics, NULL, (int)o->metrics_port)) {
+        fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));
+        return 1;
+    }
+    return 0;
+}
+
+//  Takes a snapshot of the counters once a second.
+static void s_metrics_tick(s_node_t *self)
+{
+    if (!self->metrics || zclock_mono() < self->metrics_due) return;
+    zc_metrics_update(self->metrics);
+    self->metrics_due = zclock_mono() + 1000;
 }
 
 //  Configures and starts the cluster node, then its RPC with the console's
@@ -607,7 +646,7 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     zc_rpc_register(self->rpc, "echo", s_method_echo, NULL);
     zc_rpc_register(self->rpc, "sleep", s_method_sleep, NULL);
     zc_rpc_register(self->rpc, "fail", s_method_fail, NULL);
-    return 0;
+    return s_metrics_start(self, o);
 }
 
 //  Starts a bare mesh node. Returns 0, 1 if it did not start, -1 on a bad
@@ -636,6 +675,7 @@ static int s_wait(void *self, int stdin_open)
                             : zc_mesh_pollitems(node->mesh, items + 1));
     if (zmq_poll(items + !stdin_open, n - !stdin_open, 250) < 0 && errno != EINTR) return -1;
     s_drain(node);
+    s_metrics_tick(node);
     if (zsys_interrupted) return -1;
     return stdin_open && (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ? 1 : 0;
 }
@@ -656,6 +696,7 @@ static void s_serve(s_node_t *self)
 //  node or mesh, and calls.
 static void s_node_close(s_node_t *self)
 {
+    zc_metrics_destroy(&self->metrics);
     zc_rpc_destroy(&self->rpc);
     if (self->node)
         zc_node_destroy(&self->node);
@@ -696,7 +737,10 @@ int cli_node(int argc, char **argv)
     }
     printf("ready %s %s %s\n", zc_mesh_id(self.mesh), zc_mesh_pub_endpoint(self.mesh),
            zc_mesh_router_endpoint(self.mesh));
+    if (self.metrics && zc_metrics_port(self.metrics) >= 0)
+        printf("metrics %d\n", zc_metrics_port(self.metrics));
     fflush(stdout);
+    s_metrics_tick(&self);
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
     s_serve(&self);
     s_node_close(&self);

@@ -73,6 +73,7 @@ struct _zc_node_t {
     int redis_up;
     int started;
     zc_failure_t failure; //  the last call's outcome
+    zc_node_stats_t stats;
 };
 
 zc_error_t zc_node_error(zc_node_t *self)
@@ -260,6 +261,9 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
+    uint64_t *counts[] = {NULL, &self->stats.removed_left, &self->stats.removed_expired,
+                          &self->stats.removed_crashed};
+    (*counts[reason])++;
     if (self->ext && self->hook.peer_removed) self->hook.peer_removed(self->ext, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
@@ -291,6 +295,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
     info->record = record;
     zhashx_insert(self->peers, id, info);
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s added", id);
+    self->stats.peers_added++;
     if (self->events.peer_added) self->events.peer_added(self, id, self->events_arg);
 }
 
@@ -317,6 +322,7 @@ static void s_registry_event(zc_node_t *self)
         s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]), 1);
     else if (strcmp(event, "LEADER") == 0 && n == 3) {
         self->leader = strcmp(frames[1], "1") == 0;
+        self->stats.leader_changes++;
         self->epoch = strtoull(frames[2], NULL, 10);
         zc_log(ZC_LOG_INFO, zc_node_id(self), "%s (epoch %" PRIu64 ")",
                self->leader ? "promoted to leader" : "demoted", self->epoch);
@@ -694,6 +700,12 @@ size_t zc_node_peer_count(zc_node_t *self)
 {
     assert(self);
     return zhashx_size(self->peers);
+}
+
+void zc_node_stats(zc_node_t *self, zc_node_stats_t *stats)
+{
+    assert(self && stats);
+    *stats = self->stats;
 }
 
 int zc_node_leader(zc_node_t *self)

@@ -79,6 +79,7 @@ struct _zc_cache_t {
     //  their staging keys: the next restore removes them at once.
     char stale[CACHE_STALE_MAX][CACHE_TOKEN_LEN + 1];
     int stale_count;
+    zc_cache_stats_t stats; //  counted by cache_done
 };
 
 //  Returns the script id's zc_script_t (SHA computed on first use).

@@ -143,9 +143,14 @@ static const char s_remove[] =
     "redis.call('DEL', jkey(id))\n"
     "return {'removed', state}\n";
 
-typedef enum { S_JOBS, S_DELAYED, S_WORKING, S_JOB, S_REMOVE, S_SCRIPTS } s_script_t;
+//  ARGV: P. Returns the queue names.
+static const char s_names[] = "local e = mistyped(QUEUES, 'set')\n"
+                              "if e then return refuse(e) end\n"
+                              "return redis.call('SMEMBERS', QUEUES)\n";
 
-static const char *s_bodies[S_SCRIPTS] = {s_jobs, s_delayed, s_working, s_job, s_remove};
+typedef enum { S_JOBS, S_DELAYED, S_WORKING, S_JOB, S_REMOVE, S_NAMES, S_SCRIPTS } s_script_t;
+
+static const char *s_bodies[S_SCRIPTS] = {s_jobs, s_delayed, s_working, s_job, s_remove, s_names};
 static char *s_sources[S_SCRIPTS];
 static zc_script_t s_scripts[S_SCRIPTS];
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -389,6 +394,47 @@ int zc_queue_remove(zc_queue_t *self, const char *queue, const char *id)
         return zc_failure_set(failure, ZC_ERR_TYPE, "job '%.100s' has no valid state ('%.20s')", id,
                               detail);
     return zc_failure_set(failure, ZC_ERR_REDIS, "unexpected reply");
+}
+
+static int s_by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int zc_queue_names(zc_queue_t *self, char ***names_p, size_t *count_p)
+{
+    assert(self && names_p && count_p);
+    *names_p = NULL;
+    *count_p = 0;
+    zc_failure_clear(zc_queue_failure(self));
+    s_start(self, S_NAMES);
+    redisReply *reply = zc_queue_call(self);
+    if (!reply) return -1;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(reply);
+        return zc_failure_set(zc_queue_failure(self), ZC_ERR_REDIS, "unexpected reply");
+    }
+    char **names = (char **)calloc(reply->elements + 1, sizeof(char *));
+    assert(names);
+    size_t n = 0;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            names[n++] = strdup(reply->element[i]->str);
+    freeReplyObject(reply);
+    qsort(names, n, sizeof(char *), s_by_name);
+    *names_p = names;
+    *count_p = n;
+    return 0;
+}
+
+void zc_queue_names_free(char ***names_p)
+{
+    assert(names_p);
+    if (!*names_p) return;
+    for (char **name = *names_p; *name; name++)
+        free(*name);
+    free(*names_p);
+    *names_p = NULL;
 }
 
 void zc_queue_job_clear(zc_queue_job_t *job)

@@ -257,4 +257,7 @@ void sup_reply_json(zc_admin_request_t *request, int status, json_t *body);
 void sup_admin_queue(zc_supervisor_t *self, zc_admin_request_t *request);
 void sup_admin_cache(zc_supervisor_t *self, zc_admin_request_t *request);
 
+//  GET /metrics, in the Prometheus text format (zc_supervisor_metrics.c).
+void sup_admin_metrics(zc_supervisor_t *self, zc_admin_request_t *request);
+
 #endif
