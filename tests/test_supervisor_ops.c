@@ -1,6 +1,8 @@
 /*  Supervisor, operating a cluster: the admin API's view into the task
     queue (jobs, failed, delayed, working, one job, stats, remove) and the
-    cache locks, against a real queue in the master's Redis; GET /metrics
+    cache locks, against a real queue in the master's Redis; the all-ready
+    event after the first start and after reloads; restart and shutdown of
+    a worker given by pid; GET /metrics
     of a bare node (--metrics-port) and of a master (every worker and the
     totals), parsed by a real Prometheus parser (prometheus_client, see
     tests/prom_parse.py) while messages flow, counters checked to move. */
@@ -68,6 +70,50 @@ static void s_inspect(zs_master_t *sup, const char *url)
     ZT_CHECK(lock && strcmp(zs_str(lock, "owner"), "node-7") == 0 && zs_int(lock, "ttl_ms") > 0);
     json_decref(body);
     zc_cache_destroy(&cache);
+}
+
+static void s_all_ready_and_pids(zs_master_t *sup)
+{
+    zt_section("all-ready after the first start and after a reload; workers by pid");
+    json_t *event = zs_wait_event(sup, 0, "all-ready", NULL, "start", 10000);
+    ZT_CHECK(event && zs_int(event, "workers") == 2);
+    json_decref(event);
+    long long since = zs_last_seq(sup);
+    json_t *body = NULL;
+    ZT_EQ(zs_call(sup, "POST", "/restart/all", &body), 200);
+    json_decref(body);
+    event = zs_wait_event(sup, since, "all-ready", NULL, "reload", 10000);
+    ZT_CHECK(event && zs_int(event, "workers") == 2);
+    json_decref(event);
+    //  One all-ready per reload: none came twice.
+    json_t *events = zs_events(sup, since);
+    int count = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) count += strcmp(zs_str(e, "event"), "all-ready") == 0;
+    json_decref(events);
+    ZT_EQ(count, 1);
+
+    char id[64], target[64];
+    zs_worker_id(sup, 0, id, sizeof id);
+    int pid = zs_pid(sup, id);
+    ZT_CHECK(pid > 0);
+    since = zs_last_seq(sup);
+    snprintf(target, sizeof target, "/restart/%d", pid);
+    ZT_EQ(zs_call(sup, "POST", target, &body), 200);
+    json_decref(body);
+    ZT_EQ(zs_wait_gone(&pid, 1, 5000), 0); //  replaced (its successor may take another id)
+    ZT_CHECK(zs_wait_ready(sup, 2, 10000));
+    event = zs_wait_event(sup, since, "all-ready", NULL, "restart", 10000);
+    ZT_CHECK(event != NULL);
+    json_decref(event);
+    ZT_EQ(zs_call(sup, "POST", "/restart/999999999", &body), 404);
+    json_decref(body);
+    zs_worker_id(sup, 1, id, sizeof id);
+    snprintf(target, sizeof target, "/shutdown/%d", zs_pid(sup, id));
+    ZT_EQ(zs_call(sup, "POST", target, &body), 200);
+    ZT_CHECK(body && strcmp(zs_str(body, "worker"), id) == 0);
+    json_decref(body);
 }
 
 static char s_scraped[1 << 17];
@@ -194,13 +240,14 @@ int main(int argc, char **argv)
     ZT_CHECK(redis != NULL);
     if (!redis) return zt_done();
     s_queue = zc_queue_new(zt_redis_url(redis), CLUSTER);
-    const char *opts[] = {"-n", "1", "--redis", zt_redis_url(redis), "--stop-timeout", "5s", NULL};
+    const char *opts[] = {"-n", "2", "--redis", zt_redis_url(redis), "--stop-timeout", "5s", NULL};
     const char *worker[] = {NULL};
     zs_master_t *sup = zs_start(CLUSTER, opts, worker);
     ZT_CHECK(sup != NULL);
     if (sup) {
-        ZT_CHECK(zs_wait_ready(sup, 1, 20000));
+        ZT_CHECK(zs_wait_ready(sup, 2, 20000));
         s_inspect(sup, zt_redis_url(redis));
+        s_all_ready_and_pids(sup);
         ZT_EQ(zs_stop(sup, SIGTERM, 20000), 0);
     }
     zs_destroy(&sup);

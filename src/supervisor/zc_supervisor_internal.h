@@ -146,6 +146,9 @@ struct _zc_supervisor_t {
     int extra_count;
     zc_supervisor_event_fn *event_fn;
     void *event_arg;
+    zc_supervisor_all_ready_fn *all_ready_fn;
+    void *all_ready_arg;
+    const char *all_ready_reason; //  pending all-ready event, or NULL
     sup_command_t *commands;
     int command_count;
     zc_failure_t failure; //  the last call's outcome
@@ -203,6 +206,10 @@ int sup_spawn_slot(zc_supervisor_t *self, sup_slot_t *slot, const char *reason);
 void sup_proc_free(sup_proc_t *proc);
 void sup_read_ready(zc_supervisor_t *self, sup_proc_t *proc);
 void sup_on_ready(zc_supervisor_t *self, sup_proc_t *proc);
+
+//  Emits the pending all-ready event (and calls back) if every expected
+//  worker is ready and no reload runs.
+void sup_check_all_ready(zc_supervisor_t *self);
 void sup_stop(zc_supervisor_t *self, sup_proc_t *proc, const char *reason);
 void sup_kill(pid_t pid, int sig);
 void sup_kill_all(zc_supervisor_t *self);
