@@ -9,6 +9,7 @@ int cli_demo(int argc, char **argv);
 int cli_cache(int argc, char **argv);
 int cli_worker(int argc, char **argv);
 int cli_queue(int argc, char **argv);
+int cli_top(int argc, char **argv);
 int cli_start(int argc, char **argv);
 //  workers, health, restart, shutdown, upgrade, events, admin: argv[0] says which.
 int cli_admin(int argc, char **argv);

@@ -155,8 +155,9 @@ static void s_usage(FILE *out)
             "registry (cluster: --cluster or $ZC_CLUSTER, default 'zcluster'); otherwise\n"
             "peers are added by hand with `peer`. Id: --id or $ZC_NODE_ID, else a generated\n"
             "one. Under `zcluster start` it takes all three from the master, tells it when\n"
-            "it is ready and serves until SIGTERM (the end of stdin does not stop it), and\n"
-            "publishes its counters for the master's GET /metrics. --metrics-port serves\n"
+            "it is ready and serves until SIGTERM (the end of stdin does not stop it).\n"
+            "A cluster node publishes its counters to Redis each second (for a master's\n"
+            "GET /metrics and for zcluster top); --metrics-port serves\n"
             "them itself, GET http://127.0.0.1:PORT/metrics (0: any free port), and prints\n"
             "`metrics PORT` after the ready line.\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
@@ -595,17 +596,16 @@ static int s_parse(int argc, char **argv, s_options_t *o)
     return cli_args_none_left("node", argc, argv) ? CLI_USAGE : -1;
 }
 
-//  Serves the node's counters on --metrics-port, and publishes them for a
-//  master when supervised. Returns 0, or 1 if the port cannot be served.
+//  Publishes the node's counters to Redis (for a master's GET /metrics and
+//  for zcluster top) and serves them on --metrics-port. Returns 0, or 1 if
+//  the port cannot be served.
 static int s_metrics_start(s_node_t *self, const s_options_t *o)
 {
-    int managed = zc_supervisor_managed();
-    if (o->metrics_port < 0 && !managed) return 0;
     self->metrics = zc_metrics_new();
     zc_metrics_set_node(self->metrics, self->node);
     zc_metrics_set_rpc(self->metrics, self->rpc);
-    if (managed && zc_metrics_publish(self->metrics, cli_cluster_redis(&o->where), o->where.cluster,
-                                      zc_node_id(self->node)))
+    if (zc_metrics_publish(self->metrics, cli_cluster_redis(&o->where), o->where.cluster,
+                           zc_node_id(self->node)))
         fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));
     if (o->metrics_port >= 0 && zc_metrics_serve(self->metrics, NULL, (int)o->metrics_port)) {
         fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));

@@ -26,6 +26,7 @@ static const s_command_t s_commands[] = {
     {"shutdown", cli_admin, "stop a running master and its workers, or one worker: all or ID"},
     {"start", cli_start,
      "run a master that supervises worker processes (see `zcluster start --help`)"},
+    {"top", cli_top, "the cluster live: nodes, groups, message and RPC rates, queues, leader"},
     {"upgrade", cli_admin, "rolling, ready-gated replacement of the workers by a new program"},
     {"worker", cli_worker,
      "drain task queues with the built-in tasks (see `zcluster worker --help`)"},
