@@ -2,9 +2,9 @@
     queue (jobs, failed, delayed, working, one job, stats, remove) and the
     cache locks, against a real queue in the master's Redis; the all-ready
     event after the first start and after reloads; restart and shutdown of
-    a worker given by pid; GET /metrics
-    of a bare node (--metrics-port) and of a master (every worker and the
-    totals), parsed by a real Prometheus parser (prometheus_client, see
+    a worker given by pid; GET /metrics of a bare node and of a queue
+    worker (--metrics-port) and of a master (every worker and the totals),
+    parsed by a real Prometheus parser (prometheus_client, see
     tests/prom_parse.py) while messages flow, counters checked to move. */
 #include "supkit.h"
 
@@ -189,6 +189,31 @@ static void s_bare_node_metrics(const char *url)
     zt_proc_destroy(&a);
 }
 
+static void s_worker_metrics(const char *url)
+{
+    zt_section("GET /metrics of a queue worker: job outcomes and run time");
+    zt_proc_t *w = zt_cli_start("worker", "--redis", url, "--cluster", "m3", "--id", "w1",
+                                "--metrics-port", "0", NULL);
+    const char *line = w ? zt_proc_expect(w, "metrics ", 10000) : NULL;
+    int port = line ? atoi(line + 8) : 0;
+    ZT_CHECK(port > 0);
+    for (int i = 0; i < 3; i++)
+        ZT_EQ(zt_proc_command(w, "enqueue default sleep 20"), 0);
+    for (int i = 0; i < 3; i++)
+        ZT_CHECK(zt_proc_expect(w, "done ", 10000) != NULL);
+    char target[128];
+    snprintf(target, sizeof target, "http://127.0.0.1:%d/metrics", port);
+    double done = -1;
+    for (int64_t until = zt_now_ms() + 10000; done < 3 && zt_now_ms() < until; zs_sleep_ms(200))
+        if (s_scrape(target, "") == 0)
+            done = s_sample("zcluster_jobs_total{outcome=\"succeeded\"}");
+    ZT_EQ(done, 3);
+    ZT_EQ(s_sample("zcluster_job_run_duration_seconds_count{}"), 3);
+    ZT_CHECK(s_sample("zcluster_job_run_duration_seconds_sum{}") >= 0.055);
+    ZT_EQ(s_sample("zcluster_job_run_duration_seconds_bucket{le=\"0.01\"}"), 0);
+    zt_proc_destroy(&w);
+}
+
 static void s_master_metrics(const char *url)
 {
     zt_section("GET /metrics of a master: every worker and the totals, moving");
@@ -252,6 +277,7 @@ int main(int argc, char **argv)
     }
     zs_destroy(&sup);
     s_bare_node_metrics(zt_redis_url(redis));
+    s_worker_metrics(zt_redis_url(redis));
     s_master_metrics(zt_redis_url(redis));
     zc_queue_destroy(&s_queue);
     zt_redis_destroy(&redis);

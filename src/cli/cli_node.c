@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_console.h"
+#include "cli_metrics.h"
 #include "zc_supervisor.h"
 #include "zcluster.h"
 
@@ -601,25 +602,11 @@ static int s_parse(int argc, char **argv, s_options_t *o)
 //  the port cannot be served.
 static int s_metrics_start(s_node_t *self, const s_options_t *o)
 {
-    self->metrics = zc_metrics_new();
+    self->metrics = cli_metrics_new("node", &o->where, zc_node_id(self->node), o->metrics_port);
+    if (!self->metrics) return 1;
     zc_metrics_set_node(self->metrics, self->node);
     zc_metrics_set_rpc(self->metrics, self->rpc);
-    if (zc_metrics_publish(self->metrics, cli_cluster_redis(&o->where), o->where.cluster,
-                           zc_node_id(self->node)))
-        fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));
-    if (o->metrics_port >= 0 && zc_metrics_serve(self->metrics, NULL, (int)o->metrics_port)) {
-        fprintf(stderr, "zcluster node: %s\n", zc_metrics_errstr(self->metrics));
-        return 1;
-    }
     return 0;
-}
-
-//  Takes a snapshot of the counters once a second.
-static void s_metrics_tick(s_node_t *self)
-{
-    if (!self->metrics || zclock_mono() < self->metrics_due) return;
-    zc_metrics_update(self->metrics);
-    self->metrics_due = zclock_mono() + 1000;
 }
 
 //  Configures and starts the cluster node, then its RPC with the console's
@@ -675,7 +662,7 @@ static int s_wait(void *self, int stdin_open)
                             : zc_mesh_pollitems(node->mesh, items + 1));
     if (zmq_poll(items + !stdin_open, n - !stdin_open, 250) < 0 && errno != EINTR) return -1;
     s_drain(node);
-    s_metrics_tick(node);
+    cli_metrics_tick(node->metrics, &node->metrics_due);
     if (zsys_interrupted) return -1;
     return stdin_open && (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ? 1 : 0;
 }
@@ -740,7 +727,7 @@ int cli_node(int argc, char **argv)
     if (self.metrics && zc_metrics_port(self.metrics) >= 0)
         printf("metrics %d\n", zc_metrics_port(self.metrics));
     fflush(stdout);
-    s_metrics_tick(&self);
+    cli_metrics_tick(self.metrics, &self.metrics_due);
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
     s_serve(&self);
     s_node_close(&self);
