@@ -16,7 +16,8 @@
 
     Each request opens its own connection to the cluster's Redis and closes
     it: the master holds none between requests, and these are rare,
-    operator-driven calls (about a millisecond each).
+    operator-driven calls (about a millisecond each). Before the master
+    knows its Redis (zc_supervisor_run), they answer 503.
 */
 #include "zc_supervisor_internal.h"
 #include "zc_cache.h"
@@ -178,9 +179,9 @@ void sup_admin_queue(zc_supervisor_t *self, zc_admin_request_t *request)
         s_fail(request, 405, "this command changes things: use POST");
         return;
     }
-    zc_queue_t *queue = zc_queue_new(*self->redis_url ? self->redis_url : NULL, self->name);
+    zc_queue_t *queue = *self->redis_url ? zc_queue_new(self->redis_url, self->name) : NULL;
     if (!queue) {
-        s_fail(request, 500, "no usable Redis URL");
+        s_fail(request, 503, "no Redis (yet)");
         return;
     }
     if (strcmp(what, "job") == 0)
@@ -202,9 +203,9 @@ void sup_admin_cache(zc_supervisor_t *self, zc_admin_request_t *request)
         return;
     }
     zc_cache_t *cache =
-        zc_cache_new(*self->redis_url ? self->redis_url : NULL, self->name, "admin");
+        *self->redis_url ? zc_cache_new(self->redis_url, self->name, "admin") : NULL;
     if (!cache) {
-        s_fail(request, 500, "no usable Redis URL");
+        s_fail(request, 503, "no Redis (yet)");
         return;
     }
     zc_cache_lock_info_t *locks = NULL;

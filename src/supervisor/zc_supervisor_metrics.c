@@ -51,8 +51,8 @@ static void s_add_workers(zc_supervisor_t *self, json_t *samples)
 {
     zc_identity_t identity;
     char err[300];
-    if (zc_identity_init(&identity, *self->redis_url ? self->redis_url : NULL, self->name, "", err,
-                         sizeof err))
+    if (!*self->redis_url ||
+        zc_identity_init(&identity, self->redis_url, self->name, "", err, sizeof err))
         return;
     zc_redis_t *redis = zc_redis_new(&identity.url, 2000);
     json_t *totals = json_object();
@@ -87,7 +87,7 @@ void sup_admin_metrics(zc_supervisor_t *self, zc_admin_request_t *request)
 {
     json_t *samples = json_array();
     s_add_workers(self, samples);
-    zc_queue_t *queue = zc_queue_new(*self->redis_url ? self->redis_url : NULL, self->name);
+    zc_queue_t *queue = *self->redis_url ? zc_queue_new(self->redis_url, self->name) : NULL;
     if (queue) metrics_add_queues(samples, queue); //  on failure: no depths, the rest stands
     zc_queue_destroy(&queue);
     char *text = metrics_render(samples);
