@@ -48,8 +48,10 @@ void zc_metrics_set_worker(zc_metrics_t *self, zc_queue_worker_t *worker);
 void zc_metrics_set_queue(zc_metrics_t *self, zc_queue_t *queue);
 void zc_metrics_set_cache(zc_metrics_t *self, zc_cache_t *cache);
 
-//  Reads every source into a new snapshot (and publishes it, if asked).
-//  Returns 0, or -1 if the queue depths or the publishing failed (the
+//  Reads every source into a new snapshot (and hands it to the publishing
+//  thread, if asked: a slow Redis never stalls the caller). With a queue
+//  set, it reads the queue depths from Redis here (a round trip per
+//  queue). Returns 0, or -1 if the queue depths could not be read (the
 //  rest of the snapshot is kept).
 int zc_metrics_update(zc_metrics_t *self);
 
@@ -66,9 +68,10 @@ int zc_metrics_port(zc_metrics_t *self);
 
 //  From now on each update also stores the snapshot in the cluster's Redis
 //  for the supervisor (key zc:{CLUSTER}:metrics:NODE_ID, expiring 10 s
-//  after the last update). NULL URL, cluster or id: the defaults
-//  ($ZC_REDIS_URL, $ZC_CLUSTER, $ZC_NODE_ID). Returns 0, or -1
-//  (ZC_ERR_INVALID).
+//  after the last update), from a thread of its own; failures are logged
+//  when they start and when they end. NULL URL, cluster or id: the
+//  defaults ($ZC_REDIS_URL, $ZC_CLUSTER, $ZC_NODE_ID). Returns 0, or -1
+//  (ZC_ERR_INVALID; ZC_ERR_STATE if publishing already).
 int zc_metrics_publish(zc_metrics_t *self, const char *redis_url, const char *cluster,
                        const char *node_id);
 

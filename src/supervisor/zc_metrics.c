@@ -3,7 +3,9 @@
     Why snapshots: the counters belong to objects that are not thread-safe
     (a node and its mesh belong to one thread). The owner's thread takes a
     snapshot (zc_metrics_update) and the HTTP thread only ever reads the
-    last one, under a lock.
+    last one, under a lock. Publishing to Redis is a thread of its own too:
+    the owner's thread is a node's data path, which no Redis round trip
+    may stall (see docs/ARCHITECTURE.md, Threads).
 
     Why samples as data: a snapshot is a list of samples [name, labels,
     value] (a JSON array), rendered to text at the end. The same list is
@@ -15,6 +17,7 @@
 #include "zc_metrics.h"
 #include "zc_failure.h"
 #include "zc_identity.h"
+#include "zc_log.h"
 #include "zc_metrics_internal.h"
 
 #include <arpa/inet.h>
@@ -66,11 +69,17 @@ struct _zc_metrics_t {
     zc_queue_worker_t *worker;
     zc_queue_t *queue;
     zc_cache_t *cache;
-    pthread_mutex_t lock; //  guards text
+    pthread_mutex_t lock; //  guards text, pending and closing
     char *text;           //  the last snapshot, rendered
     struct MHD_Daemon *http;
-    zc_redis_t *redis; //  publishing, or NULL
+    //  Publishing: a thread of its own SETs the latest snapshot, so that a
+    //  slow or unreachable Redis never stalls the owner's thread.
+    zc_redis_t *redis; //  used by the publisher thread only; NULL if not publishing
     char key[ZC_PREFIX_MAX + 16 + ZC_NAME_MAX];
+    pthread_t publisher;
+    pthread_cond_t wake;
+    char *pending; //  the snapshot to publish next (JSON), or NULL
+    int closing;
     zc_failure_t failure;
 };
 
@@ -250,6 +259,7 @@ zc_metrics_t *zc_metrics_new(void)
     zc_metrics_t *self = (zc_metrics_t *)calloc(1, sizeof(zc_metrics_t));
     assert(self);
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->wake, NULL);
     self->text = strdup("");
     return self;
 }
@@ -260,7 +270,16 @@ void zc_metrics_destroy(zc_metrics_t **self_p)
     zc_metrics_t *self = *self_p;
     if (!self) return;
     if (self->http) MHD_stop_daemon(self->http);
-    zc_redis_destroy(&self->redis);
+    if (self->redis) {
+        pthread_mutex_lock(&self->lock);
+        self->closing = 1;
+        pthread_cond_signal(&self->wake);
+        pthread_mutex_unlock(&self->lock);
+        pthread_join(self->publisher, NULL);
+        zc_redis_destroy(&self->redis);
+    }
+    free(self->pending);
+    pthread_cond_destroy(&self->wake);
     pthread_mutex_destroy(&self->lock);
     free(self->text);
     free(self);
@@ -304,19 +323,49 @@ void zc_metrics_set_cache(zc_metrics_t *self, zc_cache_t *cache)
     self->cache = cache;
 }
 
-//  Stores the samples in Redis for the supervisor. Returns 0 or -1.
-static int s_publish(zc_metrics_t *self, const json_t *samples)
+//  The publisher thread: SETs each snapshot handed over, the latest only
+//  (an older one not yet sent is replaced). Says when publishing starts
+//  failing and when it works again, not on every failure.
+static void *s_publisher(void *arg)
+{
+    zc_metrics_t *self = (zc_metrics_t *)arg;
+    int failing = 0;
+    pthread_mutex_lock(&self->lock);
+    while (!self->closing) {
+        if (!self->pending) {
+            pthread_cond_wait(&self->wake, &self->lock);
+            continue;
+        }
+        char *json = self->pending;
+        self->pending = NULL;
+        pthread_mutex_unlock(&self->lock);
+        redisReply *reply =
+            zc_redis_command(self->redis, "SET %s %s PX %d", self->key, json, S_PUBLISH_TTL_MS);
+        free(json);
+        int ok = reply && reply->type == REDIS_REPLY_STATUS;
+        if (!ok && !failing)
+            zc_log(ZC_LOG_WARNING, "metrics", "cannot publish the metrics: %s",
+                   reply && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                             : zc_redis_errstr(self->redis));
+        else if (ok && failing)
+            zc_log(ZC_LOG_INFO, "metrics", "publishing the metrics works again");
+        failing = !ok;
+        if (reply) freeReplyObject(reply);
+        pthread_mutex_lock(&self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+//  Hands the samples to the publisher thread.
+static void s_publish(zc_metrics_t *self, const json_t *samples)
 {
     char *json = json_dumps(samples, JSON_COMPACT);
-    redisReply *reply =
-        json ? zc_redis_command(self->redis, "SET %s %s PX %d", self->key, json, S_PUBLISH_TTL_MS)
-             : NULL;
-    free(json);
-    int ok = reply && reply->type == REDIS_REPLY_STATUS;
-    if (reply) freeReplyObject(reply);
-    return ok ? 0
-              : zc_failure_set(&self->failure, ZC_ERR_REDIS, "cannot publish the metrics: %s",
-                               zc_redis_errstr(self->redis));
+    pthread_mutex_lock(&self->lock);
+    free(self->pending);
+    self->pending = json;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
 }
 
 int zc_metrics_update(zc_metrics_t *self)
@@ -332,7 +381,7 @@ int zc_metrics_update(zc_metrics_t *self)
     if (self->queue && metrics_add_queues(samples, self->queue))
         rc = zc_failure_set(&self->failure, zc_queue_error(self->queue), "queue depths: %s",
                             zc_queue_errstr(self->queue));
-    if (self->redis && s_publish(self, samples)) rc = -1;
+    if (self->redis) s_publish(self, samples);
     char *text = metrics_render(samples);
     json_decref(samples);
     if (text) {
@@ -407,8 +456,13 @@ int zc_metrics_publish(zc_metrics_t *self, const char *redis_url, const char *cl
         return zc_failure_set(&self->failure, ZC_ERR_INVALID, "metrics: no node id");
     char suffix[16 + ZC_NAME_MAX];
     snprintf(suffix, sizeof suffix, "metrics:%s", identity.node_id);
+    if (self->redis)
+        return zc_failure_set(&self->failure, ZC_ERR_STATE, "metrics: published already");
     zc_identity_key(&identity, self->key, sizeof self->key, suffix);
-    zc_redis_destroy(&self->redis);
     self->redis = zc_redis_new(&identity.url, 2000);
+    if (pthread_create(&self->publisher, NULL, s_publisher, self)) {
+        zc_redis_destroy(&self->redis);
+        return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "metrics: no publisher thread");
+    }
     return zc_failure_clear(&self->failure);
 }
