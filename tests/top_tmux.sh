@@ -2,7 +2,7 @@
 # zcluster top in a real terminal (tmux): two nodes exchange messages (one
 # publishes ~50 a second, the other answers RPC pings), top is started in a
 # tmux pane, the pane is captured until both nodes and a non-zero message
-# rate appear, then q is pressed and top must exit 0. The last capture is
+# rate appear, then q is pressed and top must exit 0; Ctrl-C likewise. The last capture is
 # printed (the README's screen comes from it).
 set -euo pipefail
 cli=${ZC_CLI:?}
@@ -62,6 +62,16 @@ grep -qE '^default +3 ' "$tmp/screen" || fail "no queue depth"
 tmux -L "$sock" send-keys -t top q
 for _ in $(seq 50); do [ -s "$tmp/exit" ] && break; sleep 0.1; done
 [ "$(cat "$tmp/exit" 2>/dev/null)" = "top exit=0" ] || fail "top did not exit 0 on q: $(cat "$tmp/exit" 2>/dev/null)"
+# Ctrl-C quits too, with 0.
+tmux -L "$sock" new-session -d -x 120 -y 30 -s top2 \
+    "$cli top; echo \"top exit=\$?\" > $tmp/exit2; sleep 30"
+for _ in $(seq 50); do
+    tmux -L "$sock" capture-pane -p -t top2 | grep -q '^talker ' && break
+    sleep 0.1
+done
+tmux -L "$sock" send-keys -t top2 C-c
+for _ in $(seq 50); do [ -s "$tmp/exit2" ] && break; sleep 0.1; done
+[ "$(cat "$tmp/exit2" 2>/dev/null)" = "top exit=0" ] || fail "top did not exit 0 on Ctrl-C"
 echo "top_tmux: captured screen:"
 cat "$tmp/screen"
 echo "top_tmux: passed"
