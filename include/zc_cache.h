@@ -154,6 +154,23 @@ int zc_cache_keys(zc_cache_t *self, const char *pattern, char ***keys_p, size_t 
 //  Frees an array from zc_cache_keys and sets *keys_p to NULL; idempotent.
 void zc_cache_keys_free(char ***keys_p);
 
+//  One lock as zc_cache_locks lists it.
+typedef struct {
+    char *key;      //  the cache key it locks
+    char *owner;    //  the node holding it ("" if the lock key holds another type)
+    int64_t ttl_ms; //  time left; -1 if it never expires (written by hand)
+} zc_cache_lock_info_t;
+
+//  Lists the locks held on keys matching pattern (as zc_cache_keys; NULL
+//  for all), with owner and time left, sorted by key, into *locks_p (freed with
+//  zc_cache_locks_free) and *count_p. zc_cache_keys lists values and lists
+//  only: a lock is not a key of the cache but a claim on one. Uses SCAN.
+int zc_cache_locks(zc_cache_t *self, const char *pattern, zc_cache_lock_info_t **locks_p,
+                   size_t *count_p);
+
+//  Frees an array from zc_cache_locks and sets *locks_p to NULL; idempotent.
+void zc_cache_locks_free(zc_cache_lock_info_t **locks_p, size_t count);
+
 //  Sets *count_p to the number of keys (values and lists) in the cache.
 int zc_cache_size(zc_cache_t *self, size_t *count_p);
 
@@ -194,6 +211,15 @@ int zc_cache_save_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count
 //  first failing entry's kind and message on the cache.
 int zc_cache_load_many(zc_cache_t *self, zc_cache_entry_t *entries, size_t count,
                        const zc_cache_load_opts_t *opts);
+
+//  Operations of this cache object since it was created: every public call
+//  that reaches an outcome, and those that failed (any kind).
+typedef struct {
+    uint64_t ops, failed;
+} zc_cache_stats_t;
+
+//  Copies the counters into *stats.
+void zc_cache_stats(zc_cache_t *self, zc_cache_stats_t *stats);
 
 //  Returns 1 if data (size bytes) is exactly one well-formed msgpack object.
 int zc_cache_msgpack_valid(const void *data, size_t size);

@@ -19,7 +19,7 @@
     RPC (zc_rpc.h) is a class of its own that attaches to a node.
 
     Errors: a function that can fail (set_header, start, join, leave,
-    wait_confirmations) returns -1 or NULL and leaves the reason on the
+    wait_confirmations, wait_peers) returns -1 or NULL and leaves the reason on the
     node: zc_node_error, one of zc_error_t (zc_error.h), and
     zc_node_errstr. Sending and receiving (publish, shout, whisper, kill,
     confirm, recv) are the mesh's hot path and report through errno, as
@@ -156,11 +156,33 @@ int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items);
 //  Returns the ids of the live peers as a new list the caller destroys.
 zlist_t *zc_node_peers(zc_node_t *self);
 
+//  Waits up to timeout_ms until at least `count` peers are known and
+//  reachable: each has answered a probe this node published, so its SUB is
+//  subscribed to this node's PUB and a publish or shout from now on reaches
+//  it (ZeroMQ drops what a PUB sends before a subscriber's subscription has
+//  arrived: the "slow joiner"). Returns 0, or -1 on timeout (ZC_ERR_TIMEOUT).
+//  Messages without a handler that arrive meanwhile are kept for later
+//  zc_node_recv calls. Peers that do not answer "zc.probe" (see
+//  docs/PROTOCOL.md) are never counted.
+int zc_node_wait_peers(zc_node_t *self, size_t count, int timeout_ms);
+
 //  Returns 1 if id is a live peer.
 int zc_node_peer_exists(zc_node_t *self, const char *id);
 
 //  Returns the number of live peers.
 size_t zc_node_peer_count(zc_node_t *self);
+
+//  Membership events this node has seen since it started.
+typedef struct {
+    uint64_t peers_added;     //  peers that joined (or came back)
+    uint64_t removed_left;    //  peers removed: they left
+    uint64_t removed_expired; //  their lease expired
+    uint64_t removed_crashed; //  their connection dropped
+    uint64_t leader_changes;  //  this node was promoted or demoted
+} zc_node_stats_t;
+
+//  Copies the membership counters into *stats.
+void zc_node_stats(zc_node_t *self, zc_node_stats_t *stats);
 
 //  Returns 1 if this node is the leader.
 int zc_node_leader(zc_node_t *self);

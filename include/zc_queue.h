@@ -181,6 +181,90 @@ int64_t zc_queue_delete(zc_queue_t *self, const char *queue);
 //  number returned, or -1 (then some may have been returned).
 int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id);
 
+//  --------------------------------------------------------------------------
+//  Inspection (read only, but zc_queue_remove): what is queued, delayed and
+//  running, job by job. Jobs come back as zc_queue_job_t arrays the caller
+//  frees with zc_queue_jobs_free. Ids whose job hash is gone or damaged are
+//  listed too, with state "missing" or "damaged", so an operator sees them.
+
+//  One job as Redis holds it.
+typedef struct {
+    char id[ZC_JOB_ID_MAX + 1];
+    char queue[ZC_QUEUE_NAME_MAX + 1];
+    char task[ZC_QUEUE_NAME_MAX + 1];
+    //  queued | delayed | active | failed, or missing (no hash), damaged (a
+    //  hash key of another type, or fields that are not this queue's)
+    char state[12];
+    int attempt;        //  claims so far
+    int failures;       //  runs that failed
+    int max_attempts;   //  failures allowed before the failed list
+    int64_t created_ms; //  Redis time of the enqueue
+    //  delayed: when it is due; active: its claim's lease deadline; failed:
+    //  when it failed; else 0 (Redis time, ms since the epoch)
+    int64_t at_ms;
+    char node[ZC_JOB_ID_MAX + 1];     //  active: the node running it
+    char error[ZC_JOB_ERROR_MAX + 1]; //  the last failure's message
+    void *args;                       //  msgpack, owned by the array (NULL if none)
+    size_t args_size;
+} zc_queue_job_t;
+
+//  What zc_queue_jobs lists.
+typedef enum {
+    ZC_QUEUE_READY = 1, //  queued jobs, next to run first
+    ZC_QUEUE_FAILED = 2 //  the failed list, newest first
+} zc_queue_list_t;
+
+//  Lists up to count (1..1000) jobs of queue's ready or failed list,
+//  skipping the first offset. Sets *jobs_p (free with zc_queue_jobs_free)
+//  and *count_p, and *total_p (may be NULL) to the list's length. Returns
+//  0, or -1: ZC_ERR_INVALID (bad name or range), ZC_ERR_TYPE (the list key
+//  holds another type), ZC_ERR_REDIS.
+int zc_queue_jobs(zc_queue_t *self, const char *queue, zc_queue_list_t list, int64_t offset,
+                  int count, zc_queue_job_t **jobs_p, size_t *count_p, int64_t *total_p);
+
+//  Lists up to count (1..1000) delayed jobs (retries in backoff included)
+//  in the order they are due, skipping the first offset: of queue, or of
+//  every queue if queue is NULL. With a queue, the delayed set of the whole
+//  cluster is walked in slices of 500 until count jobs of it are found;
+//  *total_p (may be NULL) is the set's size, all queues. Returns as
+//  zc_queue_jobs.
+int zc_queue_delayed(zc_queue_t *self, const char *queue, int64_t offset, int count,
+                     zc_queue_job_t **jobs_p, size_t *count_p, int64_t *total_p);
+
+//  Lists up to count (1..1000) claimed jobs of every queue, what each
+//  worker runs now, skipping the first offset, ordered by node then lease
+//  deadline (each job's node and at_ms say which worker and until when).
+//  *total_p (may be NULL) is the number of claims. Returns as zc_queue_jobs.
+int zc_queue_working(zc_queue_t *self, int64_t offset, int count, zc_queue_job_t **jobs_p,
+                     size_t *count_p, int64_t *total_p);
+
+//  Fills *job with job id (job->args: free with zc_queue_job_clear).
+//  Returns 0, or -1: ZC_ERR_MISSING if there is no such job, ZC_ERR_TYPE if
+//  its key holds another type, ZC_ERR_INVALID, ZC_ERR_REDIS.
+int zc_queue_job(zc_queue_t *self, const char *id, zc_queue_job_t *job);
+
+//  Deletes job id of queue if it is queued, delayed or failed (as
+//  ActionHero's del and delDelayed, by id). Returns 0, or -1:
+//  ZC_ERR_MISSING (no such job, or it is another queue's), ZC_ERR_STATE (a
+//  worker runs it now: the message names the node), ZC_ERR_TYPE (a key it
+//  would write holds another type: nothing changed), ZC_ERR_INVALID,
+//  ZC_ERR_REDIS.
+int zc_queue_remove(zc_queue_t *self, const char *queue, const char *id);
+
+//  Sets *names_p to the names of the queues in use, sorted, as a
+//  NULL-terminated array freed with zc_queue_names_free, and *count_p.
+//  Returns 0, or -1 (ZC_ERR_TYPE if the set of queue names is damaged).
+int zc_queue_names(zc_queue_t *self, char ***names_p, size_t *count_p);
+
+//  Frees an array from zc_queue_names and sets *names_p to NULL; idempotent.
+void zc_queue_names_free(char ***names_p);
+
+//  Frees the args of one job filled by zc_queue_job.
+void zc_queue_job_clear(zc_queue_job_t *job);
+
+//  Frees an array of count jobs and sets *jobs_p to NULL; idempotent.
+void zc_queue_jobs_free(zc_queue_job_t **jobs_p, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,7 @@
 #define ZC_QUEUE_WORKER_H_INCLUDED
 
 #include "zc_error.h"
+#include "zc_histogram.h"
 #include "zc_job.h"
 #include "zc_queue.h"
 
@@ -69,6 +70,7 @@ typedef struct {
     uint64_t errors;     //  calls to Redis that failed or were refused (a key of the wrong
                          //  type), and results put off; each was retried
     uint64_t executing;  //  handlers running now (the rest of `running` wait for a thread)
+    zc_histogram_t run_time; //  handler runs, from start to return
 } zc_queue_worker_stats_t;
 
 //  Creates a worker with node id node_id that uses the Redis and cluster of

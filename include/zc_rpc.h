@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "zc_error.h"
+#include "zc_histogram.h"
 #include "zc_node.h"
 
 #ifdef __cplusplus
@@ -180,6 +181,7 @@ int zc_rpc_connection_remove(zc_rpc_t *self, const char *connection);
 typedef struct {
     uint64_t calls_started, calls_ok, calls_failed, calls_timed_out;
     uint64_t requests_handled, late_replies;
+    zc_histogram_t latency; //  completed calls, from start to completion
 } zc_rpc_stats_t;
 void zc_rpc_stats(zc_rpc_t *self, zc_rpc_stats_t *stats);
 

@@ -116,14 +116,15 @@ typedef struct {
     int64_t seq;        //  1, 2, ... per master
     int64_t time_ms;    //  wall clock, ms since the Unix epoch
     const char *event;  //  "start", "ready", "exit", "status", "reload", "group",
-                        //  "redis", "master"
+                        //  "redis", "master", "all-ready"
     const char *worker; //  worker id (start, ready, exit, status)
     const char *group;  //  group name
     int pid;            //  process id, 0 if none
     const char *reason; //  start: start|crash|restart|reload|upgrade;
                         //  exit: crash|restart|reload|upgrade|shutdown|timeout|done|aborted;
                         //  reload: started|done|aborted; group: failed|stopped;
-                        //  redis: started|exited|stopped; master: started|stopping|stopped
+                        //  redis: started|exited|stopped; master: started|stopping|stopped;
+                        //  all-ready: start|reload|upgrade|restart
     int exit_code;      //  exit: the exit code, -1 if killed by a signal
     int signal;         //  exit: the signal, 0 if it exited
     const char *text;   //  status text, or a reload/group/exit explanation
@@ -232,6 +233,17 @@ void zc_supervisor_set_ready_after(zc_supervisor_t *self, int ms);
 
 //  Time between SIGTERM and SIGKILL when stopping a worker (default 10000).
 void zc_supervisor_set_stop_timeout(zc_supervisor_t *self, int ms);
+
+//  Called on the master's thread when every expected worker is ready: once
+//  after the first start, and once after each rolling reload, upgrade or
+//  restart that completed (reason "start", "reload", "upgrade" or
+//  "restart"); workers is how many are ready. The event "all-ready" says
+//  the same (reason, and "workers" in its JSON).
+typedef void(zc_supervisor_all_ready_fn)(zc_supervisor_t *self, const char *reason, int workers,
+                                         void *arg);
+
+//  Sets the all-ready callback (NULL for none).
+void zc_supervisor_on_all_ready(zc_supervisor_t *self, zc_supervisor_all_ready_fn *fn, void *arg);
 
 //  Sets the event callback (NULL for none).
 void zc_supervisor_on_event(zc_supervisor_t *self, zc_supervisor_event_fn *fn, void *arg);

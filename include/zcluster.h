@@ -24,5 +24,6 @@
 #include "zc_queue.h"
 #include "zc_queue_worker.h"
 #include "zc_supervisor.h"
+#include "zc_metrics.h"
 
 #endif

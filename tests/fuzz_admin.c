@@ -17,8 +17,9 @@
       key it gives (X-Zcluster-Key, else Authorization: Bearer, else ?key=)
       is the master's, and it has at most 16 path segments and 64
       parameters: its handler sees each of them;
-    - an answer has a known status and a JSON object with a boolean "ok";
-      an error status has ok false and an "error" text;
+    - an answer has a known status and a JSON object with a boolean "ok"
+      (but /metrics, Prometheus text); an error status has ok false and an
+      "error" text;
     - a request left unanswered is held by the master (a shutdown or reload
       waiting for it), an answered one by nobody; no worker is started.
 
@@ -110,11 +111,15 @@ static int s_waited_by(zc_supervisor_t *sup, zc_admin_request_t *request)
 
 static void s_check_answer(zc_admin_request_t *request)
 {
-    static const int known[] = {200, 202, 400, 401, 404, 405, 409, 500};
+    static const int known[] = {200, 202, 400, 401, 404, 405, 409, 500, 503};
     int status_known = 0;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         status_known |= request->status == known[i];
     CHECK(status_known && request->body);
+    if (request->content_type) { //  GET /metrics: Prometheus text, not JSON
+        CHECK(request->status == 200 && strncmp(request->content_type, "text/plain", 10) == 0);
+        return;
+    }
     json_t *body = json_loads(request->body, 0, NULL);
     CHECK(json_is_object(body) && json_is_boolean(json_object_get(body, "ok")));
     if (request->status >= 400)

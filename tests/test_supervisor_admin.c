@@ -68,8 +68,8 @@ static void s_commands(zs_master_t *sup)
     ZT_EQ(zs_call(sup, "POST", "/upgrade?group=nosuch&arg=x", &body), 404);
     json_decref(body);
 
-    ZT_EQ(zs_call(sup, "GET", "/", &body), 200); //  help
-    ZT_EQ(json_array_size(json_object_get(body, "commands")), 8);
+    ZT_EQ(zs_call(sup, "GET", "/", &body), 200);                   //  help
+    ZT_EQ(json_array_size(json_object_get(body, "commands")), 11); //  built-ins
     json_decref(body);
 
     ZT_EQ(zs_call(sup, "GET", "/workers", &body), 200);
@@ -245,6 +245,14 @@ static void s_exit_command(zt_redis_t *redis)
 //  A supervisor embedded in a program, with its own commands
 
 static int s_ready_events;
+static char s_all_ready[64] = "none"; //  the all-ready callbacks: "REASON:WORKERS..."
+
+static void s_on_all_ready(zc_supervisor_t *sup, const char *reason, int workers, void *arg)
+{
+    size_t used = strcmp(s_all_ready, "none") == 0 ? 0 : strlen(s_all_ready);
+    snprintf(s_all_ready + used, sizeof s_all_ready - used, "%s%s:%d", used ? "," : "", reason,
+             workers);
+}
 
 static void s_on_event(zc_supervisor_t *sup, const zc_supervisor_event_t *event, void *arg)
 {
@@ -280,7 +288,8 @@ static char *s_seen(zc_supervisor_t *sup, int argc, const char **argv, char *err
 {
     char *workers = zc_supervisor_workers(sup);
     char *text = (char *)malloc(strlen(workers) + 64);
-    sprintf(text, "{\"ready_events\":%d,\"workers\":%s}", s_ready_events, workers);
+    sprintf(text, "{\"ready_events\":%d,\"all_ready\":\"%s\",\"workers\":%s}", s_ready_events,
+            s_all_ready, workers);
     free(workers);
     return text;
 }
@@ -293,6 +302,7 @@ static int s_embedded_master(const char *dir, const char *redis_url)
     zc_supervisor_set_redis(sup, redis_url);
     zc_supervisor_set_runtime_dir(sup, dir);
     zc_supervisor_on_event(sup, s_on_event, NULL);
+    zc_supervisor_on_all_ready(sup, s_on_all_ready, NULL);
     zc_supervisor_command(sup, "echo", "returns its arguments", s_echo, NULL);
     zc_supervisor_command(sup, "fail", "always fails", s_fail, NULL);
     zc_supervisor_command(sup, "badjson", "returns something that is not JSON", s_bad_json, NULL);
@@ -393,10 +403,11 @@ static void s_custom_commands(zs_master_t *sup)
     ZT_EQ(zs_call(sup, "POST", "/seen", &body), 200);
     result = json_object_get(body, "result");
     ZT_EQ(zs_int(result, "ready_events"), 2);
+    ZT_CHECK(strcmp(zs_str(result, "all_ready"), "start:2") == 0); //  once, with both
     ZT_EQ(json_array_size(json_object_get(result, "workers")), 2);
     json_decref(body);
     ZT_EQ(zs_call(sup, "GET", "/help", &body), 200);
-    ZT_EQ(json_array_size(json_object_get(body, "commands")), 12);
+    ZT_EQ(json_array_size(json_object_get(body, "commands")), 15);
     json_decref(body);
 }
 

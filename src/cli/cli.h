@@ -8,6 +8,8 @@ int cli_bench(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_cache(int argc, char **argv);
 int cli_worker(int argc, char **argv);
+int cli_queue(int argc, char **argv);
+int cli_top(int argc, char **argv);
 int cli_start(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 //  workers, health, restart, shutdown, upgrade, events, admin: argv[0] says which.

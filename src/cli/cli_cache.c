@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_console.h"
+#include "cli_render.h"
 #include "zc_cache.h"
 #include "zc_supervisor.h"
 
@@ -53,7 +54,8 @@ static void s_usage(FILE *out)
             "  lock KEY TTL_MS                take or extend KEY's lock for this node\n"
             "  unlock KEY                     release it\n"
             "  locked KEY                     the id of the node holding the lock, or -\n"
-            "  keys [PATTERN]                 keys matching a glob (default *)\n"
+            "  keys [PATTERN]                 keys matching a glob (default *); no locks\n"
+            "  locks [PATTERN]                locks on keys matching a glob: KEY OWNER TTL_MS\n"
             "  size                           number of keys\n"
             "  clear                          remove every key not locked by another node\n"
             "  dump FILE                      write every key with its TTL to FILE\n"
@@ -74,51 +76,6 @@ static void *s_pack_text(const char *text, size_t *size_p)
     msgpack_pack_str_with_body(&packer, text, strlen(text));
     *size_p = buffer.size;
     return msgpack_sbuffer_release(&buffer);
-}
-
-//  Appends text to out with control characters, backslash and DEL escaped.
-static void s_escape(FILE *out, const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\\')
-            fputs("\\\\", out);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\x%02x", c);
-        else
-            fputc(c, out);
-    }
-}
-
-//  Writes a msgpack value (already checked to be one object) for display.
-static void s_render(FILE *out, const void *value, size_t size)
-{
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init(&unpacked);
-    size_t offset = 0;
-    if (msgpack_unpack_next(&unpacked, (const char *)value, size, &offset) !=
-        MSGPACK_UNPACK_SUCCESS) {
-        //  Valid but beyond msgpack-c's nesting limit: show the bytes.
-        fputs("0x", out);
-        for (size_t i = 0; i < size; i++)
-            fprintf(out, "%02x", ((const unsigned char *)value)[i]);
-    } else if (unpacked.data.type == MSGPACK_OBJECT_STR)
-        s_escape(out, unpacked.data.via.str.ptr, unpacked.data.via.str.size);
-    else {
-        //  msgpack-c stops printing when the buffer is full: a huge value is cut.
-        size_t cap = size < 65536 ? 16 * size + 256 : 1024 * 1024;
-        char *text = (char *)malloc(cap);
-        if (text) {
-            int len = msgpack_object_print_buffer(text, cap, unpacked.data);
-            s_escape(out, text, len > 0 ? strnlen(text, (size_t)len) : 0);
-            free(text);
-        }
-    }
-    msgpack_unpacked_destroy(&unpacked);
 }
 
 //  The KIND word of an answer: zc_strerror's name, except for the kinds
@@ -178,7 +135,7 @@ static int s_answer_value(cli_console_t *console, const void *value, size_t size
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
-    if (out) s_render(out, value, size);
+    if (out) cli_render_msgpack(out, value, size);
     return s_answer_rendered(console, out, &text);
 }
 
@@ -306,9 +263,32 @@ static int s_cmd_keys(cli_console_t *console, void *self, int argc, char **argv)
     FILE *out = open_memstream(&text, &len);
     for (size_t i = 0; out && keys[i]; i++) {
         if (i) fputc(client->sep, out);
-        s_escape(out, keys[i], strlen(keys[i]));
+        cli_render_text(out, keys[i], strlen(keys[i]));
     }
     zc_cache_keys_free(&keys);
+    return s_answer_rendered(console, out, &text);
+}
+
+//  locks [PATTERN]: KEY OWNER TTL_MS per lock
+static int s_cmd_locks(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_client_t *client = (s_client_t *)self;
+    zc_cache_lock_info_t *locks = NULL;
+    size_t count = 0;
+    if (zc_cache_locks(client->cache, argc == 2 ? argv[1] : NULL, &locks, &count))
+        return s_answer(console, client, -1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    for (size_t i = 0; out && i < count; i++) {
+        if (i) fputc(client->sep, out);
+        cli_render_text(out, locks[i].key, strlen(locks[i].key));
+        fputc(' ', out);
+        const char *owner = *locks[i].owner ? locks[i].owner : "-"; //  "": damaged data
+        cli_render_text(out, owner, strlen(owner));
+        fprintf(out, " %" PRId64, locks[i].ttl_ms);
+    }
+    zc_cache_locks_free(&locks, count);
     return s_answer_rendered(console, out, &text);
 }
 
@@ -368,6 +348,7 @@ static const cli_command_t s_commands[] = {
     {"unlock", 1, 1, s_cmd_unlock, NULL, 0},
     {"locked", 1, 1, s_cmd_locked, NULL, 0},
     {"keys", 0, 1, s_cmd_keys, NULL, 0},
+    {"locks", 0, 1, s_cmd_locks, NULL, 0},
     {"size", 0, 0, s_cmd_size, NULL, 0},
     {"clear", 0, 0, s_cmd_clear, NULL, 0},
     {"dump", 1, 1, s_cmd_dump_or_restore, NULL, 0},
@@ -376,25 +357,6 @@ static const cli_command_t s_commands[] = {
     {"quit", 0, CLI_ARGS_ANY, s_cmd_quit, NULL, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };
-
-//  Runs the command in argv once and prints its result (or on stderr why
-//  not). Returns the exit code.
-static int s_run_once(cli_console_t *console, int argc, char **argv)
-{
-    cli_answer_t kind = cli_console_execute(console, argc, argv);
-    const char *text = cli_console_answer(console);
-    if (kind == CLI_ANSWER_OK) {
-        if (*text) printf("%s\n", text);
-        return 0;
-    }
-    if (kind == CLI_ANSWER_ERROR) {
-        fprintf(stderr, "zcluster cache: %s: %s\n", argv[0], text);
-        return 1;
-    }
-    fprintf(stderr, "zcluster cache: %s: unknown command or wrong arguments\n\n", argv[0]);
-    s_usage(stderr);
-    return CLI_USAGE;
-}
 
 //  Reads the options into *where. Returns -1 to go on, or the exit code.
 static int s_parse(cli_cluster_t *where, int argc, char **argv)
@@ -433,7 +395,8 @@ int cli_cache(int argc, char **argv)
         cli_console_set_wrong_args(console, "usage: unknown command or wrong arguments");
         cli_console_run(console);
     } else if (console)
-        status = s_run_once(console, argc - optind, argv + optind);
+        status =
+            cli_console_run_once(console, "zcluster cache", s_usage, argc - optind, argv + optind);
     cli_console_destroy(&console);
     zc_cache_destroy(&cache);
     return status;

@@ -307,3 +307,21 @@ void cli_console_run(cli_console_t *self)
         stdin_open = 0;
     }
 }
+
+int cli_console_run_once(cli_console_t *self, const char *prog, void (*usage)(FILE *out), int argc,
+                         char **argv)
+{
+    cli_answer_t kind = cli_console_execute(self, argc, argv);
+    const char *text = cli_console_answer(self);
+    if (kind == CLI_ANSWER_OK || kind == CLI_ANSWER_LINE) {
+        if (text && *text) printf("%s\n", text);
+        return 0;
+    }
+    if (kind == CLI_ANSWER_ERROR) {
+        fprintf(stderr, "%s: %s: %s\n", prog, argv[0], text);
+        return 1;
+    }
+    fprintf(stderr, "%s: %s: unknown command or wrong arguments\n\n", prog, argv[0]);
+    usage(stderr);
+    return 64; //  CLI_USAGE
+}

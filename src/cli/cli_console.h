@@ -38,6 +38,7 @@
 #define ZC_CLI_CONSOLE_H_INCLUDED
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define CLI_CONSOLE_WORDS_MAX 32
 //  An entry's max_args for "any number" (as many as a line holds).
@@ -99,6 +100,13 @@ void cli_console_run(cli_console_t *self);
 //  without printing it: for a command given once on the command line.
 //  Returns the answer's kind; its text is cli_console_answer's.
 cli_answer_t cli_console_execute(cli_console_t *self, int argc, char **argv);
+
+//  Runs one command given on the command line (cli_console_execute) and
+//  prints its text on stdout; an error goes to stderr as "PROG: NAME: TEXT"
+//  (exit 1), wrong arguments with usage(stderr) (exit CLI_USAGE, 64).
+//  Returns the exit code.
+int cli_console_run_once(cli_console_t *self, const char *prog, void (*usage)(FILE *out), int argc,
+                         char **argv);
 
 //  The text of the last answer: TEXT for ok, error and line ("" for a bare
 //  ok); for wrong arguments the entry's usage, or NULL.

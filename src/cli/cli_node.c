@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_console.h"
+#include "cli_metrics.h"
 #include "zc_supervisor.h"
 #include "zcluster.h"
 
@@ -35,8 +36,10 @@ typedef struct {
     zc_node_t *node; //  NULL for a bare mesh node
     zc_rpc_t *rpc;   //  the node's RPC
     zc_mesh_t *mesh;
-    int quiet;      //  count received messages but do not print them
-    zlist_t *calls; //  RPC calls started here, destroyed once done and printed
+    int quiet;             //  count received messages but do not print them
+    zlist_t *calls;        //  RPC calls started here, destroyed once done and printed
+    zc_metrics_t *metrics; //  --metrics-port, or published for a master; NULL if neither
+    int64_t metrics_due;   //  next snapshot (zclock_mono ms)
 } s_node_t;
 
 //  --------------------------------------------------------------------------
@@ -145,7 +148,8 @@ static void s_usage(FILE *out)
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
             "                     [--max-msg-size BYTES] [--group NAME]...\n"
             "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
-            "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n\n"
+            "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n"
+            "                     [--metrics-port PORT]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
             "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
@@ -156,6 +160,10 @@ static void s_usage(FILE *out)
             "Credentials: --keys FILE or $ZC_KEYS (zcluster keygen); without, the node\n"
             "runs unauthenticated and says so. With them, `peer` without KEY expects the\n"
             "cluster key, and `stats` counts refused connections (refused=N).\n"
+            "A cluster node publishes its counters to Redis each second (for a master's\n"
+            "GET /metrics and for zcluster top); --metrics-port serves\n"
+            "them itself, GET http://127.0.0.1:PORT/metrics (0: any free port), and prints\n"
+            "`metrics PORT` after the ready line.\n"
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -530,6 +538,7 @@ typedef struct {
     const char *headers[64], *groups[64];
     int header_count, group_count, election;
     int64_t lease_ttl, max_msg_size;
+    int64_t metrics_port; //  -1: none
 } s_options_t;
 
 //  Takes one option other than --redis, --cluster and --id into *o.
@@ -560,7 +569,10 @@ static int s_option(void *self, int option, const char *value)
             o->headers[o->header_count++] = value;
     } else if (option == 'E')
         o->election = 0;
-    else
+    else if (option == 'M') {
+        if (cli_args_number(value, 0, 65535, &o->metrics_port))
+            error = "--metrics-port must be 0..65535";
+    } else
         return cli_args_usage(option, s_usage);
     if (!error) return -1;
     fprintf(stderr, "zcluster node: %s\n", error);
@@ -581,14 +593,28 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {"lease-ttl", required_argument, 0, 'L'},
                                       {"header", required_argument, 0, 'H'},
                                       {"no-election", no_argument, 0, 'E'},
+                                      {"metrics-port", required_argument, 0, 'M'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->election = 1;
+    o->metrics_port = -1;
     cli_args_t args = {"i:p:r:m:g:h", options, s_usage, &o->where, "  i", s_option, o};
     int rc = cli_args_parse(&args, argc, argv);
     if (rc >= 0) return rc;
     return cli_args_none_left("node", argc, argv) ? CLI_USAGE : -1;
+}
+
+//  Publishes the node's counters to Redis (for a master's GET /metrics and
+//  for zcluster top) and serves them on --metrics-port. Returns 0, or 1 if
+//  the port cannot be served.
+static int s_metrics_start(s_node_t *self, const s_options_t *o)
+{
+    self->metrics = cli_metrics_new("node", &o->where, zc_node_id(self->node), o->metrics_port);
+    if (!self->metrics) return 1;
+    zc_metrics_set_node(self->metrics, self->node);
+    zc_metrics_set_rpc(self->metrics, self->rpc);
+    return 0;
 }
 
 //  Configures and starts the cluster node, then its RPC with the console's
@@ -615,7 +641,7 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     zc_rpc_register(self->rpc, "echo", s_method_echo, NULL);
     zc_rpc_register(self->rpc, "sleep", s_method_sleep, NULL);
     zc_rpc_register(self->rpc, "fail", s_method_fail, NULL);
-    return 0;
+    return s_metrics_start(self, o);
 }
 
 //  Starts a bare mesh node. Returns 0, 1 if it did not start, -1 on a bad
@@ -644,6 +670,7 @@ static int s_wait(void *self, int stdin_open)
                             : zc_mesh_pollitems(node->mesh, items + 1));
     if (zmq_poll(items + !stdin_open, n - !stdin_open, 250) < 0 && errno != EINTR) return -1;
     s_drain(node);
+    cli_metrics_tick(node->metrics, &node->metrics_due);
     if (zsys_interrupted) return -1;
     return stdin_open && (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ? 1 : 0;
 }
@@ -664,6 +691,7 @@ static void s_serve(s_node_t *self)
 //  node or mesh, and calls.
 static void s_node_close(s_node_t *self)
 {
+    zc_metrics_destroy(&self->metrics);
     zc_rpc_destroy(&self->rpc);
     if (self->node)
         zc_node_destroy(&self->node);
@@ -704,7 +732,10 @@ int cli_node(int argc, char **argv)
     }
     printf("ready %s %s %s\n", zc_mesh_id(self.mesh), zc_mesh_pub_endpoint(self.mesh),
            zc_mesh_router_endpoint(self.mesh));
+    if (self.metrics && zc_metrics_port(self.metrics) >= 0)
+        printf("metrics %d\n", zc_metrics_port(self.metrics));
     fflush(stdout);
+    cli_metrics_tick(self.metrics, &self.metrics_due);
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
     s_serve(&self);
     s_node_close(&self);

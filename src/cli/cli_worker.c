@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_console.h"
+#include "cli_metrics.h"
 #include "zc_supervisor.h"
 #include "zcluster.h"
 #include "zc_job.h"
@@ -52,7 +53,7 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: zcluster worker [--redis URL] [--cluster NAME] [--id NODE_ID] [--keys FILE]\n"
             "                       [--queue QUEUE]... [--concurrency N] [--threads N]\n"
-            "                       [--lease MS]\n\n"
+            "                       [--lease MS] [--metrics-port PORT]\n\n"
             "Drains the queues (in priority order; default: one queue named 'default')\n"
             "with up to N jobs at once (default 4; 0 only keeps the cluster's queues moving:\n"
             "delayed jobs, lost claims, recurring tasks). Redis: --redis or $ZC_REDIS_URL;\n"
@@ -61,6 +62,9 @@ static void s_usage(FILE *out)
             "master, tells it when it is ready and serves until SIGTERM (its stdin is\n"
             "/dev/null there: the end of stdin does not stop it). --keys FILE sets\n"
             "$ZC_KEYS, as on every cluster command (the worker itself starts no mesh).\n"
+            "It publishes its counters to Redis each second (for a master's GET /metrics);\n"
+            "--metrics-port also serves them, GET http://127.0.0.1:PORT/metrics (0: any\n"
+            "free port, printed as `metrics PORT` after the ready line).\n"
             "Built-in tasks: noop, sleep (args: ms), fail (always fails), echo (prints args).\n"
             "Prints `ready NODE_ID`, then `done ID TASK ATTEMPT` or\n"
             "`failed ID TASK ATTEMPT ERROR` for every run, and reads commands on stdin,\n"
@@ -243,6 +247,8 @@ static void s_on_finish(zc_job_t *job, int rc, void *arg)
 typedef struct {
     zc_queue_t *queue;
     zc_queue_worker_t *worker;
+    zc_metrics_t *metrics; //  published, and served with --metrics-port
+    int64_t metrics_due;
 } s_worker_t;
 
 //  Reads the words after `enqueue QUEUE TASK` (w[3..n-1]): one ARGS word
@@ -472,6 +478,8 @@ static const cli_command_t s_commands[] = {
 static int s_wait(void *self, int stdin_open)
 {
     if (s_interrupted) return -1;
+    s_worker_t *worker = (s_worker_t *)self;
+    cli_metrics_tick(worker->metrics, &worker->metrics_due);
     struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
     int rc = poll(&pfd, stdin_open ? 1 : 0, 250);
     if (s_interrupted || (rc < 0 && errno != EINTR)) return -1;
@@ -488,6 +496,7 @@ typedef struct {
     const char *queues[64];
     int queue_count;
     int64_t concurrency, threads, lease;
+    int64_t metrics_port; //  -1: not served
 } s_options_t;
 
 //  Reads one option other than --redis, --cluster and --id into *o.
@@ -508,6 +517,9 @@ static int s_option(void *self, int c, const char *value)
     } else if (c == 'l') {
         if (cli_args_number(value, 300, 3600000, &o->lease))
             error = "--lease takes 300..3600000 ms";
+    } else if (c == 'M') {
+        if (cli_args_number(value, 0, 65535, &o->metrics_port))
+            error = "--metrics-port takes 0..65535";
     } else
         return cli_args_usage(c, s_usage);
     if (!error) return -1;
@@ -527,11 +539,13 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                                       {"concurrency", required_argument, 0, 'n'},
                                       {"threads", required_argument, 0, 't'},
                                       {"lease", required_argument, 0, 'l'},
+                                      {"metrics-port", required_argument, 0, 'M'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->concurrency = 4;
     o->threads = -1;
+    o->metrics_port = -1;
     cli_args_t args = {"r:c:i:q:n:t:l:h", options, s_usage, &o->where, "rci", s_option, o};
     int rc = cli_args_parse(&args, argc, argv);
     if (rc >= 0) return rc;
@@ -579,10 +593,9 @@ static int s_setup(const s_options_t *o, zc_queue_t **queue_p, zc_queue_worker_t
 
 //  Answers commands on stdin until quit, a signal or the end of stdin; a
 //  supervised worker has no driver and serves until SIGTERM.
-static void s_serve(zc_queue_t *queue, zc_queue_worker_t *worker)
+static void s_serve(s_worker_t *self)
 {
-    s_worker_t self = {queue, worker};
-    cli_console_t *console = cli_console_new(s_commands, &self);
+    cli_console_t *console = cli_console_new(s_commands, self);
     if (!console) return;
     cli_console_set_line_max(console, LINE_MAX_BYTES);
     cli_console_set_wait(console, s_wait, zc_supervisor_managed());
@@ -612,9 +625,20 @@ int cli_worker(int argc, char **argv)
         zc_queue_destroy(&queue);
         return 1;
     }
+    s_worker_t self = {queue, worker, NULL, 0};
+    self.metrics =
+        cli_metrics_new("worker", &options.where, zc_queue_worker_id(worker), options.metrics_port);
+    if (!self.metrics) {
+        zc_queue_worker_destroy(&worker);
+        zc_queue_destroy(&queue);
+        return 1;
+    }
+    zc_metrics_set_worker(self.metrics, worker);
     s_print("ready %s", zc_queue_worker_id(worker));
+    if (zc_metrics_port(self.metrics) >= 0) s_print("metrics %d", zc_metrics_port(self.metrics));
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
-    s_serve(queue, worker);
+    s_serve(&self);
+    zc_metrics_destroy(&self.metrics);
     zc_queue_worker_destroy(&worker);
     zc_queue_destroy(&queue);
     return 0;

@@ -42,6 +42,7 @@
 typedef struct {
     char inc[40];
     json_t *record;
+    int reached; //  it answered a probe: our publishes reach it
 } s_peer_info_t;
 
 struct _zc_node_t {
@@ -75,6 +76,7 @@ struct _zc_node_t {
     int redis_up;
     int started;
     zc_failure_t failure; //  the last call's outcome
+    zc_node_stats_t stats;
 };
 
 zc_error_t zc_node_error(zc_node_t *self)
@@ -265,6 +267,9 @@ static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_re
     zc_mesh_peer_remove(self->mesh, peer_id);
     static const char *reasons[] = {"", "left", "expired", "crashed"};
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s removed (%s)", peer_id, reasons[reason]);
+    uint64_t *counts[] = {NULL, &self->stats.removed_left, &self->stats.removed_expired,
+                          &self->stats.removed_crashed};
+    (*counts[reason])++;
     if (self->ext && self->hook.peer_removed) self->hook.peer_removed(self->ext, peer_id);
     if (self->events.peer_removed)
         self->events.peer_removed(self, peer_id, reason, self->events_arg);
@@ -314,6 +319,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
     info->record = record;
     zhashx_insert(self->peers, id, info);
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s added", id);
+    self->stats.peers_added++;
     if (self->events.peer_added) self->events.peer_added(self, id, self->events_arg);
 }
 
@@ -340,6 +346,7 @@ static void s_registry_event(zc_node_t *self)
         s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]), 1);
     else if (strcmp(event, "LEADER") == 0 && n == 3) {
         self->leader = strcmp(frames[1], "1") == 0;
+        self->stats.leader_changes++;
         self->epoch = strtoull(frames[2], NULL, 10);
         zc_log(ZC_LOG_INFO, zc_node_id(self), "%s (epoch %" PRIu64 ")",
                self->leader ? "promoted to leader" : "demoted", self->epoch);
@@ -400,6 +407,20 @@ static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
         self->kill_requested = 1;
         self->kill_code = code;
     }
+}
+
+//  A peer that hears our probe has its SUB subscribed to our PUB; it says
+//  so privately, since the DEALER queues the answer until it is connected.
+static void s_on_probe(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    zc_mesh_whisper(mesh, zc_msg_sender(msg), "zc.reached", "", 0);
+}
+
+static void s_on_reached(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
+{
+    zc_node_t *self = (zc_node_t *)arg;
+    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, zc_msg_sender(msg));
+    if (info) info->reached = 1;
 }
 
 static void s_on_confirm(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
@@ -485,6 +506,8 @@ int zc_node_start(zc_node_t *self)
     zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
     zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
     zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
+    zc_mesh_on(self->mesh, "zc.probe", s_on_probe, self);
+    zc_mesh_on(self->mesh, "zc.reached", s_on_reached, self);
     s_record_config(self);
     self->registry = zactor_new(zc_registry_actor, &self->config);
     if (!self->registry)
@@ -713,6 +736,12 @@ size_t zc_node_peer_count(zc_node_t *self)
     return zhashx_size(self->peers);
 }
 
+void zc_node_stats(zc_node_t *self, zc_node_stats_t *stats)
+{
+    assert(self && stats);
+    *stats = self->stats;
+}
+
 int zc_node_leader(zc_node_t *self)
 {
     assert(self);
@@ -834,4 +863,41 @@ zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t co
         }
         zc_node_run(self, (int)wait);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Waiting for peers (the slow joiner)
+
+//  Probes are published this often while a wait lasts.
+#define PROBE_IVL_MS 100
+
+static size_t s_reached_count(zc_node_t *self)
+{
+    size_t count = 0;
+    for (void *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        count += ((s_peer_info_t *)p)->reached ? 1 : 0;
+    return count;
+}
+
+int zc_node_wait_peers(zc_node_t *self, size_t count, int timeout_ms)
+{
+    assert(self && self->started);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    int64_t next_probe = 0;
+    while (s_reached_count(self) < count) {
+        int64_t now = zclock_mono();
+        if (now >= deadline)
+            return zc_failure_set(&self->failure, ZC_ERR_TIMEOUT,
+                                  "%zu of %zu peers reachable in time (%zu known)",
+                                  s_reached_count(self), count, zhashx_size(self->peers));
+        if (now >= next_probe && zhashx_size(self->peers) > s_reached_count(self)) {
+            zc_mesh_publish(self->mesh, "zc.probe", "", 0);
+            next_probe = now + PROBE_IVL_MS;
+        }
+        //  Never longer than a probe interval: a peer added inside the run
+        //  wakes nothing, and it needs a probe.
+        int64_t until = now + PROBE_IVL_MS < deadline ? now + PROBE_IVL_MS : deadline;
+        zc_node_run(self, (int)(until - now));
+    }
+    return zc_failure_clear(&self->failure);
 }

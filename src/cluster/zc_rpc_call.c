@@ -26,6 +26,7 @@ struct _zc_rpc_call_t {
     uint64_t corr;
     int target;
     int64_t deadline;
+    int64_t started_us; //  for the latency histogram
     int done;
     int status;       //  a zc_error_t once done; -1 until worked out at completion
     zlist_t *waiting; //  node ids still expected to answer
@@ -80,6 +81,7 @@ static void s_complete(zc_rpc_t *self, zc_rpc_call_t *call)
         self->stats.calls_timed_out++;
     else
         self->stats.calls_failed++;
+    zc_histogram_observe(&self->stats.latency, (zclock_usecs() - call->started_us) / 1e6);
     if (call->fn) call->fn(self, call, call->arg);
 }
 
@@ -249,6 +251,7 @@ zc_rpc_call_t *zc_rpc_start(zc_rpc_t *self, zc_rpc_target_t target, const char *
     call->corr = ++self->next_corr;
     call->target = target;
     call->deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : ZC_RPC_TIMEOUT_DEFAULT);
+    call->started_us = zclock_usecs();
     call->status = -1;
     call->waiting = zlist_new();
     call->missing = zlist_new();

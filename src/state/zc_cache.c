@@ -145,9 +145,17 @@ void cache_note(zc_cache_t *self, const char *format, ...)
 
 int cache_done(zc_cache_t *self, zc_error_t kind)
 {
+    self->stats.ops++;
+    self->stats.failed += kind != ZC_OK;
     self->failure.kind = kind;
     if (kind == ZC_OK) self->failure.text[0] = 0;
     return kind == ZC_OK ? 0 : -1;
+}
+
+void zc_cache_stats(zc_cache_t *self, zc_cache_stats_t *stats)
+{
+    assert(self && stats);
+    *stats = self->stats;
 }
 
 int cache_key_ok(const char *key)

@@ -5,6 +5,7 @@
                           destroy, ttl, lists and locks
       zc_cache_values.c   save and load, one key or a pipelined batch
       zc_cache_walk.c     walking the cache with SCAN: keys, size, clear
+      zc_cache_locks.c    listing the locks, with owner and time left
       zc_cache_dump.c     the dump file: writing it, reading and checking it
       zc_cache_restore.c  writing a checked dump into Redis, in slices
       zc_cache_scripts.c  the Lua scripts
@@ -78,6 +79,7 @@ struct _zc_cache_t {
     //  their staging keys: the next restore removes them at once.
     char stale[CACHE_STALE_MAX][CACHE_TOKEN_LEN + 1];
     int stale_count;
+    zc_cache_stats_t stats; //  counted by cache_done
 };
 
 //  Returns the script id's zc_script_t (SHA computed on first use).

@@ -20,6 +20,7 @@
 #include "zc_failure.h"
 #include "zc_identity.h"
 #include "zc_log.h"
+#include "zc_queue_internal.h"
 #include "zc_queue_scripts.h"
 #include "zc_wire.h"
 
@@ -498,4 +499,33 @@ int64_t zc_queue_requeue_node(zc_queue_t *self, const char *node_id)
         zc_log(ZC_LOG_INFO, "queue", "returned %lld jobs of node %s to their queues",
                (long long)requeued, node_id);
     return requeued;
+}
+
+//  --------------------------------------------------------------------------
+//  Lent to the queue's other files (zc_queue_internal.h)
+
+const zc_identity_t *zc_queue_identity(zc_queue_t *self)
+{
+    return &self->identity;
+}
+
+zc_redis_args_t *zc_queue_args(zc_queue_t *self)
+{
+    return &self->args;
+}
+
+zc_failure_t *zc_queue_failure(zc_queue_t *self)
+{
+    return &self->failure;
+}
+
+redisReply *zc_queue_call(zc_queue_t *self)
+{
+    return s_call(self);
+}
+
+int zc_queue_check(zc_queue_t *self, const char *queue, const char *id)
+{
+    if (queue && s_check_names(self, queue, NULL)) return -1;
+    return id ? s_check_id(self, id) : 0;
 }

@@ -742,13 +742,8 @@ static void s_free_sources(void)
 //  Builds each script's full text and its SHA-1, as Redis will name it.
 static void s_init_scripts(void)
 {
-    size_t prelude_len = strlen(s_prelude);
     for (int i = 0; i < ZC_QS_COUNT; i++) {
-        size_t body_len = strlen(s_bodies[i]);
-        s_source[i] = (char *)malloc(prelude_len + body_len + 1);
-        assert(s_source[i]);
-        memcpy(s_source[i], s_prelude, prelude_len);
-        memcpy(s_source[i] + prelude_len, s_bodies[i], body_len + 1);
+        s_source[i] = zc_qs_source(s_bodies[i]);
         zc_script_init(&s_scripts[i], s_source[i]);
     }
     atexit(s_free_sources);
@@ -758,7 +753,23 @@ void zc_qs_args_start(zc_redis_args_t *args, zc_qs_script_t script, const zc_ide
 {
     assert(script >= 0 && script < ZC_QS_COUNT);
     pthread_once(&s_once, s_init_scripts);
-    zc_redis_args_eval(args, &s_scripts[script], 1);
+    zc_qs_args_start_script(args, &s_scripts[script], identity);
+}
+
+char *zc_qs_source(const char *body)
+{
+    size_t prelude_len = strlen(s_prelude), body_len = strlen(body);
+    char *source = (char *)malloc(prelude_len + body_len + 1);
+    assert(source);
+    memcpy(source, s_prelude, prelude_len);
+    memcpy(source + prelude_len, body, body_len + 1);
+    return source;
+}
+
+void zc_qs_args_start_script(zc_redis_args_t *args, const zc_script_t *script,
+                             const zc_identity_t *identity)
+{
+    zc_redis_args_eval(args, script, 1);
     char key[ZC_PREFIX_MAX + 16];
     zc_redis_args_str(args, zc_identity_key(identity, key, sizeof key, "q:inflight"));
     zc_redis_args_add(args, identity->prefix, identity->prefix_len);

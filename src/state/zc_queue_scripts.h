@@ -65,6 +65,15 @@ zc_redis_t *zc_qs_redis_new(const zc_identity_t *identity);
 //  Reuses the list's memory.
 void zc_qs_args_start(zc_redis_args_t *args, zc_qs_script_t script, const zc_identity_t *identity);
 
+//  Returns a script of the queue's own made of the prelude (the helpers
+//  every script above shares: qkey, jkey, check, refuse...) and body, as a
+//  new string the caller keeps as long as the script is used.
+char *zc_qs_source(const char *body);
+
+//  zc_qs_args_start for a script built from zc_qs_source.
+void zc_qs_args_start_script(zc_redis_args_t *args, const zc_script_t *script,
+                             const zc_identity_t *identity);
+
 //  Returns 1 if name is a valid queue or task name.
 int zc_qs_name_valid(const char *name);
 

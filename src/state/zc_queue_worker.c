@@ -393,6 +393,7 @@ void zc_queue_worker_execute(zc_queue_worker_t *self, zc_job_t *job)
 
     pthread_mutex_lock(&self->lock);
     self->executing--;
+    zc_histogram_observe(&self->stats.run_time, (zclock_mono() - job->started_ms) / 1e3);
     int abandoned = job->state == ZC_JOB_ABANDONED;
     if (!abandoned) job->state = ZC_JOB_FINISHING; //  the keeper no longer times it out
     pthread_mutex_unlock(&self->lock);

@@ -127,12 +127,14 @@ static void s_pending_remove(zc_admin_t *self, zc_admin_request_t *request)
     request->next = NULL;
 }
 
-static MHD_RESULT_T s_queue(struct MHD_Connection *connection, int status, const char *body)
+static MHD_RESULT_T s_queue(struct MHD_Connection *connection, int status, const char *body,
+                            const char *content_type)
 {
     struct MHD_Response *response =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!response) return MHD_NO;
-    MHD_add_response_header(response, "Content-Type", "application/json");
+    MHD_add_response_header(response, "Content-Type",
+                            content_type ? content_type : "application/json");
     MHD_add_response_header(response, "Cache-Control", "no-store");
     MHD_add_response_header(response, "Connection", "close");
     MHD_RESULT_T rc = MHD_queue_response(connection, (unsigned int)status, response);
@@ -173,7 +175,7 @@ static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const
         return MHD_YES;
     }
     if (request->state == ADMIN_REQUEST_ANSWERED)
-        return s_queue(connection, request->status, request->body);
+        return s_queue(connection, request->status, request->body, request->content_type);
     if (request->state == ADMIN_REQUEST_WAITING)
         return MHD_YES; //  resumed spuriously; keep waiting
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, s_collect_param, request);
@@ -184,7 +186,7 @@ static MHD_RESULT_T s_access(void *cls, struct MHD_Connection *connection, const
     else if (request->status == 401 || request->status == 405)
         s_log_refusal(self, connection, method, request->status);
     if (request->state == ADMIN_REQUEST_ANSWERED)
-        return s_queue(connection, request->status, request->body);
+        return s_queue(connection, request->status, request->body, request->content_type);
     request->next = self->pending;
     self->pending = request;
     request->suspended = 1;
@@ -379,6 +381,13 @@ void zc_admin_flush(zc_admin_t *self, int timeout_ms)
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
     }
+}
+
+void zc_admin_reply_text(zc_admin_request_t *request, int status, const char *content_type,
+                         const char *body)
+{
+    request->content_type = content_type;
+    zc_admin_reply(request, status, body);
 }
 
 void zc_admin_reply(zc_admin_request_t *request, int status, const char *json)

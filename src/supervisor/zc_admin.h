@@ -90,6 +90,11 @@ int zc_admin_request_params(zc_admin_request_t *request, const char *name, const
 //  request is gone after the call.
 void zc_admin_reply(zc_admin_request_t *request, int status, const char *json);
 
+//  Answers with a body of another type (content_type: a static string), as
+//  GET /metrics does with the Prometheus text format.
+void zc_admin_reply_text(zc_admin_request_t *request, int status, const char *content_type,
+                         const char *body);
+
 //  Returns 1 if the two keys are equal, taking a time that depends only on
 //  the length of expected.
 int zc_admin_key_equal(const char *expected, const char *given);

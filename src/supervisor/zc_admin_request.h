@@ -37,6 +37,7 @@ struct _zc_admin_request_t {
     int overflow; //  more path segments or parameters than it can hold
     int status;
     char *body;
+    const char *content_type; //  of body; NULL: application/json
     zc_admin_request_t *next; //  in the daemon's list of deferred requests
 };
 

@@ -166,6 +166,7 @@ zc_supervisor_t *zc_supervisor_new(const char *name)
     self->ready_timeout_ms = 30000;
     self->ready_after_ms = -1;
     self->stop_timeout_ms = 10000;
+    self->all_ready_reason = "start";
     self->lock_fd = -1;
     const char *url = getenv("ZC_REDIS_URL");
     if (url) snprintf(self->redis_url, sizeof self->redis_url, "%s", url);
@@ -384,6 +385,13 @@ void zc_supervisor_set_stop_timeout(zc_supervisor_t *self, int ms)
     self->stop_timeout_ms = ms < 0 ? 0 : ms;
 }
 
+void zc_supervisor_on_all_ready(zc_supervisor_t *self, zc_supervisor_all_ready_fn *fn, void *arg)
+{
+    assert(self);
+    self->all_ready_fn = fn;
+    self->all_ready_arg = arg;
+}
+
 void zc_supervisor_on_event(zc_supervisor_t *self, zc_supervisor_event_fn *fn, void *arg)
 {
     assert(self);
@@ -470,10 +478,18 @@ sup_group_t *sup_find_group(zc_supervisor_t *self, const char *name)
     return NULL;
 }
 
+//  Returns 1 if id names proc: its worker id, or its pid in decimal.
+static int s_names(const sup_proc_t *proc, const char *id)
+{
+    char *end = NULL;
+    long pid = strtol(id, &end, 10);
+    return strcmp(proc->id, id) == 0 || (*id && !*end && proc->pid > 0 && pid == proc->pid);
+}
+
 sup_proc_t *sup_find_proc(zc_supervisor_t *self, const char *id)
 {
     for (sup_proc_t *proc = self->procs; proc; proc = proc->next)
-        if (strcmp(proc->id, id) == 0) return proc;
+        if (s_names(proc, id)) return proc;
     return NULL;
 }
 
@@ -484,7 +500,7 @@ sup_slot_t *sup_find_slot(zc_supervisor_t *self, const char *id)
         for (int s = 0; s < self->groups[g]->slot_count; s++) {
             sup_slot_t *slot = self->groups[g]->slots[s];
             char slot_id[SUP_ID_MAX];
-            if (slot->proc && strcmp(slot->proc->id, id) == 0) return slot;
+            if (slot->proc && s_names(slot->proc, id)) return slot;
             zc_supervisor_worker_id(slot_id, sizeof slot_id, self->name, slot->number);
             if (!slot->proc && slot->state == SUP_BACKOFF && strcmp(slot_id, id) == 0) return slot;
         }

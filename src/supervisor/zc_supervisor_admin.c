@@ -44,6 +44,11 @@ static const s_builtin_t s_builtins[] = {
     {"upgrade", "upgrade?arg=PROGRAM&arg=ARG...[&group=GROUP]",
      "rolling replacement of a group's workers by a new program, gated like restart", 1},
     {"exit", "exit", "kill every worker at once and exit", 1},
+    {"queue", "queue/jobs|failed|stats/QUEUE, queue/delayed[/QUEUE], queue/working, queue/job/ID",
+     "look into the task queue (?offset=N&count=N); POST queue/remove/QUEUE/ID deletes a job", 0},
+    {"cache", "cache/locks[?pattern=GLOB]", "cache locks with owner and time left", 0},
+    {"metrics", "metrics",
+     "Prometheus text: every worker's counters (label worker) and their sums, queue depths", 0},
 };
 
 //  Reads a PEM file of at most 1 MB into a new string (the caller frees
@@ -438,6 +443,12 @@ void sup_admin_handle(zc_admin_request_t *request, void *arg)
         s_shutdown(self, request);
     else if (strcmp(cmd, "upgrade") == 0)
         s_upgrade(self, request);
+    else if (strcmp(cmd, "queue") == 0)
+        sup_admin_queue(self, request);
+    else if (strcmp(cmd, "cache") == 0)
+        sup_admin_cache(self, request);
+    else if (strcmp(cmd, "metrics") == 0)
+        sup_admin_metrics(self, request);
     else if (strcmp(cmd, "exit") == 0) {
         sup_reply_json(request, 200, json_pack("{s:b, s:s}", "ok", 1, "result", "exiting"));
         sup_begin_shutdown(self);

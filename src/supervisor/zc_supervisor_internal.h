@@ -146,6 +146,9 @@ struct _zc_supervisor_t {
     int extra_count;
     zc_supervisor_event_fn *event_fn;
     void *event_arg;
+    zc_supervisor_all_ready_fn *all_ready_fn;
+    void *all_ready_arg;
+    const char *all_ready_reason; //  pending all-ready event, or NULL
     sup_command_t *commands;
     int command_count;
     zc_failure_t failure; //  the last call's outcome
@@ -206,6 +209,10 @@ int sup_spawn_slot(zc_supervisor_t *self, sup_slot_t *slot, const char *reason);
 void sup_proc_free(sup_proc_t *proc);
 void sup_read_ready(zc_supervisor_t *self, sup_proc_t *proc);
 void sup_on_ready(zc_supervisor_t *self, sup_proc_t *proc);
+
+//  Emits the pending all-ready event (and calls back) if every expected
+//  worker is ready and no reload runs.
+void sup_check_all_ready(zc_supervisor_t *self);
 void sup_stop(zc_supervisor_t *self, sup_proc_t *proc, const char *reason);
 void sup_kill(pid_t pid, int sig);
 void sup_kill_all(zc_supervisor_t *self);
@@ -260,5 +267,12 @@ void sup_events_close(zc_supervisor_t *self);
 void sup_admin_handle(zc_admin_request_t *request, void *arg);
 json_t *sup_workers_json(zc_supervisor_t *self);
 void sup_reply_json(zc_admin_request_t *request, int status, json_t *body);
+
+//  GET|POST /queue/..., GET /cache/locks (zc_supervisor_inspect.c).
+void sup_admin_queue(zc_supervisor_t *self, zc_admin_request_t *request);
+void sup_admin_cache(zc_supervisor_t *self, zc_admin_request_t *request);
+
+//  GET /metrics, in the Prometheus text format (zc_supervisor_metrics.c).
+void sup_admin_metrics(zc_supervisor_t *self, zc_admin_request_t *request);
 
 #endif

@@ -64,11 +64,13 @@ static void s_reload_end(zc_supervisor_t *self, const char *result, const char *
     sup_emit(self, event);
     s_reload_reply(self, done ? 200 : 409, body);
     r->active = 0;
+    if (done) self->all_ready_reason = r->kind; //  static strings
     r->fresh = r->old = NULL;
     r->slot = NULL;
     sup_argv_free(&r->argv);
     free(r->queue);
     r->queue = NULL;
+    sup_check_all_ready(self);
 }
 
 void sup_reload_abort(zc_supervisor_t *self, const char *why)

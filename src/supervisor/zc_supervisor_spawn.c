@@ -203,6 +203,22 @@ void sup_on_ready(zc_supervisor_t *self, sup_proc_t *proc)
     json_object_set_new(event, "after_ms", json_integer(proc->ready_at - proc->started));
     sup_emit(self, event);
     if (proc->replacement) sup_reload_takeover(self, proc);
+    sup_check_all_ready(self);
+}
+
+void sup_check_all_ready(zc_supervisor_t *self)
+{
+    int expected = sup_expected_count(self), ready = sup_ready_count(self);
+    if (!self->all_ready_reason || self->reload.active || self->stopping || expected <= 0 ||
+        ready < expected)
+        return;
+    const char *reason = self->all_ready_reason;
+    self->all_ready_reason = NULL;
+    json_t *event = sup_event_new(self, "all-ready");
+    json_object_set_new(event, "reason", json_string(reason));
+    json_object_set_new(event, "workers", json_integer(ready));
+    sup_emit(self, event);
+    if (self->all_ready_fn) self->all_ready_fn(self, reason, ready, self->all_ready_arg);
 }
 
 static void s_on_line(zc_supervisor_t *self, sup_proc_t *proc, char *line)
