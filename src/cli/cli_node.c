@@ -181,6 +181,8 @@ static void s_usage(FILE *out)
             "  confirm NAME                    send a named confirmation to every peer\n"
             "  wait NAME COUNT MS              wait for COUNT peers' NAME confirmations:\n"
             "                                  `ok wait ID,ID...`\n"
+            "  reach COUNT MS                  wait until COUNT peers hear this node's\n"
+            "                                  publishes (zc_node_wait_peers)\n"
             "  call TAG TARGET METHOD MS [TEXT] RPC to ID, * (all, gather), *first or\n"
             "                                  @CONNECTION; prints `reply TAG NODE STATUS RESULT`\n"
             "                                  lines, then `result TAG status=S replies=N "
@@ -481,6 +483,19 @@ static int s_cmd_confirm(cli_console_t *console, void *self, int argc, char **ar
     return s_answer(console, zc_node_confirm(node->node, argv[1]));
 }
 
+//  reach COUNT MS: `ok reach` once COUNT peers hear this node's publishes
+static int s_cmd_reach(cli_console_t *console, void *self, int argc, char **argv)
+{
+    s_node_t *node = (s_node_t *)self;
+    int64_t count, timeout;
+    if (!node->node || cli_args_number(argv[1], 0, INT_MAX, &count) ||
+        cli_args_number(argv[2], 0, INT_MAX, &timeout))
+        return -1;
+    if (zc_node_wait_peers(node->node, (size_t)count, (int)timeout))
+        cli_console_error(console, "%s", zc_node_errstr(node->node));
+    return 0;
+}
+
 //  wait NAME COUNT MS: `ok wait ID,ID...`
 static int s_cmd_wait(cli_console_t *console, void *self, int argc, char **argv)
 {
@@ -526,6 +541,7 @@ static const cli_command_t s_commands[] = {
     {"rpcstats", 0, 0, s_cmd_rpcstats, NULL, 0},
     {"confirm", 1, 1, s_cmd_confirm, NULL, 0},
     {"wait", 3, 3, s_cmd_wait, NULL, 0},
+    {"reach", 2, 2, s_cmd_reach, NULL, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -395,6 +395,11 @@ class Peer extends EventEmitter {
       if (!this.confirmations.has(name)) this.confirmations.set(name, new Set())
       this.confirmations.get(name).add(msg.sender)
       this.emit('confirm', msg.sender, name)
+    } else if (msg.kind === 'public' && msg.type === 'zc.probe') {
+      //  A node waiting for its publishes to reach us (zc_node_wait_peers).
+      this.whisper(msg.sender, 'zc.reached', Buffer.alloc(0)).catch(e => this.emit('warning', e))
+    } else if (msg.kind === 'private' && msg.type === 'zc.reached') {
+      //  The answer to a probe; this peer never waits for one.
     } else if (msg.kind === 'private' && msg.type === 'zc.kill') {
       let code
       try { code = msgpack.decode(msg.payload) } catch (e) {}

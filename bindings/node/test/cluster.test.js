@@ -171,6 +171,10 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.strictEqual(await n1.request('c1', 'echo', 'still here'), 'still here')
   })
 
+  it('answers a C node waiting for its publishes to reach it (zc.probe, zc.reached)', async () => {
+    assert.match(await c1.command('reach 1 5000', 7000), /^ok reach/)
+  })
+
   it('takes a kill request from a C node as an event', async () => {
     assert.match(await c1.command('kill n1 5'), /^ok kill/)
     await until(() => rec.kills.includes('c1 5'), 5000, 'the kill event')
