@@ -29,6 +29,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -302,8 +303,12 @@ int zc_mesh_start(zc_mesh_t *self)
     //  Connections to peers' PUBs are watched: a drop means the peer closed,
     //  died (the kernel resets the connection) or went silent past the
     //  heartbeat timeout.
-    snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
-             (void *)self);
+    //  The number makes the name unique in the process: libzmq frees an
+    //  inproc name only once its closed socket is reaped, in the background,
+    //  and a new mesh may get the old one's address from malloc before that.
+    static atomic_uint s_monitors;
+    snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint,
+             "inproc://zc-mesh-monitor-%p-%u", (void *)self, atomic_fetch_add(&s_monitors, 1));
     if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
         return -1;

@@ -33,6 +33,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,8 +223,12 @@ zc_rpc_t *zc_rpc_new(zc_node_t *node)
     pthread_mutex_init(&self->done_lock, NULL);
     //  Unbounded queues: a pool thread must never block on a full pipe
     //  while the node's thread waits for the pool to stop.
+    //  Unique in the process, as the mesh's monitor (an inproc name is freed
+    //  only once its closed socket is reaped, after malloc may reuse self).
+    static atomic_uint s_rpcs;
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://zc-rpc-done-%p", (void *)self);
+    snprintf(endpoint, sizeof endpoint, "inproc://zc-rpc-done-%p-%u", (void *)self,
+             atomic_fetch_add(&s_rpcs, 1));
     self->done = zsock_new(ZMQ_PULL);
     self->done_push = zsock_new(ZMQ_PUSH);
     assert(self->done && self->done_push);
