@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import zcluster  # noqa: E402
 
-STATUS = {zcluster.UnknownMethodError: "unknown method", zcluster.HandlerError: "handler",
+STATUS = {zcluster.UnknownMethodError: "unknown method", zcluster.HandlerError: "handler error",
           zcluster.PeerGoneError: "peer gone", zcluster.NoRouteError: "no route to node",
           zcluster.UnknownConnectionError: "unknown connection",
           zcluster.RpcTimeout: "timed out", zcluster.RpcInvalidError: "invalid call"}
@@ -116,6 +116,7 @@ def main():
 
     @node.method()
     def sleep(request):
+        out(f"sleeping {request.args}")
         time.sleep(int(request.args or 0) / 1000)
         return "slept"
 

@@ -88,15 +88,22 @@ class Console:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def expect(self, pattern, timeout=10):
+    def expect(self, pattern, timeout=10, node=None):
         """Waits for a line matching pattern (re.search) and returns the match;
-        lines before it are kept in `seen`."""
+        lines before it are kept in `seen`. With a node, runs it meanwhile
+        (a node only serves while its thread is inside it)."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                if node is None:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    line = self.lines.get_nowait()
             except queue.Empty:
+                if node is not None and time.monotonic() < deadline:
+                    node.run(timeout=0.01)
+                    continue
                 raise AssertionError(f"no line matching {pattern!r}; saw {self.seen[-20:]}")
             if line is None:
                 raise AssertionError(f"process ended before {pattern!r}; saw {self.seen[-20:]}")
@@ -105,10 +112,10 @@ class Console:
             if match:
                 return match
 
-    def command(self, line, timeout=10):
+    def command(self, line, timeout=10, node=None):
         """Sends a command and returns its answer's text after "ok NAME"; fails on "error"."""
         self.send(line)
-        match = self.expect(r"^(ok|error) ([^\s:]+):? ?(.*)$", timeout)
+        match = self.expect(r"^(ok|error) ([^\s:]+):? ?(.*)$", timeout, node)
         assert match.group(1) == "ok", f"{line!r} answered {match.group(0)!r}"
         return match.group(3)
 

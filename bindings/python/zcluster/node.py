@@ -134,6 +134,7 @@ class Node(RpcMixin):
         self._owner = self._kill_code = None
         self._unhandled = collections.deque()
         self.handler_errors = 0
+        _open_nodes.add(self)
         for name, fn in callbacks.items():
             if not name.startswith("on_") or not hasattr(Node, name):
                 raise TypeError(f"unknown argument {name}")
@@ -175,7 +176,6 @@ class Node(RpcMixin):
         if lib.zc_node_start(self._alive()):
             raise self._failure()
         self._owner = threading.get_ident()
-        _open_nodes.add(self)
         return self
 
     def close(self):
@@ -191,7 +191,11 @@ class Node(RpcMixin):
         self._methods.clear()
 
     def __enter__(self):
-        return self if self._owner else self.start()
+        try:
+            return self if self._owner else self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc):
         self.close()
