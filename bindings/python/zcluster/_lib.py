@@ -287,8 +287,10 @@ for _name, (_restype, _argtypes) in _PROTOTYPES.items():
     _fn.restype = _restype
     _fn.argtypes = _argtypes
 
-#  Variadic: only the fixed arguments are declared; the rest go as given.
+#  Variadic: only the fixed arguments are declared (pointers must be, or
+#  they pass as C ints); the rest go as given, here always one char *.
 lib.zc_job_set_error.restype = None
+lib.zc_job_set_error.argtypes = [c_void_p, c_char_p]
 
 
 def text(value):

@@ -123,6 +123,8 @@ _RPC_CLASSES = {cls.kind: cls for cls in (
 
 def error(kind, message):
     """The exception for a failure of this kind."""
+    if kind == HANDLER:
+        return HandlerError(0, message)
     cls = _CLASSES.get(kind) or _RPC_CLASSES.get(kind) or ZclusterError
     return cls(message, kind) if cls is ZclusterError else cls(message)
 
