@@ -1,64 +1,9 @@
-"""Fixtures: a redis-server of the test session's own, a fresh cluster name
-per test, and consoles of C nodes (`zcluster node`) and Python peers."""
+"""Fixtures of the binding's tests (zcfixtures.py, shared with the
+cross-language test in the top-level tests/) and the path to the package."""
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import uuid
-
-import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import procs  # noqa: E402
-import zcluster  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def redis_url():
-    directory = tempfile.mkdtemp(prefix="zc-py-redis-")
-    socket = os.path.join(directory, "redis.sock")
-    server = procs.spawn(["redis-server", "--port", "0", "--unixsocket", socket,
-                          "--unixsocketperm", "700", "--dir", directory, "--save", "",
-                          "--appendonly", "no", "--loglevel", "warning"],
-                         stdout=subprocess.DEVNULL)
-    try:
-        procs.wait_for(lambda: procs.redis_ping(socket), 5, "redis-server to answer")
-        yield "unix://" + socket
-    finally:
-        procs.stop(server)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def cluster():
-    return "py" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def env(redis_url, cluster):
-    """Environment for child processes: the test's Redis and cluster."""
-    return dict(os.environ, ZC_REDIS_URL=redis_url, ZC_CLUSTER=cluster)
-
-
-@pytest.fixture
-def spawned():
-    """Starts consoles; every one still running is killed after the test."""
-    started = []
-
-    def start(kind, *args, env=None):
-        console = (procs.CNode if kind == "c" else procs.PyPeer)(*args, env=env)
-        started.append(console)
-        return console
-    yield start
-    for console in started:
-        console.close()
-
-
-@pytest.fixture
-def node(redis_url, cluster):
-    """A started Python node in the test's cluster, closed after the test."""
-    with zcluster.Node(redis=redis_url, cluster=cluster, lease_ttl=1.5) as n:
-        yield n
+from zcfixtures import cluster, env, node, redis_url, spawned  # noqa: E402,F401

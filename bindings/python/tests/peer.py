@@ -10,6 +10,7 @@ Methods served: echo, sleep (args: ms), fail (HandlerError 42 "asked to
 fail") and raise (a ValueError: an unexpected exception).
 """
 import argparse
+import json
 import os
 import queue
 import sys
@@ -19,51 +20,67 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import zcluster  # noqa: E402
 
-STATUS = {zcluster.UnknownMethodError: "unknown method", zcluster.HandlerError: "handler error",
-          zcluster.PeerGoneError: "peer gone", zcluster.NoRouteError: "no route to node",
-          zcluster.UnknownConnectionError: "unknown connection",
-          zcluster.RpcTimeout: "timed out", zcluster.RpcInvalidError: "invalid call"}
-
-
 def out(line):
-    print(line, flush=True)
+    print(line.replace("\n", " "), flush=True)
 
 
-def status(exc):
-    return STATUS.get(type(exc), "error")
+def status_name(kind):
+    """The console's words for an outcome, as `zcluster node` prints them."""
+    return {zcluster.errors.TIMEOUT: "timed out", zcluster.errors.NO_ROUTE: "no route to node",
+            zcluster.errors.INVALID: "invalid call"}.get(kind) or zcluster.ZclusterError(
+                kind=kind).kind_name
 
 
-def describe(exc):
-    code = getattr(exc, "code", 0)
-    return f"{status(exc)} {code} {exc.message}"
+def printable(data):
+    """A payload as the C console prints it: 200 bytes, '.' for the unprintable."""
+    return "".join(chr(b) if 0x20 <= b < 0x7f else "." for b in data[:200])
+
+
+def value_text(value):
+    """A result the way msgpack-c prints it (strings quoted, nil)."""
+    if value is None:
+        return "nil"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "(bin)"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(value_text, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}=>{value_text(v)}"
+                               for k, v in value.items()) + "}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def print_replies(tag, values, failures, missing, status):
+    for peer, value in values.items():
+        out(f"reply {tag} {peer} ok {value_text(value)}")
+    for peer, exc in failures.items():
+        out(f"reply {tag} {peer} {status_name(exc.kind)} {getattr(exc, 'code', 0)} {exc.message}")
+    out(f"result {tag} status={status} replies={len(values) + len(failures)} "
+        f"missing={','.join(missing)}")
 
 
 def print_call(node, tag, target, method, ms, text):
+    """Runs a console `call` and prints its replies and result as C does."""
     timeout = int(ms) / 1000
-    args = text
     try:
         if target == "*":
-            result = node.call_all(method, args, timeout)
-            for peer, value in result.values.items():
-                out(f"reply {tag} {peer} ok {value!r}")
-            for peer, exc in result.errors.items():
-                out(f"reply {tag} {peer} {describe(exc)}")
-            out(f"result {tag} status={'ok' if result.ok else 'failed'} "
-                f"replies={len(result.values) + len(result.errors)} "
-                f"missing={','.join(result.missing)}")
+            got = node.call_all(method, text, timeout)
+            first = next(iter(got.errors.values()), None)
+            status = status_name(first.kind) if first else "timed out" if got.missing else "ok"
+            print_replies(tag, got.values, got.errors, got.missing, status)
             return
         if target == "*first":
-            reply = node.call_all(method, args, timeout, first=True)
+            reply = node.call_all(method, text, timeout, first=True)
             peer, value = reply.node, reply.value
         elif target.startswith("@"):
-            peer, value = target[1:], node.call_connection(target[1:], method, args, timeout)
+            peer, value = None, node.call_connection(target[1:], method, text, timeout)
         else:
-            peer, value = target, node.call(target, method, args, timeout)
-        out(f"reply {tag} {peer} ok {value!r}")
-        out(f"result {tag} status=ok")
+            peer, value = target, node.call(target, method, text, timeout)
+        print_replies(tag, {peer or target[1:]: value}, {}, [], "ok")
     except zcluster.RpcError as exc:
-        out(f"reply {tag} {exc.node or '-'} {describe(exc)}")
-        out(f"result {tag} status={status(exc)}")
+        print_replies(tag, {}, {exc.node: exc} if exc.node else {}, [], status_name(exc.kind))
 
 
 def serve(node, commands):
@@ -77,8 +94,10 @@ def serve(node, commands):
             verb = words[0]
             try:
                 if verb in ("publish", "shout", "whisper"):
-                    parts = line.split(" ", {"publish": 2, "shout": 3, "whisper": 3}[verb])
-                    getattr(node, verb)(*parts[1:-1], parts[-1].encode())
+                    n = 1 if verb == "publish" else 2  # words before the text
+                    parts = line.split(" ", n + 1)
+                    text = parts[n + 1] if len(parts) > n + 1 else ""
+                    getattr(node, verb)(*parts[1:n + 1], text.encode())
                 elif verb in ("join", "leave"):
                     getattr(node, verb)(words[1])
                 elif verb == "kill":
@@ -108,7 +127,7 @@ def main():
                          on_promoted=lambda epoch: out(f"promoted {epoch}"),
                          on_demoted=lambda epoch: out(f"demoted {epoch}"))
     node.on_message = lambda m: out(
-        f"msg {m.kind} {m.sender} {m.group or '-'} {m.type} {m.seq} {m.text}")
+        f"msg {m.kind} {m.sender} {m.group or '-'} {m.type} {m.seq} {printable(m.data)}")
 
     @node.method()
     def echo(request):

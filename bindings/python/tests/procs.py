@@ -74,7 +74,8 @@ class Console:
         self.proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                           text=True, bufsize=1)
         self.lines = queue.Queue()
-        self.seen = []
+        self.seen, self.pending = [], []
+        self.id = argv[-1]
         threading.Thread(target=self._read, daemon=True).start()
         ready = self.expect(r"^ready (\S+)")
         self.id = ready.group(1)
@@ -89,11 +90,18 @@ class Console:
         self.proc.stdin.flush()
 
     def expect(self, pattern, timeout=10, node=None):
-        """Waits for a line matching pattern (re.search) and returns the match;
-        lines before it are kept in `seen`. With a node, runs it meanwhile
-        (a node only serves while its thread is inside it)."""
-        deadline = time.monotonic() + timeout
+        """Waits for the first line not yet taken that matches pattern
+        (re.search), takes it and returns the match. Lines that do not match
+        stay for later expects, so the order of two expects only matters for
+        lines that both could match. With a node, runs it meanwhile (a node
+        only serves while its thread is inside it)."""
         regex = re.compile(pattern)
+        for i, line in enumerate(self.pending):
+            match = regex.search(line)
+            if match:
+                del self.pending[i]
+                return match
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if node is None:
@@ -104,13 +112,23 @@ class Console:
                 if node is not None and time.monotonic() < deadline:
                     node.run(timeout=0.01)
                     continue
-                raise AssertionError(f"no line matching {pattern!r}; saw {self.seen[-20:]}")
+                raise AssertionError(f"{self.id}: no line matching {pattern!r}; "
+                                     f"saw {self.seen[-20:]}") from None
             if line is None:
-                raise AssertionError(f"process ended before {pattern!r}; saw {self.seen[-20:]}")
+                self.lines.put(None)  # and for the next expect
+                raise AssertionError(f"{self.id}: ended before a line matching {pattern!r}; "
+                                     f"saw {self.seen[-20:]}")
             self.seen.append(line)
             match = regex.search(line)
             if match:
                 return match
+            self.pending.append(line)
+
+    def expect_all(self, patterns, timeout=10, node=None):
+        """Waits until every pattern has matched a line, in any order."""
+        deadline = time.monotonic() + timeout
+        for pattern in patterns:
+            self.expect(pattern, max(0.0, deadline - time.monotonic()), node)
 
     def command(self, line, timeout=10, node=None):
         """Sends a command and returns its answer's text after "ok NAME"; fails on "error"."""
@@ -144,3 +162,16 @@ class PyPeer(Console):
 
     def __init__(self, *args, env=None):
         super().__init__([sys.executable, os.path.join(HERE, "peer.py"), *args], env=env)
+
+
+def node_peer_cli():
+    """The Node.js peer's console: $ZC_NODE_PEER, else bindings/node/peer-cli.js."""
+    return os.environ.get("ZC_NODE_PEER") or os.path.normpath(
+        os.path.join(HERE, "..", "..", "node", "peer-cli.js"))
+
+
+class NodePeer(Console):
+    """The Node.js peer (bindings/node), which speaks the wire protocol itself."""
+
+    def __init__(self, *args, env=None):
+        super().__init__(["node", node_peer_cli(), "--lease-ttl", "1500", *args], env=env)

@@ -11,6 +11,35 @@ def run_until(node, predicate, timeout=10):
     assert predicate(), "condition not reached in time"
 
 
+#  A subscriber's connection comes up a little after it hears of the
+#  publisher, and ZeroMQ PUB/SUB drops what is published before: tests that
+#  publish first probe until the other side hears (nothing else waits).
+
+def heard_by(node, console):
+    """Waits until console's node receives node's public messages."""
+    for _ in range(100):
+        node.publish("probe", b"p")
+        try:
+            console.expect(rf"^msg public {node.id} - probe ", timeout=0.1, node=node)
+            return
+        except AssertionError:
+            pass
+    raise AssertionError(f"{console.id} never heard {node.id}")
+
+
+def hears(node, console):
+    """Waits until node receives console's node's public messages."""
+    got = []
+    node.on("probe", got.append)
+    for _ in range(100):
+        console.command("publish probe p", node=node)
+        node.run(0.1, until=lambda: got)
+        if got:
+            break
+    node.on("probe", None)
+    assert got, f"{node.id} never heard {console.id}"
+
+
 def test_start_id_and_cluster(node, cluster):
     assert node.cluster == cluster
     assert node.id
@@ -34,7 +63,9 @@ def test_messages_both_ways_with_a_c_node(node, env, spawned):
     node.join("room")
     c = spawned("c", "--id", "c1", "--group", "room", env=env)
     run_until(node, lambda: "c1" in node.peers())
-    c.expect(r"^added " + node.id)
+    c.expect(r"^added " + node.id, node=node)
+    hears(node, c)
+    heard_by(node, c)
     # C -> Python: public, group, private
     c.command("publish greet hello-public")
     c.command("shout room greet hello-group")
@@ -77,6 +108,7 @@ def test_handler_that_raises_is_logged_and_counted(node, env, spawned, caplog):
     node.on("good", got.append)
     c = spawned("c", "--id", "c2", env=env)
     run_until(node, lambda: "c2" in node.peers())
+    hears(node, c)
     c.command("publish bad x")
     c.command("publish good y")
     run_until(node, lambda: got)
@@ -94,6 +126,7 @@ def test_groups_join_leave_and_errors(node, env, spawned):
     node.join("blue")
     c = spawned("c", "--id", "c3", env=env)
     run_until(node, lambda: "c3" in node.peers())
+    hears(node, c)
     node.leave("blue")
     with pytest.raises(zcluster.MissingError):
         node.leave("blue")
@@ -139,6 +172,9 @@ def test_kill_and_confirmations(redis_url, cluster, env, spawned):
     with zcluster.Node("py-k", redis=redis_url, cluster=cluster) as node:
         c = spawned("c", "--id", "c6", env=env)
         run_until(node, lambda: "c6" in node.peers())
+        c.expect(r"^added py-k$", node=node)
+        hears(node, c)
+        heard_by(node, c)
         c.command("confirm warm")
         assert node.wait_confirmations("warm", 1, 10) == ["c6"]
         with pytest.raises(zcluster.TimedOut):
