@@ -1,4 +1,5 @@
 """Node against real C nodes (`zcluster node`) and a real Redis."""
+import os
 import time
 
 import pytest
@@ -216,3 +217,26 @@ def test_only_the_owner_thread_uses_the_node(node):
     thread.start()
     thread.join()
     assert caught
+
+
+def test_ctrl_c_interrupts_a_waiting_node():
+    """Python keeps SIGINT (CZMQ's handler would swallow it): KeyboardInterrupt
+    reaches a node blocked in recv() without a timeout."""
+    import signal
+    import subprocess
+    import sys
+    script = ("import sys; sys.path.insert(0, %r); import zcluster\n"
+              "node = zcluster.Node(redis='unix:///nonexistent/redis.sock').start()\n"
+              "print('waiting', flush=True)\n"
+              "try:\n    node.recv()\nexcept KeyboardInterrupt:\n    print('interrupted')\n"
+              "node.close()\n") % os.path.join(os.path.dirname(__file__), "..")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline() == "waiting\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline() == "interrupted\n"
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait()

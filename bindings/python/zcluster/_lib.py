@@ -57,6 +57,12 @@ except OSError as exc:
     raise ImportError(
         f"zcluster: cannot load libzcluster ({path}): {exc}; set ZCLUSTER_LIB to a "
         "non-sanitized libzcluster.so or install the library") from exc
+#  Python keeps SIGINT and SIGTERM: CZMQ would otherwise install handlers of
+#  its own when the first socket is made, and Ctrl-C would only set a flag
+#  the library never reads.
+lib.zsys_handler_set.argtypes = [c_void_p]
+lib.zsys_handler_set.restype = None
+lib.zsys_handler_set(None)
 libc = ctypes.CDLL(None)
 libc.free.argtypes = [c_void_p]
 libc.free.restype = None

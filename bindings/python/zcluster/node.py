@@ -300,10 +300,17 @@ class Node(RpcMixin):
         it, or None after timeout seconds (None: wait forever)."""
         if self._unhandled:
             return self._unhandled.popleft()
-        msg = lib.zc_node_recv(self._check(), _ms(timeout))
-        message = Message(msg) if msg else None
-        self._after_c()
-        return message
+        node = self._check()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # waits in slices: a signal may reach another thread, and Python
+            # raises KeyboardInterrupt only once this one runs Python again
+            left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+            msg = lib.zc_node_recv(node, _ms(max(0.0, left)))
+            message = Message(msg) if msg else None
+            self._after_c()
+            if message or (deadline is not None and time.monotonic() >= deadline):
+                return message
 
     def run(self, timeout=None, until=None):
         """Runs the node for timeout seconds (None: forever), or until until()
@@ -314,7 +321,8 @@ class Node(RpcMixin):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
-            step = 0.05 if until or left is None else min(left, 0.05)
+            step = _SLICE if left is None else min(left, _SLICE)
+            step = min(step, 0.05) if until else step
             msg = lib.zc_node_recv(self._check(), _ms(step))
             if msg:
                 message = Message(msg)
@@ -369,6 +377,10 @@ class Node(RpcMixin):
             code, self._kill_code = self._kill_code, None
             self.close()
             raise SystemExit(code)
+
+
+#  Longest wait inside C in one go (see recv).
+_SLICE = 0.2
 
 
 def _ms(seconds):

@@ -93,7 +93,8 @@ class RpcMixin:
     """The RPC half of Node; expects self._rpc, self._methods, self._check()."""
 
     def register(self, name, fn):
-        """Makes fn(request) callable by peers as `name`."""
+        """Makes fn(request) callable by peers as `name` (before or after start)."""
+        self._check(starting=True)
         key = _callbacks.add(fn)
         if lib.zc_rpc_register(self._rpc, text(name), _on_request, key):
             _callbacks.drop(key)
