@@ -6,4 +6,4 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from zcfixtures import cluster, env, node, redis_url, spawned  # noqa: E402,F401
+from zcfixtures import cluster, env, node, redis_url, spawned  # noqa: E402,F401 (fixtures)

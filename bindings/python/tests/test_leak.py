@@ -4,7 +4,6 @@ both ways, leave the process's RSS flat.
 ZC_PY_LEAK_MESSAGES sets the message count (default 1,000,000)."""
 import os
 
-import zcluster
 from test_node import hears, run_until
 
 MESSAGES = int(os.environ.get("ZC_PY_LEAK_MESSAGES", "1000000"))

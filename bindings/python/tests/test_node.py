@@ -1,5 +1,6 @@
 """Node against real C nodes (`zcluster node`) and a real Redis."""
 import os
+import sys
 import time
 
 import pytest
@@ -240,3 +241,14 @@ def test_ctrl_c_interrupts_a_waiting_node():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_sys_exit_in_a_handler_leaves_the_node_loop(node, env, spawned):
+    node.on("stop", lambda msg: sys.exit(5))
+    c = spawned("c", "--id", "c9", env=env)
+    run_until(node, lambda: "c9" in node.peers())
+    hears(node, c)
+    c.command("publish stop now")
+    with pytest.raises(SystemExit) as exit_info:
+        node.run(timeout=10)
+    assert exit_info.value.code == 5 and node.handler_errors == 0

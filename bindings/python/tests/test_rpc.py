@@ -102,7 +102,7 @@ def test_c_calls_python_methods(node, env, spawned):
     c.command(f"call t4 {me} missing 5000", node=node)
     c.expect(rf"^reply t4 {me} unknown method", node=node)
     c.command(f"call t5 {me} ping 5000", node=node)
-    c.expect(rf"^result t5 status=ok replies=1", node=node)
+    c.expect(r"^result t5 status=ok replies=1", node=node)
     # the C node kept serving, and so did this one
     assert node.call("rc3", "echo", 1) == 1
     c.command(f"call t6 {me} add 5000 again", node=node)

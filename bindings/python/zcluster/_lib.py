@@ -14,8 +14,7 @@ import ctypes.util
 import glob
 import os
 
-c_int, c_size_t, c_char_p, c_void_p = ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p
-c_int64, c_uint64 = ctypes.c_int64, ctypes.c_uint64
+from ctypes import c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
 P = ctypes.POINTER
 
 

@@ -161,7 +161,8 @@ class Cache:
         return self._cache
 
     def _failure(self):
-        return errors.error(lib.zc_cache_error(self._cache), string(lib.zc_cache_errstr(self._cache)))
+        return errors.error(lib.zc_cache_error(self._cache),
+                            string(lib.zc_cache_errstr(self._cache)))
 
     def _do(self, rc):
         if rc:

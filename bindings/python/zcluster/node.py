@@ -60,10 +60,14 @@ class Message:
 
 
 def _guarded(node, fn, *args):
-    """Runs a user callback on the node's thread; an exception is logged and counted."""
+    """Runs a user callback on the node's thread; an exception is logged and
+    counted, never let into C. Ctrl-C or sys.exit() in a callback is raised
+    again once the C call returns (see _after_c)."""
     try:
         fn(*args)
-    except BaseException:  # noqa: B902 -- never let it reach C
+    except (KeyboardInterrupt, SystemExit) as exc:
+        node._raise_after = node._raise_after or exc
+    except BaseException:
         node.handler_errors += 1
         _callbacks.log.exception("zcluster node %s: handler raised", node.id)
 
@@ -131,7 +135,7 @@ class Node(RpcMixin):
         self._id = string(lib.zc_node_id(self._node))  # kept: still known once closed
         self._rpc = ctypes.c_void_p()
         self._key, self._handlers, self._methods = _callbacks.add(self), {}, {}
-        self._owner = self._kill_code = None
+        self._owner = self._kill_code = self._raise_after = None
         self._unhandled = collections.deque()
         self.handler_errors = 0
         _open_nodes.add(self)
@@ -372,7 +376,11 @@ class Node(RpcMixin):
         return errors.error(lib.zc_node_error(self._node), string(lib.zc_node_errstr(self._node)))
 
     def _after_c(self):
-        """Acts on a kill request that arrived during the last C call."""
+        """Acts on what happened in callbacks during the last C call: an
+        interrupt or exit, or a kill request."""
+        if self._raise_after is not None:
+            exc, self._raise_after = self._raise_after, None
+            raise exc
         if self._kill_code is not None:
             code, self._kill_code = self._kill_code, None
             self.close()

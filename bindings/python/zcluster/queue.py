@@ -131,7 +131,8 @@ class Queue:
         return self._queue
 
     def _failure(self):
-        return errors.error(lib.zc_queue_error(self._queue), string(lib.zc_queue_errstr(self._queue)))
+        return errors.error(lib.zc_queue_error(self._queue),
+                            string(lib.zc_queue_errstr(self._queue)))
 
     def _count(self, count):
         if count < 0:
@@ -176,7 +177,7 @@ def _run_task(job, key):
     try:
         fn(view)
         return 0
-    except BaseException as exc:  # noqa: B902 -- a task must never take the worker down
+    except BaseException as exc:  # a task must never take the worker down
         _callbacks.log.debug("task %s of job %s raised", view.task, view.id, exc_info=True)
         message = f"{type(exc).__name__}: {exc}".encode(errors="replace")
         lib.zc_job_set_error(job, b"%s", message)
@@ -195,7 +196,7 @@ def _on_finish(job, rc, key):
                                                string(lib.zc_job_errstr(job)))
     try:
         fn(view, error)
-    except BaseException:  # noqa: B902
+    except BaseException:
         _callbacks.log.exception("job finish callback raised")
     finally:
         view._job = None

@@ -66,7 +66,7 @@ def _answer(request, fn):
         lib.zc_rpc_respond(request, result, len(result))
     except HandlerError as exc:
         lib.zc_rpc_fail(request, int(exc.code), str(exc.message).encode())
-    except BaseException as exc:  # noqa: B902 -- a handler must never take the node down
+    except BaseException as exc:  # a handler must never take the node down
         _callbacks.log.exception("rpc method %s raised", string(lib.zc_rpc_request_method(request)))
         message = f"{type(exc).__name__}: {exc}"
         lib.zc_rpc_fail(request, HANDLER_CRASHED_CODE, message.encode(errors="replace"))
