@@ -175,3 +175,11 @@ class NodePeer(Console):
 
     def __init__(self, *args, env=None):
         super().__init__(["node", node_peer_cli(), "--lease-ttl", "1500", *args], env=env)
+
+
+class CWorker(Console):
+    """`zcluster worker`: C task handlers (noop, sleep, fail, echo) and a
+    console to enqueue and administer."""
+
+    def __init__(self, *args, env=None):
+        super().__init__([zcluster_binary(), "worker", *args], env=env)

@@ -1,6 +1,9 @@
 """Cache against a real Redis, and shared with the C command (`zcluster cache`)."""
+import subprocess
+
 import pytest
 
+import procs
 import zcluster
 
 
@@ -81,3 +84,18 @@ def test_redis_down_is_a_redis_error():
             cache.save("k", 1)
     with pytest.raises(zcluster.InvalidError):
         zcluster.Cache("bogus://x", "c", "o")
+
+
+def test_shared_with_the_c_cache_command(cache, redis_url, cluster):
+    def c_cache(*args):
+        return subprocess.run([procs.zcluster_binary(), "cache", "--redis", redis_url,
+                               "--cluster", cluster, "--id", "c-owner", *args],
+                              capture_output=True, text=True, timeout=30)
+    cache.save("from-py", "hello from python")
+    assert c_cache("load", "from-py").stdout == "hello from python\n"
+    assert c_cache("save", "from-c", "hello from c").returncode == 0
+    assert cache.load("from-c") == "hello from c"
+    cache.lock("from-c", 10)
+    refused = c_cache("save", "from-c", "overwrite")
+    assert refused.returncode == 1 and "locked" in refused.stderr
+    assert cache.load("from-c") == "hello from c"

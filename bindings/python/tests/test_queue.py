@@ -92,3 +92,23 @@ def test_cancelled_job_sees_its_timeout(queue):
         wait_until(lambda: queue.stats("slow")["failed_list"] == 1)
     assert seen == [True]
     assert "timed out" in queue.failed("slow")[0]["error"]
+
+
+def test_jobs_between_python_and_c_workers(queue, env, spawned):
+    """Python enqueues for a C worker, a C console enqueues for Python tasks."""
+    c = spawned("worker", "--id", "c-worker", "--queue", "to-c", env=env)
+    job_id = queue.enqueue("to-c", "echo", {"n": 1})
+    c.expect(rf"^done {job_id} echo 1$")
+    ran = []
+    worker = zcluster.Worker(queue, "py-w4", queues=["to-py"])
+
+    @worker.task("double")
+    def double(job):
+        if job.args == "bad":
+            raise ValueError("cannot double that")
+        ran.append(job.args[0] * 2)
+    with worker:
+        c.command('enqueue to-py double [21]')
+        failing = c.command('enqueue to-py double "bad" --attempts 1')
+        wait_until(lambda: ran == [42] and queue.stats("to-py")["failed_list"] == 1)
+    assert c.command("failed to-py") == f"count=1 {failing}(1: ValueError: cannot double that)"

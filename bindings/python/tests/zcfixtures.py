@@ -43,11 +43,13 @@ def env(redis_url, cluster):
 @pytest.fixture
 def spawned():
     """spawned(kind, *args, env=...) starts a console: "c" (zcluster node),
-    "py" (peer.py) or "js" (the Node.js peer); all are killed after the test."""
+    "py" (peer.py), "js" (the Node.js peer) or "worker" (zcluster worker); all
+    are killed after the test."""
     started = []
 
     def start(kind, *args, env=None):
-        console = {"c": procs.CNode, "py": procs.PyPeer, "js": procs.NodePeer}[kind](
+        console = {"c": procs.CNode, "py": procs.PyPeer, "js": procs.NodePeer,
+                   "worker": procs.CWorker}[kind](
             *args, env=env)
         started.append(console)
         return console
