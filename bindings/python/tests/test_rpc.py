@@ -149,3 +149,17 @@ def test_rpc_stats(node, env, spawned):
     node.call("rc6", "ping")
     stats = node.rpc_stats()
     assert stats["calls_started"] >= 1 and stats["calls_ok"] >= 1
+
+
+def test_a_result_that_is_not_msgpack_is_corrupt(node, env, spawned):
+    c_node(node, spawned, env, "rc7")
+    # the C console's echo returns the arguments as they came: send broken ones
+    import ctypes
+    from zcluster._lib import lib
+    call = ctypes.c_void_p(lib.zc_rpc_call(node._rpc, 1, b"rc7", b"echo", b"\xc1", 1, 5000))
+    try:
+        assert lib.zc_rpc_call_status(call) == 0
+        with pytest.raises(zcluster.CorruptError):
+            node._single(call)
+    finally:
+        lib.zc_rpc_call_destroy(ctypes.byref(call))

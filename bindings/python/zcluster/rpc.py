@@ -84,6 +84,16 @@ def _on_request(request, key):
     _answer(request, fn)
 
 
+def _result(reply):
+    """A successful reply's result; CorruptError if a peer sent bytes that are
+    not msgpack (bad input from the network never escapes as a msgpack error)."""
+    try:
+        return _codec.unpack(_codec.copy(reply.data, reply.size))
+    except Exception as exc:
+        raise errors.CorruptError(f"{string(reply.node)} answered a result that is not "
+                                  f"msgpack: {exc}") from None
+
+
 def _reply_error(reply):
     return errors.rpc_error(reply.status, string(reply.error) or "", reply.error_code,
                             string(reply.node))
@@ -169,7 +179,7 @@ class RpcMixin:
     def _single(self, call):
         for reply in self._replies(call):
             if reply.status == errors.OK:
-                return _codec.unpack(_codec.copy(reply.data, reply.size))
+                return _result(reply)
             raise _reply_error(reply)
         raise self._status_error(call)
 
@@ -177,7 +187,7 @@ class RpcMixin:
         for reply in self._replies(call):
             if reply.status == errors.OK:
                 return Reply(string(reply.node),
-                             _codec.unpack(_codec.copy(reply.data, reply.size)))
+                             _result(reply))
         replies = self._replies(call)
         raise _reply_error(replies[0]) if replies else self._status_error(call)
 
@@ -187,7 +197,7 @@ class RpcMixin:
         values, failures = {}, {}
         for reply in self._replies(call):
             if reply.status == errors.OK:
-                values[string(reply.node)] = _codec.unpack(_codec.copy(reply.data, reply.size))
+                values[string(reply.node)] = _result(reply)
             else:
                 failures[string(reply.node)] = _reply_error(reply)
         missing = [string(lib.zc_rpc_call_missing_node(call, i))
