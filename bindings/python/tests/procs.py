@@ -76,7 +76,8 @@ class Console:
         self.lines = queue.Queue()
         self.seen, self.pending = [], []
         self.id = argv[-1]
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         ready = self.expect(r"^ready (\S+)")
         self.id = ready.group(1)
 
@@ -142,12 +143,14 @@ class Console:
         self.proc.wait(10)
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            stop(self.proc)
+        """Ends the process (end of input, then SIGTERM, then SIGKILL) and its pipes."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        stop(self.proc)
+        self._reader.join(5)  # the pipe's end: the reader is done with stdout
+        self.proc.stdout.close()
 
 
 class CNode(Console):

@@ -241,6 +241,7 @@ def test_ctrl_c_interrupts_a_waiting_node():
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
 
 
 def test_sys_exit_in_a_handler_leaves_the_node_loop(node, env, spawned):
