@@ -1,9 +1,12 @@
 """Queue and Worker with Python task functions against a real Redis."""
+import os
+import sys
 import threading
 import time
 
 import pytest
 
+import procs
 import zcluster
 
 
@@ -112,3 +115,24 @@ def test_jobs_between_python_and_c_workers(queue, env, spawned):
         failing = c.command('enqueue to-py double "bad" --attempts 1')
         wait_until(lambda: ran == [42] and queue.stats("to-py")["failed_list"] == 1)
     assert c.command("failed to-py") == f"count=1 {failing}(1: ValueError: cannot double that)"
+
+
+def test_a_python_worker_killed_mid_job_loses_nothing(queue, env, spawned):
+    """Its claim lapses and a C worker runs the job (attempt 2)."""
+    script = ("import sys, time; sys.path.insert(0, %r); import zcluster\n"
+              "q = zcluster.Queue()\n"
+              "w = zcluster.Worker(q, 'py-doomed', queues=['shared'], lease=0.5)\n"
+              "def sleep(job):\n    print('started', job.id, flush=True); time.sleep(60)\n"
+              "w.register('sleep', sleep)\n"
+              "with w:\n    print('ready py-doomed', flush=True); time.sleep(120)\n"
+              ) % os.path.join(os.path.dirname(__file__), "..")
+    doomed = procs.Console([sys.executable, "-c", script], env=env)
+    try:
+        job_id = queue.enqueue("shared", "sleep", 10)
+        doomed.expect(rf"^started {job_id}$")
+        doomed.kill()
+    finally:
+        doomed.close()
+    c = spawned("worker", "--id", "c-rescuer", "--queue", "shared", env=env)
+    c.expect(rf"^done {job_id} sleep 2$")
+    assert queue.stats("shared")["processed"] == 1
