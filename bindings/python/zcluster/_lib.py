@@ -180,6 +180,9 @@ _PROTOTYPES = {
     "zc_node_wait_confirmations": (c_void_p, [c_void_p, c_char_p, c_size_t, c_int]),
     # mesh (endpoints, handlers, stats) and received messages
     "zc_mesh_set_endpoints": (None, [c_void_p, c_char_p, c_char_p]),
+    "zc_mesh_set_advertise_host": (None, [c_void_p, c_char_p]),
+    "zc_mesh_set_max_msg_size": (None, [c_void_p, c_size_t]),
+    "zc_mesh_set_hwm": (None, [c_void_p, c_int]),
     "zc_mesh_on": (c_int, [c_void_p, c_char_p, MESH_HANDLER, c_void_p]),
     "zc_mesh_stats": (None, [c_void_p, P(MeshStats)]),
     "zc_msg_kind": (c_int, [c_void_p]),

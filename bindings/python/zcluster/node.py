@@ -128,7 +128,8 @@ class Node(RpcMixin):
     on_peer_added = on_peer_removed = on_promoted = on_demoted = on_kill = on_message = None
 
     def __init__(self, id=None, *, redis=None, cluster=None, headers=None, groups=(),
-                 lease_ttl=None, election=True, endpoints=None, rpc_threads=2, **callbacks):
+                 lease_ttl=None, election=True, endpoints=None, advertise_host=None,
+                 max_msg_size=None, hwm=None, rpc_threads=2, **callbacks):
         self._node = ctypes.c_void_p(lib.zc_node_new(text(id)))
         if not self._node:
             raise errors.InvalidError(f"invalid node id {id!r}")
@@ -144,14 +145,25 @@ class Node(RpcMixin):
                 raise TypeError(f"unknown argument {name}")
             setattr(self, name, fn)
         try:
-            self._configure(redis, cluster, headers, groups, lease_ttl, election, endpoints,
-                            rpc_threads)
+            self._configure_mesh(endpoints, advertise_host, max_msg_size, hwm)
+            self._configure(redis, cluster, headers, groups, lease_ttl, election, rpc_threads)
         except BaseException:
             self.close()
             raise
 
-    def _configure(self, redis, cluster, headers, groups, lease_ttl, election, endpoints,
-                   threads):
+    def _configure_mesh(self, endpoints, advertise_host, max_msg_size, hwm):
+        """The mesh's settings (zc_mesh.h); None keeps the default."""
+        mesh = lib.zc_node_mesh(self._node)
+        if endpoints:
+            lib.zc_mesh_set_endpoints(mesh, text(endpoints[0]), text(endpoints[1]))
+        if advertise_host:
+            lib.zc_mesh_set_advertise_host(mesh, text(advertise_host))
+        if max_msg_size is not None:
+            lib.zc_mesh_set_max_msg_size(mesh, max_msg_size)
+        if hwm is not None:
+            lib.zc_mesh_set_hwm(mesh, hwm)
+
+    def _configure(self, redis, cluster, headers, groups, lease_ttl, election, threads):
         node = self._node
         if redis is not None:
             lib.zc_node_set_redis(node, text(redis))
@@ -162,9 +174,6 @@ class Node(RpcMixin):
         if lease_ttl is not None:
             lib.zc_node_set_lease_ttl(node, int(lease_ttl * 1000))
         lib.zc_node_set_election(node, 1 if election else 0)
-        if endpoints:
-            lib.zc_mesh_set_endpoints(lib.zc_node_mesh(node), text(endpoints[0]),
-                                      text(endpoints[1]))
         lib.zc_node_set_events(node, ctypes.byref(_events), self._key)
         lib.zc_node_on_kill(node, _on_kill, self._key)
         for group in groups:
