@@ -3,8 +3,9 @@
 which speaks the wire protocol without the C library) in one cluster. All
 three consoles take the same commands and print the same lines, so every
 check runs for every ordered pair: every message kind both ways, every RPC
-outcome both ways, a process of each kind killed mid-call, and each one
-seeing the others leave.
+outcome both ways, a process of each kind killed mid-call, confirmations,
+kill requests from each kind to another, and each one seeing the others
+leave.
 
 Run by .ci/test with the binding's tests (pytest, a Release libzcluster):
     ZCLUSTER_LIB=build-py/libzcluster.so /usr/bin/python3 -m pytest tests/test_cross_language.py
@@ -169,3 +170,19 @@ def test_each_sees_the_others_leave(trio, env, spawned):
         back.expect_all([rf"^added {o.id}$" for o in others])
         for other in others:
             other.expect(rf"^added {leaver.id}$")
+
+
+def test_confirmations_and_kill_across_languages(trio, env, spawned):
+    for node in trio.values():
+        node.command(f"confirm up-{node.id}")
+    for kind, node in trio.items():
+        for other in (o for k, o in trio.items() if k != kind):
+            assert node.command(f"wait up-{other.id} 1 10000") == other.id
+    # each kind asks another kind to exit with a code of its own
+    for killer_kind, victim_kind, code in (("c", "js", 3), ("js", "py", 4), ("py", "c", 5)):
+        victim = spawned(victim_kind, "--id", f"{victim_kind}-kill", env=env)
+        killer = trio[killer_kind]
+        killer.expect(rf"^added {victim.id}$")
+        killer.command(f"kill {victim.id} {code}")
+        assert victim.proc.wait(10) == code, f"{killer.id} killing {victim.id}"
+        killer.expect(rf"^removed {victim.id} left$")

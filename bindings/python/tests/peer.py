@@ -5,6 +5,7 @@ Usage: peer.py [--id ID] [--group G]... (Redis and cluster: $ZC_REDIS_URL,
 $ZC_CLUSTER). Prints `ready ID`. Commands (one answer line each):
   publish TYPE TEXT | shout GROUP TYPE TEXT | whisper ID TYPE TEXT
   join GROUP | leave GROUP | kill ID CODE | conn add|remove ID | quit
+  confirm NAME | wait NAME COUNT MS  (`ok wait ID,ID...`)
   call TAG TARGET METHOD MS [TEXT]   (TARGET: ID, *, *first, @CONNECTION)
 Methods served: echo, sleep (args: ms), fail (HandlerError 42 "asked to
 fail") and raise (a ValueError: an unexpected exception).
@@ -102,6 +103,12 @@ def serve(node, commands):
                     getattr(node, verb)(words[1])
                 elif verb == "kill":
                     node.kill(words[1], int(words[2]))
+                elif verb == "confirm":
+                    node.confirm(words[1])
+                elif verb == "wait":
+                    ids = node.wait_confirmations(words[1], int(words[2]), int(words[3]) / 1000)
+                    out(f"ok wait {','.join(ids)}")
+                    continue
                 elif verb == "conn":
                     getattr(node, words[1] + "_connection")(words[2])
                 elif verb == "call":
