@@ -269,3 +269,11 @@ def test_mesh_settings(redis_url, cluster):
         with pytest.raises(zcluster.InvalidError):
             node.publish("big", b"x" * 101)
         node.publish("small", b"x" * 100)
+
+
+def test_bad_arguments_free_the_node():
+    with pytest.raises(TypeError):
+        zcluster.Node("typo", on_peer_addd=print)
+    with pytest.raises(zcluster.InvalidError):
+        zcluster.Node("bad-header", headers={"": "x"})
+    assert not [n for n in zcluster.node._open_nodes if n.id in ("typo", "bad-header")]

@@ -140,11 +140,11 @@ class Node(RpcMixin):
         self._unhandled = collections.deque()
         self.handler_errors = 0
         _open_nodes.add(self)
-        for name, fn in callbacks.items():
-            if not name.startswith("on_") or not hasattr(Node, name):
-                raise TypeError(f"unknown argument {name}")
-            setattr(self, name, fn)
         try:
+            for name, fn in callbacks.items():
+                if not name.startswith("on_") or not hasattr(Node, name):
+                    raise TypeError(f"unknown argument {name}")
+                setattr(self, name, fn)
             self._configure_mesh(endpoints, advertise_host, max_msg_size, hwm)
             self._configure(redis, cluster, headers, groups, lease_ttl, election, rpc_threads)
         except BaseException:
