@@ -24,6 +24,7 @@
     cannot be read). The log-once set is bounded.
 */
 #include "zc_mesh.h"
+#include "zc_inproc.h"
 #include "zc_log.h"
 #include "zc_msg.h"
 #include "zc_refusals.h"
@@ -318,8 +319,7 @@ int zc_mesh_start(zc_mesh_t *self)
     //  died (the kernel resets the connection) or went silent past the
     //  heartbeat timeout. Only a connection whose handshake succeeded
     //  counts as up, so a peer that cannot authenticate is never "lost".
-    snprintf(self->monitor_endpoint, sizeof self->monitor_endpoint, "inproc://zc-mesh-monitor-%p",
-             (void *)self);
+    zc_inproc_endpoint(self->monitor_endpoint, sizeof self->monitor_endpoint, "mesh-monitor");
     if (zmq_socket_monitor(self->sub_handle, self->monitor_endpoint,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |

@@ -1,5 +1,6 @@
 /*  zc_refusals — connections a mesh refused. See zc_refusals.h. */
 #include "zc_refusals.h"
+#include "zc_inproc.h"
 #include "zc_log.h"
 #include "zc_wire.h"
 
@@ -52,8 +53,7 @@ int zc_refusals_watch(zc_refusals_t *self, void *socket, const char *name)
     if (self->watch_count == ZC_REFUSALS_SOCKETS_MAX) return -1;
     s_watch_t *watch = &self->watches[self->watch_count];
     snprintf(watch->name, sizeof watch->name, "%s", name);
-    snprintf(watch->endpoint, sizeof watch->endpoint, "inproc://zc-refusals-%p-%d", (void *)self,
-             self->watch_count);
+    zc_inproc_endpoint(watch->endpoint, sizeof watch->endpoint, "refusals");
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     if (zmq_socket_monitor(socket, watch->endpoint, events)) return -1;
     watch->monitor = zsock_new_pair(watch->endpoint);

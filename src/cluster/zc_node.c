@@ -619,6 +619,14 @@ static int s_take(zc_node_t *self, const zc_msg_t *msg)
 //  no handler took. With once, it returns (NULL, errno EAGAIN) after the
 //  first pass that did any work, so a waiter can check whether what it
 //  waits for happened.
+//  Messages received so far, handled or not.
+static uint64_t s_received(zc_node_t *self)
+{
+    zc_mesh_stats_t stats;
+    zc_mesh_stats(self->mesh, &stats);
+    return stats.recv_public + stats.recv_group + stats.recv_private;
+}
+
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
@@ -627,6 +635,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
         while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
             s_registry_event(self);
         int due = self->ext && self->hook.tick ? self->hook.tick(self->ext) : -1;
+        uint64_t received = once ? s_received(self) : 0;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
         if (self->kill_requested) s_exit(self);
         if (msg && s_take(self, msg)) {
@@ -637,6 +646,13 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             continue;
         }
         if (msg) return msg;
+        //  Once: a handler that ran on a message already queued (a
+        //  confirmation, say) may be what the caller waits for, so it looks
+        //  before this polls for the rest of its time.
+        if (once && s_received(self) != received) {
+            errno = EAGAIN;
+            return NULL;
+        }
         if (errno == EINTR) return NULL;
         long wait = timeout_ms < 0 ? -1 : (long)(deadline - zclock_mono());
         if ((timeout_ms >= 0 && wait <= 0) || (once && polled)) {

@@ -25,6 +25,7 @@
     PUSH/PULL pair, and the node's thread sends the reply, since it owns the
     sockets.
 */
+#include "zc_inproc.h"
 #include "zc_log.h"
 #include "zc_node_hook.h"
 #include "zc_rpc_internal.h"
@@ -223,7 +224,7 @@ zc_rpc_t *zc_rpc_new(zc_node_t *node)
     //  Unbounded queues: a pool thread must never block on a full pipe
     //  while the node's thread waits for the pool to stop.
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://zc-rpc-done-%p", (void *)self);
+    zc_inproc_endpoint(endpoint, sizeof endpoint, "rpc-done");
     self->done = zsock_new(ZMQ_PULL);
     self->done_push = zsock_new(ZMQ_PUSH);
     assert(self->done && self->done_push);
