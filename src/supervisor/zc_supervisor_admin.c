@@ -118,10 +118,10 @@ void sup_reply_json(zc_admin_request_t *request, int status, json_t *body)
     json_decref(body);
 }
 
-//  An error message as a JSON string. An application's message may quote
-//  the request's bytes, which need not be UTF-8 as JSON requires: then its
-//  bytes beyond ASCII are shown as '?'.
-static json_t *s_message(const char *text)
+//  A JSON string of text. An application's message, or an id from Redis,
+//  may hold bytes that are not UTF-8 as JSON requires: then its bytes beyond
+//  ASCII are shown as '?'.
+json_t *sup_json_string(const char *text)
 {
     json_t *string = json_string(text);
     if (string) return string;
@@ -133,9 +133,10 @@ static json_t *s_message(const char *text)
     return string;
 }
 
-static void s_error(zc_admin_request_t *request, int status, const char *error)
+void sup_reply_error(zc_admin_request_t *request, int status, const char *error)
 {
-    sup_reply_json(request, status, json_pack("{s:b, s:o}", "ok", 0, "error", s_message(error)));
+    sup_reply_json(request, status,
+                   json_pack("{s:b, s:o}", "ok", 0, "error", sup_json_string(error)));
 }
 
 //  --------------------------------------------------------------------------
@@ -320,7 +321,7 @@ static void s_reload(zc_supervisor_t *self, zc_admin_request_t *request, const c
     const char *wait = zc_admin_request_param(request, "wait");
     int waiting = !wait || strcmp(wait, "0") != 0;
     if (sup_reload_begin(self, kind, group, only, argv, waiting ? request : NULL)) {
-        s_error(request, 409, self->failure.text);
+        sup_reply_error(request, 409, self->failure.text);
         return;
     }
     if (!waiting)
@@ -331,7 +332,7 @@ static void s_restart(zc_supervisor_t *self, zc_admin_request_t *request)
 {
     const char *target = zc_admin_request_arg(request, 1);
     if (!target || zc_admin_request_argc(request) != 2) {
-        s_error(request, 400, "usage: POST /restart/all or /restart/ID");
+        sup_reply_error(request, 400, "usage: POST /restart/all or /restart/ID");
         return;
     }
     if (strcmp(target, "all") == 0) {
@@ -340,7 +341,7 @@ static void s_restart(zc_supervisor_t *self, zc_admin_request_t *request)
     }
     sup_slot_t *slot = sup_find_slot(self, target);
     if (!slot) {
-        s_error(request, 404, "no such worker");
+        sup_reply_error(request, 404, "no such worker");
         return;
     }
     s_reload(self, request, "restart", NULL, slot, NULL);
@@ -350,7 +351,7 @@ static void s_shutdown(zc_supervisor_t *self, zc_admin_request_t *request)
 {
     const char *target = zc_admin_request_arg(request, 1);
     if (!target || zc_admin_request_argc(request) != 2) {
-        s_error(request, 400, "usage: POST /shutdown/all or /shutdown/ID");
+        sup_reply_error(request, 400, "usage: POST /shutdown/all or /shutdown/ID");
         return;
     }
     if (strcmp(target, "all") == 0) {
@@ -363,12 +364,12 @@ static void s_shutdown(zc_supervisor_t *self, zc_admin_request_t *request)
         return;
     }
     if (self->stopping) {
-        s_error(request, 409, "the master is shutting down");
+        sup_reply_error(request, 409, "the master is shutting down");
         return;
     }
     sup_slot_t *slot = sup_find_slot(self, target);
     if (!slot) {
-        s_error(request, 404, "no such worker");
+        sup_reply_error(request, 404, "no such worker");
         return;
     }
     sup_stop_slot(self, slot, request);
@@ -379,7 +380,7 @@ static void s_upgrade(zc_supervisor_t *self, zc_admin_request_t *request)
     const char *args[256];
     int argc = zc_admin_request_params(request, "arg", args, 255);
     if (argc < 1 || argc > 255 || !*args[0]) {
-        s_error(request, 400, "usage: POST /upgrade?arg=PROGRAM&arg=ARG...[&group=GROUP]");
+        sup_reply_error(request, 400, "usage: POST /upgrade?arg=PROGRAM&arg=ARG...[&group=GROUP]");
         return;
     }
     args[argc] = NULL;
@@ -388,8 +389,8 @@ static void s_upgrade(zc_supervisor_t *self, zc_admin_request_t *request)
                          : self->group_count == 1 ? self->groups[0]
                                                   : NULL;
     if (!group) {
-        s_error(request, name ? 404 : 400,
-                name ? "no such group" : "several groups: say which with group=NAME");
+        sup_reply_error(request, name ? 404 : 400,
+                        name ? "no such group" : "several groups: say which with group=NAME");
         return;
     }
     s_reload(self, request, "upgrade", group, NULL, (char *const *)args);
@@ -405,13 +406,13 @@ static void s_custom(zc_supervisor_t *self, zc_admin_request_t *request, sup_com
     char err[512] = "the command failed";
     char *result = command->fn(self, argc, argv, err, sizeof err, command->arg);
     if (!result) {
-        s_error(request, 500, err);
+        sup_reply_error(request, 500, err);
         return;
     }
     json_t *value = json_loads(result, JSON_DECODE_ANY, NULL);
     free(result);
     if (!value) {
-        s_error(request, 500, "the command returned invalid JSON");
+        sup_reply_error(request, 500, "the command returned invalid JSON");
         return;
     }
     sup_reply_json(request, 200, json_pack("{s:b, s:o}", "ok", 1, "result", value));
@@ -424,7 +425,7 @@ void sup_admin_handle(zc_admin_request_t *request, void *arg)
     int post = strcmp(zc_admin_request_method(request), "POST") == 0;
     for (size_t i = 0; i < sizeof s_builtins / sizeof s_builtins[0]; i++)
         if (strcmp(cmd, s_builtins[i].name) == 0 && s_builtins[i].post && !post) {
-            s_error(request, 405, "this command changes things: use POST");
+            sup_reply_error(request, 405, "this command changes things: use POST");
             return;
         }
     if (strcmp(cmd, "workers") == 0)
@@ -457,11 +458,11 @@ void sup_admin_handle(zc_admin_request_t *request, void *arg)
         for (int i = 0; i < self->command_count; i++)
             if (strcmp(cmd, self->commands[i].name) == 0) {
                 if (!post)
-                    s_error(request, 405, "application commands take POST");
+                    sup_reply_error(request, 405, "application commands take POST");
                 else
                     s_custom(self, request, &self->commands[i]);
                 return;
             }
-        s_error(request, 404, "unknown command (see /help)");
+        sup_reply_error(request, 404, "unknown command (see /help)");
     }
 }

@@ -27,25 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  A JSON string of text; bytes beyond ASCII become '?' if text is not
-//  UTF-8 (ids and messages from Redis may be anything).
-static json_t *s_string(const char *text)
-{
-    json_t *string = json_string(text);
-    if (string) return string;
-    char *copy = strdup(text);
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80) *p = '?';
-    string = json_string(copy);
-    free(copy);
-    return string;
-}
-
-static void s_fail(zc_admin_request_t *request, int status, const char *error)
-{
-    sup_reply_json(request, status, json_pack("{s:b, s:o}", "ok", 0, "error", s_string(error)));
-}
-
 //  The HTTP status for a failure kind.
 static int s_status(zc_error_t kind)
 {
@@ -61,12 +42,13 @@ static json_t *s_job_json(const zc_queue_job_t *job)
     for (size_t i = 0; i < job->args_size; i++)
         sprintf(hex + 2 * i, "%02x", ((const unsigned char *)job->args)[i]);
     hex[2 * job->args_size] = 0;
-    json_t *value = json_pack(
-        "{s:o, s:o, s:o, s:s, s:i, s:i, s:i, s:I, s:I, s:o, s:o, s:s}", "id", s_string(job->id),
-        "queue", s_string(job->queue), "task", s_string(job->task), "state", job->state, "attempt",
-        job->attempt, "failures", job->failures, "max_attempts", job->max_attempts, "created_ms",
-        (json_int_t)job->created_ms, "at_ms", (json_int_t)job->at_ms, "node", s_string(job->node),
-        "error", s_string(job->error), "args_hex", hex);
+    json_t *value = json_pack("{s:o, s:o, s:o, s:s, s:i, s:i, s:i, s:I, s:I, s:o, s:o, s:s}", "id",
+                              sup_json_string(job->id), "queue", sup_json_string(job->queue),
+                              "task", sup_json_string(job->task), "state", job->state, "attempt",
+                              job->attempt, "failures", job->failures, "max_attempts",
+                              job->max_attempts, "created_ms", (json_int_t)job->created_ms, "at_ms",
+                              (json_int_t)job->at_ms, "node", sup_json_string(job->node), "error",
+                              sup_json_string(job->error), "args_hex", hex);
     free(hex);
     return value;
 }
@@ -81,7 +63,7 @@ static int s_range(zc_admin_request_t *request, int64_t *offset, int *count)
     int bad = o && (end == o || *end || *offset < 0);
     *count = c ? (int)strtol(c, &end, 10) : 100;
     bad = bad || (c && (end == c || *end || *count < 1 || *count > 1000));
-    if (bad) s_fail(request, 400, "offset must be >= 0 and count 1..1000");
+    if (bad) sup_reply_error(request, 400, "offset must be >= 0 and count 1..1000");
     return bad ? -1 : 0;
 }
 
@@ -89,7 +71,7 @@ static void s_answer_jobs(zc_admin_request_t *request, zc_queue_t *queue, int rc
                           zc_queue_job_t *jobs, size_t count, int64_t total)
 {
     if (rc) {
-        s_fail(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
+        sup_reply_error(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
         return;
     }
     json_t *array = json_array();
@@ -105,7 +87,7 @@ static void s_stats(zc_admin_request_t *request, zc_queue_t *queue, const char *
 {
     zc_queue_stats_t s;
     if (zc_queue_stats(queue, name, &s)) {
-        s_fail(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
+        sup_reply_error(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
         return;
     }
     sup_reply_json(request, 200,
@@ -122,7 +104,7 @@ static void s_job(zc_admin_request_t *request, zc_queue_t *queue, const char *id
 {
     zc_queue_job_t job;
     if (zc_queue_job(queue, id, &job))
-        s_fail(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
+        sup_reply_error(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
     else
         sup_reply_json(request, 200, json_pack("{s:b, s:o}", "ok", 1, "job", s_job_json(&job)));
     zc_queue_job_clear(&job);
@@ -132,7 +114,7 @@ static void s_remove(zc_admin_request_t *request, zc_queue_t *queue, const char 
                      const char *id)
 {
     if (zc_queue_remove(queue, name, id))
-        s_fail(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
+        sup_reply_error(request, s_status(zc_queue_error(queue)), zc_queue_errstr(queue));
     else
         sup_reply_json(request, 200, json_pack("{s:b, s:s}", "ok", 1, "result", "removed"));
 }
@@ -170,18 +152,18 @@ void sup_admin_queue(zc_supervisor_t *self, zc_admin_request_t *request)
                 ((strcmp(what, "job") == 0 || strcmp(what, "stats") == 0) && one) ||
                 (strcmp(what, "remove") == 0 && argc == 4);
     if (!known) {
-        s_fail(request, 400,
-               "usage: GET /queue/jobs|failed|stats/QUEUE, /queue/delayed[/QUEUE], "
-               "/queue/working, /queue/job/ID; POST /queue/remove/QUEUE/ID");
+        sup_reply_error(request, 400,
+                        "usage: GET /queue/jobs|failed|stats/QUEUE, /queue/delayed[/QUEUE], "
+                        "/queue/working, /queue/job/ID; POST /queue/remove/QUEUE/ID");
         return;
     }
     if (strcmp(what, "remove") == 0 && !post) {
-        s_fail(request, 405, "this command changes things: use POST");
+        sup_reply_error(request, 405, "this command changes things: use POST");
         return;
     }
     zc_queue_t *queue = *self->redis_url ? zc_queue_new(self->redis_url, self->name) : NULL;
     if (!queue) {
-        s_fail(request, 503, "no Redis (yet)");
+        sup_reply_error(request, 503, "no Redis (yet)");
         return;
     }
     if (strcmp(what, "job") == 0)
@@ -199,27 +181,28 @@ void sup_admin_cache(zc_supervisor_t *self, zc_admin_request_t *request)
 {
     int argc = zc_admin_request_argc(request);
     if (argc != 2 || strcmp(zc_admin_request_arg(request, 1), "locks") != 0) {
-        s_fail(request, 400, "usage: GET /cache/locks[?pattern=GLOB]");
+        sup_reply_error(request, 400, "usage: GET /cache/locks[?pattern=GLOB]");
         return;
     }
     zc_cache_t *cache =
         *self->redis_url ? zc_cache_new(self->redis_url, self->name, "admin") : NULL;
     if (!cache) {
-        s_fail(request, 503, "no Redis (yet)");
+        sup_reply_error(request, 503, "no Redis (yet)");
         return;
     }
     zc_cache_lock_info_t *locks = NULL;
     size_t count = 0;
     if (zc_cache_locks(cache, zc_admin_request_param(request, "pattern"), &locks, &count)) {
-        s_fail(request, s_status(zc_cache_error(cache)), zc_cache_errstr(cache));
+        sup_reply_error(request, s_status(zc_cache_error(cache)), zc_cache_errstr(cache));
         zc_cache_destroy(&cache);
         return;
     }
     json_t *array = json_array();
     for (size_t i = 0; i < count; i++)
-        json_array_append_new(array, json_pack("{s:o, s:o, s:I}", "key", s_string(locks[i].key),
-                                               "owner", s_string(locks[i].owner), "ttl_ms",
-                                               (json_int_t)locks[i].ttl_ms));
+        json_array_append_new(array,
+                              json_pack("{s:o, s:o, s:I}", "key", sup_json_string(locks[i].key),
+                                        "owner", sup_json_string(locks[i].owner), "ttl_ms",
+                                        (json_int_t)locks[i].ttl_ms));
     zc_cache_locks_free(&locks, count);
     zc_cache_destroy(&cache);
     sup_reply_json(request, 200, json_pack("{s:b, s:o}", "ok", 1, "locks", array));

@@ -268,6 +268,12 @@ void sup_admin_handle(zc_admin_request_t *request, void *arg);
 json_t *sup_workers_json(zc_supervisor_t *self);
 void sup_reply_json(zc_admin_request_t *request, int status, json_t *body);
 
+//  Answers {"ok": false, "error": error} with status.
+void sup_reply_error(zc_admin_request_t *request, int status, const char *error);
+
+//  A JSON string of text, bytes beyond ASCII as '?' when text is not UTF-8.
+json_t *sup_json_string(const char *text);
+
 //  GET|POST /queue/..., GET /cache/locks (zc_supervisor_inspect.c).
 void sup_admin_queue(zc_supervisor_t *self, zc_admin_request_t *request);
 void sup_admin_cache(zc_supervisor_t *self, zc_admin_request_t *request);
