@@ -1,0 +1,182 @@
+/*  hakit — real Redis deployments for the Redis layer's tests. */
+#include "hakit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct _zh_server_t {
+    char dir[64];
+    int port;
+    zt_proc_t *proc;
+};
+
+//  A TCP port nothing listens on now (the kernel's choice for port 0).
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+//  Polls PING until the server answers (PONG, or NOAUTH: it is up).
+static int s_wait_up(int port)
+{
+    for (int i = 0; i < 500; i++) {
+        zc_redis_t *redis = zh_connect(port);
+        redisReply *reply = zc_redis_command(redis, "PING");
+        int up = reply != NULL;
+        if (reply) freeReplyObject(reply);
+        zc_redis_destroy(&redis);
+        if (up) return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static zh_server_t *s_new(void)
+{
+    zh_server_t *self = (zh_server_t *)calloc(1, sizeof *self);
+    snprintf(self->dir, sizeof self->dir, "/tmp/zc-test-ha-XXXXXX");
+    if (!mkdtemp(self->dir)) {
+        free(self);
+        return NULL;
+    }
+    self->port = s_free_port();
+    return self;
+}
+
+//  Starts argv and waits for the server; destroys self on failure.
+static zh_server_t *s_run(zh_server_t *self, char *const *argv)
+{
+    self->proc = zt_proc_start(argv, NULL);
+    if (!self->proc || s_wait_up(self->port)) {
+        fprintf(stderr, "hakit: %s on port %d did not start\n", argv[0], self->port);
+        zh_destroy(&self);
+    }
+    return self;
+}
+
+zh_server_t *zh_server_start(const char *const *extra)
+{
+    zh_server_t *self = s_new();
+    if (!self) return NULL;
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", self->port);
+    snprintf(log, sizeof log, "%s/redis.log", self->dir);
+    const char *argv[64] = {"redis-server", "--port",    port,     "--bind",     "127.0.0.1",
+                            "--dir",        self->dir,   "--save", "",           "--appendonly",
+                            "no",           "--logfile", log,      "--loglevel", "notice"};
+    int argc = 15;
+    for (int i = 0; extra && extra[i] && argc < 63; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    return s_run(self, (char *const *)argv);
+}
+
+zh_server_t *zh_sentinel_start(const char *name, int master_port, int down_after_ms)
+{
+    zh_server_t *self = s_new();
+    if (!self) return NULL;
+    char conf[128];
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", self->dir);
+    FILE *file = fopen(conf, "w");
+    if (!file) {
+        zh_destroy(&self);
+        return NULL;
+    }
+    fprintf(file,
+            "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s/sentinel.log\n"
+            "sentinel monitor %s 127.0.0.1 %d 2\n"
+            "sentinel down-after-milliseconds %s %d\n"
+            "sentinel failover-timeout %s 10000\n"
+            "sentinel parallel-syncs %s 1\n",
+            self->port, self->dir, self->dir, name, master_port, name, down_after_ms, name, name);
+    fclose(file);
+    char *argv[] = {"redis-sentinel", conf, NULL};
+    return s_run(self, argv);
+}
+
+int zh_port(zh_server_t *self)
+{
+    return self->port;
+}
+
+void zh_kill(zh_server_t *self)
+{
+    if (!self->proc) return;
+    zt_proc_signal(self->proc, SIGKILL);
+    zt_proc_wait(self->proc, 5000);
+    zt_proc_destroy(&self->proc);
+}
+
+void zh_destroy(zh_server_t **self_p)
+{
+    zh_server_t *self = *self_p;
+    if (!self) return;
+    zh_kill(self);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", self->dir);
+    if (system(command) != 0) fprintf(stderr, "hakit: could not remove %s\n", self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+zc_redis_t *zh_connect(int port)
+{
+    char text[64], err[256];
+    snprintf(text, sizeof text, "redis://127.0.0.1:%d", port);
+    zc_redis_url_t url;
+    zc_redis_url_parse(text, &url, err, sizeof err);
+    zc_redis_t *redis = zc_redis_new(&url, 2000);
+    zc_redis_set_backoff(redis, 0, 0);
+    return redis;
+}
+
+int zh_command_ok(int port, const char *format, ...)
+{
+    zc_redis_t *redis = zh_connect(port);
+    redisContext *c = zc_redis_context(redis);
+    redisReply *reply = NULL;
+    if (c) {
+        va_list ap;
+        va_start(ap, format);
+        reply = (redisReply *)redisvCommand(c, format, ap);
+        va_end(ap);
+    }
+    int ok = reply && reply->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        fprintf(stderr, "hakit: %s: %s\n", format, reply ? reply->str : zc_redis_errstr(redis));
+    if (reply) freeReplyObject(reply);
+    zc_redis_destroy(&redis);
+    return ok;
+}
+
+int zh_wait_role(int port, int want_master, int timeout_ms)
+{
+    int64_t end = zt_now_ms() + timeout_ms;
+    while (zt_now_ms() < end) {
+        zc_redis_t *redis = zh_connect(port);
+        redisReply *reply = zc_redis_command(redis, "ROLE");
+        int master = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                     strcmp(reply->element[0]->str, "master") == 0;
+        int answered = reply && reply->type == REDIS_REPLY_ARRAY;
+        if (reply) freeReplyObject(reply);
+        zc_redis_destroy(&redis);
+        if (answered && master == want_master) return 1;
+        usleep(20000);
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/*  hakit — real Redis deployments for the Redis layer's tests: servers on
+    TCP ports (ACL users need one), sentinels, and the processes of a Redis
+    Cluster. Every process dies with the test (testkit's zt_proc_start), and
+    logs to a file in its own directory, not to the test's output.
+*/
+#ifndef ZC_HAKIT_H_INCLUDED
+#define ZC_HAKIT_H_INCLUDED
+
+#include "testkit.h"
+#include "zc_redis.h"
+
+typedef struct _zh_server_t zh_server_t;
+
+//  Starts redis-server on a free 127.0.0.1 port with extra arguments
+//  (NULL-terminated, may be NULL) and waits until it answers. NULL on
+//  failure.
+zh_server_t *zh_server_start(const char *const *extra);
+
+//  Starts redis-sentinel on a free port, watching the master at
+//  127.0.0.1:master_port as name (quorum 2), down after down_after_ms.
+zh_server_t *zh_sentinel_start(const char *name, int master_port, int down_after_ms);
+
+//  The server's port.
+int zh_port(zh_server_t *self);
+
+//  SIGKILLs the server and reaps it (the directory stays).
+void zh_kill(zh_server_t *self);
+
+//  Kills the server if it runs, removes its directory, frees it; idempotent.
+void zh_destroy(zh_server_t **self_p);
+
+//  A connection to 127.0.0.1:port as the default user (the caller destroys
+//  it), for setting a server up.
+zc_redis_t *zh_connect(int port);
+
+//  Runs one command on 127.0.0.1:port and returns 1 if the reply is not an
+//  error (format as redisCommand).
+int zh_command_ok(int port, const char *format, ...);
+
+//  Polls until the server at port says ROLE master (want 1) or not (0);
+//  returns 1, or 0 after timeout_ms.
+int zh_wait_role(int port, int want_master, int timeout_ms);
+
+#endif
