@@ -100,13 +100,23 @@ static const char *s_sources[SCRIPT_COUNT] = {
     "  end\n"
     "end\n"
     "return removed\n",
-    //  ELECT  KEYS: leader epoch  ARGV: id ttl  -> {is_leader, epoch, holder}
-    //  A value that is not "<id> <epoch>" is corrupt and taken over.
+    //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
+    //  A value that is not "<id> <epoch>" is corrupt and taken over. seen is
+    //  the highest epoch the caller ever saw: a Redis that lost writes in a
+    //  failover (an older leader value, a lower counter) never makes the
+    //  epoch go back. A lease below seen is stale and taken over, and a new
+    //  epoch is above both the counter and seen.
     "local cur = redis.call('GET', KEYS[1])\n"
+    "local seen = tonumber(ARGV[3]) or 0\n"
     "local holder, epoch\n"
     "if cur then holder, epoch = string.match(cur, '^(%S+) (%d+)$') end\n"
+    "if holder and tonumber(epoch) < seen then holder = nil end\n"
     "if not holder then\n"
     "  local e = redis.call('INCR', KEYS[2])\n"
+    "  if e <= seen then\n"
+    "    e = seen + 1\n"
+    "    redis.call('SET', KEYS[2], e)\n"
+    "  end\n"
     "  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])\n"
     "  return {1, e, ARGV[1]}\n"
     "end\n"
@@ -433,12 +443,17 @@ static void s_elect(s_registry_t *self)
         s_key(self, leader, sizeof leader, "leader", NULL);
         s_key(self, epoch, sizeof epoch, "epoch", NULL);
         snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
-        const char *args[] = {leader, epoch, self->id, ttl};
-        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 4);
+        char seen[24];
+        snprintf(seen, sizeof seen, "%" PRIu64, self->epoch);
+        const char *args[] = {leader, epoch, self->id, ttl, seen};
+        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 5);
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
             self->leader = reply->element[0]->integer == 1;
-            self->epoch = (uint64_t)reply->element[1]->integer;
+            //  The script never answers below seen; a reply that does (a
+            //  Redis with another script) does not lower what this node saw.
+            uint64_t answer = (uint64_t)reply->element[1]->integer;
+            if (answer > self->epoch) self->epoch = answer;
             snprintf(self->leader_id, sizeof self->leader_id, "%s", reply->element[2]->str);
             if (self->leader) self->last_renew = zclock_mono();
         }
