@@ -69,10 +69,9 @@ static zh_server_t *s_run(zh_server_t *self, char *const *argv)
     return self;
 }
 
-zh_server_t *zh_server_start(const char *const *extra)
+//  Runs redis-server on self's port and directory.
+static zh_server_t *s_server_run(zh_server_t *self, const char *const *extra)
 {
-    zh_server_t *self = s_new();
-    if (!self) return NULL;
     char port[16], log[128];
     snprintf(port, sizeof port, "%d", self->port);
     snprintf(log, sizeof log, "%s/redis.log", self->dir);
@@ -84,6 +83,19 @@ zh_server_t *zh_server_start(const char *const *extra)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
     return s_run(self, (char *const *)argv);
+}
+
+zh_server_t *zh_server_start(const char *const *extra)
+{
+    zh_server_t *self = s_new();
+    return self ? s_server_run(self, extra) : NULL;
+}
+
+int zh_server_restart(zh_server_t **self_p)
+{
+    zh_kill(*self_p);
+    *self_p = s_server_run(*self_p, NULL);
+    return *self_p ? 0 : -1;
 }
 
 zh_server_t *zh_sentinel_start(const char *name, int master_port, int down_after_ms)
