@@ -17,18 +17,33 @@ struct _zh_server_t {
     zt_proc_t *proc;
 };
 
-//  A TCP port nothing listens on now (the kernel's choice for port 0).
-static int s_free_port(void)
+//  Returns 1 if nothing listens on 127.0.0.1:port now (0: any), port in *port.
+static int s_port_free(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)*port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
+    int ok = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+             getsockname(fd, (struct sockaddr *)&addr, &len) == 0;
+    if (ok) *port = ntohs(addr.sin_port);
     close(fd);
-    return port;
+    return ok;
+}
+
+//  A TCP port nothing listens on now (the kernel's choice); for a Redis
+//  Cluster node one below 55536 whose bus port (+10000) is free too.
+static int s_free_port(int cluster)
+{
+    int port = 0;
+    if (!cluster) return s_port_free(&port) ? port : -1;
+    for (int i = 0; i < 1000; i++) {
+        port = 20000 + (int)((unsigned)rand() % 35000);
+        int bus = port + 10000;
+        if (s_port_free(&port) && s_port_free(&bus)) return port;
+    }
+    return -1;
 }
 
 //  Polls PING until the server answers (PONG, or NOAUTH: it is up).
@@ -46,7 +61,7 @@ static int s_wait_up(int port)
     return -1;
 }
 
-static zh_server_t *s_new(void)
+static zh_server_t *s_new(int cluster)
 {
     zh_server_t *self = (zh_server_t *)calloc(1, sizeof *self);
     snprintf(self->dir, sizeof self->dir, "/tmp/zc-test-ha-XXXXXX");
@@ -54,7 +69,7 @@ static zh_server_t *s_new(void)
         free(self);
         return NULL;
     }
-    self->port = s_free_port();
+    self->port = s_free_port(cluster);
     return self;
 }
 
@@ -87,7 +102,10 @@ static zh_server_t *s_server_run(zh_server_t *self, const char *const *extra)
 
 zh_server_t *zh_server_start(const char *const *extra)
 {
-    zh_server_t *self = s_new();
+    int cluster = 0;
+    for (int i = 0; extra && extra[i]; i++)
+        cluster |= strcmp(extra[i], "--cluster-enabled") == 0;
+    zh_server_t *self = s_new(cluster);
     return self ? s_server_run(self, extra) : NULL;
 }
 
@@ -100,7 +118,7 @@ int zh_server_restart(zh_server_t **self_p)
 
 zh_server_t *zh_sentinel_start(const char *name, int master_port, int down_after_ms)
 {
-    zh_server_t *self = s_new();
+    zh_server_t *self = s_new(0);
     if (!self) return NULL;
     char conf[128];
     snprintf(conf, sizeof conf, "%s/sentinel.conf", self->dir);
@@ -191,4 +209,59 @@ int zh_wait_role(int port, int want_master, int timeout_ms)
         usleep(20000);
     }
     return 0;
+}
+
+int zh_wait_reply(int port, const char *command, int (*check)(const redisReply *), int timeout_ms)
+{
+    int64_t end = zt_now_ms() + timeout_ms;
+    zc_redis_t *redis = zh_connect(port);
+    int ok = 0;
+    while (!ok && zt_now_ms() < end) {
+        redisReply *reply = zc_redis_command(redis, command);
+        ok = reply && check(reply);
+        if (reply) freeReplyObject(reply);
+        if (!ok) usleep(50000);
+    }
+    zc_redis_destroy(&redis);
+    return ok;
+}
+
+int zh_link_up(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_STRING && strstr(reply->str, "master_link_status:up");
+}
+
+int zh_watch(zh_watch_t *self, zc_redis_t *replica, const char *cluster, const char *const *ids,
+             int count, int lease_ms)
+{
+    if (!self->promoted_at) {
+        redisReply *reply = zc_redis_command(replica, "ROLE");
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+            strcmp(reply->element[0]->str, "master") == 0)
+            self->promoted_at = zt_now_ms();
+        if (reply) freeReplyObject(reply);
+        if (!self->promoted_at) return 0;
+    }
+    int back = 0;
+    for (int i = 0; i < count && i < 16; i++) {
+        redisReply *reply = zc_redis_command(replica, "PTTL zc:{%s}:lease:%s", cluster, ids[i]);
+        int64_t now = zt_now_ms();
+        long long pttl = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -3;
+        if (reply) freeReplyObject(reply);
+        //  Clocks: the server's ms against ours, a few ms apart at most.
+        if (pttl > 0 && now + pttl - lease_ms >= self->promoted_at - 5 && !self->back_at[i])
+            self->back_at[i] = now;
+        back += self->back_at[i] != 0;
+    }
+    return back;
+}
+
+int64_t zh_watch_done(zh_watch_t *self, int count)
+{
+    int64_t last = 0;
+    for (int i = 0; i < count && i < 16; i++) {
+        if (!self->back_at[i]) return 0;
+        if (self->back_at[i] > last) last = self->back_at[i];
+    }
+    return last;
 }

@@ -12,8 +12,9 @@
 typedef struct _zh_server_t zh_server_t;
 
 //  Starts redis-server on a free 127.0.0.1 port with extra arguments
-//  (NULL-terminated, may be NULL) and waits until it answers. NULL on
-//  failure.
+//  (NULL-terminated, may be NULL) and waits until it answers (with
+//  --cluster-enabled, on a port whose bus port, +10000, is free too). NULL
+//  on failure.
 zh_server_t *zh_server_start(const char *const *extra);
 
 //  Starts a killed redis-server again on its port, empty and with no
@@ -45,5 +46,30 @@ int zh_command_ok(int port, const char *format, ...);
 //  Polls until the server at port says ROLE master (want 1) or not (0);
 //  returns 1, or 0 after timeout_ms.
 int zh_wait_role(int port, int want_master, int timeout_ms);
+
+//  Polls command on the server at port until check accepts its reply;
+//  returns 1, or 0 after timeout_ms.
+int zh_wait_reply(int port, const char *command, int (*check)(const redisReply *), int timeout_ms);
+
+//  A check for zh_wait_reply: INFO replication says the link to the master
+//  is up.
+int zh_link_up(const redisReply *reply);
+
+//  What a failover test watches on the replica that is to be promoted:
+//  when it became a master, and when each node's registry lease was
+//  refreshed on it after that (the node came back).
+typedef struct {
+    int64_t promoted_at;
+    int64_t back_at[16];
+} zh_watch_t;
+
+//  Looks once: notes the promotion (ROLE) and then the leases of nodes ids
+//  (count, at most 16) of cluster refreshed since (a lease of lease_ms that
+//  ends after promotion + lease_ms). Returns how many came back so far.
+int zh_watch(zh_watch_t *self, zc_redis_t *replica, const char *cluster, const char *const *ids,
+             int count, int lease_ms);
+
+//  The time the last of count nodes came back (0 if one has not).
+int64_t zh_watch_done(zh_watch_t *self, int count);
 
 #endif

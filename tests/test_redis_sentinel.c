@@ -34,28 +34,6 @@ typedef struct {
     char url[512];
 } s_deployment_t;
 
-//  Polls a server's reply until check accepts it; 1, or 0 after timeout_ms.
-static int s_wait_reply(int port, const char *command, int (*check)(const redisReply *),
-                        int timeout_ms)
-{
-    int64_t end = zt_now_ms() + timeout_ms;
-    zc_redis_t *redis = zh_connect(port);
-    int ok = 0;
-    while (!ok && zt_now_ms() < end) {
-        redisReply *reply = zc_redis_command(redis, command);
-        ok = reply && check(reply);
-        if (reply) freeReplyObject(reply);
-        if (!ok) usleep(50000);
-    }
-    zc_redis_destroy(&redis);
-    return ok;
-}
-
-static int s_link_up(const redisReply *reply)
-{
-    return reply->type == REDIS_REPLY_STRING && strstr(reply->str, "master_link_status:up");
-}
-
 static int s_one(const redisReply *reply)
 {
     return reply->type == REDIS_REPLY_ARRAY && reply->elements == 1;
@@ -77,13 +55,13 @@ static int s_deploy(s_deployment_t *d, const char *query)
     snprintf(master_port, sizeof master_port, "%d", zh_port(d->master));
     const char *replica_args[] = {"--replicaof", "127.0.0.1", master_port, NULL};
     d->replica = zh_server_start(replica_args);
-    if (!d->replica || !s_wait_reply(zh_port(d->replica), "INFO replication", s_link_up, 10000))
+    if (!d->replica || !zh_wait_reply(zh_port(d->replica), "INFO replication", zh_link_up, 10000))
         return -1;
     for (int i = 0; i < 3; i++)
         if (!(d->sentinels[i] = zh_sentinel_start(MASTER, zh_port(d->master), DOWN_MS))) return -1;
     for (int i = 0; i < 3; i++)
-        if (!s_wait_reply(zh_port(d->sentinels[i]), "SENTINEL replicas " MASTER, s_one, 15000) ||
-            !s_wait_reply(zh_port(d->sentinels[i]), "SENTINEL sentinels " MASTER, s_two, 15000))
+        if (!zh_wait_reply(zh_port(d->sentinels[i]), "SENTINEL replicas " MASTER, s_one, 15000) ||
+            !zh_wait_reply(zh_port(d->sentinels[i]), "SENTINEL sentinels " MASTER, s_two, 15000))
             return -1;
     snprintf(d->url, sizeof d->url, "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s%s",
              zh_port(d->sentinels[0]), zh_port(d->sentinels[1]), zh_port(d->sentinels[2]), MASTER,
@@ -113,8 +91,7 @@ typedef struct {
     int cache_ok, cache_errors, rpc_ok, rpc_calls;
     uint64_t epoch[NODES];
     int epoch_down;
-    int64_t promoted_at;    //  when the replica was seen a master
-    int64_t back_at[NODES]; //  when the node's lease was seen refreshed on it
+    zh_watch_t watch; //  the replica's promotion, the nodes coming back to it
 } s_load_t;
 
 static void s_enqueue(s_load_t *load)
@@ -180,39 +157,12 @@ static int s_epochs(s_load_t *load)
     return leaders;
 }
 
-//  Once the replica is master, notes the nodes whose lease it saw refreshed
-//  since (a lease of LEASE_MS that ends after promotion + LEASE_MS); returns
-//  how many have been.
-static int s_leases(s_load_t *load, zc_redis_t *redis)
-{
-    if (!load->promoted_at) {
-        redisReply *reply = zc_redis_command(redis, "ROLE");
-        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-            strcmp(reply->element[0]->str, "master") == 0)
-            load->promoted_at = zt_now_ms();
-        if (reply) freeReplyObject(reply);
-        if (!load->promoted_at) return 0;
-    }
-    int back = 0;
-    for (int i = 0; i < NODES; i++) {
-        redisReply *reply =
-            zc_redis_command(redis, "PTTL zc:{%s}:lease:node-%d", load->cluster, i + 1);
-        int64_t now = zt_now_ms();
-        long long pttl = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -3;
-        if (reply) freeReplyObject(reply);
-        //  Clocks: the server's ms against ours, a few ms apart at most.
-        if (pttl > 0 && now + pttl - LEASE_MS >= load->promoted_at - 5 && !load->back_at[i])
-            load->back_at[i] = now;
-        back += load->back_at[i] != 0;
-    }
-    return back;
-}
+static const char *const s_ids[NODES] = {"node-1", "node-2", "node-3", "node-4"};
 
 static int s_start_processes(s_load_t *load)
 {
     for (int i = 0; i < NODES; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "node-%d", i + 1);
+        const char *id = s_ids[i];
         load->nodes[i] = zt_cli_start("node", "--id", id, "--lease-ttl", "3000", NULL);
         if (!load->nodes[i] || !zt_proc_expect(load->nodes[i], "ready ", 10000))
             return fprintf(stderr, "%s did not start\n", id), -1;
@@ -249,7 +199,8 @@ static void s_steady(s_load_t *load, int ms, zc_redis_t *watch)
             s_epochs(load);
             next_slow = zt_now_ms() + 250;
         }
-        if (watch && s_leases(load, watch) == NODES) return;
+        if (watch && zh_watch(&load->watch, watch, load->cluster, s_ids, NODES, LEASE_MS) == NODES)
+            return;
         usleep(8000);
     }
 }
@@ -291,17 +242,15 @@ static void s_failover(int durable)
         int64_t killed = zt_now_ms();
         zh_kill(d.master);
         s_steady(&load, 30000, watch);
-        int64_t recovered = 0;
-        for (int i = 0; i < NODES; i++)
-            if (load.back_at[i] > recovered) recovered = load.back_at[i];
-        ZT_EQ(s_leases(&load, watch), NODES);
+        int64_t recovered = zh_watch_done(&load.watch, NODES);
+        ZT_CHECK(recovered > 0);
         ZT_CHECK(zh_wait_role(zh_port(d.replica), 1, 1000));
         //  The old master comes back and the sentinels make it a replica
         //  of the new one: with ?wait, enqueues need it.
         int before_return = load.enqueued;
         ZT_EQ(zh_server_restart(&d.master), 0);
         ZT_CHECK(d.master && zh_wait_role(zh_port(d.master), 0, 20000) &&
-                 s_wait_reply(zh_port(d.master), "INFO replication", s_link_up, 10000));
+                 zh_wait_reply(zh_port(d.master), "INFO replication", zh_link_up, 10000));
         s_steady(&load, 2000, NULL); //  and on, on the new master
         ZT_CHECK(load.enqueued > before_return);
         s_drain(&load, 15000);
@@ -314,8 +263,9 @@ static void s_failover(int durable)
             "failover %s: recovery_ms=%lld (after promotion %lld) enqueued=%d (before the kill %d) "
             "enqueue_errors=%d lost=%d twice=%d cache_ok=%d cache_errors=%d rpc=%d/%d\n",
             durable ? "durable" : "plain", (long long)(recovered - killed),
-            (long long)(recovered - load.promoted_at), load.enqueued, before, load.enqueue_errors,
-            lost, twice, load.cache_ok, load.cache_errors, load.rpc_ok, load.rpc_calls);
+            (long long)(recovered - load.watch.promoted_at), load.enqueued, before,
+            load.enqueue_errors, lost, twice, load.cache_ok, load.cache_errors, load.rpc_ok,
+            load.rpc_calls);
         if (durable) ZT_EQ(lost, 0);
         //  Only jobs in flight at the kill may run twice: each worker runs
         //  at most 4 at once.
