@@ -79,6 +79,12 @@ static void s_ha_urls(void)
         ZT_EQ(zc_redis_url_parse(bad[i], &url, err, sizeof err), -1);
         ZT_CHECK(*err && strstr(err, "s3cret") == NULL);
     }
+    char shown[300];
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis-sentinel://u:s3cret@h:1,h:2/m?wait=5", shown,
+                                        sizeof shown),
+                    "redis-sentinel://***@h:1,h:2/m?wait=5") == 0);
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis-cluster://u:s3cret@h:1", shown, sizeof shown),
+                    "redis-cluster://***@h:1") == 0);
     //  Slots as Redis Cluster computes them (CLUSTER KEYSLOT).
     ZT_EQ(zc_redis_key_slot("123456789", 9), 12739);
     ZT_EQ(zc_redis_key_slot("foo", 3), 12182);

@@ -1,4 +1,11 @@
-/*  zc_redis — the cluster plane's one way to Redis. See zc_redis.h. */
+/*  zc_redis — the cluster plane's one way to Redis. See zc_redis.h.
+
+    A connection is found anew each time it is made: directly from the URL,
+    or by asking the sentinels / a Redis Cluster's nodes which server is
+    the master now (s_locate). Finding it is part of connecting, so it is
+    here, next to the one redisConnect of the project; everything above
+    only sees a connection that fails and comes back, wherever it points.
+*/
 #include "zc_redis.h"
 
 #include <assert.h>
@@ -193,8 +200,15 @@ static int s_ask_cluster(zc_redis_t *self, redisContext *c, zc_redis_addr_t *mas
         const redisReply *range = reply->element[i];
         if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
         if (slot < range->element[0]->integer || slot > range->element[1]->integer) continue;
-        rc = s_addr_reply(range->element[2], master);
-        if (rc == 0 && strcmp(master->host, "") == 0) *master = self->at;
+        const redisReply *node = range->element[2];
+        //  An empty address means the node asked, on the port given.
+        int same = node->type == REDIS_REPLY_ARRAY && node->elements >= 2 &&
+                   node->element[0]->type == REDIS_REPLY_STRING && node->element[0]->len == 0;
+        rc = s_addr_reply(node, master);
+        if (same && (master->port = (int)zc_redis_reply_int(node->element[1], 0)) > 0) {
+            snprintf(master->host, sizeof master->host, "%s", self->at.host);
+            rc = 0;
+        }
     }
     if (rc) {
         char where[300];
@@ -600,7 +614,8 @@ static int s_follow_ask(zc_redis_t *self, const zc_redis_addr_t *ask, zc_redis_a
 
 //  Durable: WAIT until one replica has every write this connection made,
 //  if the pipeline ran a script (the queue's state changes are scripts).
-//  Returns 0, or -1 when none acknowledged in time and that is required.
+//  Returns 0, or -1 when none acknowledged in time and that is required, or
+//  when the connection failed (the writes may or may not have happened).
 static int s_wait_replica(zc_redis_t *self, zc_redis_args_t **args, int count)
 {
     int scripts = 0;
@@ -608,9 +623,12 @@ static int s_wait_replica(zc_redis_t *self, zc_redis_args_t **args, int count)
         scripts += args[i]->script != NULL;
     if (!self->durable || scripts == 0 || !self->ctx) return 0;
     redisReply *reply = (redisReply *)redisCommand(self->ctx, "WAIT 1 %d", self->url.wait_ms);
-    int acked = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1;
-    if (!reply) zc_redis_drop(self);
-    if (reply) freeReplyObject(reply);
+    if (!reply) {
+        zc_redis_drop(self); //  keeps why: the write's fate is unknown
+        return -1;
+    }
+    int acked = reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1;
+    freeReplyObject(reply);
     if (acked) return 0;
     self->unreplicated++;
     if (!self->durable_required) return 0;
