@@ -109,10 +109,10 @@ zh_server_t *zh_server_start(const char *const *extra)
     return self ? s_server_run(self, extra) : NULL;
 }
 
-int zh_server_restart(zh_server_t **self_p)
+int zh_server_restart(zh_server_t **self_p, const char *const *extra)
 {
     zh_kill(*self_p);
-    *self_p = s_server_run(*self_p, NULL);
+    *self_p = s_server_run(*self_p, extra);
     return *self_p ? 0 : -1;
 }
 

@@ -17,10 +17,10 @@ typedef struct _zh_server_t zh_server_t;
 //  on failure.
 zh_server_t *zh_server_start(const char *const *extra);
 
-//  Starts a killed redis-server again on its port, empty and with no
-//  extra arguments (a sentinel makes a returning master a replica). Returns
-//  0, or -1 with *self_p destroyed.
-int zh_server_restart(zh_server_t **self_p);
+//  Starts a killed redis-server again on its port, empty, with extra
+//  arguments (NULL-terminated, may be NULL). Returns 0, or -1 with *self_p
+//  destroyed.
+int zh_server_restart(zh_server_t **self_p, const char *const *extra);
 
 //  Starts redis-sentinel on a free port, watching the master at
 //  127.0.0.1:master_port as name (quorum 2), down after down_after_ms.
