@@ -73,6 +73,10 @@ void zc_redis_set_backoff(zc_redis_t *self, int initial_ms, int max_ms)
 {
     assert(self);
     self->backoff_initial_ms = initial_ms > 0 ? initial_ms : 0;
+    //  Behind sentinels or a Redis Cluster an outage is usually a failover,
+    //  over within seconds: no connection waits long to find the new master.
+    if (self->url.mode != ZC_REDIS_DIRECT && max_ms > ZC_REDIS_HA_BACKOFF_MAX_MS)
+        max_ms = ZC_REDIS_HA_BACKOFF_MAX_MS;
     self->backoff_max_ms = max_ms > self->backoff_initial_ms ? max_ms : self->backoff_initial_ms;
     self->backoff_ms = self->backoff_initial_ms;
 }
@@ -219,27 +223,6 @@ static int s_ask_cluster(zc_redis_t *self, redisContext *c, zc_redis_addr_t *mas
     return rc;
 }
 
-//  Finds the server to talk to by asking the sentinels or the cluster's
-//  nodes in turn, the one that answered last time first.
-static int s_locate(zc_redis_t *self, zc_redis_addr_t *target)
-{
-    const zc_redis_url_t *url = &self->url;
-    for (int i = 0; i < url->seed_count; i++) {
-        int k = (self->seed_next + i) % url->seed_count;
-        self->at = url->seeds[k];
-        redisContext *c = s_connect(self, "", &self->at);
-        if (!c) continue;
-        int rc = url->mode == ZC_REDIS_SENTINEL ? s_ask_sentinel(self, c, target)
-                                                : s_ask_cluster(self, c, target);
-        redisFree(c);
-        if (rc == 0) {
-            self->seed_next = k;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 //  A server found through sentinels or a cluster must say it is a master:
 //  right after a failover a sentinel may still name the old one, now a
 //  replica.
@@ -260,20 +243,14 @@ static int s_check_master(zc_redis_t *self, redisContext *c)
     return master ? 0 : -1;
 }
 
-static redisContext *s_open(zc_redis_t *self)
+//  Connects to target (or the URL's socket), authenticates, checks that a
+//  server found through sentinels or a cluster is a master, and selects the
+//  database. NULL with the error kept.
+static redisContext *s_open_at(zc_redis_t *self, const zc_redis_addr_t *target)
 {
     const zc_redis_url_t *url = &self->url;
-    zc_redis_addr_t target = {{0}, 0};
-    if (url->mode == ZC_REDIS_DIRECT) {
-        snprintf(target.host, sizeof target.host, "%s", url->host);
-        target.port = url->port;
-    } else if (*self->moved.host) {
-        target = self->moved;
-        self->moved.host[0] = 0;
-    } else if (s_locate(self, &target))
-        return NULL;
-    self->at = target;
-    redisContext *c = s_connect(self, url->path, &target);
+    self->at = *target;
+    redisContext *c = s_connect(self, url->path, target);
     if (!c) return NULL;
     if (s_auth(self, c)) goto failed;
     if (url->mode != ZC_REDIS_DIRECT && s_check_master(self, c)) goto failed;
@@ -286,6 +263,48 @@ static redisContext *s_open(zc_redis_t *self)
     return c;
 failed:
     redisFree(c);
+    return NULL;
+}
+
+//  Asks seed k (a sentinel, or a cluster node) which server is the master.
+static int s_ask_seed(zc_redis_t *self, int k, zc_redis_addr_t *target)
+{
+    self->at = self->url.seeds[k];
+    redisContext *c = s_connect(self, "", &self->at);
+    if (!c) return -1;
+    int rc = self->url.mode == ZC_REDIS_SENTINEL ? s_ask_sentinel(self, c, target)
+                                                 : s_ask_cluster(self, c, target);
+    redisFree(c);
+    return rc;
+}
+
+//  Opens the connection: to the URL's server, to where MOVED said, or to
+//  the master the seeds name, asking them in turn (the one that led to the
+//  master last time first). Right after a failover only some sentinels know
+//  the new master, so a named server that does not answer as a master
+//  sends us on to the next seed.
+static redisContext *s_open(zc_redis_t *self)
+{
+    const zc_redis_url_t *url = &self->url;
+    zc_redis_addr_t target = {{0}, 0};
+    if (url->mode == ZC_REDIS_DIRECT) {
+        snprintf(target.host, sizeof target.host, "%s", url->host);
+        target.port = url->port;
+        return s_open_at(self, &target);
+    }
+    if (*self->moved.host) {
+        target = self->moved;
+        self->moved.host[0] = 0;
+        return s_open_at(self, &target);
+    }
+    for (int i = 0; i < url->seed_count; i++) {
+        int k = (self->seed_next + i) % url->seed_count;
+        redisContext *c = s_ask_seed(self, k, &target) == 0 ? s_open_at(self, &target) : NULL;
+        if (c) {
+            self->seed_next = k;
+            return c;
+        }
+    }
     return NULL;
 }
 

@@ -107,7 +107,9 @@ zc_redis_t *zc_redis_new(const zc_redis_url_t *url, int timeout_ms);
 void zc_redis_destroy(zc_redis_t **self_p);
 
 //  Sets the reconnect backoff: initial_ms doubled per failed attempt up to
-//  max_ms. 0, 0 retries on every use.
+//  max_ms (at most ZC_REDIS_HA_BACKOFF_MAX_MS with a Sentinel or Cluster
+//  URL, where an outage is usually a failover). 0, 0 retries on every use.
+#define ZC_REDIS_HA_BACKOFF_MAX_MS 1000
 void zc_redis_set_backoff(zc_redis_t *self, int initial_ms, int max_ms);
 
 //  Makes every pipeline (zc_redis_pipeline, zc_redis_call, zc_redis_eval) on
