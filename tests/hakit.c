@@ -90,10 +90,26 @@ static zh_server_t *s_server_run(zh_server_t *self, const char *const *extra)
     char port[16], log[128];
     snprintf(port, sizeof port, "%d", self->port);
     snprintf(log, sizeof log, "%s/redis.log", self->dir);
-    const char *argv[64] = {"redis-server", "--port",    port,     "--bind",     "127.0.0.1",
-                            "--dir",        self->dir,   "--save", "",           "--appendonly",
-                            "no",           "--logfile", log,      "--loglevel", "notice"};
-    int argc = 15;
+    //  A replica syncs at once (the default diskless sync waits 5 s for
+    //  more replicas).
+    const char *argv[64] = {"redis-server",
+                            "--port",
+                            port,
+                            "--bind",
+                            "127.0.0.1",
+                            "--dir",
+                            self->dir,
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--logfile",
+                            log,
+                            "--loglevel",
+                            "notice",
+                            "--repl-diskless-sync-delay",
+                            "0"};
+    int argc = 17;
     for (int i = 0; extra && extra[i] && argc < 63; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;

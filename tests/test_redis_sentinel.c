@@ -174,13 +174,14 @@ static int s_start_processes(s_load_t *load)
         if (!load->workers[i] || !zt_proc_expect(load->workers[i], "ready ", 10000))
             return fprintf(stderr, "%s did not start\n", id), -1;
     }
-    //  Node 1 sees the others before it calls node 2.
-    for (int i = 2; i <= NODES; i++) {
-        char added[32];
-        snprintf(added, sizeof added, "added node-%d", i);
-        if (!zt_proc_expect(load->nodes[0], added, 10000))
-            return fprintf(stderr, "node-1 did not see node-%d\n", i), -1;
+    //  Node 1 sees the others (in any order) before it calls node 2.
+    int seen = 0, all = (1 << NODES) - 2; //  bit n-1 for node-n, n = 2..NODES
+    const char *line;
+    while (seen != all && (line = zt_proc_expect(load->nodes[0], "added node-", 10000))) {
+        int n = atoi(line + 11);
+        if (n >= 2 && n <= NODES) seen |= 1 << (n - 1);
     }
+    if (seen != all) return fprintf(stderr, "node-1 did not see every node\n"), -1;
     return 0;
 }
 
@@ -255,7 +256,7 @@ static void s_failover(int durable)
         const char *as_replica[] = {"--replicaof", "127.0.0.1", new_master, NULL};
         ZT_EQ(zh_server_restart(&d.master, as_replica), 0);
         ZT_CHECK(d.master && zh_wait_role(zh_port(d.master), 0, 20000) &&
-                 zh_wait_reply(zh_port(d.master), "INFO replication", zh_link_up, 10000));
+                 zh_wait_reply(zh_port(d.master), "INFO replication", zh_link_up, 20000));
         s_steady(&load, 2000, NULL); //  and on, on the new master
         ZT_CHECK(load.enqueued > before_return);
         s_drain(&load, 15000);
