@@ -281,3 +281,39 @@ int64_t zh_watch_done(zh_watch_t *self, int count)
     }
     return last;
 }
+
+int zh_jobs_enqueue(zh_jobs_t *self, zc_queue_t *queue, const char *queue_name)
+{
+    if (self->enqueued == ZH_JOBS_MAX) return -1;
+    char id[32];
+    snprintf(id, sizeof id, "j-%d", self->enqueued);
+    zc_job_opts_t opts = {.id = id};
+    if (zc_queue_enqueue(queue, queue_name, "noop", NULL, 0, &opts, NULL)) return -1;
+    self->enqueued++;
+    return 0;
+}
+
+void zh_jobs_collect(zh_jobs_t *self, zt_proc_t *worker)
+{
+    const char *line;
+    while ((line = zt_proc_expect(worker, "done j-", 1)) != NULL) {
+        int n = atoi(line + 7);
+        if (n >= 0 && n < ZH_JOBS_MAX && self->runs[n] < 255) self->runs[n]++;
+    }
+}
+
+int zh_jobs_lost(zh_jobs_t *self)
+{
+    int lost = 0;
+    for (int i = 0; i < self->enqueued; i++)
+        lost += self->runs[i] == 0;
+    return lost;
+}
+
+int zh_jobs_twice(zh_jobs_t *self)
+{
+    int twice = 0;
+    for (int i = 0; i < self->enqueued; i++)
+        twice += self->runs[i] > 1;
+    return twice;
+}

@@ -7,6 +7,7 @@
 #define ZC_HAKIT_H_INCLUDED
 
 #include "testkit.h"
+#include "zc_queue.h"
 #include "zc_redis.h"
 
 typedef struct _zh_server_t zh_server_t;
@@ -71,5 +72,24 @@ int zh_watch(zh_watch_t *self, zc_redis_t *replica, const char *cluster, const c
 
 //  The time the last of count nodes came back (0 if one has not).
 int64_t zh_watch_done(zh_watch_t *self, int count);
+
+//  The jobs a failover test enqueued (j-0 .. j-(enqueued-1), each
+//  acknowledged) and how often a worker said it ran each.
+#define ZH_JOBS_MAX 20000
+typedef struct {
+    int enqueued;
+    unsigned char runs[ZH_JOBS_MAX];
+} zh_jobs_t;
+
+//  Enqueues the next job (task noop on queue_name). Returns 0, or -1 (the
+//  queue's error says why).
+int zh_jobs_enqueue(zh_jobs_t *self, zc_queue_t *queue, const char *queue_name);
+
+//  Reads the `done j-N` lines a `zcluster worker` printed so far.
+void zh_jobs_collect(zh_jobs_t *self, zt_proc_t *worker);
+
+//  The acknowledged jobs that never ran / that ran more than once.
+int zh_jobs_lost(zh_jobs_t *self);
+int zh_jobs_twice(zh_jobs_t *self);
 
 #endif

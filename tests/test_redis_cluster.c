@@ -19,7 +19,6 @@
 
 #define SERVERS  6
 #define NODES    2 //  per zcluster cluster
-#define JOBS_MAX 10000
 #define LEASE_MS 3000
 
 static zh_server_t *s_servers[SERVERS];
@@ -205,8 +204,8 @@ typedef struct {
     zt_proc_t *nodes[NODES], *worker;
     zc_queue_t *queue;
     zc_cache_t *cache;
-    int enqueued, errors;
-    unsigned char runs[JOBS_MAX];
+    zh_jobs_t jobs;
+    int errors;
     zh_watch_t watch;
 } s_tenant_t;
 
@@ -247,23 +246,13 @@ static void s_error(s_tenant_t *t, const char *what, const char *message)
 //  One enqueue and one cache write, and the worker's lines since.
 static void s_tenant_step(s_tenant_t *t, int n)
 {
-    char id[32];
-    snprintf(id, sizeof id, "j-%d", t->enqueued);
-    zc_job_opts_t opts = {.id = id};
-    if (t->enqueued < JOBS_MAX &&
-        zc_queue_enqueue(t->queue, "jobs", "noop", NULL, 0, &opts, NULL) == 0)
-        t->enqueued++;
-    else
+    if (zh_jobs_enqueue(&t->jobs, t->queue, "jobs"))
         s_error(t, "enqueue", zc_queue_errstr(t->queue));
     char key[32];
     snprintf(key, sizeof key, "k-%d", n % 50);
     if (zc_cache_save(t->cache, key, "\xa1x", 2, 60000) != 0)
         s_error(t, "cache", zc_cache_errstr(t->cache));
-    const char *line;
-    while ((line = zt_proc_expect(t->worker, "done j-", 1)) != NULL) {
-        int job = atoi(line + 7);
-        if (job >= 0 && job < JOBS_MAX && t->runs[job] < 255) t->runs[job]++;
-    }
+    zh_jobs_collect(&t->jobs, t->worker);
 }
 
 //  Steps both for ms, or until a's nodes are back on its replica (watch).
@@ -276,14 +265,6 @@ static void s_steady(s_tenant_t *a, s_tenant_t *b, int ms, zc_redis_t *watch)
         if (watch && zh_watch(&a->watch, watch, a->name, a->ids, NODES, LEASE_MS) == NODES) return;
         usleep(8000);
     }
-}
-
-static int s_missing(s_tenant_t *t)
-{
-    int missing = 0;
-    for (int i = 0; i < t->enqueued; i++)
-        missing += t->runs[i] == 0;
-    return missing;
 }
 
 static void s_load_and_kill(s_tenant_t *a, s_tenant_t *b);
@@ -303,7 +284,7 @@ static void s_load_and_kill(s_tenant_t *a, s_tenant_t *b)
 {
     s_steady(a, b, 1500, NULL);
     ZT_EQ(a->errors + b->errors, 0);
-    int a_before = a->enqueued;
+    int a_before = a->jobs.enqueued;
     zc_redis_t *watch = zh_connect(a->replica);
     int64_t killed = zt_now_ms();
     zh_kill(s_server_at(a->master));
@@ -323,18 +304,19 @@ static void s_load_and_kill(s_tenant_t *a, s_tenant_t *b)
     }
     printf("%s: no error since %lld ms after its nodes came back\n", a->name,
            (long long)(quiet_since - back));
-    int a_errors = a->errors, a_during = a->enqueued;
+    int a_errors = a->errors, a_during = a->jobs.enqueued;
     s_steady(a, b, 1000, NULL);
     ZT_EQ(a->errors, a_errors);
-    ZT_CHECK(a->enqueued > a_during);
-    for (int64_t end = zt_now_ms() + 15000; zt_now_ms() < end && s_missing(a) + s_missing(b);)
+    ZT_CHECK(a->jobs.enqueued > a_during);
+    for (int64_t end = zt_now_ms() + 15000;
+         zt_now_ms() < end && zh_jobs_lost(&a->jobs) + zh_jobs_lost(&b->jobs);)
         s_steady(a, b, 100, NULL);
     printf("cluster failover: recovery_ms=%lld (after promotion %lld) %s: enqueued=%d (before the "
            "kill %d) errors=%d lost=%d; %s: enqueued=%d errors=%d lost=%d\n",
            (long long)(back - killed), (long long)(back - a->watch.promoted_at), a->name,
-           a->enqueued, a_before, a->errors, s_missing(a), b->name, b->enqueued, b->errors,
-           s_missing(b));
-    ZT_EQ(s_missing(b), 0);
+           a->jobs.enqueued, a_before, a->errors, zh_jobs_lost(&a->jobs), b->name, b->jobs.enqueued,
+           b->errors, zh_jobs_lost(&b->jobs));
+    ZT_EQ(zh_jobs_lost(&b->jobs), 0);
     zc_redis_destroy(&watch);
 }
 

@@ -25,7 +25,6 @@
 #define MASTER   "zcmaster"
 #define NODES    4
 #define WORKERS  2
-#define JOBS_MAX 20000
 #define DOWN_MS  1000 //  sentinels' down-after-milliseconds
 #define LEASE_MS 3000 //  the nodes' registry lease
 
@@ -85,9 +84,8 @@ typedef struct {
     zt_proc_t *nodes[NODES], *workers[WORKERS];
     zc_queue_t *queue;
     zc_cache_t *cache;
-    int enqueued; //  jobs j-0 .. j-(enqueued-1) were acknowledged
+    zh_jobs_t jobs;
     int enqueue_errors;
-    unsigned char runs[JOBS_MAX];
     int cache_ok, cache_errors, rpc_ok, rpc_calls;
     uint64_t epoch[NODES];
     int epoch_down;
@@ -96,14 +94,7 @@ typedef struct {
 
 static void s_enqueue(s_load_t *load)
 {
-    if (load->enqueued == JOBS_MAX) return;
-    char id[32];
-    snprintf(id, sizeof id, "j-%d", load->enqueued);
-    zc_job_opts_t opts = {.id = id};
-    if (zc_queue_enqueue(load->queue, "jobs", "noop", NULL, 0, &opts, NULL) == 0)
-        load->enqueued++;
-    else
-        load->enqueue_errors++;
+    if (zh_jobs_enqueue(&load->jobs, load->queue, "jobs")) load->enqueue_errors++;
 }
 
 static void s_cache_write(s_load_t *load, int n)
@@ -119,13 +110,8 @@ static void s_cache_write(s_load_t *load, int n)
 //  Reads the workers' `done j-N` lines that are there.
 static void s_collect(s_load_t *load)
 {
-    for (int w = 0; w < WORKERS; w++) {
-        const char *line;
-        while ((line = zt_proc_expect(load->workers[w], "done j-", 1)) != NULL) {
-            int n = atoi(line + 7);
-            if (n >= 0 && n < JOBS_MAX && load->runs[n] < 255) load->runs[n]++;
-        }
-    }
+    for (int w = 0; w < WORKERS; w++)
+        zh_jobs_collect(&load->jobs, load->workers[w]);
 }
 
 static void s_rpc(s_load_t *load, int tag)
@@ -212,10 +198,7 @@ static void s_drain(s_load_t *load, int timeout_ms)
     int64_t end = zt_now_ms() + timeout_ms;
     while (zt_now_ms() < end) {
         s_collect(load);
-        int missing = 0;
-        for (int i = 0; i < load->enqueued; i++)
-            missing += load->runs[i] == 0;
-        if (missing == 0) return;
+        if (zh_jobs_lost(&load->jobs) == 0) return;
         usleep(20000);
     }
 }
@@ -238,7 +221,7 @@ static void s_failover(int durable)
     load.cache = zc_cache_new(NULL, NULL, "tester");
     if (started && load.queue && load.cache) {
         s_steady(&load, 1500, NULL);
-        int before = load.enqueued;
+        int before = load.jobs.enqueued;
         zc_redis_t *watch = zh_connect(zh_port(d.replica));
         int64_t killed = zt_now_ms();
         zh_kill(d.master);
@@ -250,7 +233,7 @@ static void s_failover(int durable)
         //  operator, or the config Sentinel rewrites, would have it; a
         //  sentinel alone takes up to ~20 s to turn it): with ?wait,
         //  enqueues need it.
-        int before_return = load.enqueued;
+        int before_return = load.jobs.enqueued;
         char new_master[16];
         snprintf(new_master, sizeof new_master, "%d", zh_port(d.replica));
         const char *as_replica[] = {"--replicaof", "127.0.0.1", new_master, NULL};
@@ -258,18 +241,16 @@ static void s_failover(int durable)
         ZT_CHECK(d.master && zh_wait_role(zh_port(d.master), 0, 20000) &&
                  zh_wait_reply(zh_port(d.master), "INFO replication", zh_link_up, 20000));
         s_steady(&load, 2000, NULL); //  and on, on the new master
-        ZT_CHECK(load.enqueued > before_return);
+        ZT_CHECK(load.jobs.enqueued > before_return);
         s_drain(&load, 15000);
         int lost = 0, twice = 0;
-        for (int i = 0; i < load.enqueued; i++) {
-            lost += load.runs[i] == 0;
-            twice += load.runs[i] > 1;
-        }
+        lost = zh_jobs_lost(&load.jobs);
+        twice = zh_jobs_twice(&load.jobs);
         printf(
             "failover %s: recovery_ms=%lld (after promotion %lld) enqueued=%d (before the kill %d) "
             "enqueue_errors=%d lost=%d twice=%d cache_ok=%d cache_errors=%d rpc=%d/%d\n",
             durable ? "durable" : "plain", (long long)(recovered - killed),
-            (long long)(recovered - load.watch.promoted_at), load.enqueued, before,
+            (long long)(recovered - load.watch.promoted_at), load.jobs.enqueued, before,
             load.enqueue_errors, lost, twice, load.cache_ok, load.cache_errors, load.rpc_ok,
             load.rpc_calls);
         if (durable) ZT_EQ(lost, 0);
