@@ -30,6 +30,8 @@ static void s_ignore_sigpipe(void)
 //  --------------------------------------------------------------------------
 //  A connection
 
+#define SEED_TIMEOUT_MS 500 //  at most, for asking a sentinel or cluster node
+
 struct _zc_redis_t {
     zc_redis_url_t url;
     int timeout_ms;
@@ -136,10 +138,12 @@ static int s_auth(zc_redis_t *self, redisContext *c)
     return s_setup(self, c, "AUTH", *url->user ? 3 : 2, argv);
 }
 
-//  Connects to the socket path, or else to addr; NULL with the error kept.
-static redisContext *s_connect(zc_redis_t *self, const char *path, const zc_redis_addr_t *addr)
+//  Connects to the socket path, or else to addr, bounding the connect and
+//  every command by timeout_ms; NULL with the error kept.
+static redisContext *s_connect(zc_redis_t *self, const char *path, const zc_redis_addr_t *addr,
+                               int timeout_ms)
 {
-    struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = *path ? redisConnectUnixWithTimeout(path, tv)
                             : redisConnectWithTimeout(addr->host, addr->port, tv);
     if (!c || c->err) {
@@ -250,7 +254,7 @@ static redisContext *s_open_at(zc_redis_t *self, const zc_redis_addr_t *target)
 {
     const zc_redis_url_t *url = &self->url;
     self->at = *target;
-    redisContext *c = s_connect(self, url->path, target);
+    redisContext *c = s_connect(self, url->path, target, self->timeout_ms);
     if (!c) return NULL;
     if (s_auth(self, c)) goto failed;
     if (url->mode != ZC_REDIS_DIRECT && s_check_master(self, c)) goto failed;
@@ -270,7 +274,10 @@ failed:
 static int s_ask_seed(zc_redis_t *self, int k, zc_redis_addr_t *target)
 {
     self->at = self->url.seeds[k];
-    redisContext *c = s_connect(self, "", &self->at);
+    //  A seed answers at once or is away: one that does not must not hold
+    //  the others up for a whole command timeout.
+    int timeout_ms = self->timeout_ms < SEED_TIMEOUT_MS ? self->timeout_ms : SEED_TIMEOUT_MS;
+    redisContext *c = s_connect(self, "", &self->at, timeout_ms);
     if (!c) return -1;
     int rc = self->url.mode == ZC_REDIS_SENTINEL ? s_ask_sentinel(self, c, target)
                                                  : s_ask_cluster(self, c, target);
@@ -625,7 +632,7 @@ static int s_follow_ask(zc_redis_t *self, const zc_redis_addr_t *ask, zc_redis_a
                         int count, redisReply **replies)
 {
     s_free_replies(replies, count);
-    redisContext *c = s_connect(self, "", ask);
+    redisContext *c = s_connect(self, "", ask, self->timeout_ms);
     int rc = c && s_auth(self, c) == 0 ? s_exchange(c, args, count, replies, 1) : -1;
     if (c) redisFree(c);
     return rc;
