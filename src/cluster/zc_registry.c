@@ -438,6 +438,7 @@ static void s_elect(s_registry_t *self)
 {
     zc_registry_config_t *c = &self->config;
     int was_leader = self->leader;
+    uint64_t was_epoch = self->epoch;
     if (c->election && self->up) {
         char leader[KEY_MAX], epoch[KEY_MAX], ttl[16];
         s_key(self, leader, sizeof leader, "leader", NULL);
@@ -462,7 +463,10 @@ static void s_elect(s_registry_t *self)
     //  Fencing: a leader that could not renew for a whole TTL may already
     //  have been replaced, so it steps down on its own.
     if (self->leader && zclock_mono() - self->last_renew > c->lease_ttl_ms) self->leader = 0;
-    if (self->leader != was_leader) {
+    //  A leader that took the lease anew (it had lapsed, or Redis lost it
+    //  in a failover) holds it under a new epoch: its node must fence with
+    //  that one, so it hears of it as of a promotion.
+    if (self->leader != was_leader || (self->leader && self->epoch != was_epoch)) {
         char epoch[24];
         snprintf(epoch, sizeof epoch, "%" PRIu64, self->epoch);
         zstr_sendx(self->pipe, "LEADER", self->leader ? "1" : "0", epoch, NULL);
