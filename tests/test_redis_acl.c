@@ -225,11 +225,44 @@ static void s_refused(void)
     setenv("ZC_REDIS_URL", s_url, 1);
 }
 
+//  Sends this process's stderr, and so every child's log, to a file;
+//  returns the saved stderr.
+static int s_capture_logs(FILE *file)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(file), 2);
+    return saved;
+}
+
+//  Puts stderr back, checks the logs never showed the password, and copies
+//  them out for whoever reads the test's output.
+static void s_check_logs(FILE *file, int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long size = ftell(file);
+    char *logs = (char *)calloc(1, (size_t)size + 1);
+    rewind(file);
+    size_t got = fread(logs, 1, (size_t)size, file);
+    fwrite(logs, 1, got, stderr);
+    zt_section("no log line shows the password");
+    ZT_CHECK(got > 0 && strstr(logs, "WRONGPASS") != NULL); //  the refusals are there
+    ZT_CHECK(strstr(logs, PASSWORD) == NULL);
+    free(logs);
+}
+
 int main(void)
 {
+    FILE *logs = tmpfile();
+    int saved_stderr = s_capture_logs(logs);
     s_server = zh_server_start(NULL);
     ZT_CHECK(s_server != NULL);
-    if (!s_server) return zt_done();
+    if (!s_server) {
+        s_check_logs(logs, saved_stderr);
+        return zt_done();
+    }
     ZT_CHECK(s_create_user("zc-acl", CLUSTER));
     //  Only the ACL user may do anything: the default user is switched off.
     ZT_CHECK(zh_command_ok(zh_port(s_server), "ACL SETUSER default off"));
@@ -241,5 +274,7 @@ int main(void)
     s_supervised_queue();
     s_refused();
     zh_destroy(&s_server);
+    s_check_logs(logs, saved_stderr);
+    fclose(logs);
     return zt_done();
 }
