@@ -15,7 +15,9 @@
         lease:<id>     the node's lease, value = its incarnation, PX lease_ttl;
                        refreshed every lease_ttl/3 while the node lives
         leader         "<id> <epoch>", PX lease_ttl: the leader lease
-        epoch          fencing epoch, INCR on each new leader
+        epoch          fencing epoch, INCR on each new leader, and never below
+                       the highest epoch the electing node saw (a Redis
+                       failover may lose writes: docs/REGISTRY.md)
         events         pub/sub channel: "join <id>", "update <id>",
                        "leave <id> <reason> <incarnation>"
 
@@ -30,7 +32,8 @@
     by SHA, zc_script_t) and one subscribed to the announcements, which
     takes no other command. Keys come from the node's zc_identity_t.
     Outages: the actor logs once, its connections retry with exponential
-    back-off (100 ms doubling to 5 s) and it re-registers and resynchronises
+    back-off (100 ms doubling to 5 s; 1 s behind sentinels or a Redis
+    Cluster) and it re-registers and resynchronises
     when Redis is back. Messaging between known peers carries on meanwhile.
     A leader that cannot renew its lease for a whole TTL demotes itself.
 
