@@ -264,9 +264,12 @@ int zh_watch(zh_watch_t *self, zc_redis_t *replica, const char *cluster, const c
         int64_t now = zt_now_ms();
         long long pttl = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -3;
         if (reply) freeReplyObject(reply);
-        //  Clocks: the server's ms against ours, a few ms apart at most.
-        if (pttl > 0 && now + pttl - lease_ms >= self->promoted_at - 5 && !self->back_at[i])
-            self->back_at[i] = now;
+        //  When the lease was set, from its time to live: the moment the node
+        //  came back, however late this look (the test's loop may be held
+        //  up). Clocks: the server's ms against ours, a few ms apart at most.
+        int64_t refreshed = now + pttl - lease_ms;
+        if (pttl > 0 && refreshed >= self->promoted_at - 5 && !self->back_at[i])
+            self->back_at[i] = refreshed > self->promoted_at ? refreshed : self->promoted_at;
         back += self->back_at[i] != 0;
     }
     return back;

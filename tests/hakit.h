@@ -61,7 +61,7 @@ int zh_link_up(const redisReply *reply);
 //  refreshed on it after that (the node came back).
 typedef struct {
     int64_t promoted_at;
-    int64_t back_at[16];
+    int64_t back_at[16]; //  when the lease was refreshed (from its TTL)
 } zh_watch_t;
 
 //  Looks once: notes the promotion (ROLE) and then the leases of nodes ids
