@@ -53,6 +53,8 @@ typedef enum {
 typedef struct {
     void (*peer_added)(zc_node_t *node, const char *peer_id, void *arg);
     void (*peer_removed)(zc_node_t *node, const char *peer_id, zc_removed_t reason, void *arg);
+    //  Also called again, with the higher epoch, when the leader takes its
+    //  lease anew (it had lapsed, or Redis lost it in a failover).
     void (*promoted)(zc_node_t *node, uint64_t epoch, void *arg);
     void (*demoted)(zc_node_t *node, uint64_t epoch, void *arg);
 } zc_node_events_t;

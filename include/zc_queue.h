@@ -91,7 +91,9 @@ typedef struct {
 //  Creates a handle on the queues of cluster (keys under zc:{CLUSTER}:) in
 //  the Redis at redis_url. NULL takes $ZC_REDIS_URL, and for the cluster
 //  $ZC_CLUSTER, else "zcluster". Does not connect yet. Returns NULL, after
-//  logging why, if the URL or the cluster name is invalid.
+//  logging why, if the URL or the cluster name is invalid. A URL with
+//  ?wait=MS makes every call wait for a replica and fail if none
+//  acknowledged in MS (docs/QUEUE.md, "Durability across a Redis failover").
 zc_queue_t *zc_queue_new(const char *redis_url, const char *cluster);
 
 //  Closes the connection, destroys the handle and sets *self_p to NULL;

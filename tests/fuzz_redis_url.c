@@ -42,11 +42,26 @@ static int s_terminated(const char *field, size_t cap)
 static void s_check_parsed(const zc_redis_url_t *url)
 {
     CHECK(s_terminated(url->host, sizeof url->host) && s_terminated(url->path, sizeof url->path) &&
-          s_terminated(url->password, sizeof url->password));
+          s_terminated(url->password, sizeof url->password) &&
+          s_terminated(url->user, sizeof url->user) &&
+          s_terminated(url->master, sizeof url->master));
     CHECK(url->db >= 0 && url->db <= 65535);
+    CHECK(url->wait_ms >= 0 && url->wait_ms <= 60000 && url->slot == -1);
     CHECK(!*url->host != !*url->path);
     char where[600], plain[1200];
     zc_redis_url_where(url, where, sizeof where);
+    if (url->mode != ZC_REDIS_DIRECT) {
+        //  Sentinels or cluster nodes: every seed an address, the first
+        //  one also in host:port.
+        CHECK(url->seed_count >= 1 && url->seed_count <= ZC_REDIS_SEEDS_MAX && !*url->path);
+        for (int i = 0; i < url->seed_count; i++)
+            CHECK(url->seeds[i].port >= 1 && url->seeds[i].port <= 65535 && *url->seeds[i].host &&
+                  !strpbrk(url->seeds[i].host, ":/@,?"));
+        CHECK(strcmp(url->host, url->seeds[0].host) == 0 && url->port == url->seeds[0].port);
+        CHECK((url->mode == ZC_REDIS_SENTINEL) == (*url->master != 0));
+        CHECK(url->mode == ZC_REDIS_SENTINEL || url->db == 0);
+        return;
+    }
     if (*url->path) {
         CHECK(url->path[0] == '/' && !strchr(url->path, '?') && !*url->password);
         CHECK(strcmp(where, url->path) == 0);
@@ -57,8 +72,8 @@ static void s_check_parsed(const zc_redis_url_t *url)
         char expected[600];
         snprintf(expected, sizeof expected, "%s:%d", url->host, url->port);
         CHECK(strcmp(where, expected) == 0);
-        snprintf(plain, sizeof plain, "redis://:%s@%s:%d/%d", url->password, url->host, url->port,
-                 url->db);
+        snprintf(plain, sizeof plain, "redis://%s:%s@%s:%d/%d", url->user, url->password, url->host,
+                 url->port, url->db);
     }
     zc_redis_url_t again;
     char err[300];
@@ -76,6 +91,9 @@ static void s_check_identity(const zc_identity_t *id, const char *url, const cha
     zc_redis_url_t parsed;
     char err[300];
     CHECK(zc_redis_url_parse(url, &parsed, err, sizeof err) == 0);
+    //  The identity sets the slot of its hash tag; the rest is the URL's.
+    CHECK(id->url.slot >= 0 && id->url.slot <= 16383);
+    parsed.slot = id->url.slot;
     CHECK(memcmp(&parsed, &id->url, sizeof parsed) == 0);
     CHECK(zc_identity_cluster_valid(id->cluster));
     CHECK(strcmp(id->cluster, cluster ? cluster : ZC_CLUSTER_DEFAULT) == 0);

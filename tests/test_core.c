@@ -47,6 +47,53 @@ static void s_urls(void)
     }
 }
 
+static void s_ha_urls(void)
+{
+    zt_section("ACL users, Sentinel and Redis Cluster URLs; hash slots");
+    zc_redis_url_t url;
+    char err[256], where[300];
+    ZT_EQ(zc_redis_url_parse("redis://app:s3:cr@t@h:1/2?wait=250", &url, err, sizeof err), 0);
+    ZT_CHECK(strcmp(url.user, "app") == 0 && strcmp(url.password, "s3:cr@t") == 0);
+    ZT_CHECK(url.mode == ZC_REDIS_DIRECT && url.db == 2 && url.wait_ms == 250);
+    ZT_EQ(zc_redis_url_parse("redis://:s3cret@h", &url, err, sizeof err), 0);
+    ZT_CHECK(*url.user == 0 && strcmp(url.password, "s3cret") == 0 && url.wait_ms == 0);
+    ZT_EQ(zc_redis_url_parse("redis-sentinel://u:s3cret@s1:26379,s2:26380,s3/mymaster/4", &url, err,
+                             sizeof err),
+          0);
+    ZT_CHECK(url.mode == ZC_REDIS_SENTINEL && url.seed_count == 3 && url.db == 4);
+    ZT_CHECK(strcmp(url.master, "mymaster") == 0 && strcmp(url.seeds[2].host, "s3") == 0);
+    ZT_CHECK(url.seeds[1].port == 26380 && url.seeds[2].port == 6379);
+    ZT_CHECK(strcmp(zc_redis_url_where(&url, where, sizeof where),
+                    "master mymaster of sentinels s1:26379,s2:26380,s3:6379") == 0);
+    ZT_EQ(zc_redis_url_parse("redis-cluster://n1:7000,n2:7001?wait=100", &url, err, sizeof err), 0);
+    ZT_CHECK(url.mode == ZC_REDIS_CLUSTER && url.seed_count == 2 && url.wait_ms == 100);
+    ZT_CHECK(strcmp(zc_redis_url_where(&url, where, sizeof where), "cluster n1:7000,n2:7001") == 0);
+    const char *bad[] = {"redis-sentinel://:s3cret@h:1",
+                         "redis-sentinel://:s3cret@h:1/",
+                         "redis-cluster://:s3cret@h:1/2",
+                         "redis://:s3cret@h1,h2",
+                         "redis://:s3cret@h?wait=0",
+                         "redis://:s3cret@h?db=1",
+                         "redis-cluster://:s3cret@a,b,c,d,e,f,g,h,i"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ZT_EQ(zc_redis_url_parse(bad[i], &url, err, sizeof err), -1);
+        ZT_CHECK(*err && strstr(err, "s3cret") == NULL);
+    }
+    char shown[300];
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis-sentinel://u:s3cret@h:1,h:2/m?wait=5", shown,
+                                        sizeof shown),
+                    "redis-sentinel://***@h:1,h:2/m?wait=5") == 0);
+    ZT_CHECK(strcmp(zc_redis_url_redact("redis-cluster://u:s3cret@h:1", shown, sizeof shown),
+                    "redis-cluster://***@h:1") == 0);
+    //  Slots as Redis Cluster computes them (CLUSTER KEYSLOT).
+    ZT_EQ(zc_redis_key_slot("123456789", 9), 12739);
+    ZT_EQ(zc_redis_key_slot("foo", 3), 12182);
+    ZT_EQ(zc_redis_key_slot("zc:{foo}:nodes", 14), 12182);
+    zc_identity_t id;
+    ZT_EQ(zc_identity_init(&id, "redis-cluster://n1:7000", "foo", "", err, sizeof err), 0);
+    ZT_EQ(id.url.slot, 12182);
+}
+
 static void s_identity(void)
 {
     zt_section("identity");
@@ -291,6 +338,7 @@ static void s_errors(void)
 int main(void)
 {
     s_urls();
+    s_ha_urls();
     s_identity();
     s_errors();
     s_pool();

@@ -15,7 +15,9 @@
         lease:<id>     the node's lease, value = its incarnation, PX lease_ttl;
                        refreshed every lease_ttl/3 while the node lives
         leader         "<id> <epoch>", PX lease_ttl: the leader lease
-        epoch          fencing epoch, INCR on each new leader
+        epoch          fencing epoch, INCR on each new leader, and never below
+                       the highest epoch the electing node saw (a Redis
+                       failover may lose writes: docs/REGISTRY.md)
         events         pub/sub channel: "join <id>", "update <id>",
                        "leave <id> <reason> <incarnation>"
 
@@ -30,7 +32,8 @@
     by SHA, zc_script_t) and one subscribed to the announcements, which
     takes no other command. Keys come from the node's zc_identity_t.
     Outages: the actor logs once, its connections retry with exponential
-    back-off (100 ms doubling to 5 s) and it re-registers and resynchronises
+    back-off (100 ms doubling to 5 s; 1 s behind sentinels or a Redis
+    Cluster) and it re-registers and resynchronises
     when Redis is back. Messaging between known peers carries on meanwhile.
     A leader that cannot renew its lease for a whole TTL demotes itself.
 
@@ -100,13 +103,23 @@ static const char *s_sources[SCRIPT_COUNT] = {
     "  end\n"
     "end\n"
     "return removed\n",
-    //  ELECT  KEYS: leader epoch  ARGV: id ttl  -> {is_leader, epoch, holder}
-    //  A value that is not "<id> <epoch>" is corrupt and taken over.
+    //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
+    //  A value that is not "<id> <epoch>" is corrupt and taken over. seen is
+    //  the highest epoch the caller ever saw: a Redis that lost writes in a
+    //  failover (an older leader value, a lower counter) never makes the
+    //  epoch go back. A lease below seen is stale and taken over, and a new
+    //  epoch is above both the counter and seen.
     "local cur = redis.call('GET', KEYS[1])\n"
+    "local seen = tonumber(ARGV[3]) or 0\n"
     "local holder, epoch\n"
     "if cur then holder, epoch = string.match(cur, '^(%S+) (%d+)$') end\n"
+    "if holder and tonumber(epoch) < seen then holder = nil end\n"
     "if not holder then\n"
     "  local e = redis.call('INCR', KEYS[2])\n"
+    "  if e <= seen then\n"
+    "    e = seen + 1\n"
+    "    redis.call('SET', KEYS[2], e)\n"
+    "  end\n"
     "  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])\n"
     "  return {1, e, ARGV[1]}\n"
     "end\n"
@@ -428,17 +441,23 @@ static void s_elect(s_registry_t *self)
 {
     zc_registry_config_t *c = &self->config;
     int was_leader = self->leader;
+    uint64_t was_epoch = self->epoch;
     if (c->election && self->up) {
         char leader[KEY_MAX], epoch[KEY_MAX], ttl[16];
         s_key(self, leader, sizeof leader, "leader", NULL);
         s_key(self, epoch, sizeof epoch, "epoch", NULL);
         snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
-        const char *args[] = {leader, epoch, self->id, ttl};
-        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 4);
+        char seen[24];
+        snprintf(seen, sizeof seen, "%" PRIu64, self->epoch);
+        const char *args[] = {leader, epoch, self->id, ttl, seen};
+        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 5);
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
             self->leader = reply->element[0]->integer == 1;
-            self->epoch = (uint64_t)reply->element[1]->integer;
+            //  The script never answers below seen; a reply that does (a
+            //  Redis with another script) does not lower what this node saw.
+            uint64_t answer = (uint64_t)reply->element[1]->integer;
+            if (answer > self->epoch) self->epoch = answer;
             snprintf(self->leader_id, sizeof self->leader_id, "%s", reply->element[2]->str);
             if (self->leader) self->last_renew = zclock_mono();
         }
@@ -447,7 +466,10 @@ static void s_elect(s_registry_t *self)
     //  Fencing: a leader that could not renew for a whole TTL may already
     //  have been replaced, so it steps down on its own.
     if (self->leader && zclock_mono() - self->last_renew > c->lease_ttl_ms) self->leader = 0;
-    if (self->leader != was_leader) {
+    //  A leader that took the lease anew (it had lapsed, or Redis lost it
+    //  in a failover) holds it under a new epoch: its node must fence with
+    //  that one, so it hears of it as of a promotion.
+    if (self->leader != was_leader || (self->leader && self->epoch != was_epoch)) {
         char epoch[24];
         snprintf(epoch, sizeof epoch, "%" PRIu64, self->epoch);
         zstr_sendx(self->pipe, "LEADER", self->leader ? "1" : "0", epoch, NULL);

@@ -49,6 +49,7 @@ int zc_identity_init(zc_identity_t *self, const char *redis_url, const char *clu
     }
     snprintf(self->redis_url, sizeof self->redis_url, "%s", redis_url);
     snprintf(self->cluster, sizeof self->cluster, "%s", cluster);
+    zc_redis_url_set_tag(&self->url, cluster); //  the slot a Redis Cluster URL follows
     self->prefix_len = (size_t)snprintf(self->prefix, sizeof self->prefix, "zc:{%s}:", cluster);
     snprintf(self->node_id, sizeof self->node_id, "%s", node_id ? node_id : "");
     return 0;

@@ -19,9 +19,20 @@
     SUBSCRIBE) need a connection of their own, with a timeout longer than
     the blocking command's.
 
-    URLs: redis://[[user]:password@]host[:port][/db] or
-    unix:///path/to/socket[?db=N] (also unix:/path). A password never
-    appears in an error message.
+    URLs (docs/REDIS.md has the full form and the ACL to give a user):
+      redis://[[user]:password@]host[:port][/db][?wait=MS]
+      unix:///path/to/socket[?db=N][&wait=MS] (also unix:/path)
+      redis-sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db][?wait=MS]
+      redis-cluster://[[user]:password@]host:port[,host:port...][?wait=MS]
+    A user sends AUTH user password (Redis 6 ACL users), a password alone
+    AUTH password. A password never appears in an error message.
+
+    Sentinel: the sentinels are asked for MASTER (SENTINEL
+    get-master-addr-by-name), the answer is checked with ROLE, and a lost
+    connection or a READONLY answer makes the next use ask again, so every
+    module follows a failover. Cluster: the node serving the slot of the
+    cluster's hash tag (zc_redis_url_set_tag) is found with CLUSTER SLOTS;
+    MOVED and ASK are followed. Every command must touch that one slot.
 */
 #ifndef ZC_REDIS_H_INCLUDED
 #define ZC_REDIS_H_INCLUDED
@@ -30,12 +41,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  How the server to talk to is found.
+typedef enum {
+    ZC_REDIS_DIRECT,   //  redis:// or unix://: the one server named
+    ZC_REDIS_SENTINEL, //  redis-sentinel://: the master the sentinels name
+    ZC_REDIS_CLUSTER   //  redis-cluster://: the node serving the tag's slot
+} zc_redis_mode_t;
+
+#define ZC_REDIS_SEEDS_MAX 8
+
+//  A TCP address: a sentinel, a Redis Cluster node, the current master.
 typedef struct {
-    char host[256]; //  TCP host, or "" for a unix socket
+    char host[256];
+    int port;
+} zc_redis_addr_t;
+
+typedef struct {
+    zc_redis_mode_t mode;
+    char host[256]; //  TCP host (the first seed), or "" for a unix socket
     int port;       //  TCP port (default 6379)
     char path[256]; //  unix socket path, or ""
+    char user[128]; //  ACL user, or "" for the password-only AUTH
     char password[256];
     int db;
+    zc_redis_addr_t seeds[ZC_REDIS_SEEDS_MAX]; //  sentinels or cluster nodes
+    int seed_count;
+    char master[128]; //  the sentinels' name for the master
+    int wait_ms;      //  ?wait=MS: durable writes (zc_redis_set_durable), 0 off
+    int slot;         //  cluster slot of the hash tag, -1 when not set
 } zc_redis_url_t;
 
 //  Parses url into *out. Returns 0, or -1 with a reason in err (the reason
@@ -48,9 +81,18 @@ int zc_redis_url_parse(const char *url, zc_redis_url_t *out, char *err, size_t e
 //  shown to a person or written anywhere.
 const char *zc_redis_url_redact(const char *url, char *buf, size_t cap);
 
-//  Writes where the URL points, without secrets ("host:port" or the socket
-//  path), into buf; returns buf.
+//  Writes where the URL points, without secrets ("host:port", the socket
+//  path, "master M of sentinels h:p,h:p", "cluster h:p,h:p"), into buf;
+//  returns buf.
 const char *zc_redis_url_where(const zc_redis_url_t *url, char *buf, size_t cap);
+
+//  Sets the hash tag whose slot a redis-cluster:// connection follows (the
+//  cluster name of "zc:{NAME}:"); any URL accepts it.
+void zc_redis_url_set_tag(zc_redis_url_t *url, const char *tag);
+
+//  The Redis Cluster slot of key (CRC16 of its hash tag, or of the whole
+//  key without one), 0-16383.
+int zc_redis_key_slot(const char *key, size_t len);
 
 //  --------------------------------------------------------------------------
 //  A connection
@@ -65,8 +107,21 @@ zc_redis_t *zc_redis_new(const zc_redis_url_t *url, int timeout_ms);
 void zc_redis_destroy(zc_redis_t **self_p);
 
 //  Sets the reconnect backoff: initial_ms doubled per failed attempt up to
-//  max_ms. 0, 0 retries on every use.
+//  max_ms (at most ZC_REDIS_HA_BACKOFF_MAX_MS with a Sentinel or Cluster
+//  URL, where an outage is usually a failover). 0, 0 retries on every use.
+#define ZC_REDIS_HA_BACKOFF_MAX_MS 1000
 void zc_redis_set_backoff(zc_redis_t *self, int initial_ms, int max_ms);
+
+//  Makes every pipeline (zc_redis_pipeline, zc_redis_call, zc_redis_eval) on
+//  this connection end with WAIT 1 <wait_ms> when the URL has ?wait=MS, so
+//  its writes reached a replica before the call returns. required: a call
+//  no replica acknowledged in time fails (-1 / NULL, errstr says so; the
+//  write may still have happened); else it returns as usual and is counted
+//  (zc_redis_unreplicated). Nothing changes for a URL without ?wait.
+void zc_redis_set_durable(zc_redis_t *self, int required);
+
+//  The calls whose writes no replica acknowledged in time (durable only).
+uint64_t zc_redis_unreplicated(zc_redis_t *self);
 
 //  Returns the connected hiredis context, connecting (AUTH, SELECT) if
 //  needed and the backoff allows; NULL with zc_redis_errstr set otherwise.

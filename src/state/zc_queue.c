@@ -56,6 +56,8 @@ zc_queue_t *zc_queue_new(const char *redis_url, const char *cluster)
         assert(self);
         self->identity = identity;
         self->redis = zc_qs_redis_new(&self->identity);
+        //  With ?wait=MS, an enqueue no replica acknowledged is an error.
+        zc_redis_set_durable(self->redis, 1);
         return self;
     }
     zc_log(ZC_LOG_ERROR, "queue", "%s", err);

@@ -779,6 +779,10 @@ zc_redis_t *zc_qs_redis_new(const zc_identity_t *identity)
 {
     zc_redis_t *redis = zc_redis_new(&identity->url, 5000);
     zc_redis_set_backoff(redis, 100, 100);
+    //  A worker's claims and acks wait for a replica too (a claim that
+    //  reached one is not run again after a failover), but do not fail when
+    //  none answers: the job is claimed either way (docs/QUEUE.md).
+    zc_redis_set_durable(redis, 0);
     return redis;
 }
 

@@ -58,6 +58,8 @@ typedef enum {
 //  5 s, and a lost connection tried again every 100 ms rather than with
 //  the default backoff (up to 1 s): a worker cut off from Redis must renew
 //  its claims within their lease (1.5 s by default) or they may run twice.
+//  With ?wait=MS in the URL its scripts wait for a replica (not required:
+//  zc_redis_set_durable).
 zc_redis_t *zc_qs_redis_new(const zc_identity_t *identity);
 
 //  Starts args as a call of script for the cluster of identity, up to and
