@@ -263,6 +263,12 @@ const char *zc_local_ha_name(zc_local_ha_t *self, int index)
     return self->names[index];
 }
 
+int zc_local_ha_port(zc_local_ha_t *self, int index)
+{
+    assert(self && index >= 0 && index < self->count);
+    return self->ports[index];
+}
+
 //  The port of the master the first sentinel to answer names, or 0 if
 //  none answers.
 static int s_current_master(zc_local_ha_t *self)

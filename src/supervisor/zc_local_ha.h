@@ -45,6 +45,9 @@ zc_embedded_redis_t *zc_local_ha_process(zc_local_ha_t *self, int index);
 //  "sentinel-1"...
 const char *zc_local_ha_name(zc_local_ha_t *self, int index);
 
+//  The loopback port of process index.
+int zc_local_ha_port(zc_local_ha_t *self, int index);
+
 //  Gets process index ready to start again after it died. A sentinel is
 //  started with the file it keeps up to date. A server starts as a replica
 //  of the master the sentinels name now, never as an empty master that the

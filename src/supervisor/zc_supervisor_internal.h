@@ -269,7 +269,7 @@ void sup_redis_due(zc_supervisor_t *self, int64_t now);
 void sup_redis_stop(zc_supervisor_t *self);
 //  The earliest time a private Redis process is due to restart, 0 if none.
 int64_t sup_redis_next_restart(zc_supervisor_t *self);
-//  The private Redis's processes as JSON [{"name", "pid"}] (GET /health).
+//  The private Redis's processes as JSON [{"name", "pid", "port"}] (GET /health).
 json_t *sup_redis_processes_json(zc_supervisor_t *self);
 
 //  zc_supervisor_events.c

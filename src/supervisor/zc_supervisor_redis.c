@@ -154,9 +154,11 @@ json_t *sup_redis_processes_json(zc_supervisor_t *self)
     json_t *list = json_array();
     for (int i = 0; i < self->redis_proc_count; i++) {
         sup_redis_proc_t *proc = &self->redis_procs[i];
-        json_array_append_new(list,
-                              json_pack("{s:s, s:i}", "name", proc->name ? proc->name : "redis",
-                                        "pid", (int)zc_embedded_redis_pid(proc->server)));
+        json_t *entry = json_pack("{s:s, s:i}", "name", proc->name ? proc->name : "redis", "pid",
+                                  (int)zc_embedded_redis_pid(proc->server));
+        if (self->ha)
+            json_object_set_new(entry, "port", json_integer(zc_local_ha_port(self->ha, i)));
+        json_array_append_new(list, entry);
     }
     return list;
 }
