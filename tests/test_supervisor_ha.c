@@ -175,6 +175,12 @@ int main(int argc, char **argv)
     if (reply) freeReplyObject(reply);
     ZT_CHECK(s_run_jobs(&ha, 20, 20000));
     s_password_hidden(&ha);
+    char out[4096], want[64];
+    ZT_EQ(zs_cli(out, sizeof out, "health", "--runtime-dir", ha.sup->dir, "--key-file",
+                 ha.sup->key_file, NULL),
+          0);
+    snprintf(want, sizeof want, "sentinel-3: pid %d, port %d", ha.pids[4], ha.ports[4]);
+    ZT_CHECK(strstr(out, want) && !strstr(out, ha.password));
     //  Before the kill: the replica copies the master and the sentinels
     //  know each other, so a failover can happen.
     ZT_CHECK(s_wait_says(&ha, ha.ports[1], "INFO replication", "master_link_status:up", 10000));
@@ -215,7 +221,6 @@ int main(int argc, char **argv)
 
     zt_section("zcluster shutdown all: every process and file gone");
     zc_queue_destroy(&ha.queue);
-    char out[4096];
     ZT_EQ(zs_cli(out, sizeof out, "shutdown", "all", "--runtime-dir", ha.sup->dir, "--key-file",
                  ha.sup->key_file, NULL),
           0);
