@@ -94,8 +94,10 @@ static void s_log(zc_supervisor_t *self, json_t *e)
     else if (strcmp(type, "redis") == 0)
         zc_log(strcmp(reason, "started") == 0 || self->stopping ? ZC_LOG_INFO : ZC_LOG_WARNING,
                LOG_SOURCE, "embedded %s %s%s%s",
-               json_object_get(e, "server") ? s_str(e, "server") : "redis-server", reason,
-               text ? ": " : "", text ? text : "");
+               json_object_get(e, "server") ? s_str(e, "server")
+               : self->ha                   ? "Redis (master, replicas, sentinels)"
+                                            : "redis-server",
+               reason, text ? ": " : "", text ? text : "");
     else if (strcmp(type, "master") == 0)
         zc_log(ZC_LOG_INFO, LOG_SOURCE, "master %s (cluster %s, pid %d)", reason, self->name,
                (int)getpid());
