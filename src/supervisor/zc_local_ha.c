@@ -299,8 +299,17 @@ int zc_local_ha_prepare_restart(zc_local_ha_t *self, int index, char *err, size_
 {
     assert(self && index >= 0 && index < self->count);
     if (index >= self->servers) return 0;
-    int master = s_current_master(self);
-    if (master == 0 || master == self->ports[index]) return 1;
+    int master = s_current_master(self), named = -1, others = 0;
+    if (master == 0) return 1;
+    for (int i = 0; i < self->servers; i++) {
+        if (self->ports[i] == master) named = i;
+        if (i != index) others += zc_embedded_redis_pid(self->procs[i]) > 0;
+    }
+    if (named == index) {
+        if (others) return 1; //  a failover to one of them is on its way
+        master = 0;           //  every server died: nothing is left to keep
+    } else if (named >= 0 && zc_embedded_redis_pid(self->procs[named]) <= 0)
+        return 1; //  its master is dead too: that one comes back first
     if (s_server_conf(self, index, master)) {
         snprintf(err, errlen, "cannot write %s/%s.conf: %s", self->dir, self->names[index],
                  strerror(errno));

@@ -51,8 +51,11 @@ int zc_local_ha_port(zc_local_ha_t *self, int index);
 //  Gets process index ready to start again after it died. A sentinel is
 //  started with the file it keeps up to date. A server starts as a replica
 //  of the master the sentinels name now, never as an empty master that the
-//  others would copy: while the sentinels still name it, or none answers,
-//  returns 1 (try later); 0 when ready; -1 with a reason in err.
+//  others would copy: while the sentinels still name it and another server
+//  runs, while the master they name is dead too, or while none answers,
+//  returns 1 (try later). Only when every server died does the one they
+//  name start as the master again (empty: nothing was left to copy).
+//  Returns 0 when ready; -1 with a reason in err.
 int zc_local_ha_prepare_restart(zc_local_ha_t *self, int index, char *err, size_t errlen);
 
 //  The sentinel URL for the workers, with the password (a secret).
