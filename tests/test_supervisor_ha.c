@@ -5,6 +5,8 @@
     SIGKILLed: the sentinels promote the replica, the workers carry on
     (jobs enqueued after the failover run, no worker restarted), the dead
     server comes back once, as a replica, and the password never shows.
+    Both servers killed at once: the one the sentinels name comes back as
+    the master, empty, and the other as its replica.
     `zcluster shutdown all` leaves no process and no file behind. */
 #include "hakit.h"
 #include "supkit.h"
@@ -218,6 +220,22 @@ int main(int argc, char **argv)
     for (int i = 1; i < 5; i++)
         ZT_EQ(ha.pids[i], old_pids[i]);
     ZT_EQ(zs_ready_count(ha.sup), 3);
+
+    zt_section("both servers die at once: the one the sentinels name is the master again");
+    seq = zs_last_seq(ha.sup);
+    ZT_EQ(kill(ha.pids[0], SIGKILL), 0);
+    ZT_EQ(kill(ha.pids[1], SIGKILL), 0);
+    json_t *first = zs_wait_event(ha.sup, seq, "redis", NULL, "started", 20000);
+    ZT_CHECK(first && strcmp(zs_str(first, "server"), "redis-2") == 0);
+    long long first_seq = first ? zs_int(first, "seq") : seq;
+    json_decref(first);
+    json_t *second = zs_wait_event(ha.sup, first_seq, "redis", NULL, "started", 20000);
+    ZT_CHECK(second && strcmp(zs_str(second, "server"), "redis-1") == 0);
+    json_decref(second);
+    ZT_CHECK(s_wait_says(&ha, ha.ports[1], "ROLE", "master", 5000));
+    ZT_CHECK(s_wait_says(&ha, ha.ports[0], "ROLE", "slave", 5000));
+    ZT_CHECK(s_run_jobs(&ha, 20, 20000));
+    ZT_EQ(s_processes(&ha), 5);
 
     zt_section("zcluster shutdown all: every process and file gone");
     zc_queue_destroy(&ha.queue);
