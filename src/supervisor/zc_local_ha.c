@@ -24,12 +24,12 @@
     notice a dead master after SENTINEL_DOWN_AFTER ms.
 */
 #include "zc_local_ha.h"
+#include "zc_private_file.h"
 #include "zc_redis.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +73,7 @@ zc_local_ha_t *zc_local_ha_new(const char *dir, int replicas)
     return self;
 }
 
+//  The path of process index's file with extension ext.
 static void s_file(zc_local_ha_t *self, int index, const char *ext, char *path, size_t cap)
 {
     snprintf(path, cap, "%s/%s.%s", self->dir, self->names[index], ext);
@@ -125,23 +126,6 @@ static int s_pick_ports(int *ports, int count)
     return rc;
 }
 
-//  Writes text to path, mode 0600, through a temporary file.
-static int s_write_conf(const char *path, const char *text)
-{
-    char tmp[320];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    size_t len = strlen(text);
-    int ok = write(fd, text, len) == (ssize_t)len;
-    ok &= close(fd) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 //  Writes server index's file: a replica of master_port, or a master (0).
 static int s_server_conf(zc_local_ha_t *self, int index, int master_port)
 {
@@ -157,7 +141,7 @@ static int s_server_conf(zc_local_ha_t *self, int index, int master_port)
              replicaof);
     char path[300];
     s_file(self, index, "conf", path, sizeof path);
-    int rc = s_write_conf(path, text);
+    int rc = zc_private_file_write(path, text);
     explicit_bzero(text, sizeof text);
     return rc;
 }
@@ -181,7 +165,7 @@ static int s_sentinel_conf(zc_local_ha_t *self, int index)
                       MASTER_NAME, self->ports[i]);
     char path[300];
     s_file(self, index, "conf", path, sizeof path);
-    int rc = s_write_conf(path, text);
+    int rc = zc_private_file_write(path, text);
     explicit_bzero(text, sizeof text);
     return rc;
 }

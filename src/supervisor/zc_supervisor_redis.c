@@ -25,6 +25,7 @@
 #define REDIS_MAX_DEATHS 5    //  restarts allowed in a minute
 #define REDIS_HA_RECHECK 250  //  ms between looks at the sentinels' master
 
+//  Puts server (named name, NULL for the single server) under care.
 static void s_add_process(zc_supervisor_t *self, zc_embedded_redis_t *server, const char *name)
 {
     sup_redis_proc_t *proc = &self->redis_procs[self->redis_proc_count++];
@@ -33,6 +34,7 @@ static void s_add_process(zc_supervisor_t *self, zc_embedded_redis_t *server, co
     proc->name = name;
 }
 
+//  Starts the local HA setup and hands its sentinel URL to the workers.
 static int s_start_ha(zc_supervisor_t *self)
 {
     self->ha = zc_local_ha_new(self->runtime_dir, self->redis_replicas);
@@ -72,6 +74,8 @@ static json_t *s_event_new(zc_supervisor_t *self, sup_redis_proc_t *proc, const 
     return event;
 }
 
+//  Says a process died and schedules its restart, or shuts the master down
+//  if it died too often.
 static void s_on_exit(zc_supervisor_t *self, sup_redis_proc_t *proc, int status)
 {
     json_t *event = s_event_new(self, proc, "exited");
@@ -107,6 +111,8 @@ void sup_redis_reap(zc_supervisor_t *self)
     }
 }
 
+//  Starts a dead process again (a server of the HA setup only once the
+//  sentinels allow it) and says so.
 static void s_restart(zc_supervisor_t *self, int index)
 {
     sup_redis_proc_t *proc = &self->redis_procs[index];
