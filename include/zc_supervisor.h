@@ -28,7 +28,8 @@
     except while a crash is being handled.
 
     SIGTERM / SIGINT shut down gracefully: SIGTERM to every worker, SIGKILL to
-    those still alive after the stop timeout, the embedded Redis last. A
+    those still alive after the stop timeout, the embedded Redis last (the
+    sentinels, then the replicas, then the master of a local HA setup). A
     second SIGTERM / SIGINT kills at once. zc_supervisor_run's exit code:
         0  every worker stopped within the stop timeout (or all finished)
         1  the master could not start (see the log)
@@ -48,7 +49,7 @@
     stdin is /dev/null, stdout and stderr are the master's; each worker runs in
     its own process group (a terminal's Ctrl-C reaches the master only, which
     stops the workers in order) and gets SIGTERM if the master dies, even by
-    SIGKILL (PR_SET_PDEATHSIG), as does the embedded redis-server.
+    SIGKILL (PR_SET_PDEATHSIG), as does every embedded Redis process.
 
     N is the lowest number no live worker of this master holds, so a respawned
     worker keeps its predecessor's id and a replacement started during a
@@ -175,6 +176,17 @@ int zc_supervisor_add_arg(zc_supervisor_t *self, const char *arg);
 //  start a private redis-server on a unix socket in the runtime directory,
 //  restart it if it dies, and stop it after the last worker.
 void zc_supervisor_set_redis(zc_supervisor_t *self, const char *url);
+
+//  Without a Redis URL, replicas > 0 starts a local HA setup instead of the
+//  single server: a private Redis master, replicas replicas and three
+//  redis-sentinel processes on free loopback ports, with a generated
+//  password (in their 0600 files in the runtime directory and in the
+//  workers' ZC_REDIS_URL only), supervised like the single server; the
+//  workers get redis-sentinel://:PASSWORD@127.0.0.1:S1,...:S3/local. A
+//  dead server comes back as a replica of the master the sentinels name.
+//  Returns 0, or -1 (ZC_ERR_INVALID) if replicas is not 0..8;
+//  zc_supervisor_run fails if a Redis URL is set as well.
+int zc_supervisor_set_redis_replicas(zc_supervisor_t *self, int replicas);
 
 //  The runtime directory (created 0700; holds the lock, admin.json, the
 //  generated admin.key and the embedded Redis socket). Default:

@@ -344,6 +344,8 @@ static void s_print_health(json_t *h)
     json_t *redis = json_object_get(h, "redis");
     printf("  redis %s%s\n", s_str(redis, "url"),
            json_is_true(json_object_get(redis, "embedded")) ? " (embedded)" : "");
+    json_array_foreach(json_object_get(redis, "processes"), i, g) printf(
+        "    %s: pid %lld, port %lld\n", s_str(g, "name"), s_int(g, "pid"), s_int(g, "port"));
     json_t *reload = json_object_get(h, "reload");
     if (json_is_object(reload))
         printf("  %s running: %lld of %lld replaced\n", s_str(reload, "kind"),

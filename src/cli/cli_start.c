@@ -46,6 +46,9 @@ static void s_usage(FILE *out)
         "                           neither, a private redis-server on a unix socket);\n"
         "                           no password here: `ps` shows it (use the variable)\n"
         "      --redis-file FILE    the Redis URL, from the first line of FILE (mode 0600)\n"
+        "      --redis-replicas N   instead of the private redis-server: a private master,\n"
+        "                           N replicas (1-8) and 3 sentinels on loopback ports;\n"
+        "                           the workers get a redis-sentinel:// URL (no --redis)\n"
         "      --keys FILE          cluster credentials for the workers, by path in\n"
         "                           ZC_KEYS (default: $ZC_KEYS, else a new pair in\n"
         "                           DIR/cluster.keys, mode 0600, removed at exit)\n"
@@ -141,6 +144,7 @@ typedef struct {
     //  ms, in the order of the options O_READY_TIMEOUT..O_WINDOW; -1: not given
     int64_t durations[6];
     int64_t max_restarts;
+    int64_t redis_replicas; //  --redis-replicas; 0: the single private server
     s_start_t start;
 } s_settings_t;
 
@@ -165,7 +169,8 @@ enum {
     O_WINDOW,
     O_MAX_RESTARTS,
     O_TRANSIENT,
-    O_PRINT_EVENTS
+    O_PRINT_EVENTS,
+    O_REDIS_REPLICAS
 };
 
 #define S_DURATION(s, option) ((s)->durations[(option)-O_READY_TIMEOUT])
@@ -255,6 +260,10 @@ static int s_option(void *self, int option, const char *arg)
     case O_PRINT_EVENTS:
         s->start.print_events = 1;
         return -1;
+    case O_REDIS_REPLICAS:
+        if (cli_args_number(arg, 1, 8, &s->redis_replicas) == 0) return -1;
+        fprintf(stderr, "zcluster start: --redis-replicas must be 1..8\n");
+        return CLI_USAGE;
     }
     return cli_args_usage(option, s_usage);
 }
@@ -288,6 +297,7 @@ static int s_parse(s_settings_t *s)
                                       {"restart-window", required_argument, 0, O_WINDOW},
                                       {"transient", no_argument, 0, O_TRANSIENT},
                                       {"print-events", no_argument, 0, O_PRINT_EVENTS},
+                                      {"redis-replicas", required_argument, 0, O_REDIS_REPLICAS},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     cli_args_t args = {"+n:h", options, s_usage, &s->where, NULL, s_option, s};
@@ -367,6 +377,7 @@ static void s_configure(zc_supervisor_t *sup, s_settings_t *s)
         zc_supervisor_set_restart_limit(sup, s->max_restarts >= 0 ? (int)s->max_restarts : 10,
                                         window >= 0 ? (int)window : 60000);
     if (s->transient) zc_supervisor_set_restart_policy(sup, ZC_RESTART_TRANSIENT);
+    zc_supervisor_set_redis_replicas(sup, (int)s->redis_replicas);
     zc_supervisor_on_event(sup, s_on_event, &s->start);
 }
 

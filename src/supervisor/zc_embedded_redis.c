@@ -1,4 +1,5 @@
-/*  zc_embedded_redis — a private redis-server for a master without a Redis URL.
+/*  zc_embedded_redis — a private redis-server for a master without a Redis URL,
+    or one process of a private master, replicas and sentinels (zc_local_ha).
 
     Why a child process and a unix socket: the default run of `zcluster
     start` must work on a machine with nothing configured, and must not
@@ -29,7 +30,9 @@ extern char **environ;
 
 struct _zc_embedded_redis_t {
     char dir[256];
-    zc_redis_url_t where; //  the socket, parsed
+    char program[32];     //  redis-server or redis-sentinel
+    char conf[512];       //  its configuration file; "" for the socket server
+    zc_redis_url_t where; //  where it answers PING, parsed
     char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char url[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
     pid_t pid;
@@ -52,12 +55,30 @@ zc_embedded_redis_t *zc_embedded_redis_new(const char *dir)
         return NULL;
     }
     snprintf(self->dir, sizeof self->dir, "%s", dir);
+    snprintf(self->program, sizeof self->program, "redis-server");
     snprintf(self->url, sizeof self->url, "unix://%s", self->socket);
     char err[256];
     if (zc_redis_url_parse(self->url, &self->where, err, sizeof err)) {
         free(self);
         return NULL;
     }
+    return self;
+}
+
+zc_embedded_redis_t *zc_embedded_redis_new_conf(const char *program, const char *conf,
+                                                const char *url)
+{
+    assert(program && conf && url);
+    zc_embedded_redis_t *self = (zc_embedded_redis_t *)calloc(1, sizeof(zc_embedded_redis_t));
+    assert(self);
+    char err[256];
+    if (strlen(program) >= sizeof self->program || strlen(conf) >= sizeof self->conf ||
+        zc_redis_url_parse(url, &self->where, err, sizeof err)) {
+        free(self);
+        return NULL;
+    }
+    snprintf(self->program, sizeof self->program, "%s", program);
+    snprintf(self->conf, sizeof self->conf, "%s", conf);
     return self;
 }
 
@@ -94,11 +115,12 @@ static int s_wait_ready(zc_embedded_redis_t *self, int wait_ms, char *err, size_
     }
     zc_redis_destroy(&redis);
     if (ready) return 0;
+    char where[300];
     if (exited)
-        snprintf(err, errlen, "redis-server exited at start (status %d)", status);
+        snprintf(err, errlen, "%s exited at start (status %d)", self->program, status);
     else {
-        snprintf(err, errlen, "redis-server did not answer on %s within %d ms", self->socket,
-                 wait_ms);
+        snprintf(err, errlen, "%s did not answer on %s within %d ms", self->program,
+                 zc_redis_url_where(&self->where, where, sizeof where), wait_ms);
         zc_embedded_redis_stop(self, 1000);
     }
     return -1;
@@ -108,16 +130,21 @@ int zc_embedded_redis_start(zc_embedded_redis_t *self, int wait_ms, char *err, s
 {
     assert(self);
     if (self->pid > 0) return 0;
-    unlink(self->socket); //  left by a master that was killed
-    char *argv[] = {"redis-server", "--port",           "0",       "--unixsocket",
-                    self->socket,   "--unixsocketperm", "700",     "--dir",
-                    self->dir,      "--save",           "",        "--appendonly",
-                    "no",           "--loglevel",       "warning", NULL};
-    zc_spawn_t spawn = {
-        .argv = argv, .envp = environ, .fd3 = -1, .cpu = -1, .quiet = 1, .death_signal = SIGTERM};
+    if (*self->socket) unlink(self->socket); //  left by a master that was killed
+    char *socket_argv[] = {"redis-server", "--port",           "0",       "--unixsocket",
+                           self->socket,   "--unixsocketperm", "700",     "--dir",
+                           self->dir,      "--save",           "",        "--appendonly",
+                           "no",           "--loglevel",       "warning", NULL};
+    char *conf_argv[] = {self->program, self->conf, NULL}; //  secrets stay in the file
+    zc_spawn_t spawn = {.argv = *self->conf ? conf_argv : socket_argv,
+                        .envp = environ,
+                        .fd3 = -1,
+                        .cpu = -1,
+                        .quiet = 1,
+                        .death_signal = SIGTERM};
     pid_t pid = zc_spawn(&spawn);
     if (pid < 0) {
-        snprintf(err, errlen, "cannot start redis-server: %s", strerror(errno));
+        snprintf(err, errlen, "cannot start %s: %s", self->program, strerror(errno));
         return -1;
     }
     self->pid = pid;
@@ -159,7 +186,7 @@ void zc_embedded_redis_stop(zc_embedded_redis_t *self, int timeout_ms)
             ;
         self->pid = 0;
     }
-    unlink(self->socket);
+    if (*self->socket) unlink(self->socket);
 }
 
 const char *zc_embedded_redis_url(zc_embedded_redis_t *self)

@@ -211,6 +211,7 @@ void zc_supervisor_destroy(zc_supervisor_t **self_p)
     free(self->commands);
     sup_events_close(self);
     zc_embedded_redis_destroy(&self->embedded);
+    zc_local_ha_destroy(&self->ha);
     free(self->admin_cert_file);
     free(self->admin_key_file);
     if (self->key) explicit_bzero(self->key, strlen(self->key));
@@ -262,6 +263,17 @@ void zc_supervisor_set_redis(zc_supervisor_t *self, const char *url)
 {
     assert(self);
     snprintf(self->redis_url, sizeof self->redis_url, "%s", url ? url : "");
+}
+
+int zc_supervisor_set_redis_replicas(zc_supervisor_t *self, int replicas)
+{
+    assert(self);
+    if (replicas < 0 || replicas > ZC_LOCAL_HA_REPLICAS_MAX)
+        return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID, "redis replicas: 0..%d, not %d",
+                        ZC_LOCAL_HA_REPLICAS_MAX, replicas);
+    self->redis_replicas = replicas;
+    sup_ok(self);
+    return 0;
 }
 
 void zc_supervisor_set_runtime_dir(zc_supervisor_t *self, const char *dir)

@@ -261,9 +261,12 @@ static json_t *s_health_json(zc_supervisor_t *self)
         (int)getpid(), "uptime_ms", (json_int_t)(now - self->started), "workers", "expected",
         expected, "ready", ready, "starting", starting, "stopping", stopping, "backoff", backoff,
         "groups", groups, "redis", "url", zc_redis_url_redact(self->redis_url, shown, sizeof shown),
-        "embedded", self->embedded != NULL, "pid",
-        self->embedded ? (int)zc_embedded_redis_pid(self->embedded) : 0, "events_unpublished",
-        (json_int_t)self->events_unpublished);
+        "embedded", self->redis_proc_count > 0, "pid",
+        self->redis_proc_count ? (int)zc_embedded_redis_pid(self->redis_procs[0].server) : 0,
+        "events_unpublished", (json_int_t)self->events_unpublished);
+    if (self->ha)
+        json_object_set_new(json_object_get(health, "redis"), "processes",
+                            sup_redis_processes_json(self));
     if (self->reload.active)
         json_object_set_new(health, "reload",
                             json_pack("{s:s, s:i, s:i}", "kind", self->reload.kind, "replaced",

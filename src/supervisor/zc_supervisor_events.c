@@ -93,8 +93,11 @@ static void s_log(zc_supervisor_t *self, json_t *e)
                text ? text : reason);
     else if (strcmp(type, "redis") == 0)
         zc_log(strcmp(reason, "started") == 0 || self->stopping ? ZC_LOG_INFO : ZC_LOG_WARNING,
-               LOG_SOURCE, "embedded redis-server %s%s%s", reason, text ? ": " : "",
-               text ? text : "");
+               LOG_SOURCE, "embedded %s %s%s%s",
+               json_object_get(e, "server") ? s_str(e, "server")
+               : self->ha                   ? "Redis (master, replicas, sentinels)"
+                                            : "redis-server",
+               reason, text ? ": " : "", text ? text : "");
     else if (strcmp(type, "master") == 0)
         zc_log(ZC_LOG_INFO, LOG_SOURCE, "master %s (cluster %s, pid %d)", reason, self->name,
                (int)getpid());

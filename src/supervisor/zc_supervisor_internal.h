@@ -6,7 +6,8 @@
     zc_supervisor_reload.c   rolling reload, upgrade, restart of one worker
     zc_supervisor_run.c      zc_supervisor_run: start, the loop, timers, shutdown
     zc_supervisor_runtime.c  the runtime directory: lock, key, admin.json
-    zc_supervisor_redis.c    the embedded redis-server: start, restart, stop
+    zc_supervisor_redis.c    the private Redis (one server, or zc_local_ha's set):
+                             start, restart, stop
     zc_supervisor_events.c   events: log, memory ring, callback, Redis
     zc_supervisor_admin.c    the admin API's commands and their JSON
     zc_supervisor_ready.c    the worker's side: ready and status lines
@@ -27,6 +28,7 @@
 #include "zc_embedded_redis.h"
 #include "zc_failure.h"
 #include "zc_identity.h"
+#include "zc_local_ha.h"
 #include "zc_redis.h"
 #include "zc_supervisor.h"
 
@@ -42,6 +44,7 @@
 #define SUP_MAX_WAITERS 16
 #define SUP_EVENT_RING  1000
 #define SUP_MAX_WORKERS 1024
+#define SUP_REDIS_MAX   (1 + ZC_LOCAL_HA_REPLICAS_MAX + ZC_LOCAL_HA_SENTINELS)
 
 typedef enum {
     SUP_STARTING = 0, //  process spawned, not ready yet
@@ -119,6 +122,16 @@ typedef struct {
     int waiter_count;
 } sup_reload_t;
 
+//  One process of the private Redis and its restarts (zc_supervisor_redis.c).
+typedef struct {
+    zc_embedded_redis_t *server; //  owned by the supervisor or its zc_local_ha
+    const char *name;            //  NULL for the single server
+    int64_t restart_at;          //  0: not waiting to restart
+    int failures;                //  consecutive deaths, for the backoff
+    int64_t restarts[8];         //  restarts in the last minute
+    int restart_count;
+} sup_redis_proc_t;
+
 typedef struct {
     char name[SUP_NAME_MAX + 1];
     char *help;
@@ -166,12 +179,13 @@ struct _zc_supervisor_t {
     zc_admin_t *admin;
     int lock_fd;
 
-    //  the embedded Redis (zc_supervisor_redis.c)
+    //  the private Redis (zc_supervisor_redis.c): one server, or a master,
+    //  replicas and sentinels (redis_replicas > 0)
+    int redis_replicas;
     zc_embedded_redis_t *embedded;
-    int64_t redis_restart_at;
-    int redis_failures;
-    int64_t redis_restarts[8];
-    int redis_restart_count;
+    zc_local_ha_t *ha;
+    sup_redis_proc_t redis_procs[SUP_REDIS_MAX];
+    int redis_proc_count;
 
     //  events (zc_supervisor_events.c)
     zc_identity_t identity; //  filled at start, once the Redis URL is known
@@ -253,6 +267,10 @@ int sup_redis_start(zc_supervisor_t *self);
 void sup_redis_reap(zc_supervisor_t *self);
 void sup_redis_due(zc_supervisor_t *self, int64_t now);
 void sup_redis_stop(zc_supervisor_t *self);
+//  The earliest time a private Redis process is due to restart, 0 if none.
+int64_t sup_redis_next_restart(zc_supervisor_t *self);
+//  The private Redis's processes as JSON [{"name", "pid", "port"}] (GET /health).
+json_t *sup_redis_processes_json(zc_supervisor_t *self);
 
 //  zc_supervisor_events.c
 int sup_events_open(zc_supervisor_t *self);

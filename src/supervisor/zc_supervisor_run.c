@@ -118,7 +118,8 @@ static void s_started_event(zc_supervisor_t *self)
     char shown[1100];
     json_object_set_new(event, "redis",
                         json_string(zc_redis_url_redact(self->redis_url, shown, sizeof shown)));
-    json_object_set_new(event, "embedded_redis", json_boolean(self->embedded != NULL));
+    json_object_set_new(event, "embedded_redis", json_boolean(self->redis_proc_count > 0));
+    json_object_set_new(event, "redis_replicas", json_integer(self->ha ? self->redis_replicas : 0));
     json_object_set_new(event, "runtime_dir", json_string(self->runtime_dir));
     json_object_set_new(event, "admin_port",
                         json_integer(self->admin ? zc_admin_port(self->admin) : 0));
@@ -149,6 +150,9 @@ static int s_start(zc_supervisor_t *self)
     int cores = s_check_groups(self);
     if (cores < 0 || sup_runtime_prepare(self) || sup_key_prepare(self)) return -1;
     if (sup_keys_prepare(self)) return -1;
+    if (*self->redis_url && self->redis_replicas)
+        return sup_fail(self, ZC_LOG_ERROR, ZC_ERR_INVALID,
+                        "redis replicas are for the private Redis: not with a Redis URL");
     if (!*self->redis_url && sup_redis_start(self)) return -1;
     if (sup_events_open(self)) return -1;
     if (self->admin_port >= 0 && sup_admin_open(self)) return -1;
@@ -224,7 +228,8 @@ static int s_next_timeout(zc_supervisor_t *self)
         for (int s = 0; s < self->groups[g]->slot_count; s++)
             if (self->groups[g]->slots[s]->respawn_at)
                 s_earliest(&next, self->groups[g]->slots[s]->respawn_at);
-    if (self->redis_restart_at) s_earliest(&next, self->redis_restart_at);
+    int64_t redis_restart = sup_redis_next_restart(self);
+    if (redis_restart) s_earliest(&next, redis_restart);
     if (self->admin) {
         int admin = zc_admin_timeout(self->admin);
         if (admin >= 0) s_earliest(&next, now + admin);

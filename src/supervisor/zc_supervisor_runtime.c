@@ -9,6 +9,7 @@
 */
 #include "zc_supervisor_internal.h"
 #include "zc_log.h"
+#include "zc_private_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,21 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+//  Writes DIR/NAME, mode 0600, whole (zc_private_file).
 static int s_write_file(const char *dir, const char *name, const char *text)
 {
-    char path[512], tmp[520];
+    char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    size_t len = strlen(text);
-    int ok = write(fd, text, len) == (ssize_t)len;
-    ok &= close(fd) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return zc_private_file_write(path, text);
 }
 
 static void s_unlink_file(const char *dir, const char *name)
