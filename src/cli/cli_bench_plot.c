@@ -22,6 +22,7 @@
 typedef struct {
     char measure[48], project[48], baseline[48];
     double x;
+    size_t size;
     double project_y[2], baseline_y[2]; //  rate (one value), or p50 and p99 in us
 } s_plot_row_t;
 
@@ -65,6 +66,7 @@ void bench_plot_record(const char *measure, const bench_options_t *opt,
     snprintf(row->project, sizeof row->project, "%s", project->name);
     snprintf(row->baseline, sizeof row->baseline, "%s", baseline->name);
     row->x = s_plot.latency ? opt->rate : (double)opt->size;
+    row->size = opt->size;
     row->project_y[0] = s_plot.latency ? project->p50_us : project->rate;
     row->project_y[1] = project->p99_us;
     row->baseline_y[0] = s_plot.latency ? baseline->p50_us : baseline->rate;
@@ -125,7 +127,11 @@ static int s_plot_script(const char *script, const char *data, const char **meas
         const s_plot_row_t *first = NULL;
         for (int r = 0; r < s_plot.rows && !first; r++)
             if (strcmp(s_plot.row[r].measure, measures[m]) == 0) first = &s_plot.row[r];
-        fprintf(file, "set title 'zcluster bench %s'\n", measures[m]);
+        if (s_plot.latency)
+            fprintf(file, "set title 'zcluster bench %s --rate, %zu B messages'\n", measures[m],
+                    first->size);
+        else
+            fprintf(file, "set title 'zcluster bench %s'\n", measures[m]);
         if (s_plot.latency)
             fprintf(file,
                     "plot '%s' index %d using 1:2 with linespoints lw 2 title '%s p50', "
