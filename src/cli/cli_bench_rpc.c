@@ -233,6 +233,12 @@ static int s_paced(s_caller_t *caller, const bench_options_t *opt, char *payload
     zc_rpc_call_t **calls =
         caller->node ? (zc_rpc_call_t **)calloc((size_t)opt->count, sizeof *calls) : NULL;
     void *dealer = caller->node ? NULL : zsock_resolve(caller->dealers[0]);
+    if (!paced.samples || (caller->node && !calls)) {
+        fprintf(stderr, "zcluster bench: no memory for %ld calls (--count)\n", opt->count);
+        free(paced.samples);
+        free(calls);
+        return -1;
+    }
     int64_t start = bench_now_ns();
     for (long i = 0; i < opt->count; i++) {
         int64_t intended = bench_intended(opt, start, i);
