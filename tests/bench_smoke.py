@@ -92,6 +92,8 @@ for scenario in ("publish", "shout", "whisper", "rpc"):
 # What --rate does not apply to, and a payload too small for the send time.
 run("cache", "--rate", "100", expect=64)
 run("publish", "--rate", "100", "--size", "4", expect=64)
+run("publish", "--rate", "abc", expect=64)
+run("publish", "--rate", "0", expect=64)
 
 # The table of every scenario, with its progress line on stderr.
 done = run("--count", str(COUNT))

@@ -479,10 +479,13 @@ static int64_t s_value(const char *text, int size)
     return value;
 }
 
+//  --count or --rate not on the command line (0 is what a bad value reads as).
+#define S_NOT_GIVEN INT64_MIN
+
 //  The command line as read so far.
 typedef struct {
     bench_options_t *opt;
-    int64_t size, count, nodes, rate; //  checked once all are read (count 0: not given)
+    int64_t size, count, nodes, rate; //  checked once all are read
     const char *plot;
     int curve; //  --curve: a key pair made for the run
 } s_parsed_t;
@@ -531,7 +534,7 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **sce
                                       {"rate", required_argument, 0, 'r'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_parsed_t parsed = {opt, 64, 0, 1, 0, NULL, 0};
+    s_parsed_t parsed = {opt, 64, S_NOT_GIVEN, 1, S_NOT_GIVEN, NULL, 0};
     cli_cluster_t where = {0};
     cli_args_t args = {"s:c:n:jh", options, s_usage, &where, NULL, s_option, &parsed};
     int rc = cli_args_parse(&args, argc, argv);
@@ -546,12 +549,14 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **sce
     *scenario = optind < argc ? argv[optind] : NULL;
     //  --rate: 3 s of the offered load unless --count says otherwise; the
     //  table of every scenario: a shorter run than one scenario's
-    if (!count)
+    int paced = parsed.rate != S_NOT_GIVEN;
+    if (!paced) parsed.rate = 0;
+    if (count == S_NOT_GIVEN)
         count = parsed.rate > 0 ? (parsed.rate * 3 > 100 ? parsed.rate * 3 : 100)
                 : *scenario     ? 1000000
                                 : 200000;
     if (size < 1 || size > 1024 * 1024 || count < 1 || count > LONG_MAX || nodes < 1 ||
-        nodes > BENCH_MAX_NODES || parsed.rate < 0 || parsed.rate > 100000000) {
+        nodes > BENCH_MAX_NODES || (paced && (parsed.rate < 1 || parsed.rate > 100000000))) {
         fprintf(stderr,
                 "zcluster bench: --size 1..1048576, --count >= 1, --nodes 1..%d, "
                 "--rate 1..100000000\n",
@@ -562,7 +567,7 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **sce
         fprintf(stderr, "zcluster bench: --plot takes one scenario, not all\n");
         return CLI_USAGE;
     }
-    if (parsed.rate && (!*scenario || !s_paced(*scenario) || size < BENCH_STAMP_MIN)) {
+    if (paced && (!*scenario || !s_paced(*scenario) || size < BENCH_STAMP_MIN)) {
         fprintf(stderr,
                 "zcluster bench: --rate takes one of publish, shout, whisper, rpc, and --size "
                 "of at least %d (the payload carries its send time)\n",
