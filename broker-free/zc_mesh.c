@@ -64,6 +64,7 @@ typedef struct {
 
 struct _zc_mesh_t {
     char id[ZC_NAME_MAX + 1];
+    size_t id_len; //  measured once: every header carries the id
     char bind_pub[ENDPOINT_MAX], bind_router[ENDPOINT_MAX];
     char pub_endpoint[ENDPOINT_MAX], router_endpoint[ENDPOINT_MAX];
     char advertise_host[ENDPOINT_MAX];
@@ -152,6 +153,7 @@ zc_mesh_t *zc_mesh_new(const char *id)
     zc_mesh_t *self = (zc_mesh_t *)calloc(1, sizeof(zc_mesh_t));
     assert(self);
     snprintf(self->id, sizeof self->id, "%s", id);
+    self->id_len = strlen(self->id);
     snprintf(self->bind_pub, ENDPOINT_MAX, "tcp://127.0.0.1:*");
     snprintf(self->bind_router, ENDPOINT_MAX, "tcp://127.0.0.1:*");
     self->max_msg_size = ZC_MESH_MAX_MSG_SIZE_DEFAULT;
@@ -473,16 +475,16 @@ int zc_mesh_in_group(zc_mesh_t *self, const char *group)
 //  --------------------------------------------------------------------------
 //  Sending
 
+//  Writes a message's header into buf (ZC_WIRE_HEADER_MAX bytes): the type
+//  is checked and measured in one pass, the mesh's id was at zc_mesh_new.
+//  Returns its length, or -1 for an invalid type.
 static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
                     uint8_t *buf)
 {
-    zc_header_t header = {
-        .version = ZC_WIRE_VERSION, .kind = (uint8_t)kind, .seq = seq, .corr = corr};
-    size_t len = type ? strlen(type) : 0;
-    if (len == 0 || len > ZC_NAME_MAX) return -1;
-    memcpy(header.type, type, len + 1);
-    memcpy(header.sender, self->id, strlen(self->id) + 1);
-    return zc_wire_header_encode(&header, buf, ZC_WIRE_HEADER_MAX);
+    size_t len = zc_wire_name_length(type);
+    if (!len) return -1;
+    return zc_wire_header_write(buf, ZC_WIRE_HEADER_MAX, ZC_WIRE_VERSION, kind, type, len, self->id,
+                                self->id_len, seq, corr);
 }
 
 //  Sends prefix + payload as one frame. The frame is built in place in the

@@ -1,6 +1,7 @@
 /*  zc_wire — encode and decode the zcluster wire protocol.
 
-    Encoding goes through msgpack-c's packer into a caller-provided buffer.
+    Encoding writes the msgpack bytes directly into a caller-provided
+    buffer, in the forms msgpack-c's packer would choose.
     Decoding is a strict reader written for exactly the header's shape:
     msgpack-c's generic unpacker allocates for whatever element count a frame
     declares before it has read the elements, so a five-byte hostile frame
@@ -11,16 +12,20 @@
 #include "zc_wire.h"
 #include "zc_msgpack_check.h"
 
-#include <msgpack.h>
 #include <string.h>
 
-int zc_wire_name_valid(const char *name)
+size_t zc_wire_name_length(const char *name)
 {
     if (!name) return 0;
     size_t len = 0;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++, len++)
         if (*p <= 0x20 || *p == 0x7f || len >= ZC_NAME_MAX) return 0;
-    return len > 0;
+    return len;
+}
+
+int zc_wire_name_valid(const char *name)
+{
+    return zc_wire_name_length(name) > 0;
 }
 
 int zc_wire_topic_encode(int kind, const char *group, uint8_t *buf, size_t cap)
@@ -64,48 +69,83 @@ int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group
 //  --------------------------------------------------------------------------
 //  Encoding
 
-typedef struct {
-    uint8_t *buf;
-    size_t cap;
-    size_t len;
-    int overflow;
-} s_fixed_buffer_t;
+//  The header is written byte by byte, in the shortest msgpack forms (what
+//  msgpack-c's packer writes, so the bytes are the spec's vectors): this
+//  runs for every message sent, and a packer with a write callback per
+//  element cost more than the rest of the send path.
 
-static int s_fixed_write(void *data, const char *bytes, size_t len)
+//  A msgpack str of len bytes (len <= ZC_NAME_MAX: fixstr or str8).
+static uint8_t *s_put_str(uint8_t *p, const char *s, size_t len)
 {
-    s_fixed_buffer_t *fb = (s_fixed_buffer_t *)data;
-    if (fb->len + len > fb->cap) {
-        fb->overflow = 1;
-        return -1;
+    if (len < 32)
+        *p++ = (uint8_t)(0xa0 | len);
+    else {
+        *p++ = 0xd9;
+        *p++ = (uint8_t)len;
     }
-    memcpy(fb->buf + fb->len, bytes, len);
-    fb->len += len;
-    return 0;
+    memcpy(p, s, len);
+    return p + len;
 }
 
-static void s_pack_str(msgpack_packer *pk, const char *s)
+//  A msgpack unsigned integer, in its shortest form.
+static uint8_t *s_put_uint(uint8_t *p, uint64_t v)
 {
-    size_t len = strlen(s);
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
+    int bytes;
+    if (v < 0x80) {
+        *p++ = (uint8_t)v;
+        return p;
+    }
+    if (v <= 0xff) {
+        *p++ = 0xcc;
+        bytes = 1;
+    } else if (v <= 0xffff) {
+        *p++ = 0xcd;
+        bytes = 2;
+    } else if (v <= 0xffffffffu) {
+        *p++ = 0xce;
+        bytes = 4;
+    } else {
+        *p++ = 0xcf;
+        bytes = 8;
+    }
+    for (int i = bytes - 1; i >= 0; i--)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+int zc_wire_header_write(uint8_t *buf, size_t cap, uint8_t version, int kind, const char *type,
+                         size_t type_len, const char *sender, size_t sender_len, uint64_t seq,
+                         uint64_t corr)
+{
+    //  the array, version and kind, the two strs, two integers at their longest
+    size_t need = 1 + (version < 0x80 ? 1 : 2) + 1 + (type_len < 32 ? 1 : 2) + type_len +
+                  (sender_len < 32 ? 1 : 2) + sender_len + 2 * 9;
+    if (kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY || type_len > ZC_NAME_MAX ||
+        sender_len > ZC_NAME_MAX || cap < need)
+        return -1;
+    uint8_t *p = buf;
+    *p++ = 0x96; //  fixarray of 6
+    p = s_put_uint(p, version);
+    p = s_put_uint(p, (uint64_t)kind);
+    p = s_put_str(p, type, type_len);
+    p = s_put_str(p, sender, sender_len);
+    p = s_put_uint(p, seq);
+    p = s_put_uint(p, corr);
+    return (int)(p - buf);
 }
 
 int zc_wire_header_encode(const zc_header_t *h, uint8_t *buf, size_t cap)
 {
-    if (h->kind < ZC_KIND_PUBLIC || h->kind > ZC_KIND_REPLY || !zc_wire_name_valid(h->type) ||
-        !zc_wire_name_valid(h->sender))
-        return -1;
-    s_fixed_buffer_t fb = {buf, cap, 0, 0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &fb, s_fixed_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint8(&pk, h->version);
-    msgpack_pack_uint8(&pk, h->kind);
-    s_pack_str(&pk, h->type);
-    s_pack_str(&pk, h->sender);
-    msgpack_pack_uint64(&pk, h->seq);
-    msgpack_pack_uint64(&pk, h->corr);
-    return fb.overflow ? -1 : (int)fb.len;
+    size_t type_len = zc_wire_name_length(h->type), sender_len = zc_wire_name_length(h->sender);
+    if (!type_len || !sender_len) return -1;
+    //  zc_wire_header_write asks for room for the longest integers; an
+    //  exact fit is checked here, as a caller with a tight buffer expects.
+    uint8_t full[ZC_WIRE_HEADER_MAX];
+    int len = zc_wire_header_write(full, sizeof full, h->version, h->kind, h->type, type_len,
+                                   h->sender, sender_len, h->seq, h->corr);
+    if (len < 0 || (size_t)len > cap) return -1;
+    memcpy(buf, full, (size_t)len);
+    return len;
 }
 
 //  --------------------------------------------------------------------------

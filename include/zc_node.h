@@ -152,7 +152,9 @@ zc_msg_t *zc_node_recv(zc_node_t *self, int timeout_ms);
 #define ZC_NODE_POLLITEMS_MAX (2 + ZC_MESH_POLLITEMS_MAX)
 
 //  Fills items (room for ZC_NODE_POLLITEMS_MAX) with what zc_node_recv
-//  polls (an attached RPC's socket included); returns the count.
+//  polls (an attached RPC's socket included); returns the count. Fill them
+//  before every poll: the set changes (the RPC's completion socket is in
+//  it only while handlers run on its threads).
 int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items);
 
 //  Returns the ids of the live peers as a new list the caller destroys.

@@ -64,6 +64,10 @@ typedef struct {
 //  bytes, no NUL (it is a C string) and no ASCII control characters or space.
 int zc_wire_name_valid(const char *name);
 
+//  The length of name if it is valid (as zc_wire_name_valid), else 0: one
+//  pass for a sender that needs both.
+size_t zc_wire_name_length(const char *name);
+
 //  Encodes the topic (the start of a PUB frame) for a kind (PUBLIC or GROUP;
 //  group is ignored for PUBLIC) into buf. Returns its length, or -1 if the
 //  group name is invalid or buf is smaller than needed.
@@ -78,6 +82,16 @@ int zc_wire_topic_decode(const uint8_t *data, size_t size, int *kind, char group
 //  Encodes a header into buf (cap >= ZC_WIRE_HEADER_MAX always suffices).
 //  Returns its length, or -1 if a field is invalid or buf is too small.
 int zc_wire_header_encode(const zc_header_t *header, uint8_t *buf, size_t cap);
+
+//  The send path's encoder: the same bytes as zc_wire_header_encode, from
+//  the fields themselves, with no zc_header_t to fill. type and sender
+//  (type_len and sender_len bytes) must be valid names (the caller checked,
+//  e.g. with zc_wire_name_length); cap must hold the longest header for
+//  these names (ZC_WIRE_HEADER_MAX always does). Returns the length, or -1
+//  for a bad kind or too small a buffer.
+int zc_wire_header_write(uint8_t *buf, size_t cap, uint8_t version, int kind, const char *type,
+                         size_t type_len, const char *sender, size_t sender_len, uint64_t seq,
+                         uint64_t corr);
 
 //  Decodes the header at the start of data; the bytes after it (size -
 //  *consumed) are the payload. Returns ZC_WIRE_OK, ZC_WIRE_MALFORMED or

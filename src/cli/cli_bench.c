@@ -10,8 +10,22 @@
       rpc-all  calls to all K nodes, gathering: p50/p99; baseline K raw echoes
       redis-pubsub, cache, tasks: the paths through Redis (cli_bench_redis.c)
 
+    Publish and shout drop at the high-water mark, zcluster and raw alike:
+    every rate counts delivered messages only, and the fraction delivered
+    is printed and in --json ("sent", "delivered").
+
+    --rate N offers N messages or calls per second (publish, shout, whisper,
+    rpc) and measures latency from each one's intended send time, so a
+    backlog shows as latency rather than being hidden by a sender that
+    waits (cli_bench_rate.c): p50/p99/p99.9 and the fraction delivered.
+
     --plot FILE.png runs one scenario at sizes 16..16384 bytes and draws
-    project and baseline rates against size with gnuplot.
+    project and baseline rates against size with gnuplot; with --rate N, at
+    offered loads from N/32 to N, and draws latency against load
+    (cli_bench_plot.c).
+
+    Without a scenario: every scenario at a shorter --count (200000), a
+    progress line on stderr, and one table at the end.
 
     --keys FILE (or $ZC_KEYS) runs every mesh and node with the cluster's
     credentials, CURVE authenticated by the ZAP handler, and --curve does so
@@ -146,22 +160,42 @@ int bench_gather(bench_children_t *children, int timeout_ms)
     return 0;
 }
 
+//  With --rate, the latency of every measured message (ns); the rest of
+//  bench_count's line is written here.
+static void s_count_latency(int out_fd, long received, int64_t span, int64_t *samples)
+{
+    bench_result_t figures = BENCH_RESULT("");
+    bench_percentiles(samples, received, &figures);
+    bench_write_line(out_fd, "%ld %lld %.0f %.0f %.0f", received, (long long)span,
+                     figures.p50_us * 1000, figures.p99_us * 1000, figures.p999_us * 1000);
+}
+
 int bench_count(const bench_options_t *opt, int out_fd, bench_next_fn *next, void *arg)
 {
     char role;
-    while ((role = next(arg, 10000)) != 'w')
+    const char *data;
+    while ((role = next(arg, 10000, &data)) != 'w')
         if (!role) return 1;
     bench_write_line(out_fd, "ready");
     long received = 0;
     int64_t first = 0, last = 0;
+    int64_t *samples =
+        opt->rate > 0 ? (int64_t *)calloc((size_t)opt->count, sizeof(int64_t)) : NULL;
+    //  The rest counts as lost after 1 s without a message (3 intervals at a low --rate).
+    int gap_ms = opt->rate > 0 && 3000 / opt->rate > 1000 ? (int)(3000 / opt->rate) : 1000;
     while (received < opt->count) {
-        role = next(arg, received ? 1000 : 10000);
+        role = next(arg, received ? gap_ms : 10000, &data);
         if (!role) break; //  the rest was lost
         if (role != 'b') continue;
         last = bench_now_ns();
+        if (samples && data) samples[received] = last - bench_stamp_read(data);
         if (!received++) first = last;
     }
-    bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
+    if (samples)
+        s_count_latency(out_fd, received, last - first, samples);
+    else
+        bench_write_line(out_fd, "%ld %lld", received, (long long)(last - first));
+    free(samples);
     return 0;
 }
 
@@ -192,15 +226,24 @@ void bench_collect(bench_children_t *children, bench_result_t *result)
         char line[128];
         long received = 0;
         long long ns = 0;
+        double p50 = -1, p99 = -1, p999 = -1;
         if (bench_read_line(children->from[i], line, sizeof line, 60000) ||
-            sscanf(line, "%ld %lld", &received, &ns) != 2)
+            sscanf(line, "%ld %lld %lf %lf %lf", &received, &ns, &p50, &p99, &p999) < 2)
             continue;
         double rate = ns > 0 ? received / (ns / 1e9) : 0;
-        if (result->received < 0 || rate < result->rate) {
-            result->rate = rate;
-            result->received = received;
-        }
+        int first = result->received < 0;
+        if (first || rate < result->rate) result->rate = rate;
+        if (first || received < result->received) result->received = received;
+        //  ns -> us; the worst receiver's percentiles, each on its own
+        if (p50 >= 0 && p50 / 1000 > result->p50_us) result->p50_us = p50 / 1000;
+        if (p99 >= 0 && p99 / 1000 > result->p99_us) result->p99_us = p99 / 1000;
+        if (p999 >= 0 && p999 / 1000 > result->p999_us) result->p999_us = p999 / 1000;
     }
+}
+
+double bench_delivered(const bench_result_t *result)
+{
+    return result->sent > 0 && result->received >= 0 ? (double)result->received / result->sent : -1;
 }
 
 static int s_compare(const void *a, const void *b)
@@ -212,12 +255,13 @@ static int s_compare(const void *a, const void *b)
 void bench_percentiles(int64_t *samples, long count, bench_result_t *result)
 {
     if (count <= 0) {
-        result->p50_us = result->p99_us = -1;
+        result->p50_us = result->p99_us = result->p999_us = -1;
         return;
     }
     qsort(samples, (size_t)count, sizeof(int64_t), s_compare);
     result->p50_us = samples[count / 2] / 1000.0;
-    result->p99_us = samples[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1] / 1000.0;
+    result->p99_us = samples[(count * 99) / 100] / 1000.0;
+    result->p999_us = samples[(count * 999) / 1000] / 1000.0;
 }
 
 //  --------------------------------------------------------------------------
@@ -227,35 +271,123 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
 {
     printf("\"name\":\"%s\",\"size\":%zu,\"count\":%ld,\"nodes\":%d,\"rate\":%.0f,\"received\":%ld",
            r->name, opt->size, opt->count, opt->nodes, r->rate, r->received);
-    if (r->p50_us >= 0) printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", r->p50_us, r->p99_us);
+    if (r->sent > 0) printf(",\"sent\":%ld,\"delivered\":%.4f", r->sent, bench_delivered(r));
+    if (opt->rate > 0) printf(",\"offered_rate\":%.0f", opt->rate);
+    if (r->p50_us >= 0)
+        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f", r->p50_us, r->p99_us,
+               r->p999_us);
 }
 
-//  Latency scenarios compare p50s; the others compare rates.
+//  One result as a table row of bench_report.
+static void s_text_result(const bench_result_t *r, const bench_options_t *opt)
+{
+    printf("%-19s %7zu B %3d node(s)", r->name, opt->size, opt->nodes);
+    if (r->rate > 0)
+        printf(" %11.0f /s", r->rate);
+    else
+        printf(" %14s", "");
+    if (r->p50_us >= 0)
+        printf("  p50 %8.1f us  p99 %8.1f us  p99.9 %8.1f us", r->p50_us, r->p99_us, r->p999_us);
+    if (r->sent > 0)
+        printf("  (%ld of %ld delivered, %.1f %%)\n", r->received, r->sent,
+               100 * bench_delivered(r));
+    else
+        printf("  (%ld received)\n", r->received);
+}
+
+//  --------------------------------------------------------------------------
+//  The summary table (no scenario named): one row per comparison
+
+#define SUMMARY_ROWS_MAX 32
+
+typedef struct {
+    char measure[24];
+    double rate[2], p50[2], p99[2], delivered[2]; //  project, baseline
+    double ratio;
+    int latency;
+} s_summary_row_t;
+
+static struct {
+    int rows;
+    s_summary_row_t row[SUMMARY_ROWS_MAX];
+} s_summary;
+
+static void s_summary_record(const char *measure, const bench_result_t *project,
+                             const bench_result_t *baseline, double ratio, int latency)
+{
+    if (s_summary.rows >= SUMMARY_ROWS_MAX) return;
+    s_summary_row_t *row = &s_summary.row[s_summary.rows++];
+    snprintf(row->measure, sizeof row->measure, "%s", measure);
+    const bench_result_t *side[2] = {project, baseline};
+    for (int i = 0; i < 2; i++) {
+        row->rate[i] = side[i]->rate;
+        row->p50[i] = side[i]->p50_us;
+        row->p99[i] = side[i]->p99_us;
+        row->delivered[i] = bench_delivered(side[i]);
+    }
+    row->ratio = ratio;
+    row->latency = latency;
+}
+
+//  A figure with decimals in a column of width, or "-" when not measured.
+static void s_summary_cell(double value, int width, int decimals)
+{
+    char cell[32] = "-";
+    if (value >= 0) snprintf(cell, sizeof cell, "%.*f", decimals, value);
+    printf(" %*s", width, cell);
+}
+
+//  Prints the table of every comparison recorded.
+static void s_summary_print(const bench_options_t *opt)
+{
+    printf("zcluster bench: %zu B messages, %d node(s); each figure zcluster | raw, same run\n\n",
+           opt->size, opt->nodes);
+    static const int widths[4] = {10, 9, 9, 8}; //  rate, p50, p99, delivered
+    printf("%-16s %21s %19s %19s %17s %7s\n", "", "rate /s", "p50 us", "p99 us", "delivered %", "");
+    printf("%-16s", "measure");
+    for (int i = 0; i < 4; i++)
+        printf(" %*s %*s", widths[i], "zcluster", widths[i], "raw");
+    printf(" %7s\n", "ratio");
+    for (int r = 0; r < s_summary.rows; r++) {
+        const s_summary_row_t *row = &s_summary.row[r];
+        printf("%-16s", row->measure);
+        for (int i = 0; i < 2; i++)
+            s_summary_cell(row->rate[i] > 0 ? row->rate[i] : -1, 10, 0);
+        for (int i = 0; i < 2; i++)
+            s_summary_cell(row->p50[i], 9, 1);
+        for (int i = 0; i < 2; i++)
+            s_summary_cell(row->p99[i], 9, 1);
+        for (int i = 0; i < 2; i++)
+            s_summary_cell(row->delivered[i] >= 0 ? 100 * row->delivered[i] : -1, 8, 1);
+        printf(" %7.2f%s\n", row->ratio, row->latency ? " p50" : "");
+    }
+    printf("\nratio: zcluster rate / raw rate, or zcluster p50 / raw p50 (marked p50); "
+           "rates count delivered messages only\n");
+    fflush(stdout);
+}
+
+//  Latency scenarios compare p50s; the others compare rates (of delivered
+//  messages). With --rate the load is fixed: every scenario compares p50s.
 void bench_report(const char *scenario, const bench_options_t *opt, const bench_result_t *project,
                   const bench_result_t *baseline, int latency)
 {
-    bench_plot_record(scenario, opt->size, project, baseline);
+    latency = latency || (opt->rate > 0 && project->p50_us >= 0);
+    bench_plot_record(scenario, opt, project, baseline);
     double ratio = latency ? (baseline->p50_us > 0 ? project->p50_us / baseline->p50_us : 0)
                            : (baseline->rate > 0 ? project->rate / baseline->rate : 0);
-    if (opt->json) {
+    if (opt->summary)
+        s_summary_record(scenario, project, baseline, ratio, latency);
+    else if (opt->json) {
         printf("{\"scenario\":\"%s\",", scenario);
         s_json_result(project, opt);
         printf(",\"baseline\":{");
         s_json_result(baseline, opt);
         printf("},\"ratio\":%.3f}\n", ratio);
     } else {
-        const bench_result_t *rows[2] = {project, baseline};
-        for (int i = 0; i < 2; i++) {
-            printf("%-16s %7zu B %3d node(s)", rows[i]->name, opt->size, opt->nodes);
-            if (rows[i]->rate > 0)
-                printf(" %11.0f /s", rows[i]->rate);
-            else
-                printf(" %14s", "");
-            if (rows[i]->p50_us >= 0)
-                printf("  p50 %8.1f us  p99 %8.1f us", rows[i]->p50_us, rows[i]->p99_us);
-            printf("  (%ld received)\n", rows[i]->received);
-        }
-        printf("%-16s %.2f (%s)\n\n", "ratio", ratio,
+        if (opt->rate > 0) printf("%s at %.0f offered per second\n", scenario, opt->rate);
+        s_text_result(project, opt);
+        s_text_result(baseline, opt);
+        printf("%-19s %.2f (%s)\n\n", "ratio", ratio,
                latency ? "project p50 / baseline p50" : "project rate / baseline rate");
     }
     fflush(stdout);
@@ -279,8 +411,14 @@ static const s_scenario_t s_scenarios[] = {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: zcluster bench SCENARIO|all [--size BYTES] [--count N] [--nodes K] "
-                 "[--json] [--redis URL] [--plot FILE.png] [--curve | --keys FILE]\n\n"
+    fprintf(out, "usage: zcluster bench [SCENARIO|all] [--size BYTES] [--count N] [--nodes K] "
+                 "[--rate N] [--json] [--redis URL] [--plot FILE.png] [--curve | --keys FILE]\n\n"
+                 "Without a scenario: every scenario, then one table.\n"
+                 "--rate N: N messages or calls per second offered (publish, shout, whisper, "
+                 "rpc);\n  latency from each one's intended send time, and the fraction "
+                 "delivered.\n"
+                 "--plot FILE.png: rate against size; with --rate N, latency against offered "
+                 "load\n  up to N.\n"
                  "--curve or --keys FILE (or $ZC_KEYS): meshes, nodes and raw baselines use "
                  "CURVE.\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
@@ -289,7 +427,7 @@ static void s_usage(FILE *out)
 
 static int s_run(const char *scenario, const bench_options_t *opt)
 {
-    bench_result_t project = {"zcluster", 0, 0, -1, -1}, baseline = {"raw", 0, 0, -1, -1};
+    bench_result_t project = BENCH_RESULT("zcluster"), baseline = BENCH_RESULT("raw");
     int rc = -1;
     if (strcmp(scenario, "publish") == 0 || strcmp(scenario, "shout") == 0) {
         int group = strcmp(scenario, "shout") == 0;
@@ -297,14 +435,14 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         rc = bench_publish(opt, group, &project, &baseline);
         if (rc == 0) bench_report(scenario, opt, &project, &baseline, 0);
     } else if (strcmp(scenario, "whisper") == 0) {
-        bench_result_t rtt = {"zcluster-rtt", 0, 0, -1, -1},
-                       raw_rtt = {"zmq-dealer-rtt", 0, 0, -1, -1};
+        //  With --rate, one way only: its latency is the figure
+        bench_result_t rtt = BENCH_RESULT("zcluster-rtt"), raw_rtt = BENCH_RESULT("zmq-dealer-rtt");
         baseline.name = "zmq-dealer-router";
         bench_result_t results[4] = {project, baseline, rtt, raw_rtt};
         rc = bench_whisper(opt, results);
         if (rc == 0) {
             bench_report("whisper", opt, &results[0], &results[1], 0);
-            bench_report("whisper-rtt", opt, &results[2], &results[3], 1);
+            if (opt->rate <= 0) bench_report("whisper-rtt", opt, &results[2], &results[3], 1);
         }
     } else if (strcmp(scenario, "rpc") == 0 || strcmp(scenario, "rpc-all") == 0) {
         int all = strcmp(scenario, "rpc-all") == 0;
@@ -341,10 +479,13 @@ static int64_t s_value(const char *text, int size)
     return value;
 }
 
+//  --count or --rate not on the command line (0 is what a bad value reads as).
+#define S_NOT_GIVEN INT64_MIN
+
 //  The command line as read so far.
 typedef struct {
     bench_options_t *opt;
-    int64_t size, count, nodes; //  checked once all are read
+    int64_t size, count, nodes, rate; //  checked once all are read
     const char *plot;
     int curve; //  --curve: a key pair made for the run
 } s_parsed_t;
@@ -359,6 +500,8 @@ static int s_option(void *self, int option, const char *value)
         parsed->count = s_value(value, 0);
     else if (option == 'n')
         parsed->nodes = s_value(value, 0);
+    else if (option == 'r')
+        parsed->rate = s_value(value, 0);
     else if (option == 'j')
         parsed->opt->json = 1;
     else if (option == 'p')
@@ -368,9 +511,17 @@ static int s_option(void *self, int option, const char *value)
     return -1;
 }
 
-//  Reads the command line into *opt and *plot. Returns -1 to go on, or
-//  the exit code.
-static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plot, int *curve)
+//  Whether scenario runs at a fixed offered rate with --rate.
+static int s_paced(const char *scenario)
+{
+    return strcmp(scenario, "publish") == 0 || strcmp(scenario, "shout") == 0 ||
+           strcmp(scenario, "whisper") == 0 || strcmp(scenario, "rpc") == 0;
+}
+
+//  Reads the command line into *opt, *scenario (NULL: none named), *plot
+//  and *curve. Returns -1 to go on, or the exit code.
+static int s_parse(int argc, char **argv, bench_options_t *opt, const char **scenario,
+                   const char **plot, int *curve)
 {
     static struct option options[] = {{"size", required_argument, 0, 's'},
                                       {"count", required_argument, 0, 'c'},
@@ -380,9 +531,10 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plo
                                       CLI_OPTION_KEYS,
                                       {"curve", no_argument, 0, 'C'},
                                       {"plot", required_argument, 0, 'p'},
+                                      {"rate", required_argument, 0, 'r'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
-    s_parsed_t parsed = {opt, 64, 1000000, 1, NULL, 0};
+    s_parsed_t parsed = {opt, 64, S_NOT_GIVEN, 1, S_NOT_GIVEN, NULL, 0};
     cli_cluster_t where = {0};
     cli_args_t args = {"s:c:n:jh", options, s_usage, &where, NULL, s_option, &parsed};
     int rc = cli_args_parse(&args, argc, argv);
@@ -390,20 +542,39 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **plo
     int64_t size = parsed.size, count = parsed.count, nodes = parsed.nodes;
     *plot = parsed.plot;
     *curve = parsed.curve;
-    if (optind != argc - 1) {
+    if (optind < argc - 1) {
         s_usage(stderr);
         return CLI_USAGE;
     }
+    *scenario = optind < argc ? argv[optind] : NULL;
+    //  --rate: 3 s of the offered load unless --count says otherwise; the
+    //  table of every scenario: a shorter run than one scenario's
+    int paced = parsed.rate != S_NOT_GIVEN;
+    if (!paced) parsed.rate = 0;
+    if (count == S_NOT_GIVEN)
+        count = parsed.rate > 0 ? (parsed.rate * 3 > 100 ? parsed.rate * 3 : 100)
+                : *scenario     ? 1000000
+                                : 200000;
     if (size < 1 || size > 1024 * 1024 || count < 1 || count > LONG_MAX || nodes < 1 ||
-        nodes > BENCH_MAX_NODES) {
-        fprintf(stderr, "zcluster bench: --size 1..1048576, --count >= 1, --nodes 1..%d\n",
+        nodes > BENCH_MAX_NODES || (paced && (parsed.rate < 1 || parsed.rate > 100000000))) {
+        fprintf(stderr,
+                "zcluster bench: --size 1..1048576, --count >= 1, --nodes 1..%d, "
+                "--rate 1..100000000\n",
                 BENCH_MAX_NODES);
         return CLI_USAGE;
     }
-    if (*plot && strcmp(argv[optind], "all") == 0) {
+    if (*plot && (!*scenario || strcmp(*scenario, "all") == 0)) {
         fprintf(stderr, "zcluster bench: --plot takes one scenario, not all\n");
         return CLI_USAGE;
     }
+    if (paced && (!*scenario || !s_paced(*scenario) || size < BENCH_STAMP_MIN)) {
+        fprintf(stderr,
+                "zcluster bench: --rate takes one of publish, shout, whisper, rpc, and --size "
+                "of at least %d (the payload carries its send time)\n",
+                BENCH_STAMP_MIN);
+        return CLI_USAGE;
+    }
+    opt->rate = (double)parsed.rate;
     opt->size = (size_t)size;
     opt->count = (long)count;
     opt->nodes = (int)nodes;
@@ -430,27 +601,46 @@ static zc_embedded_redis_t *s_private_redis(char *dir, size_t cap)
 }
 
 //  --plot: the scenario at each size, with at most 64 MB of payload per
-//  run, then the plot. Returns the exit code.
+//  run; with --rate N, at loads up to N, each for as long as N's run. Then
+//  the plot. Returns the exit code.
 static int s_run_plot(const char *scenario, const bench_options_t *opt)
 {
     static const size_t plot_sizes[] = {16, 64, 256, 1024, 4096, 16384};
+    static const double plot_loads[] = {1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0 / 2, 3.0 / 4, 1};
+    size_t points = opt->rate > 0 ? sizeof plot_loads / sizeof plot_loads[0]
+                                  : sizeof plot_sizes / sizeof plot_sizes[0];
     int rc = 0;
-    for (size_t i = 0; i < sizeof plot_sizes / sizeof plot_sizes[0] && rc == 0; i++) {
+    for (size_t i = 0; i < points && rc == 0; i++) {
         bench_options_t at = *opt;
-        at.size = plot_sizes[i];
-        long most = (64L << 20) / (long)at.size;
-        at.count = at.count > most ? most : at.count;
+        if (opt->rate > 0) {
+            at.rate = opt->rate * plot_loads[i];
+            at.count = (long)(opt->count * plot_loads[i]);
+            at.count = at.count < 100 ? 100 : at.count;
+        } else {
+            at.size = plot_sizes[i];
+            long most = (64L << 20) / (long)at.size;
+            at.count = at.count > most ? most : at.count;
+        }
         rc = s_run(scenario, &at);
     }
     return rc == 0 && bench_plot_end() ? 1 : rc;
 }
 
-//  Every scenario in turn, until one fails. Returns the exit code.
+//  Every scenario in turn, until one fails; without a scenario named, a
+//  progress line on stderr and the table at the end. Returns the exit code.
 static int s_run_all(const bench_options_t *opt)
 {
     int rc = 0;
-    for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0] && rc == 0; i++)
+    int total = (int)(sizeof s_scenarios / sizeof s_scenarios[0]);
+    for (int i = 0; i < total && rc == 0; i++) {
+        if (opt->summary)
+            fprintf(stderr, "\rzcluster bench: [%d/%d] %-12s", i + 1, total, s_scenarios[i].name);
         rc = s_run(s_scenarios[i].name, opt);
+    }
+    if (opt->summary) {
+        fprintf(stderr, "\r%50s\r", "");
+        if (rc == 0) s_summary_print(opt);
+    }
     return rc;
 }
 
@@ -487,11 +677,12 @@ static void s_run_keys_remove(const char *dir)
 
 int cli_bench(int argc, char **argv)
 {
-    bench_options_t opt = {64, 1000000, 1, 0, NULL};
-    const char *plot = NULL;
+    bench_options_t opt = {64, 1000000, 1, 0, NULL, 0, 0};
+    const char *scenario = NULL, *plot = NULL;
     int curve = 0;
-    int rc = s_parse(argc, argv, &opt, &plot, &curve);
+    int rc = s_parse(argc, argv, &opt, &scenario, &plot, &curve);
     if (rc >= 0) return rc;
+    opt.summary = !scenario && !opt.json;
     char keys_dir[64] = "";
     if (curve && s_run_keys(keys_dir, sizeof keys_dir)) return 1;
     const char *keys = getenv("ZC_KEYS");
@@ -503,7 +694,6 @@ int cli_bench(int argc, char **argv)
             secure ? "CURVE (cluster keys, ZAP), raw baselines too"
                    : "off (--curve or --keys FILE)");
     signal(SIGPIPE, SIG_IGN);
-    const char *scenario = argv[optind];
     if (plot && bench_plot_begin(plot)) return 1;
     //  Scenarios through Redis get a private redis-server, as a master would.
     char dir[64] = "";
@@ -512,9 +702,9 @@ int cli_bench(int argc, char **argv)
         if (!(redis = s_private_redis(dir, sizeof dir))) return 1;
         opt.redis_url = zc_embedded_redis_url(redis);
     }
-    rc = plot                           ? s_run_plot(scenario, &opt)
-         : strcmp(scenario, "all") == 0 ? s_run_all(&opt)
-                                        : s_run(scenario, &opt);
+    rc = plot                                        ? s_run_plot(scenario, &opt)
+         : !scenario || strcmp(scenario, "all") == 0 ? s_run_all(&opt)
+                                                     : s_run(scenario, &opt);
     zc_embedded_redis_destroy(&redis);
     if (*dir) rmdir(dir);
     s_run_keys_remove(keys_dir);

@@ -23,15 +23,27 @@ typedef struct {
     int nodes;
     int json;
     const char *redis_url; //  for scenarios that need Redis
+    double rate;           //  --rate: messages or calls offered per second; 0: as fast as possible
+    int summary;           //  no scenario named: one table at the end, notes on stderr
 } bench_options_t;
 
 //  One measured path: a rate, and latency percentiles where they apply.
+//  Initialise with BENCH_RESULT (name).
 typedef struct {
     const char *name;
-    double rate;           //  per second
-    long received;         //  messages or calls that completed
-    double p50_us, p99_us; //  < 0 when not measured
+    double rate;                    //  per second, of delivered messages or completed calls
+    long received;                  //  messages or calls that completed
+    double p50_us, p99_us, p999_us; //  < 0 when not measured
+    long sent;                      //  messages or calls offered; 0 when not counted
 } bench_result_t;
+
+#define BENCH_RESULT(name)                                                                         \
+    {                                                                                              \
+        (name), 0, 0, -1, -1, -1, 0                                                                \
+    }
+
+//  The fraction of what was sent that was delivered, or -1 if not counted.
+double bench_delivered(const bench_result_t *result);
 
 //  Forked helper processes, each with a pipe each way.
 typedef struct {
@@ -62,12 +74,15 @@ int bench_write_line(int fd, const char *format, ...) __attribute__((format(prin
 int bench_gather(bench_children_t *children, int timeout_ms);
 
 //  Receives a scenario's next message within timeout_ms: returns its role
-//  byte ('w' warm-up, 'b' measured, ...), or 0 if none came.
-typedef char(bench_next_fn)(void *arg, int timeout_ms);
+//  byte ('w' warm-up, 'b' measured, ...), or 0 if none came. *data gets the
+//  payload (role byte first), or NULL where the scenario does not keep it.
+typedef char(bench_next_fn)(void *arg, int timeout_ms, const char **data);
 
 //  A receiving child's part: waits for a warm-up message (10 s at most),
 //  says "ready", counts measured messages up to opt->count (until 1 s
 //  passes without one) and reports "RECEIVED NANOSECONDS", first to last.
+//  With --rate each payload carries its intended send time (bench_stamp)
+//  and the line adds P50 P99 P99.9 of now - that time, in nanoseconds.
 //  Returns 0, or 1 if no warm-up came.
 int bench_count(const bench_options_t *opt, int out_fd, bench_next_fn *next, void *arg);
 
@@ -78,9 +93,26 @@ typedef int(bench_send_fn)(void *arg);
 //  Returns 0, or -1 if some child did not, or send failed.
 int bench_warm_up(bench_children_t *children, bench_send_fn *send, void *arg);
 
-//  Reads every child's "RECEIVED NANOSECONDS" (bench_count): the slowest
-//  receiver's rate and count go into result (received -1 if none reported).
+//  Reads every child's "RECEIVED NANOSECONDS [P50 P99 P99.9]" (bench_count):
+//  the worst receiver's figures go into result, each on its own (fewest
+//  received, lowest rate, highest percentiles); received -1 if none reported.
 void bench_collect(bench_children_t *children, bench_result_t *result);
+
+//  --rate: writes the intended send time (bench_now_ns) into payload bytes
+//  1..8 (the payload has at least BENCH_STAMP_MIN bytes), and reads it back.
+#define BENCH_STAMP_MIN 9
+void bench_stamp(char *payload, int64_t intended);
+int64_t bench_stamp_read(const char *payload);
+
+//  --rate: the intended send time of message i, counted from start.
+int64_t bench_intended(const bench_options_t *opt, int64_t start, long i);
+
+//  --rate: waits until the time intended (ns), calling wait(arg, ms) for
+//  the part of the wait that is longer than a couple of milliseconds and
+//  wait(arg, 0) while spinning through the rest; wait may do useful work
+//  (take replies) and returns early. A sender that is late does not wait.
+typedef void(bench_wait_fn)(void *arg, int timeout_ms);
+void bench_pace(int64_t intended, bench_wait_fn *wait, void *arg);
 
 //  With the cluster's credentials on (--keys FILE or --curve: $ZC_KEYS set),
 //  secures a raw baseline socket (libzmq handle) as the mesh secures its
@@ -92,7 +124,7 @@ zc_security_t *bench_secure(void *socket, int server);
 //  Nanoseconds on a monotonic clock.
 int64_t bench_now_ns(void);
 
-//  Fills p50/p99 in microseconds from samples (ns), sorting them.
+//  Fills p50/p99/p99.9 in microseconds from samples (ns), sorting them.
 void bench_percentiles(int64_t *samples, long count, bench_result_t *result);
 
 //  The scenarios. Each fills project and baseline; returns 0 or -1.
@@ -118,12 +150,12 @@ int bench_cache(const bench_options_t *opt);
 //  tasks: enqueue_many and worker processing; baseline raw LPUSH / RPOP drain.
 int bench_tasks(const bench_options_t *opt);
 
-//  --plot (cli_bench_redis.c). Begin checks for gnuplot and starts
+//  --plot (cli_bench_plot.c). Begin checks for gnuplot and starts
 //  recording every bench_report; end writes FILE.dat and FILE.gp next to
 //  the png and draws it. Begin and end return 0 or -1.
 int bench_plot_begin(const char *png);
-void bench_plot_record(const char *measure, size_t size, const bench_result_t *project,
-                       const bench_result_t *baseline);
+void bench_plot_record(const char *measure, const bench_options_t *opt,
+                       const bench_result_t *project, const bench_result_t *baseline);
 int bench_plot_end(void);
 
 #endif

@@ -4,8 +4,16 @@
     (whisper); the parent sends. Receivers prove they are subscribed with a
     warm-up message before timing starts, then time from the first to the
     last measured message they received and report "RECEIVED NANOSECONDS"
-    (bench_count). The figure is the slowest receiver's rate. Payload byte
-    0 tells the message's role: 'w' warm-up, 'b' measured, 'p' ping to echo.
+    (bench_count). The figures are the worst receiver's: its rate of
+    delivered messages, and the fraction of those sent that it got (PUB
+    drops at the high-water mark, on both sides). Payload byte 0 tells the
+    message's role: 'w' warm-up, 'b' measured, 'p' ping to echo; with
+    --rate, bytes 1..8 carry the intended send time (cli_bench_rate.c).
+
+    The raw baselines are the simplest correct programs for each pattern:
+    one PUB sending each payload with zmq_send to SUBs that zmq_msg_recv
+    (with a topic frame prefix for shout), and a DEALER sending to a ROUTER
+    (whisper), which echoes pings back to the DEALER's routing id.
 */
 #include "cli_bench.h"
 #include "zcluster.h"
@@ -27,6 +35,7 @@ typedef struct {
     zmq_msg_t identity;      //  the sender's routing id (raw ROUTER)
     size_t skip;             //  topic bytes before the payload (raw with a topic)
     int router;              //  raw ROUTER: messages start with the sender's id
+    int timeout_ms;          //  raw: the receive timeout set now
     zc_security_t *security; //  raw, with CURVE on (bench_secure)
 } s_end_t;
 
@@ -39,6 +48,7 @@ static int s_end_open(s_end_t *end, int type, const char *id, char *endpoints, s
     memset(end, 0, sizeof *end);
     zmq_msg_init(&end->frame);
     zmq_msg_init(&end->identity);
+    end->timeout_ms = -2; //  not set yet (-1 is libzmq's "for ever")
     if (!type) {
         end->mesh = zc_mesh_new(id);
         zc_mesh_set_hwm(end->mesh, BENCH_HWM);
@@ -82,20 +92,29 @@ static int s_read_endpoints(int fd, char pub[256], char router[256])
                : -1;
 }
 
-//  Receives one message; returns its role byte, or 0 on timeout
-//  (bench_next_fn over an s_end_t).
-static char s_recv(void *arg, int timeout_ms)
+//  Receives one message; returns its role byte, or 0 on timeout, and the
+//  payload in *data (bench_next_fn over an s_end_t). A raw socket's timeout
+//  is set only when it changes: the raw receiver does no more per message
+//  than the simplest receiving program.
+static char s_recv(void *arg, int timeout_ms, const char **data)
 {
     s_end_t *end = (s_end_t *)arg;
+    *data = NULL;
     if (end->mesh) {
         zc_msg_t *msg = zc_mesh_recv(end->mesh, timeout_ms);
-        return msg && zc_msg_size(msg) ? *(const char *)zc_msg_data(msg) : 0;
+        if (!msg || !zc_msg_size(msg)) return 0;
+        *data = (const char *)zc_msg_data(msg);
+        return **data;
     }
-    zmq_setsockopt(end->raw, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    if (timeout_ms != end->timeout_ms) {
+        zmq_setsockopt(end->raw, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+        end->timeout_ms = timeout_ms;
+    }
     if (end->router && zmq_msg_recv(&end->identity, end->raw, 0) < 0) return 0;
     if (zmq_msg_recv(&end->frame, end->raw, 0) < 0 || zmq_msg_size(&end->frame) <= end->skip)
         return 0;
-    return ((const char *)zmq_msg_data(&end->frame))[end->skip];
+    *data = (const char *)zmq_msg_data(&end->frame) + end->skip;
+    return **data;
 }
 
 //  The sending side: an end and the payload it sends.
@@ -106,12 +125,28 @@ typedef struct {
     int group; //  shout (to the group "bench") rather than publish
 } s_sender_t;
 
-//  Sends the payload with the role byte role, n times, through send.
-static void s_send_n(s_sender_t *sender, bench_send_fn *send, char role, long n)
+//  Naps for timeout_ms (bench_wait_fn): a sender has nothing to take.
+static void s_nap(void *arg, int timeout_ms)
+{
+    (void)arg;
+    if (timeout_ms > 0) zclock_sleep(timeout_ms);
+}
+
+//  Sends the payload with the role byte role, n times, through send: at
+//  once, or with --rate each at its intended time, stamped with it.
+static void s_send_n(s_sender_t *sender, const bench_options_t *opt, bench_send_fn *send, char role,
+                     long n)
 {
     sender->payload[0] = role;
-    for (long i = 0; i < n; i++)
+    int64_t start = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        if (opt->rate > 0) {
+            int64_t intended = bench_intended(opt, start, i);
+            bench_pace(intended, s_nap, NULL);
+            bench_stamp(sender->payload, intended);
+        }
         send(sender);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -176,8 +211,9 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
     sender.payload = (char *)calloc(1, opt->size);
     sender.payload[0] = 'w';
     if (rc == 0) rc = bench_warm_up(&children, s_pub_send, &sender);
-    if (rc == 0) s_send_n(&sender, s_pub_send, 'b', opt->count);
+    if (rc == 0) s_send_n(&sender, opt, s_pub_send, 'b', opt->count);
     if (rc == 0) bench_collect(&children, result);
+    result->sent = opt->count;
     free(sender.payload);
     s_end_close(&sender.end);
     bench_reap(&children, rc != 0);
@@ -187,10 +223,8 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
 int bench_publish(const bench_options_t *opt, int group, bench_result_t *project,
                   bench_result_t *baseline)
 {
-    if (s_publish_once(opt, 1, group, baseline) || s_publish_once(opt, 0, group, project))
-        return -1;
-    project->p50_us = project->p99_us = baseline->p50_us = baseline->p99_us = -1;
-    return 0;
+    return s_publish_once(opt, 1, group, baseline) || s_publish_once(opt, 0, group, project) ? -1
+                                                                                             : 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -209,7 +243,8 @@ static int s_echo_peer(int index, const bench_options_t *opt, int in_fd, int out
     int rc = bench_count(opt, out_fd, s_recv, &end);
     //  Then echo pings until the parent is done.
     char c;
-    while (rc == 0 && (c = s_recv(&end, 10000)) != 0) {
+    const char *data;
+    while (rc == 0 && (c = s_recv(&end, 10000, &data)) != 0) {
         if (c != 'p') continue;
         if (end.mesh)
             zc_mesh_whisper(end.mesh, "bench-s", "bench", "p", 1);
@@ -247,7 +282,8 @@ static long s_round_trips(s_sender_t *sender, long count, bench_result_t *rtt)
     for (; done < samples; done++) {
         int64_t start = bench_now_ns();
         s_whisper_send(sender);
-        if (s_recv(&sender->end, 5000) != 'p') break;
+        const char *data;
+        if (s_recv(&sender->end, 5000, &data) != 'p') break;
         rtts[done] = bench_now_ns() - start;
     }
     rtt->received = done;
@@ -284,10 +320,12 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
     sender.payload = (char *)calloc(1, opt->size);
     sender.payload[0] = 'w';
     if (rc == 0) rc = bench_warm_up(&children, s_whisper_send, &sender);
-    if (rc == 0) s_send_n(&sender, s_whisper_send, 'b', opt->count);
+    if (rc == 0) s_send_n(&sender, opt, s_whisper_send, 'b', opt->count);
     if (rc == 0) bench_collect(&children, one_way);
-    long samples = opt->count < RTT_SAMPLES_MAX ? opt->count : RTT_SAMPLES_MAX;
-    long done = rc == 0 ? s_round_trips(&sender, opt->count, rtt) : 0;
+    one_way->sent = opt->count;
+    //  With --rate, the one-way latency is the figure: no round trips.
+    long samples = opt->rate > 0 ? 0 : opt->count < RTT_SAMPLES_MAX ? opt->count : RTT_SAMPLES_MAX;
+    long done = rc == 0 && samples ? s_round_trips(&sender, opt->count, rtt) : 0;
     free(sender.payload);
     s_end_close(&sender.end);
     bench_reap(&children, 1);
@@ -296,9 +334,8 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
 
 int bench_whisper(const bench_options_t *opt, bench_result_t results[4])
 {
-    if (s_whisper_once(opt, 1, &results[1], &results[3]) ||
-        s_whisper_once(opt, 0, &results[0], &results[2]))
-        return -1;
-    results[0].p50_us = results[0].p99_us = results[1].p50_us = results[1].p99_us = -1;
-    return 0;
+    return s_whisper_once(opt, 1, &results[1], &results[3]) ||
+                   s_whisper_once(opt, 0, &results[0], &results[2])
+               ? -1
+               : 0;
 }

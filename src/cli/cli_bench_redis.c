@@ -1,4 +1,4 @@
-/*  zcluster bench: the scenarios that go through Redis, and --plot.
+/*  zcluster bench: the scenarios that go through Redis.
 
     redis-pubsub  Redis PUBLISH to K SUBSCRIBE clients (hiredis), the
                   transport of brokered clusters, for reference. There is no
@@ -26,11 +26,6 @@
     baselines move the same bytes. Keys are created under the cluster
     "bench" and "zc-bench:raw:" and removed at the end, so --redis may point
     at a Redis that holds other data.
-
-    --plot runs one scenario at several sizes; every comparison reported
-    meanwhile (bench_report) is recorded here, written to a data file next to
-    the image, and drawn by gnuplot: rate against message size, log x, one
-    panel per measure.
 */
 #include "cli_bench.h"
 #include "zc_redis.h"
@@ -65,7 +60,7 @@ static long s_capped(const bench_options_t *opt, long max, const char *what)
     if (count > max) count = max;
     if (count > by_bytes) count = by_bytes;
     if (count < opt->count)
-        fprintf(opt->json ? stderr : stdout,
+        fprintf(opt->json || opt->summary ? stderr : stdout,
                 "(%s: %ld operations, --count %ld capped to keep the run short)\n", what, count,
                 opt->count);
     return count;
@@ -159,9 +154,10 @@ typedef struct {
 //  The next published message's role byte (bench_next_fn over an
 //  s_subscription_t); the timeout changes only between phases, so the
 //  socket option is set only then.
-static char s_next(void *arg, int timeout_ms)
+static char s_next(void *arg, int timeout_ms, const char **data)
 {
     s_subscription_t *sub = (s_subscription_t *)arg;
+    *data = NULL; //  redis-pubsub has no --rate
     if (timeout_ms != sub->timeout_ms) {
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
         redisSetTimeout(sub->c, tv);
@@ -234,6 +230,7 @@ static int s_pubsub_redis(const bench_options_t *opt, bench_result_t *result)
         rc = s_publish_measured(&pub, opt->count);
     }
     if (rc == 0) bench_collect(&children, result);
+    result->sent = opt->count;
     zc_redis_destroy(&conn);
     free(payload);
     bench_reap(&children, rc != 0);
@@ -244,12 +241,12 @@ int bench_redis_pubsub(const bench_options_t *opt)
 {
     bench_options_t capped = *opt;
     capped.count = s_capped(opt, BENCH_PUBSUB_MAX, "redis-pubsub");
-    bench_result_t redis = {"redis-pubsub", 0, 0, -1, -1};
-    bench_result_t mesh = {"zcluster-publish", 0, 0, -1, -1};
-    bench_result_t raw = {"zmq-pubsub", 0, 0, -1, -1};
+    bench_result_t redis = BENCH_RESULT("redis-pubsub");
+    bench_result_t mesh = BENCH_RESULT("zcluster-publish");
+    bench_result_t raw = BENCH_RESULT("zmq-pubsub");
     if (bench_publish(&capped, 0, &mesh, &raw) || s_pubsub_redis(&capped, &redis)) return -1;
     bench_report("redis-pubsub", &capped, &redis, &mesh, 0);
-    if (!opt->json && redis.rate > 0) {
+    if (!opt->json && !opt->summary && redis.rate > 0) {
         printf("(baseline: zcluster's own publish, over tcp loopback; Redis is reached over its\n"
                " unix socket unless --redis says otherwise. zcluster rate / Redis pub/sub rate: "
                "%.2f)\n\n",
@@ -319,7 +316,7 @@ static int s_cache_pass(zc_cache_t *cache, redisContext *raw, s_cache_op_t op, l
     if (samples)
         bench_percentiles(samples, count, result);
     else
-        result->p50_us = result->p99_us = -1;
+        result->p50_us = result->p99_us = result->p999_us = -1;
     free(samples);
     return rc;
 }
@@ -358,8 +355,8 @@ int bench_cache(const bench_options_t *opt)
         bench_options_t used = *opt;
         used.count = measures[m].depth == 1 ? one_count : batch_count;
         used.nodes = 1; //  connections
-        bench_result_t project = {measures[m].project, 0, 0, -1, -1};
-        bench_result_t baseline = {measures[m].baseline, 0, 0, -1, -1};
+        bench_result_t project = BENCH_RESULT(measures[m].project);
+        bench_result_t baseline = BENCH_RESULT(measures[m].baseline);
         rc = s_cache_pass(NULL, raw, measures[m].op, used.count, measures[m].depth, value,
                           opt->size, &baseline) ||
                      s_cache_pass(cache, NULL, measures[m].op, used.count, measures[m].depth, value,
@@ -481,10 +478,10 @@ int bench_tasks(const bench_options_t *opt)
     int rc = args && queue && raw && zc_queue_delete(queue, BENCH_QUEUE) >= 0 ? 0 : -1;
     if (queue && rc) fprintf(stderr, "zcluster bench: tasks: %s\n", zc_queue_errstr(queue));
     if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
-    bench_result_t enqueue = {"zc-enqueue-many", 0, 0, -1, -1};
-    bench_result_t lpush = {"raw-lpush-pipe", 0, 0, -1, -1};
-    bench_result_t process = {"zc-worker-c256", 0, 0, -1, -1};
-    bench_result_t rpop = {"raw-rpop-drain", 0, 0, -1, -1};
+    bench_result_t enqueue = BENCH_RESULT("zc-enqueue-many");
+    bench_result_t lpush = BENCH_RESULT("raw-lpush-pipe");
+    bench_result_t process = BENCH_RESULT("zc-worker-c256");
+    bench_result_t rpop = BENCH_RESULT("raw-rpop-drain");
     if (rc == 0)
         rc = s_enqueue_pass(NULL, raw, used.count, args, opt->size, &lpush) ||
                      s_enqueue_pass(queue, NULL, used.count, args, opt->size, &enqueue)
@@ -503,129 +500,4 @@ int bench_tasks(const bench_options_t *opt)
     zc_queue_destroy(&queue);
     free(args);
     return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  --plot
-
-#define PLOT_ROWS_MAX 256
-
-typedef struct {
-    char measure[48], project[48], baseline[48];
-    size_t size;
-    double project_rate, baseline_rate;
-} s_plot_row_t;
-
-static struct {
-    int active;
-    char png[1024];
-    int rows;
-    s_plot_row_t row[PLOT_ROWS_MAX];
-} s_plot;
-
-int bench_plot_begin(const char *png)
-{
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "zcluster bench: --plot needs gnuplot, which is not installed "
-                        "(Debian/Ubuntu: apt-get install gnuplot-nox)\n");
-        return -1;
-    }
-    size_t len = strlen(png);
-    if (len < 5 || len >= sizeof s_plot.png - 8 || strcmp(png + len - 4, ".png") != 0 ||
-        strchr(png, '\'') || strchr(png, '\n')) {
-        fprintf(stderr, "zcluster bench: --plot takes a FILE.png path (without quotes)\n");
-        return -1;
-    }
-    snprintf(s_plot.png, sizeof s_plot.png, "%s", png);
-    s_plot.rows = 0;
-    s_plot.active = 1;
-    return 0;
-}
-
-void bench_plot_record(const char *measure, size_t size, const bench_result_t *project,
-                       const bench_result_t *baseline)
-{
-    if (!s_plot.active || s_plot.rows >= PLOT_ROWS_MAX ||
-        (project->rate <= 0 && baseline->rate <= 0))
-        return; //  latency-only comparisons have no rate to draw
-    s_plot_row_t *row = &s_plot.row[s_plot.rows++];
-    snprintf(row->measure, sizeof row->measure, "%s", measure);
-    snprintf(row->project, sizeof row->project, "%s", project->name);
-    snprintf(row->baseline, sizeof row->baseline, "%s", baseline->name);
-    row->size = size;
-    row->project_rate = project->rate;
-    row->baseline_rate = baseline->rate;
-}
-
-int bench_plot_end(void)
-{
-    if (!s_plot.active) return 0;
-    s_plot.active = 0;
-    //  Measures in the order first seen; one gnuplot data block each.
-    const char *measures[PLOT_ROWS_MAX];
-    int count = 0;
-    for (int r = 0; r < s_plot.rows; r++) {
-        int seen = 0;
-        for (int m = 0; m < count; m++)
-            seen |= strcmp(measures[m], s_plot.row[r].measure) == 0;
-        if (!seen) measures[count++] = s_plot.row[r].measure;
-    }
-    if (count == 0) {
-        fprintf(stderr, "zcluster bench: --plot: nothing with a rate was measured\n");
-        return -1;
-    }
-    char data[1100], script[1100];
-    size_t stem = strlen(s_plot.png) - 4;
-    snprintf(data, sizeof data, "%.*s.dat", (int)stem, s_plot.png);
-    snprintf(script, sizeof script, "%.*s.gp", (int)stem, s_plot.png);
-    FILE *file = fopen(data, "w");
-    if (!file) {
-        fprintf(stderr, "zcluster bench: cannot write %s: %s\n", data, strerror(errno));
-        return -1;
-    }
-    for (int m = 0; m < count; m++) {
-        fprintf(file, "# measure %s\n# size_bytes project_rate baseline_rate\n", measures[m]);
-        for (int r = 0; r < s_plot.rows; r++)
-            if (strcmp(s_plot.row[r].measure, measures[m]) == 0)
-                fprintf(file, "%zu %.0f %.0f\n", s_plot.row[r].size, s_plot.row[r].project_rate,
-                        s_plot.row[r].baseline_rate);
-        fprintf(file, "\n\n");
-    }
-    fclose(file);
-    file = fopen(script, "w");
-    if (!file) {
-        fprintf(stderr, "zcluster bench: cannot write %s: %s\n", script, strerror(errno));
-        return -1;
-    }
-    int columns = count < 2 ? 1 : 2, lines = (count + columns - 1) / columns;
-    fprintf(file,
-            "set terminal png noenhanced size %d,%d\nset output '%s'\n"
-            "set logscale x 2\nset logscale y 10\nset xrange [11:24000]\nset grid\nset key bottom "
-            "left\n"
-            "set xlabel 'message size (bytes)'\nset ylabel 'per second'\n"
-            "set format y '%%.0s%%c'\nset xtics (16, 64, 256, 1024, 4096, 16384)\n",
-            columns * 700, lines * 450, s_plot.png);
-    if (count > 1) fprintf(file, "set multiplot layout %d,%d\n", lines, columns);
-    for (int m = 0; m < count; m++) {
-        const s_plot_row_t *first = NULL;
-        for (int r = 0; r < s_plot.rows && !first; r++)
-            if (strcmp(s_plot.row[r].measure, measures[m]) == 0) first = &s_plot.row[r];
-        fprintf(file,
-                "set title 'zcluster bench %s'\n"
-                "plot '%s' index %d using 1:2 with linespoints lw 2 title '%s', "
-                "'' index %d using 1:3 with linespoints lw 2 dt 2 title '%s'\n",
-                measures[m], data, m, first->project, m, first->baseline);
-    }
-    if (count > 1) fprintf(file, "unset multiplot\n");
-    fclose(file);
-    char command[2400];
-    snprintf(command, sizeof command, "gnuplot '%s'", script);
-    int status = system(command);
-    if (status != 0 || access(s_plot.png, R_OK) != 0) {
-        fprintf(stderr, "zcluster bench: gnuplot failed on %s (exit %d)\n", script,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        return -1;
-    }
-    printf("plot: %s (data %s, gnuplot script %s)\n", s_plot.png, data, script);
-    return 0;
 }

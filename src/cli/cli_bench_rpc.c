@@ -5,10 +5,14 @@
     --redis is given) and find each other there. Children serve "echo"
     inline on their node's thread (zc_rpc_set_threads 0), as a low-latency
     service would; the thread pool adds a handoff per call. The baseline is
-    a ROUTER per child that echoes each frame back to the DEALER that sent it.
+    the simplest correct echo: a ROUTER per child in a blocking receive loop
+    that sends each frame back to the DEALER that sent it, and a DEALER that
+    sends and receives (no poll on either side).
 
     rpc:      sequential calls to one node: p50/p99 round trip, and calls/s
-              with up to BENCH_WINDOW calls in flight.
+              with up to BENCH_WINDOW calls in flight. With --rate N, calls
+              started N per second whatever is in flight, latency from each
+              one's intended start (cli_bench_rate.c) to its reply.
     rpc-all:  sequential calls to all K nodes, gathering every reply: p50/p99
               (the project's "all" includes the caller, which answers inline).
 */
@@ -35,6 +39,8 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
 {
     int raw = *(int *)arg;
     if (raw) {
+        //  The simplest echo: blocking receives, no poll; the parent kills
+        //  it when done (bench_reap).
         zsock_t *router = zsock_new(ZMQ_ROUTER);
         zsock_set_sndhwm(router, BENCH_HWM);
         zsock_set_rcvhwm(router, BENCH_HWM);
@@ -44,17 +50,12 @@ static int s_server(int index, const bench_options_t *opt, int in_fd, int out_fd
         bench_write_line(out_fd, "%s", ep);
         zstr_free(&ep);
         void *handle = zsock_resolve(router);
-        zmq_pollitem_t items[2] = {{handle, 0, ZMQ_POLLIN, 0}, {NULL, in_fd, ZMQ_POLLIN, 0}};
         zmq_msg_t id, body;
         zmq_msg_init(&id);
         zmq_msg_init(&body);
-        //  The parent closing the pipe shows as POLLERR (hang-up) on it.
-        while (zmq_poll(items, 2, -1) >= 0 && !(items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
-            while (zmq_msg_recv(&id, handle, ZMQ_DONTWAIT) >= 0 &&
-                   zmq_msg_recv(&body, handle, 0) >= 0) {
-                zmq_msg_send(&id, handle, ZMQ_SNDMORE);
-                zmq_msg_send(&body, handle, 0);
-            }
+        while (zmq_msg_recv(&id, handle, 0) >= 0 && zmq_msg_recv(&body, handle, 0) >= 0) {
+            zmq_msg_send(&id, handle, ZMQ_SNDMORE);
+            zmq_msg_send(&body, handle, 0);
         }
         zmq_msg_close(&id);
         zmq_msg_close(&body);
@@ -160,6 +161,109 @@ static double s_window(s_caller_t *caller, const char *payload, size_t size, lon
     return seconds > 0 ? done / seconds : 0;
 }
 
+//  Sequential round trips (LATENCY_SAMPLES at most) for p50/p99, then
+//  calls/s with BENCH_WINDOW in flight (rpc only). Returns 0 or -1.
+static int s_sequential(s_caller_t *caller, const bench_options_t *opt, int all, char *payload,
+                        bench_result_t *result)
+{
+    long samples = opt->count < LATENCY_SAMPLES ? opt->count : LATENCY_SAMPLES;
+    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
+    long done = 0;
+    for (; done < samples; done++) {
+        int64_t start = bench_now_ns();
+        if (s_call(caller, all ? -1 : 0, payload, opt->size)) break;
+        rtts[done] = bench_now_ns() - start;
+    }
+    result->received = done;
+    bench_percentiles(rtts, done, result);
+    free(rtts);
+    result->rate = done == samples && !all ? s_window(caller, payload, opt->size, opt->count) : 0;
+    return done == samples ? 0 : -1;
+}
+
+//  --rate: the latencies of the calls that completed, from their intended
+//  send times (ns).
+typedef struct {
+    s_caller_t *caller;
+    int64_t *samples;
+    long done;
+} s_paced_t;
+
+//  Records a completed call's latency from the stamp its echo carries.
+static void s_paced_record(s_paced_t *paced, const void *echo, size_t size)
+{
+    if (size >= BENCH_STAMP_MIN)
+        paced->samples[paced->done++] = bench_now_ns() - bench_stamp_read((const char *)echo);
+}
+
+//  A started call completed (zc_rpc_done_fn over an s_paced_t).
+static void s_paced_done(zc_rpc_t *rpc, zc_rpc_call_t *call, void *arg)
+{
+    (void)rpc;
+    const zc_rpc_reply_t *reply = zc_rpc_call_reply(call, 0);
+    if (zc_rpc_call_status(call) == ZC_OK && reply)
+        s_paced_record((s_paced_t *)arg, reply->data, reply->size);
+}
+
+//  Takes the replies that came within timeout_ms (bench_wait_fn over an
+//  s_paced_t): the node's loop runs the calls' callbacks; raw replies are
+//  read here.
+static void s_paced_take(void *arg, int timeout_ms)
+{
+    s_paced_t *paced = (s_paced_t *)arg;
+    s_caller_t *caller = paced->caller;
+    if (caller->node) {
+        zc_node_recv(caller->node, timeout_ms);
+        return;
+    }
+    void *dealer = zsock_resolve(caller->dealers[0]);
+    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    if (timeout_ms > 0 && zmq_poll(&item, 1, timeout_ms) <= 0) return;
+    while (zmq_msg_recv(&caller->reply, dealer, ZMQ_DONTWAIT) >= 0)
+        s_paced_record(paced, zmq_msg_data(&caller->reply), zmq_msg_size(&caller->reply));
+}
+
+//  --rate: opt->count calls to server 0, each started at its intended
+//  time whatever is still in flight, then up to 5 s for the last replies.
+//  Returns 0 or -1.
+static int s_paced(s_caller_t *caller, const bench_options_t *opt, char *payload,
+                   bench_result_t *result)
+{
+    s_paced_t paced = {caller, (int64_t *)calloc((size_t)opt->count, sizeof(int64_t)), 0};
+    zc_rpc_call_t **calls =
+        caller->node ? (zc_rpc_call_t **)calloc((size_t)opt->count, sizeof *calls) : NULL;
+    void *dealer = caller->node ? NULL : zsock_resolve(caller->dealers[0]);
+    if (!paced.samples || (caller->node && !calls)) {
+        fprintf(stderr, "zcluster bench: no memory for %ld calls (--count)\n", opt->count);
+        free(paced.samples);
+        free(calls);
+        return -1;
+    }
+    int64_t start = bench_now_ns();
+    for (long i = 0; i < opt->count; i++) {
+        int64_t intended = bench_intended(opt, start, i);
+        bench_pace(intended, s_paced_take, &paced);
+        bench_stamp(payload, intended);
+        if (calls)
+            calls[i] = zc_rpc_start(caller->rpc, ZC_RPC_NODE, "bench-r0", "echo", payload,
+                                    opt->size, 5000, s_paced_done, &paced);
+        else
+            zmq_send(dealer, payload, opt->size, 0);
+    }
+    int64_t sent = bench_now_ns(), give_up = sent + 5000000000LL;
+    while (paced.done < opt->count && bench_now_ns() < give_up)
+        s_paced_take(&paced, 1);
+    for (long i = 0; calls && i < opt->count; i++)
+        zc_rpc_call_destroy(&calls[i]);
+    free(calls);
+    result->sent = opt->count;
+    result->received = paced.done;
+    result->rate = paced.done / ((sent - start) / 1e9);
+    bench_percentiles(paced.samples, paced.done, result);
+    free(paced.samples);
+    return 0;
+}
+
 static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result_t *result)
 {
     bench_children_t children;
@@ -197,21 +301,12 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
         if (rc == 0) rc = bench_gather(&children, 10000);
     }
     char *payload = (char *)calloc(1, opt->size);
-    //  Warm up, then measure sequential round trips.
+    //  Warm up, then measure.
     for (int i = 0; rc == 0 && i < 100; i++)
         rc = s_call(&caller, all ? -1 : 0, payload, opt->size);
-    long samples = opt->count < LATENCY_SAMPLES ? opt->count : LATENCY_SAMPLES;
-    int64_t *rtts = (int64_t *)calloc((size_t)samples, sizeof(int64_t));
-    long done = 0;
-    for (; rc == 0 && done < samples; done++) {
-        int64_t start = bench_now_ns();
-        if (s_call(&caller, all ? -1 : 0, payload, opt->size)) break;
-        rtts[done] = bench_now_ns() - start;
-    }
-    result->received = done;
-    bench_percentiles(rtts, done, result);
-    free(rtts);
-    result->rate = rc == 0 && !all ? s_window(&caller, payload, opt->size, opt->count) : 0;
+    if (rc == 0)
+        rc = opt->rate > 0 ? s_paced(&caller, opt, payload, result)
+                           : s_sequential(&caller, opt, all, payload, result);
     free(payload);
     zc_rpc_destroy(&caller.rpc);
     zc_node_destroy(&caller.node);
@@ -220,8 +315,8 @@ static int s_rpc_once(const bench_options_t *opt, int raw, int all, bench_result
         zc_security_destroy(&caller.security[i]);
     }
     zmq_msg_close(&caller.reply);
-    bench_reap(&children, 0);
-    return rc == 0 && done == samples ? 0 : -1;
+    bench_reap(&children, raw); //  the raw echoes serve until killed
+    return rc;
 }
 
 int bench_rpc(const bench_options_t *opt, int all, bench_result_t *project,

@@ -51,6 +51,8 @@ struct _zc_node_t {
     zc_node_hook_t hook;         //  the attached extension's callbacks
     int warned_no_rpc;           //  a request came with no extension to take it
     void *ext;                   //  the attached extension, or NULL
+    int64_t registry_looked;     //  when the data path last asked the registry actor (ms)
+    int registry_ready;          //  the node's last poll saw the registry actor readable
     zc_registry_config_t config; //  its identity is filled by zc_node_start
     //  As set, one byte longer than zc_identity_t takes, so that a name or
     //  URL too long is refused at start rather than cut short here.
@@ -632,8 +634,17 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
     int polled = 0;
     while (1) {
-        while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
-            s_registry_event(self);
+        //  Asking the actor costs a system call (libzmq polls its mailbox),
+        //  once per message on a busy node: asked when the last poll saw it
+        //  readable, and otherwise at most once a millisecond (membership
+        //  news is not that urgent; an outside poll that saw it waits that long).
+        int64_t now = zclock_mono();
+        if (self->registry_ready || now - self->registry_looked >= 1) {
+            self->registry_looked = now;
+            self->registry_ready = 0;
+            while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
+                s_registry_event(self);
+        }
         int due = self->ext && self->hook.tick ? self->hook.tick(self->ext) : -1;
         uint64_t received = once ? s_received(self) : 0;
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
@@ -666,6 +677,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
             errno = EINTR;
             return NULL;
         }
+        self->registry_ready = (items[0].revents & ZMQ_POLLIN) != 0; //  items[0]: the registry
         polled = 1;
     }
 }

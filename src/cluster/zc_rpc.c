@@ -470,7 +470,10 @@ void zc_rpc_serve(zc_rpc_t *self, const char *caller, const char *method, uint64
     request->size = size;
     request->handler = *handler;
     if (!self->pool && self->threads > 0) self->pool = zc_pool_new(self->threads);
-    if (self->pool && zc_pool_submit(self->pool, s_run_pooled, request) == 0) return;
+    if (self->pool && zc_pool_submit(self->pool, s_run_pooled, request) == 0) {
+        self->in_pool++;
+        return;
+    }
     s_run_handler(request); //  inline: no threads asked for, or none could start
     s_send_reply(self, request->caller, corr, request->status, request->code, request->error,
                  request->result, request->result_size);
@@ -532,12 +535,16 @@ static void s_peer_removed(void *ext, const char *peer)
 }
 
 //  Hook: sends the replies of finished handlers and expires calls past
-//  their deadline. Returns ms until the next deadline, or -1 if none.
+//  their deadline. Returns ms until the next deadline, or -1 if none. It
+//  runs on every pass of the node's loop: with nothing on the pool it does
+//  not ask the completion socket.
 static int s_process(void *ext)
 {
     zc_rpc_t *self = (zc_rpc_t *)ext;
     zc_rpc_request_t *request;
-    while (zsock_events(self->done) & ZMQ_POLLIN && zsock_recv(self->done, "p", &request) == 0) {
+    while (self->in_pool > 0 && zsock_events(self->done) & ZMQ_POLLIN &&
+           zsock_recv(self->done, "p", &request) == 0) {
+        self->in_pool--;
         s_send_reply(self, request->caller, request->corr, request->status, request->code,
                      request->error, request->result, request->result_size);
         s_request_destroy(&request);
@@ -545,10 +552,14 @@ static int s_process(void *ext)
     return zc_rpc_calls_expire(self);
 }
 
-//  Hook: the completion socket, polled with the node's sockets.
+//  Hook: the completion socket, polled with the node's sockets while
+//  requests are out on the pool (only the node's thread submits, so a poll
+//  that starts with none out cannot miss one). zmq_poll asks every zmq
+//  socket for its events with a system call of its own: one less per poll.
 static int s_pollitem(void *ext, zmq_pollitem_t *item)
 {
     zc_rpc_t *self = (zc_rpc_t *)ext;
+    if (self->in_pool == 0) return 0;
     *item = (zmq_pollitem_t){.socket = zsock_resolve(self->done), .events = ZMQ_POLLIN};
     return 1;
 }

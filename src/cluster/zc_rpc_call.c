@@ -161,7 +161,12 @@ void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer)
 
 int zc_rpc_calls_expire(zc_rpc_t *self)
 {
+    if (zhashx_size(self->pending) == 0) return -1;
+    //  next_deadline is never later than the earliest pending deadline (a
+    //  scan sets it, each new call can only bring it forward), so before
+    //  it nothing can have expired and no call needs looking at.
     int64_t now = zclock_mono(), next = -1;
+    if (now < self->next_deadline) return (int)(self->next_deadline - now);
     zlist_t *expired = zlist_new();
     for (zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_first(self->pending); call;
          call = (zc_rpc_call_t *)zhashx_next(self->pending)) {
@@ -176,6 +181,7 @@ int zc_rpc_calls_expire(zc_rpc_t *self)
         s_complete(self, call);
     }
     zlist_destroy(&expired);
+    self->next_deadline = next < 0 ? INT64_MAX : now + next;
     return (int)next;
 }
 
@@ -252,6 +258,7 @@ zc_rpc_call_t *zc_rpc_start(zc_rpc_t *self, zc_rpc_target_t target, const char *
     call->target = target;
     call->deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : ZC_RPC_TIMEOUT_DEFAULT);
     call->started_us = zclock_usecs();
+    if (call->deadline < self->next_deadline) self->next_deadline = call->deadline;
     call->status = -1;
     call->waiting = zlist_new();
     call->missing = zlist_new();

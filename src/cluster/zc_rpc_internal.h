@@ -18,15 +18,17 @@
 #include "zc_rpc_conn.h"
 
 struct _zc_rpc_t {
-    zc_node_t *node;   //  NULL once the node is destroyed
-    zhashx_t *methods; //  name -> s_method_t
-    zhashx_t *pending; //  corr as hex -> zc_rpc_call_t (not owned)
+    zc_node_t *node;       //  NULL once the node is destroyed
+    zhashx_t *methods;     //  name -> s_method_t
+    zhashx_t *pending;     //  corr as hex -> zc_rpc_call_t (not owned)
+    int64_t next_deadline; //  no pending call expires before (zclock_mono ms): no scan until then
     uint64_t next_corr;
     int threads;
     zc_pool_t *pool;            //  started by the first request a handler serves
     zsock_t *done;              //  PULL: finished requests, read on the node's thread
     zsock_t *done_push;         //  PUSH: shared by the pool's threads, one at a time
     pthread_mutex_t done_lock;  //  guards done_push
+    long in_pool;               //  requests on the pool whose answer done has not given back
     zc_rpc_conn_t *connections; //  the connection map, made on first use
     int64_t started;
     zc_rpc_stats_t stats;
