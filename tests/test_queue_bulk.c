@@ -179,14 +179,8 @@ static long long s_int(const char *command)
 static long long s_script_calls(void)
 {
     redisReply *reply = (redisReply *)redisCommand(s_c, "INFO commandstats");
-    long long total = 0;
-    const char *line = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
-    for (; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        long long calls;
-        if (sscanf(line, "cmdstat_evalsha:calls=%lld", &calls) == 1 ||
-            sscanf(line, "cmdstat_eval:calls=%lld", &calls) == 1)
-            total += calls;
-    }
+    long long total =
+        zt_info_script_calls(reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
     if (reply) freeReplyObject(reply);
     return total;
 }

@@ -338,6 +338,17 @@ long long zt_field(const char *line, const char *key)
     return -1;
 }
 
+long long zt_info_script_calls(const char *info)
+{
+    long long total = 0, calls;
+    for (const char *line = info; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (sscanf(line, "cmdstat_evalsha:calls=%lld", &calls) == 1 ||
+            sscanf(line, "cmdstat_eval:calls=%lld", &calls) == 1)
+            total += calls;
+    return total;
+}
+
 //  --------------------------------------------------------------------------
 //  A private redis-server
 

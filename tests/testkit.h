@@ -77,6 +77,11 @@ void zt_proc_destroy(zt_proc_t **self_p);
 //  Parses "key=value" out of a line of space-separated pairs; -1 if absent.
 long long zt_field(const char *line, const char *key);
 
+//  The script calls (EVAL and EVALSHA) counted in the text of Redis's
+//  `INFO commandstats`: a test that a bulk operation is cut into slices
+//  counts them before and after.
+long long zt_info_script_calls(const char *info);
+
 //  A private redis-server on a unix socket in a temporary directory.
 typedef struct _zt_redis_t zt_redis_t;
 
