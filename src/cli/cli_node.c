@@ -232,6 +232,12 @@ static void s_on_demoted(zc_node_t *node, uint64_t epoch, void *arg)
     fflush(stdout);
 }
 
+static void s_on_unreachable(zc_node_t *node, const char *peer, int unreachable, void *arg)
+{
+    printf("%s %s\n", unreachable ? "unreachable" : "reachable", peer);
+    fflush(stdout);
+}
+
 static zc_msg_t *s_recv(s_node_t *self, int timeout_ms)
 {
     return self->node ? zc_node_recv(self->node, timeout_ms) : zc_mesh_recv(self->mesh, timeout_ms);
@@ -323,12 +329,19 @@ static int s_cmd_join_or_leave(cli_console_t *console, void *self, int argc, cha
 static int s_cmd_send(cli_console_t *console, void *self, int argc, char **argv)
 {
     zc_mesh_t *mesh = ((s_node_t *)self)->mesh;
+    zc_node_t *node = ((s_node_t *)self)->node;
     int publish = strcmp(argv[0], "publish") == 0;
     const char *text = argc > 3 - publish ? argv[argc - 1] : "";
     if (publish) return s_answer(console, zc_mesh_publish(mesh, argv[1], text, strlen(text)));
     if (strcmp(argv[0], "shout") == 0)
         return s_answer(console, zc_mesh_shout(mesh, argv[1], argv[2], text, strlen(text)));
-    return s_answer(console, zc_mesh_whisper(mesh, argv[1], argv[2], text, strlen(text)));
+    int rc = node ? zc_node_whisper(node, argv[1], argv[2], text, strlen(text))
+                  : zc_mesh_whisper(mesh, argv[1], argv[2], text, strlen(text));
+    if (rc && errno == ENOTCONN) {
+        cli_console_error(console, "peer %s is unreachable from this node", argv[1]);
+        return 0;
+    }
+    return s_answer(console, rc);
 }
 
 //  flood public TYPE COUNT SIZE | flood group|private TARGET TYPE COUNT SIZE
@@ -608,7 +621,8 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     }
     for (int i = 0; i < o->group_count; i++)
         if (zc_node_join(node, o->groups[i])) return -1;
-    zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
+    zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted,
+                               s_on_unreachable};
     zc_node_set_events(node, &events, NULL);
     if (zc_node_start(node)) return 1;
     self->rpc = zc_rpc_new(node);

@@ -227,8 +227,13 @@ static void s_send_requests(zc_rpc_t *self, zc_rpc_call_t *call, zlist_t *target
     for (char *id = (char *)zlist_first(targets); id; id = (char *)zlist_next(targets)) {
         if (strcmp(id, me) == 0)
             zc_rpc_serve(self, id, method, call->corr, args, size);
-        else if (zc_mesh_send_to(zc_node_mesh(self->node), id, ZC_KIND_REQUEST, method, call->corr,
-                                 args, size)) {
+        else if (zc_node_peer_exists(self->node, id) && !zc_node_peer_reachable(self->node, id)) {
+            //  A member whose connection from here dropped: fail now, not at the timeout.
+            char why[128];
+            snprintf(why, sizeof why, "%s is unreachable from this node", id);
+            if (s_unwait(call, id)) s_add_reply(call, id, ZC_ERR_NO_ROUTE, 0, why, NULL, 0);
+        } else if (zc_mesh_send_to(zc_node_mesh(self->node), id, ZC_KIND_REQUEST, method,
+                                   call->corr, args, size)) {
             zc_error_t status = errno == EHOSTUNREACH ? ZC_ERR_NO_ROUTE : ZC_ERR_INVALID;
             char why[128];
             snprintf(why, sizeof why, "cannot send to %s: %s", id, strerror(errno));
