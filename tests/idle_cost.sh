@@ -50,6 +50,7 @@ p0=$(cli info stats | awk -F: '/^total_commands_processed/ {print $2+0}') a0=$(t
 sleep "$secs"
 c1=$(ticks "${pids[@]}") r1=$(ticks "$redis_pid")
 p1=$(cli info stats | awk -F: '/^total_commands_processed/ {print $2+0}') a1=$(total_cmds)
+[ -n "${ZC_IDLE_STATS:-}" ] && cli info commandstats | grep -v "^#"
 echo "nodes=$n seconds=$secs members=$(cli scard 'zc:{idle}:nodes')" \
     "nodes_cpu=$(((c1 - c0) * 100 / hz / secs))%" "redis_cpu=$(((r1 - r0) * 100 / hz / secs))%" \
     "redis_client_cmds_per_s=$(((p1 - p0) / secs))" "redis_all_cmds_per_s=$(((a1 - a0) / secs))"

@@ -144,7 +144,9 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
             "                     [--max-msg-size BYTES] [--group NAME]...\n"
-            "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
+            "                     [--redis URL] [--cluster NAME] [--bind HOST]\n"
+            "                     [--advertise HOST] [--lease-ttl MS]\n"
+            "                     [--heartbeat-interval MS] [--heartbeat-timeout MS]\n"
             "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
@@ -156,6 +158,7 @@ static void s_usage(FILE *out)
             "Credentials: --keys FILE or $ZC_KEYS (zcluster keygen); without, the node\n"
             "runs unauthenticated and says so. With them, `peer` without KEY expects the\n"
             "cluster key, and `stats` counts refused connections (refused=N).\n"
+            "Membership settings (with the registry):\n" CLI_USAGE_MEMBERSHIP
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -183,7 +186,9 @@ static void s_usage(FILE *out)
             "built-in ping, info and methods.\n"
             "Received messages print as `msg KIND SENDER GROUP|- TYPE SEQ TEXT`,\n"
             "dropped peer connections as `lost ID`; with the registry, membership as\n"
-            "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`.\n");
+            "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`,\n"
+            "and a member whose connection from here dropped as `unreachable ID` (it stays a\n"
+            "member; whisper and call to it fail at once) and `reachable ID` when it is back.\n");
 }
 
 static void s_print_msg(const zc_msg_t *msg)
@@ -542,7 +547,7 @@ typedef struct {
     const char *pub, *router;
     const char *headers[64], *groups[64];
     int header_count, group_count, election;
-    int64_t lease_ttl, max_msg_size;
+    int64_t max_msg_size;
 } s_options_t;
 
 //  Takes one option other than --redis, --cluster and --id into *o.
@@ -551,6 +556,8 @@ static int s_option(void *self, int option, const char *value)
 {
     s_options_t *o = (s_options_t *)self;
     const char *error = NULL;
+    int taken = cli_membership_option("node", option, value);
+    if (taken) return taken == 1 ? -1 : taken;
     if (option == 'p')
         o->pub = value;
     else if (option == 'r')
@@ -563,9 +570,6 @@ static int s_option(void *self, int option, const char *value)
             error = "at most 64 --group options";
         else
             o->groups[o->group_count++] = value;
-    } else if (option == 'L') {
-        if (cli_args_number(value, 300, INT_MAX, &o->lease_ttl))
-            error = "--lease-ttl must be at least 300 ms";
     } else if (option == 'H') {
         if (o->header_count == 64 || !strchr(value, '=') || value[0] == '=')
             error = "--header takes KEY=VALUE (at most 64)";
@@ -591,7 +595,7 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {"router", required_argument, 0, 'r'},
                                       {"max-msg-size", required_argument, 0, 'm'},
                                       {"group", required_argument, 0, 'g'},
-                                      {"lease-ttl", required_argument, 0, 'L'},
+                                      CLI_OPTION_MEMBERSHIP,
                                       {"header", required_argument, 0, 'H'},
                                       {"no-election", no_argument, 0, 'E'},
                                       {"help", no_argument, 0, 'h'},
@@ -611,7 +615,6 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     zc_node_t *node = self->node;
     zc_node_set_redis(node, cli_cluster_redis(&o->where));
     if (o->where.cluster) zc_node_set_cluster(node, o->where.cluster);
-    if (o->lease_ttl) zc_node_set_lease_ttl(node, (int)o->lease_ttl);
     zc_node_set_election(node, o->election);
     for (int i = 0; i < o->header_count; i++) {
         const char *equals = strchr(o->headers[i], '=');

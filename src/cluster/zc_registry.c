@@ -92,7 +92,8 @@ typedef struct {
     int64_t last_renew;
     int64_t grace_until; //  after (re)connecting, peers missing from Redis are not removed yet
     int64_t reincarnated_at;
-    int registered;       //  registered once: later registrations restore, never overwrite
+    int registered; //  registered once: later registrations restore, never overwrite
+    unsigned ticks;
     long long suspicions; //  peers that said they cannot reach this node, at the last refresh
     zhashx_t *missing;    //  known peer id -> when it was first missing from the set (ms)
     zhashx_t *suspects;   //  peer id -> incarnation: peers this node cannot reach
@@ -563,7 +564,9 @@ static void s_tick(s_registry_t *self)
     if (self->up && s_presence(self, 0) == 0) s_reincarnate(self);
     if (self->up) s_reap(self);
     if (self->up) s_suspect_all(self);
-    if (self->up) s_sync(self);
+    //  Announcements carry every change; the full read only catches those
+    //  missed, so once a TTL is enough (it reads n ids: O(n) per node).
+    if (self->up && ++self->ticks % 3 == 0) s_sync(self);
     s_elect(self);
 }
 
