@@ -237,10 +237,23 @@ static void s_on_demoted(zc_node_t *node, uint64_t epoch, void *arg)
     fflush(stdout);
 }
 
+//  Prints the change; under a master, the worker's status (the admin API's
+//  worker list) says which members are unreachable from here.
 static void s_on_unreachable(zc_node_t *node, const char *peer, int unreachable, void *arg)
 {
     printf("%s %s\n", unreachable ? "unreachable" : "reachable", peer);
     fflush(stdout);
+    if (!zc_supervisor_managed()) return;
+    zlist_t *ids = zc_node_unreachable(node);
+    char status[256] = "all members reachable";
+    if (zlist_size(ids)) {
+        size_t used = (size_t)snprintf(status, sizeof status, "unreachable from here:");
+        for (char *id = (char *)zlist_first(ids); id && used < sizeof status;
+             id = (char *)zlist_next(ids))
+            used += (size_t)snprintf(status + used, sizeof status - used, " %s", id);
+    }
+    zc_supervisor_status(status);
+    zlist_destroy(&ids);
 }
 
 static zc_msg_t *s_recv(s_node_t *self, int timeout_ms)

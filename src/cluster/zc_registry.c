@@ -473,16 +473,16 @@ static redisReply *s_elect_script(s_registry_t *self)
     s_key(self, leader, sizeof leader, "leader", NULL);
     s_key(self, epoch, sizeof epoch, "epoch", NULL);
     snprintf(ttl, sizeof ttl, "%d", self->config.lease_ttl_ms);
-    const char *args[] = {leader, epoch, self->id, ttl};
-    redisReply *reply = s_script(self, ZC_SCRIPT_ELECT, 2, args, 4);
-    if (reply || !self->up) return reply; //  answered, or Redis is down
     snprintf(seen, sizeof seen, "%" PRIu64, self->epoch);
+    const char *args[] = {leader, epoch, self->id, ttl, seen};
+    redisReply *reply = s_script(self, ZC_SCRIPT_ELECT, 2, args, 5);
+    if (reply || !self->up) return reply; //  answered, or Redis is down
     const char *heal[] = {leader, epoch, seen};
     reply = s_script(self, ZC_SCRIPT_LEADER_HEAL, 2, heal, 3);
     if (reply && reply->type == REDIS_REPLY_STRING && reply->len)
         zc_log(ZC_LOG_WARNING, self->id, "registry: replaced the damaged %s key(s)", reply->str);
     if (reply) freeReplyObject(reply);
-    return s_script(self, ZC_SCRIPT_ELECT, 2, args, 4);
+    return s_script(self, ZC_SCRIPT_ELECT, 2, args, 5);
 }
 
 static void s_elect(s_registry_t *self)
@@ -494,7 +494,10 @@ static void s_elect(s_registry_t *self)
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
             self->leader = reply->element[0]->integer == 1;
-            self->epoch = (uint64_t)reply->element[1]->integer;
+            //  The script never answers below seen; a reply that does (a
+            //  Redis with another script) does not lower what this node saw.
+            uint64_t answer = (uint64_t)reply->element[1]->integer;
+            if (answer > self->epoch) self->epoch = answer;
             snprintf(self->leader_id, sizeof self->leader_id, "%s", reply->element[2]->str);
             if (self->leader) self->last_renew = zclock_mono();
         }

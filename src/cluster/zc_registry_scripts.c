@@ -166,13 +166,23 @@ const char *zc_registry_script_sources[ZC_SCRIPT_COUNT] = {
     "end\n"
     "return {removed, table.concat(repaired, ', ')}\n",
 
-    //  ELECT  KEYS: leader epoch  ARGV: id ttl  -> {is_leader, epoch, holder}
-    //  A value that is not "<id> <epoch>" is corrupt and taken over.
+    //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
+    //  A value that is not "<id> <epoch>" is corrupt and taken over. seen is
+    //  the highest epoch the caller ever saw: a Redis that lost writes in a
+    //  failover (an older leader value, a lower counter) never makes the
+    //  epoch go back. A lease below seen is stale and taken over, and a new
+    //  epoch is above both the counter and seen.
     "local cur = redis.call('GET', KEYS[1])\n"
+    "local seen = tonumber(ARGV[3]) or 0\n"
     "local holder, epoch\n"
     "if cur then holder, epoch = string.match(cur, '^(%S+) (%d+)$') end\n"
+    "if holder and tonumber(epoch) < seen then holder = nil end\n"
     "if not holder then\n"
     "  local e = redis.call('INCR', KEYS[2])\n"
+    "  if e <= seen then\n"
+    "    e = seen + 1\n"
+    "    redis.call('SET', KEYS[2], e)\n"
+    "  end\n"
     "  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])\n"
     "  return {1, e, ARGV[1]}\n"
     "end\n"
