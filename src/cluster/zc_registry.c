@@ -94,6 +94,7 @@ typedef struct {
     int64_t reincarnated_at;
     int registered; //  registered once: later registrations restore, never overwrite
     unsigned ticks;
+    int64_t reap_at;      //  when the next lease is due (0: at the tick)
     long long suspicions; //  peers that said they cannot reach this node, at the last refresh
     zhashx_t *missing;    //  known peer id -> when it was first missing from the set (ms)
     zhashx_t *suspects;   //  peer id -> incarnation: peers this node cannot reach
@@ -513,6 +514,9 @@ static void s_elect(s_registry_t *self)
     }
 }
 
+//  Past a deadline, so that the lease key has expired in Redis too.
+#define REAP_SLACK_MS 5
+
 //  Removes the nodes whose lease expired: the deadlines that are due, and
 //  for the leader also members with no deadline at all.
 static void s_reap(s_registry_t *self)
@@ -524,9 +528,15 @@ static void s_reap(s_registry_t *self)
     const char *args[] = {
         nodes, leases, leader, self->config.identity.prefix, GONE_MS, self->leader ? "1" : "0"};
     redisReply *reply = s_script(self, ZC_SCRIPT_REAP, 3, args, 6);
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len)
-        zc_log(ZC_LOG_WARNING, self->id, "registry: %s; replaced", reply->element[1]->str);
+    self->reap_at = 0;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
+        if (reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len)
+            zc_log(ZC_LOG_WARNING, self->id, "registry: %s; replaced", reply->element[1]->str);
+        //  Reap again just after the next lease is due, if that comes before
+        //  the tick: a silent node goes at its lease TTL, not up to TTL/3 later.
+        long long next = zc_redis_reply_int(reply->element[2], -1);
+        if (next >= 0 && next < self->tick_ms) self->reap_at = zclock_mono() + next + REAP_SLACK_MS;
+    }
     if (reply) freeReplyObject(reply);
 }
 
@@ -700,6 +710,7 @@ void zc_registry_actor(zsock_t *pipe, void *args)
         int64_t now = zclock_mono();
         int64_t wake =
             self->up || self->next_tick < self->retry_at ? self->next_tick : self->retry_at;
+        if (self->up && self->reap_at && self->reap_at < wake) wake = self->reap_at;
         redisContext *sub = self->up ? zc_redis_context(self->sub) : NULL;
         zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
                                    {NULL, sub ? sub->fd : -1, ZMQ_POLLIN, 0}};
@@ -714,7 +725,8 @@ void zc_registry_actor(zsock_t *pipe, void *args)
         } else if (now >= self->next_tick) {
             s_tick(self); //  while Redis is down this only checks leader fencing
             self->next_tick = now + self->tick_ms;
-        }
+        } else if (self->up && self->reap_at && now >= self->reap_at)
+            s_reap(self);
     }
     s_leave(self);
     s_registry_destroy(&self);

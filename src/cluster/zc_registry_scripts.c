@@ -141,9 +141,10 @@ const char *zc_registry_script_sources[ZC_SCRIPT_COUNT] = {
     "return 1\n",
 
     //  REAP  KEYS: nodes leases leader  ARGV: prefix gone-ms full
-    //  -> {removed, repairs}. Reads the deadlines that are due only; with
-    //  full=1 (the leader, once a tick) also sweeps members that have no
-    //  deadline at all (written by hand, or their deadline was deleted).
+    //  -> {removed, repairs, ms until the next deadline or -1}. Reads the
+    //  deadlines that are due only; with full=1 (the leader, once a tick)
+    //  also sweeps members that have no deadline at all (written by hand,
+    //  or their deadline was deleted).
     LUA_COMMON LUA_FORGET
     "local removed = 0\n"
     "local function reap(id)\n"
@@ -164,7 +165,10 @@ const char *zc_registry_script_sources[ZC_SCRIPT_COUNT] = {
     "    if not redis.call('ZSCORE', KEYS[2], id) then reap(id) end\n"
     "  end\n"
     "end\n"
-    "return {removed, table.concat(repaired, ', ')}\n",
+    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "local next_ms = -1\n"
+    "if first[2] then next_ms = math.max(0, tonumber(first[2]) - now_ms()) end\n"
+    "return {removed, table.concat(repaired, ', '), next_ms}\n",
 
     //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
     //  A value that is not "<id> <epoch>" is corrupt and taken over. seen is
