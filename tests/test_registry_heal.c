@@ -3,8 +3,9 @@
     membership set, SREM of one id, a record of the wrong type, every
     registry key deleted, garbage in the leader and epoch keys). Each heals
     within a refresh interval or two; no live node is removed or
-    re-registered under a new incarnation; an RPC in flight across each
-    fault succeeds. A fifth node that nobody can connect to (it advertises
+    re-registered under a new incarnation (but the one whose record was
+    given another incarnation, which its peers take as an update); an RPC
+    in flight across each fault succeeds. A fifth node that nobody can connect to (it advertises
     an address that goes nowhere) stays around the whole time, over 30 s,
     and costs no removal either. Heal times are printed as `measured ...`.
 */
@@ -171,6 +172,15 @@ int main(void)
     s_fault("a record of the wrong type", "SET %s not-a-hash", "zc:{h}:node:n3");
     s_fault("a membership set of the wrong type", "SET %s not-a-set", "zc:{h}:nodes");
     s_fault("a record missing its groups", "HDEL %s groups", "zc:{h}:node:n1");
+    //  A record that names another incarnation: n2 registers anew, and its
+    //  peers, whose connections to it never dropped, take that as an update.
+    s_fault("a record of another incarnation", "HSET %s inc someone-else", "zc:{h}:node:n2");
+    {
+        char inc[64];
+        s_redis_str(inc, sizeof inc, "HGET %s inc", "zc:{h}:node:n2");
+        ZT_CHECK(*inc && strcmp(inc, s_incs[2]) != 0 && strcmp(inc, "someone-else") != 0);
+        snprintf(s_incs[2], sizeof s_incs[2], "%s", inc);
+    }
     {
         //  Every key of the cluster at once, in one command.
         zt_section("every registry key deleted");

@@ -167,8 +167,8 @@ int cli_membership_option(const char *command, int option, const char *value)
                                   : !*value || strlen(value) > 253 || strpbrk(value, "/ \t");
         if (bad) {
             if (settings[i].min)
-                fprintf(stderr, "zcluster %s: %s must be %d..3600000 ms\n", command,
-                        settings[i].name, (int)settings[i].min);
+                fprintf(stderr, "zcluster %s: %s must be at least %d ms (and at most 3600000)\n",
+                        command, settings[i].name, (int)settings[i].min);
             else
                 fprintf(stderr, "zcluster %s: %s takes a host name or IP address\n", command,
                         settings[i].name);
