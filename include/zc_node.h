@@ -72,8 +72,8 @@ typedef struct {
 //  Heartbeats time only "unreachable from here", and they are the one idle
 //  cost that grows as n^2 for the cluster: hence their slow default.
 #define ZC_NODE_LEASE_TTL_DEFAULT         2000
-#define ZC_NODE_HEARTBEAT_IVL_DEFAULT     5000
-#define ZC_NODE_HEARTBEAT_TIMEOUT_DEFAULT 10000
+#define ZC_NODE_HEARTBEAT_IVL_DEFAULT     10000
+#define ZC_NODE_HEARTBEAT_TIMEOUT_DEFAULT 20000
 
 //  Called when a peer asks this node to exit (zc_node_kill). Without one,
 //  the node leaves the cluster and the process exits with the code.

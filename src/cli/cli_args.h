@@ -136,7 +136,7 @@ enum {
     "                           address, or $ZC_ADVERTISE)\n"                                      \
     "      --lease-ttl MS       registry lease (default 2000, or $ZC_LEASE_TTL)\n"                 \
     "      --heartbeat-interval MS, --heartbeat-timeout MS\n"                                      \
-    "                           heartbeats to each peer (default 5000 / 10000, or\n"               \
+    "                           heartbeats to each peer (default 10000 / 20000, or\n"              \
     "                           $ZC_HEARTBEAT_INTERVAL / $ZC_HEARTBEAT_TIMEOUT)\n"
 
 //  Takes one of the membership options: checks its value and puts it in

@@ -532,10 +532,11 @@ static void s_reap(s_registry_t *self)
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
         if (reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len)
             zc_log(ZC_LOG_WARNING, self->id, "registry: %s; replaced", reply->element[1]->str);
-        //  Reap again just after the next lease is due, if that comes before
-        //  the tick: a silent node goes at its lease TTL, not up to TTL/3 later.
+        //  Reap again just after the next lease is due: a silent node goes at
+        //  its lease TTL, not up to TTL/3 later, and while every lease is
+        //  renewed in time a node reaps about once a TTL, not every tick.
         long long next = zc_redis_reply_int(reply->element[2], -1);
-        if (next >= 0 && next < self->tick_ms) self->reap_at = zclock_mono() + next + REAP_SLACK_MS;
+        if (next >= 0) self->reap_at = zclock_mono() + next + REAP_SLACK_MS;
     }
     if (reply) freeReplyObject(reply);
 }
@@ -575,7 +576,8 @@ static void s_suspect_all(s_registry_t *self)
 static void s_tick(s_registry_t *self)
 {
     if (self->up && s_presence(self, 0) == 0) s_reincarnate(self);
-    if (self->up) s_reap(self);
+    //  The leader's reap also sweeps members without a deadline, each tick.
+    if (self->up && (self->leader || !self->reap_at)) s_reap(self);
     if (self->up) s_suspect_all(self);
     //  Announcements carry every change; the full read only catches those
     //  missed, so once a TTL is enough (it reads n ids: O(n) per node).

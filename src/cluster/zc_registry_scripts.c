@@ -146,17 +146,17 @@ const char *zc_registry_script_sources[ZC_SCRIPT_COUNT] = {
     //  also sweeps members that have no deadline at all (written by hand,
     //  or their deadline was deleted).
     LUA_COMMON LUA_FORGET
-    "local removed = 0\n"
+    "local removed, now = 0, now_ms()\n"
     "local function reap(id)\n"
     "  local ttl = redis.call('PTTL', ARGV[1] .. 'lease:' .. id)\n"
     "  if ttl == -2 then\n"
     "    forget(id, 'expired')\n"
     "    removed = removed + 1\n"
     "  else\n"
-    "    safe('lease deadlines', 'ZADD', KEYS[2], now_ms() + math.max(ttl, 1000), id)\n"
+    "    safe('lease deadlines', 'ZADD', KEYS[2], now + math.max(ttl, 1000), id)\n"
     "  end\n"
     "end\n"
-    "for _, id in ipairs(safe('lease deadlines', 'ZRANGEBYSCORE', KEYS[2], '-inf', now_ms(),\n"
+    "for _, id in ipairs(safe('lease deadlines', 'ZRANGEBYSCORE', KEYS[2], '-inf', now,\n"
     "                         'LIMIT', 0, 100)) do\n"
     "  reap(id)\n"
     "end\n"
@@ -167,7 +167,7 @@ const char *zc_registry_script_sources[ZC_SCRIPT_COUNT] = {
     "end\n"
     "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
     "local next_ms = -1\n"
-    "if first[2] then next_ms = math.max(0, tonumber(first[2]) - now_ms()) end\n"
+    "if first[2] then next_ms = math.max(0, tonumber(first[2]) - now) end\n"
     "return {removed, table.concat(repaired, ', '), next_ms}\n",
 
     //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
