@@ -441,9 +441,11 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
         }
         return;
     }
-    if (a.verb == ZC_ANNOUNCE_LEAVE)
+    if (a.verb == ZC_ANNOUNCE_LEAVE) {
         s_tell_remove(self, "REMOVE", a.id, a.inc, a.reason);
-    else
+        //  The leader is gone (its lease went with it): contend at once.
+        if (strcmp(a.id, self->leader_id) == 0) s_elect(self);
+    } else
         s_fetch(self, a.id);
 }
 
@@ -582,7 +584,10 @@ static void s_tick(s_registry_t *self)
     //  Announcements carry every change; the full read only catches those
     //  missed, so once a TTL is enough (it reads n ids: O(n) per node).
     if (self->up && ++self->ticks % 3 == 0) s_sync(self);
-    s_elect(self);
+    //  The leader renews every tick; the others contend at once when the
+    //  leader is removed (its leave announcement), else once a TTL, for a
+    //  lease that lapsed without a removal.
+    if (self->leader || self->ticks % 3 == 1 || !*self->leader_id) s_elect(self);
 }
 
 //  --------------------------------------------------------------------------
