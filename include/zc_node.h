@@ -61,10 +61,12 @@ typedef struct {
     void (*peer_removed)(zc_node_t *node, const char *peer_id, zc_removed_t reason, void *arg);
     void (*promoted)(zc_node_t *node, uint64_t epoch, void *arg);
     void (*demoted)(zc_node_t *node, uint64_t epoch, void *arg);
-    //  A member became unreachable from this node (1: its connection
-    //  dropped) or reachable again (0). It stays a member meanwhile.
-    void (*peer_unreachable)(zc_node_t *node, const char *peer_id, int unreachable, void *arg);
 } zc_node_events_t;
+
+//  Called when a member becomes unreachable from this node (unreachable 1:
+//  its connection dropped) or reachable again (0); it stays a member
+//  meanwhile. On the node's thread, inside zc_node_recv.
+typedef void(zc_node_reach_fn)(zc_node_t *node, const char *peer_id, int unreachable, void *arg);
 
 //  Defaults of the membership settings. A killed process is seen at once
 //  (its connection closes and every peer votes); a frozen or cut-off host
@@ -138,6 +140,9 @@ void zc_node_set_security(zc_node_t *self, zc_security_t *security);
 
 //  Sets the membership callbacks (copied) and their argument.
 void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *arg);
+
+//  Sets the reachability callback (NULL: none).
+void zc_node_on_reach(zc_node_t *self, zc_node_reach_fn *fn, void *arg);
 
 //  Sets the kill handler (NULL restores the default: leave and exit).
 void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);

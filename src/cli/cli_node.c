@@ -637,9 +637,9 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     }
     for (int i = 0; i < o->group_count; i++)
         if (zc_node_join(node, o->groups[i])) return -1;
-    zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted,
-                               s_on_unreachable};
+    zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
     zc_node_set_events(node, &events, NULL);
+    zc_node_on_reach(node, s_on_unreachable, NULL);
     if (zc_node_start(node)) return 1;
     self->rpc = zc_rpc_new(node);
     zc_rpc_register(self->rpc, "echo", s_method_echo, NULL);

@@ -70,6 +70,8 @@ struct _zc_node_t {
     void *events_arg;
     zc_node_kill_fn *kill_fn;
     void *kill_arg;
+    zc_node_reach_fn *reach_fn;
+    void *reach_arg;
     int kill_code, kill_requested;
     int leader;
     uint64_t epoch;
@@ -264,6 +266,13 @@ void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *a
     self->events_arg = arg;
 }
 
+void zc_node_on_reach(zc_node_t *self, zc_node_reach_fn *fn, void *arg)
+{
+    assert(self);
+    self->reach_fn = fn;
+    self->reach_arg = arg;
+}
+
 void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg)
 {
     assert(self);
@@ -442,8 +451,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
     self->unreachable_events++;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s unreachable from here", peer_id);
     zstr_sendx(self->registry, "SUSPECT", peer_id, info->inc, NULL);
-    if (self->events.peer_unreachable)
-        self->events.peer_unreachable(self, peer_id, 1, self->events_arg);
+    if (self->reach_fn) self->reach_fn(self, peer_id, 1, self->reach_arg);
 }
 
 //  The connection to a peer is up again: withdraw the vote.
@@ -455,8 +463,7 @@ static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
     info->unreachable = 0;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s reachable again", peer_id);
     zstr_sendx(self->registry, "TRUST", peer_id, NULL);
-    if (self->events.peer_unreachable)
-        self->events.peer_unreachable(self, peer_id, 0, self->events_arg);
+    if (self->reach_fn) self->reach_fn(self, peer_id, 0, self->reach_arg);
 }
 
 //  --------------------------------------------------------------------------
