@@ -11,8 +11,9 @@
 #     row, default 20: all, not most);
 #   - a one-way cut (a blackhole route on h1 toward h2 only, Redis still
 #     reachable): nobody is removed, the cut pairs report each other
-#     unreachable, and a private message and an RPC between them fail at
-#     once; deleting the route clears the report.
+#     unreachable, a private message and an RPC between them fail at once
+#     (an RPC already in flight as soon as the cut is seen); deleting the
+#     route clears the report.
 # With ZC_MEMBERSHIP_FIGURES=1 it also times SIGKILL and SIGSTOP of a node
 # 10 times each (the figures of docs/REGISTRY.md).
 #
@@ -199,11 +200,15 @@ echo "measured: link down -> removed on all others, ms: ${removal_times[*]}"
 
 echo "-- one-way cut: a blackhole route on h1 toward h2 only"
 for id in "${nodes[@]}"; do base[$id]=$(count "$id" "removed "); done
+send h1a call t0 h2a sleep 30000 20000 # in flight across the cut: 20 s of work, 30 s timeout
+sleep 0.3
 ns h1 ip route add blackhole "${addr[h2]}/32"
 for pair in "h1a h2a" "h1a h2b" "h1b h2a" "h2a h1a" "h2b h1b"; do
     set -- $pair
     check "$1 reports $2 unreachable" wait_count "$1" "unreachable $2" 1 15000
 done
+check "the RPC in flight h1a -> h2a fails when h2a turns unreachable, not at its timeout" \
+    wait_count h1a "result t0 status=no route" 1 5000
 sleep 4 # past the lease TTL and a heartbeat timeout more: any removal would show
 for id in "${nodes[@]}"; do
     check "nobody removed on $id" test "$(count "$id" "removed ")" = "${base[$id]}"

@@ -451,6 +451,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
     self->unreachable_events++;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s unreachable from here", peer_id);
     zstr_sendx(self->registry, "SUSPECT", peer_id, info->inc, NULL);
+    if (self->ext && self->hook.peer_unreachable) self->hook.peer_unreachable(self->ext, peer_id);
     if (self->reach_fn) self->reach_fn(self, peer_id, 1, self->reach_arg);
 }
 

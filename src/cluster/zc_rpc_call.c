@@ -142,7 +142,7 @@ void zc_rpc_deliver(zc_rpc_t *self, const char *from, uint64_t corr, zc_error_t 
     s_maybe_complete(self, call, status == ZC_OK);
 }
 
-void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer)
+void zc_rpc_calls_peer_failed(zc_rpc_t *self, const char *peer, zc_error_t status, const char *why)
 {
     zlist_t *affected = zlist_new();
     for (zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_first(self->pending); call;
@@ -151,7 +151,7 @@ void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer)
     for (zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_first(affected); call;
          call = (zc_rpc_call_t *)zlist_next(affected))
         if (s_unwait(call, peer)) {
-            s_add_reply(call, peer, ZC_ERR_PEER_GONE, 0, "the node left or died", NULL, 0);
+            s_add_reply(call, peer, status, 0, why, NULL, 0);
             s_maybe_complete(self, call, 0);
         }
     zlist_destroy(&affected);
