@@ -208,7 +208,7 @@ for pair in "h1a h2a" "h1a h2b" "h1b h2a" "h2a h1a" "h2b h1b"; do
     check "$1 reports $2 unreachable" wait_count "$1" "unreachable $2" 1 15000
 done
 check "the RPC in flight h1a -> h2a fails when h2a turns unreachable, not at its timeout" \
-    wait_count h1a "result t0 status=no route" 1 5000
+    wait_count h1a "result t0 status=peer gone" 1 5000
 sleep 4 # past the lease TTL and a heartbeat timeout more: any removal would show
 for id in "${nodes[@]}"; do
     check "nobody removed on $id" test "$(count "$id" "removed ")" = "${base[$id]}"

@@ -532,10 +532,12 @@ static void s_peer_removed(void *ext, const char *peer)
     zc_rpc_calls_peer_failed((zc_rpc_t *)ext, peer, ZC_ERR_PEER_GONE, "the node left or died");
 }
 
-//  Hook: a peer became unreachable from here; its replies cannot come back.
+//  Hook: a peer became unreachable from here; its replies cannot come
+//  back, so for the calls waiting on it the peer is gone (a new call to it
+//  fails as no route).
 static void s_peer_unreachable(void *ext, const char *peer)
 {
-    zc_rpc_calls_peer_failed((zc_rpc_t *)ext, peer, ZC_ERR_NO_ROUTE,
+    zc_rpc_calls_peer_failed((zc_rpc_t *)ext, peer, ZC_ERR_PEER_GONE,
                              "unreachable from this node: its connection dropped");
 }
 
