@@ -38,7 +38,8 @@ Redis: --redis or $ZC_REDIS_URL; cluster: --cluster or $ZC_CLUSTER (default
 The peer serves the RPC methods echo, sleep (args: ms) and fail, besides the
 built-in ping, info and methods.
 Received messages print as \`msg KIND SENDER GROUP|- TYPE SEQ TEXT\`; membership
-as \`added ID\`, \`removed ID left|expired|crashed\`.
+as \`added ID\`, \`removed ID left|expired|crashed\`, and a member whose connection
+from here dropped as \`unreachable ID\` (it stays a member) and \`reachable ID\`.
 `
 
 //  Reads the command line. Returns the Peer options, or exits on an error.
@@ -202,6 +203,8 @@ async function main () {
   peer.on('message', m => event(`msg ${m.kind} ${m.sender} ${m.group || '-'} ${m.type} ${m.seq} ${s_text(m.payload)}`))
   peer.on('added', id => event(`added ${id}`))
   peer.on('removed', (id, reason) => event(`removed ${id} ${reason}`))
+  peer.on('unreachable', id => event(`unreachable ${id}`))
+  peer.on('reachable', id => event(`reachable ${id}`))
   peer.on('warning', e => process.stderr.write(`peer-cli: ${e.message}\n`))
   s_methods(peer)
   let stopping = null
