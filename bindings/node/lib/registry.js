@@ -249,6 +249,7 @@ class Registry extends EventEmitter {
     this.suspicions = 0 //  peers that said they cannot reach this node, at the last refresh
     this.reincarnatedAt = 0
     this.timer = null
+    this.ticking = false
     this.reapTimer = null
     this.graceUntil = 0
     this.down = false
@@ -289,6 +290,8 @@ class Registry extends EventEmitter {
   //  A failed tick (Redis unreachable) is reported once per outage; the
   //  next ticks retry, and the first that works says so.
   async s_tickSafely () {
+    if (this.ticking) return //  a slow Redis: the previous tick is not done
+    this.ticking = true
     try {
       await this.tick()
       if (this.down) this.emit('warning', new Error('Redis registry reachable again'))
@@ -297,6 +300,8 @@ class Registry extends EventEmitter {
       if (!this.timer) return //  stopped meanwhile
       if (!this.down) this.emit('warning', new Error(`Redis registry unreachable (${e.message}); retrying`))
       this.down = true
+    } finally {
+      this.ticking = false
     }
   }
 
@@ -324,7 +329,10 @@ class Registry extends EventEmitter {
   }
 
   async tick () {
-    if ((await this.s_presence(false)) === 0) await this.s_reincarnate()
+    //  The announcement of this node's removal may have brought it back
+    //  meanwhile: only the incarnation the refresh was about is renewed.
+    const inc = this.inc
+    if ((await this.s_presence(false)) === 0 && this.inc === inc) await this.s_reincarnate()
     if (!this.reapTimer) await this.s_reap()
     for (const [id, inc] of [...this.suspects]) await this.s_suspect(id, inc)
     await this.sync()
@@ -335,6 +343,7 @@ class Registry extends EventEmitter {
   async s_reincarnate () {
     this.inc = s_incarnation()
     this.reincarnatedAt = Date.now()
+    this.suspects.clear() //  the connections it lost while silent: its own doing
     this.emit('reincarnated', this.inc)
     await this.s_presence(true)
   }
@@ -426,7 +435,9 @@ class Registry extends EventEmitter {
     const answer = await this.cmd.zc_suspect(this.key('nodes'), this.key('leases'), this.key('node:' + id),
       this.key('suspects:' + id), this.key('node:' + this.id), this.key('leader'),
       this.prefix, GONE_MS, id, inc, this.id, this.inc, String(this.ttl))
-    if (answer === 0) this.suspects.delete(id) //  that incarnation is gone already
+    //  0: that incarnation is gone already; -1: this node's own record is
+    //  not current (it was removed), so its vote does not count.
+    if (answer === 0 || answer === -1) this.suspects.delete(id)
     return answer
   }
 
