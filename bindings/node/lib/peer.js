@@ -48,8 +48,9 @@ class s_Sender {
 
 class Peer extends EventEmitter {
   //  options: {id, redis (URL), cluster, bind (host, default 127.0.0.1),
-  //  groups, headers, leaseTtl, maxPayload, keys (the cluster credentials
-  //  file, else $ZC_KEYS; none: plaintext)}.
+  //  groups, headers, leaseTtl, heartbeatInterval, heartbeatTimeout (ms;
+  //  the C nodes' settings and defaults), maxPayload, keys (the cluster
+  //  credentials file, else $ZC_KEYS; none: plaintext)}.
   constructor (options = {}) {
     super()
     this.id = options.id || process.env.ZC_NODE_ID || 'node-' + crypto.randomBytes(4).toString('hex')
@@ -58,6 +59,10 @@ class Peer extends EventEmitter {
     this.cluster = options.cluster || process.env.ZC_CLUSTER || 'zcluster'
     this.bindHost = options.bind || '127.0.0.1'
     this.leaseTtl = options.leaseTtl || Number(process.env.ZC_LEASE_TTL) || 2000
+    //  Heartbeats only time "unreachable from here" (a cut link, both ends
+    //  alive): removal does not wait for them, and each one is a wake-up.
+    this.heartbeatInterval = options.heartbeatInterval || Number(process.env.ZC_HEARTBEAT_INTERVAL) || 10000
+    this.heartbeatTimeout = options.heartbeatTimeout || Number(process.env.ZC_HEARTBEAT_TIMEOUT) || 20000
     this.maxPayload = options.maxPayload || MAX_PAYLOAD_DEFAULT
     this.headers = { ...(options.headers || {}) }
     this.groups = new Set()
@@ -104,7 +109,10 @@ class Peer extends EventEmitter {
     this.pub = new zmq.Publisher(this.s_options(true, false, { linger: LEAVE_LINGER_MS, ...server }))
     this.router = new zmq.Router(this.s_options(true, true, { handover: true, ...server }))
     this.sub = new zmq.Subscriber(this.s_options(false, true, {
-      heartbeatInterval: 500, heartbeatTimeout: 1500, heartbeatTimeToLive: 1500, handshakeInterval: 1500,
+      heartbeatInterval: this.heartbeatInterval,
+      heartbeatTimeout: this.heartbeatTimeout,
+      heartbeatTimeToLive: this.heartbeatTimeout,
+      handshakeInterval: this.heartbeatTimeout,
       ...security.clientOptions(this.keys)
     }))
     await this.pub.bind(`tcp://${this.bindHost}:*`)
@@ -189,7 +197,8 @@ class Peer extends EventEmitter {
     if (known && known.inc === record.inc) return
     if (known) this.s_remove(id, null, 'crashed', true) //  it restarted
     const dealer = new zmq.Dealer(this.s_options(true, true, {
-      routingId: this.id, heartbeatInterval: 500, heartbeatTimeout: 1500, handshakeInterval: 1500,
+      //  No heartbeats: the SUB's connection to the same peer watches it.
+      routingId: this.id, handshakeInterval: this.heartbeatTimeout,
       ...security.clientOptions(this.keys)
     }))
     try {

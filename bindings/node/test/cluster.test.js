@@ -272,8 +272,8 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     await c1.expect('added n4')
     await until(() => rec.added.includes('n4'), 5000, 'n1 to add n4')
     cli.child.kill('SIGSTOP')
-    //  Only n1 (heartbeats 1.5 s) votes; c1 (20 s) does not: no majority of
-    //  c1 and n1, so the lease (2000 ms) decides.
+    //  Its connections stay up (heartbeats time out after 20 s): nobody
+    //  votes, and the lease (2000 ms) decides.
     await c1.expect('removed n4 expired', 8000)
     await until(() => rec.removed.includes('n4 expired'), 5000, 'n1 to see n4 expire')
     cli.child.kill('SIGCONT')
