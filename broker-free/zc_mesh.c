@@ -48,6 +48,7 @@ typedef struct {
     void *dealer_handle;
     uint64_t private_seq; //  last sequence number sent to this peer
     int connected;        //  our SUB's connection to its PUB is up
+    int lost;             //  it was up and dropped, and has not come back yet
 } s_peer_t;
 
 //  What a receiver remembers of one sender's streams: next expected numbers.
@@ -92,6 +93,8 @@ struct _zc_mesh_t {
     zhashx_t *reported; //  sources already logged (set)
     zc_mesh_peer_fn *peer_lost_fn;
     void *peer_lost_arg;
+    zc_mesh_peer_fn *peer_back_fn;
+    void *peer_back_arg;
 
     zc_mesh_stats_t stats;
     zc_msg_t msg;
@@ -236,18 +239,25 @@ void zc_mesh_set_heartbeat(zc_mesh_t *self, int interval_ms, int timeout_ms)
     self->heartbeat_timeout = timeout_ms;
 }
 
-//  Replaces a wildcard host in a bound endpoint with the advertised host.
+//  The endpoint peers connect to: the bound one, with the advertised host
+//  in place of its host when one is set (another interface, NAT, a name),
+//  and in place of a wildcard always (this host's name by default).
 static void s_advertise(zc_mesh_t *self, zsock_t *sock, char *out)
 {
     char *last = zsock_last_endpoint(sock);
     const char *wild = "tcp://0.0.0.0:";
-    if (last && strncmp(last, wild, strlen(wild)) == 0) {
+    const char *port = last && strncmp(last, "tcp://", 6) == 0 ? strrchr(last, ':') : NULL;
+    int wildcard = last && strncmp(last, wild, strlen(wild)) == 0;
+    if (port && (wildcard || *self->advertise_host)) {
         char host[ENDPOINT_MAX] = "localhost";
         if (*self->advertise_host)
             snprintf(host, sizeof host, "%s", self->advertise_host);
         else
             gethostname(host, sizeof host - 1);
-        snprintf(out, ENDPOINT_MAX, "tcp://%.200s:%.40s", host, last + strlen(wild));
+        //  An IPv6 address goes in brackets.
+        int v6 = strchr(host, ':') && host[0] != '[';
+        snprintf(out, ENDPOINT_MAX, v6 ? "tcp://[%.200s]:%.40s" : "tcp://%.200s:%.40s", host,
+                 port + 1);
     } else
         snprintf(out, ENDPOINT_MAX, "%s", last ? last : "");
     zstr_free(&last);
@@ -387,8 +397,8 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
     peer->dealer_handle = zsock_resolve(peer->dealer);
     s_set_common(self, peer->dealer);
     zsock_set_identity(peer->dealer, self->id);
-    zsock_set_heartbeat_ivl(peer->dealer, self->heartbeat_ivl);
-    zsock_set_heartbeat_timeout(peer->dealer, self->heartbeat_timeout);
+    //  No heartbeats here: the SUB's connection to the same peer already
+    //  watches it, and every heartbeat costs both ends a wake-up.
     zsock_set_handshake_ivl(peer->dealer, self->heartbeat_timeout);
     //  The SUB's CURVE server key is taken per connection at connect time.
     if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key) ||
@@ -437,6 +447,13 @@ void zc_mesh_on_peer_lost(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg)
     assert(self);
     self->peer_lost_fn = fn;
     self->peer_lost_arg = arg;
+}
+
+void zc_mesh_on_peer_back(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg)
+{
+    assert(self);
+    self->peer_back_fn = fn;
+    self->peer_back_arg = arg;
 }
 
 //  --------------------------------------------------------------------------
@@ -838,11 +855,20 @@ static void s_monitor_events(zc_mesh_t *self)
         snprintf(where, sizeof where, "to peer %s", peer->id);
         if (zc_refusals_note(self->refusals, where, event, value)) continue;
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            int back = peer->lost;
             peer->connected = 1;
+            peer->lost = 0;
+            if (back) zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s up again", peer->id);
+            if (back && self->peer_back_fn) {
+                char id[ZC_NAME_MAX + 1];
+                memcpy(id, peer->id, sizeof id);
+                self->peer_back_fn(self, id, self->peer_back_arg);
+            }
             continue;
         }
         if (!peer->connected) continue;
         peer->connected = 0;
+        peer->lost = 1;
         self->stats.peers_lost++;
         zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
         if (self->peer_lost_fn) {

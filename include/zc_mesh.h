@@ -80,8 +80,9 @@ const char *zc_mesh_id(zc_mesh_t *self);
 //  ("*" port = ephemeral). "tcp://*:*" binds every interface.
 void zc_mesh_set_endpoints(zc_mesh_t *self, const char *pub, const char *router);
 
-//  Before start: host name or address advertised in place of a wildcard
-//  bind address (default: this host's name).
+//  Before start: host name or address peers are told to connect to, in
+//  place of the bound address's host (default: the bound address, or this
+//  host's name for a wildcard bind).
 void zc_mesh_set_advertise_host(zc_mesh_t *self, const char *host);
 
 //  Before start: the security configuration every socket is created from.
@@ -96,10 +97,12 @@ void zc_mesh_set_max_msg_size(zc_mesh_t *self, size_t max_size);
 //  Before start: high-water mark, in messages, of every socket (default 100000).
 void zc_mesh_set_hwm(zc_mesh_t *self, int hwm);
 
-//  Before start: ZMTP heartbeat interval and timeout in ms on connections to
-//  peers (default 500 and 1500); a peer silent for timeout_ms, or that does
-//  not finish the ZMTP handshake within it, drops (reported lost if its
-//  connection had been up).
+//  Before start: ZMTP heartbeat interval and timeout in ms on the
+//  connection to each peer's PUB (default 500 and 1500); a peer silent for
+//  timeout_ms, or that does not finish the ZMTP handshake within it, drops
+//  (reported lost if its connection had been up). The connection to its
+//  ROUTER sends none (a dead peer is seen once; half the idle cost) but
+//  its handshake is bounded the same way.
 void zc_mesh_set_heartbeat(zc_mesh_t *self, int interval_ms, int timeout_ms);
 
 //  Binds the sockets. Returns 0, or -1 if an endpoint cannot be bound, or
@@ -135,6 +138,10 @@ size_t zc_mesh_peer_count(zc_mesh_t *self);
 
 //  Sets the callback for dropped peer connections (NULL to clear).
 void zc_mesh_on_peer_lost(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg);
+
+//  Sets the callback for a peer whose connection had dropped and is up
+//  again (its handshake succeeded once more); NULL to clear.
+void zc_mesh_on_peer_back(zc_mesh_t *self, zc_mesh_peer_fn *fn, void *arg);
 
 //  Joins a group: group messages to it are delivered from now on. Returns 0,
 //  or -1 if the name is invalid. Joining twice is harmless.

@@ -9,9 +9,15 @@
     call zc_node_recv regularly (or poll zc_node_pollitems).
 
     A peer is removed when it leaves (reason LEFT), when its lease expires
-    (EXPIRED: silent past the TTL), or when its connection drops: it died or
-    stopped answering heartbeats (CRASHED). Removal of a dead peer's record
-    is atomic and done by whichever survivor sees it first.
+    (EXPIRED: silent past the TTL), or when more than half of the other
+    members lost their connection to it: it died or stopped answering
+    heartbeats (CRASHED). One node's lost connection alone removes nobody:
+    that peer is "unreachable from here" (zc_node_peer_reachable,
+    zc_node_unreachable, the info's "unreachable"), private messages and
+    RPC to it fail at once, and it is reachable again when the connection
+    comes back. A killed process is removed everywhere at once (every peer
+    sees its connection close); a frozen or cut-off one within the
+    heartbeat timeout, or at the latest when its lease expires.
 
     One node per cluster is the leader, holding a lease in Redis renewed
     atomically; each new leader gets a higher fencing epoch.
@@ -59,6 +65,20 @@ typedef struct {
     void (*demoted)(zc_node_t *node, uint64_t epoch, void *arg);
 } zc_node_events_t;
 
+//  Called when a member becomes unreachable from this node (unreachable 1:
+//  its connection dropped) or reachable again (0); it stays a member
+//  meanwhile. On the node's thread, inside zc_node_recv.
+typedef void(zc_node_reach_fn)(zc_node_t *node, const char *peer_id, int unreachable, void *arg);
+
+//  Defaults of the membership settings. A killed process is seen at once
+//  (its connection closes and every peer votes); a frozen or cut-off host
+//  when its lease expires (within TTL + TTL/3: under 3 s with these).
+//  Heartbeats time only "unreachable from here", and they are the one idle
+//  cost that grows as n^2 for the cluster: hence their slow default.
+#define ZC_NODE_LEASE_TTL_DEFAULT         2000
+#define ZC_NODE_HEARTBEAT_IVL_DEFAULT     10000
+#define ZC_NODE_HEARTBEAT_TIMEOUT_DEFAULT 20000
+
 //  Called when a peer asks this node to exit (zc_node_kill). Without one,
 //  the node leaves the cluster and the process exits with the code.
 typedef void(zc_node_kill_fn)(zc_node_t *node, const char *from, int exit_code, void *arg);
@@ -90,8 +110,25 @@ void zc_node_set_cluster(zc_node_t *self, const char *cluster);
 //  if the key is empty (ZC_ERR_INVALID).
 int zc_node_set_header(zc_node_t *self, const char *key, const char *value);
 
-//  Before start: lease TTL in ms (default 3000); also the leader lease.
+//  Before start: lease TTL in ms (default ZC_NODE_LEASE_TTL_DEFAULT, or
+//  $ZC_LEASE_TTL); also the leader lease. The node refreshes it every
+//  ttl/3; a node silent for ttl is removed (EXPIRED).
 void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms);
+
+//  Before start: heartbeat interval and timeout in ms on the connection to
+//  each peer (defaults ZC_NODE_HEARTBEAT_IVL_DEFAULT and _TIMEOUT_DEFAULT,
+//  or $ZC_HEARTBEAT_INTERVAL and $ZC_HEARTBEAT_TIMEOUT). A peer silent for
+//  the timeout is unreachable from here. Idle cost grows with the rate:
+//  every node sends n-1 heartbeats per interval.
+void zc_node_set_heartbeat(zc_node_t *self, int interval_ms, int timeout_ms);
+
+//  Before start: the address (IP, host name or interface) the node's
+//  sockets bind, on ephemeral ports; "0.0.0.0" or "*" binds every
+//  interface. Default: $ZC_BIND, else 127.0.0.1 (this host only).
+//  Returns 0, or -1 if it is not an address (ZC_ERR_INVALID). The address
+//  peers connect to is the mesh's (zc_mesh_set_advertise_host; default
+//  $ZC_ADVERTISE, else the bound address, else this host's name).
+int zc_node_set_bind(zc_node_t *self, const char *host);
 
 //  Before start: take part in leader election (default 1).
 void zc_node_set_election(zc_node_t *self, int enabled);
@@ -105,6 +142,9 @@ void zc_node_set_security(zc_node_t *self, zc_security_t *security);
 
 //  Sets the membership callbacks (copied) and their argument.
 void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *arg);
+
+//  Sets the reachability callback (NULL: none).
+void zc_node_on_reach(zc_node_t *self, zc_node_reach_fn *fn, void *arg);
 
 //  Sets the kill handler (NULL restores the default: leave and exit).
 void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);
@@ -135,6 +175,8 @@ int zc_node_join(zc_node_t *self, const char *group);
 int zc_node_leave(zc_node_t *self, const char *group);
 
 //  Public, group and private messages: see zc_mesh_publish/shout/whisper.
+//  A private message to a member unreachable from here fails at once with
+//  errno ENOTCONN.
 int zc_node_publish(zc_node_t *self, const char *type, const void *data, size_t size);
 int zc_node_shout(zc_node_t *self, const char *group, const char *type, const void *data,
                   size_t size);
@@ -173,6 +215,18 @@ int zc_node_wait_peers(zc_node_t *self, size_t count, int timeout_ms);
 //  Returns 1 if id is a live peer.
 int zc_node_peer_exists(zc_node_t *self, const char *id);
 
+//  Returns 1 if id is a peer and its connection is up (not unreachable
+//  from here).
+int zc_node_peer_reachable(zc_node_t *self, const char *id);
+
+//  Returns the ids of the members unreachable from here (their connection
+//  dropped; not enough other members confirmed it to remove them) as a
+//  new list the caller destroys.
+zlist_t *zc_node_unreachable(zc_node_t *self);
+
+//  Returns how many times a member became unreachable from here since start.
+uint64_t zc_node_unreachable_events(zc_node_t *self);
+
 //  Returns the number of live peers.
 size_t zc_node_peer_count(zc_node_t *self);
 
@@ -198,7 +252,8 @@ uint64_t zc_node_epoch(zc_node_t *self);
 int zc_node_redis_up(zc_node_t *self);
 
 //  Returns the cluster as this node sees it, as JSON the caller frees:
-//  {"cluster","self","leader","epoch","nodes":[records],"groups":{group:[{"id","pid"}]}}
+//  {"cluster","self","leader","epoch","nodes":[records],"groups":{group:[{"id","pid"}]},
+//   "unreachable":[ids],"unreachable_events":N}
 char *zc_node_cluster_info(zc_node_t *self);
 
 //  Asks a peer to exit with exit_code. Returns 0 or -1 as zc_mesh_whisper.

@@ -346,6 +346,9 @@ static void s_test_cli(void)
     s_check_cli("node --max-msg-size abc", "zcluster node: --max-msg-size must be 1..1073741824",
                 64);
     s_check_cli("node --lease-ttl 1s", "zcluster node: --lease-ttl must be at least 300 ms", 64);
+    s_check_cli("start --heartbeat-interval 5 -- true",
+                "zcluster start: --heartbeat-interval must be at least 10 ms", 64);
+    s_check_cli("demo --bind 'a b'", "zcluster demo: --bind takes a host name or IP address", 64);
     s_check_cli("worker --lease 10x", "zcluster worker: --lease takes 300..3600000 ms", 64);
     s_check_cli("worker --threads -1", "zcluster worker: --threads takes 0..256", 64);
     s_check_cli("bench --count abc publish", "zcluster bench: --size 1..1048576, --count >= 1", 64);

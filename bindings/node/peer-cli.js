@@ -13,7 +13,8 @@ const { Peer, STATUS, STATUS_NAMES, encode } = require('./index')
 
 const USAGE = `usage: node peer-cli.js [--id ID] [--redis URL] [--cluster NAME] [--bind HOST]
                         [--keys FILE] [--group NAME]... [--header KEY=VALUE]...
-                        [--lease-ttl MS] [--max-msg-size BYTES]
+                        [--lease-ttl MS] [--heartbeat-interval MS] [--heartbeat-timeout MS]
+                        [--max-msg-size BYTES]
 
 Starts a peer, prints \`ready ID PUB-ENDPOINT ROUTER-ENDPOINT\`, then reads commands
 on stdin, one per line; each answers one line, \`ok ...\` or \`error ...\`.
@@ -38,13 +39,14 @@ Redis: --redis or $ZC_REDIS_URL; cluster: --cluster or $ZC_CLUSTER (default
 The peer serves the RPC methods echo, sleep (args: ms) and fail, besides the
 built-in ping, info and methods.
 Received messages print as \`msg KIND SENDER GROUP|- TYPE SEQ TEXT\`; membership
-as \`added ID\`, \`removed ID left|expired|crashed\`.
+as \`added ID\`, \`removed ID left|expired|crashed\`, and a member whose connection
+from here dropped as \`unreachable ID\` (it stays a member) and \`reachable ID\`.
 `
 
 //  Reads the command line. Returns the Peer options, or exits on an error.
 function s_parse (argv) {
   const o = { groups: [], headers: {} }
-  const takes = { '--id': 'id', '--redis': 'redis', '--cluster': 'cluster', '--bind': 'bind', '--keys': 'keys', '--lease-ttl': 'leaseTtl', '--max-msg-size': 'maxPayload' }
+  const takes = { '--id': 'id', '--redis': 'redis', '--cluster': 'cluster', '--bind': 'bind', '--keys': 'keys', '--lease-ttl': 'leaseTtl', '--heartbeat-interval': 'heartbeatInterval', '--heartbeat-timeout': 'heartbeatTimeout', '--max-msg-size': 'maxPayload' }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = argv[i + 1]
@@ -60,7 +62,7 @@ function s_parse (argv) {
       if (eq < 1) s_usage('--header takes KEY=VALUE')
       o.headers[value.slice(0, eq)] = value.slice(eq + 1)
     } else if (takes[a]) {
-      o[takes[a]] = ['leaseTtl', 'maxPayload'].includes(takes[a]) ? Number(value) : value
+      o[takes[a]] = ['leaseTtl', 'heartbeatInterval', 'heartbeatTimeout', 'maxPayload'].includes(takes[a]) ? Number(value) : value
     } else s_usage(`unknown option ${a}`)
     i++
   }
@@ -202,6 +204,8 @@ async function main () {
   peer.on('message', m => event(`msg ${m.kind} ${m.sender} ${m.group || '-'} ${m.type} ${m.seq} ${s_text(m.payload)}`))
   peer.on('added', id => event(`added ${id}`))
   peer.on('removed', (id, reason) => event(`removed ${id} ${reason}`))
+  peer.on('unreachable', id => event(`unreachable ${id}`))
+  peer.on('reachable', id => event(`reachable ${id}`))
   peer.on('warning', e => process.stderr.write(`peer-cli: ${e.message}\n`))
   s_methods(peer)
   let stopping = null

@@ -149,6 +149,37 @@ const char *cli_cluster_need_redis(const cli_cluster_t *self, const char *comman
     return url;
 }
 
+int cli_membership_option(const char *command, int option, const char *value)
+{
+    static const struct {
+        int option;
+        const char *name, *env;
+        int64_t min; //  0: an address
+    } settings[] = {{CLI_OPT_BIND, "--bind", "ZC_BIND", 0},
+                    {CLI_OPT_ADVERTISE, "--advertise", "ZC_ADVERTISE", 0},
+                    {CLI_OPT_LEASE_TTL, "--lease-ttl", "ZC_LEASE_TTL", 300},
+                    {CLI_OPT_HEARTBEAT_IVL, "--heartbeat-interval", "ZC_HEARTBEAT_INTERVAL", 10},
+                    {CLI_OPT_HEARTBEAT_TIMEOUT, "--heartbeat-timeout", "ZC_HEARTBEAT_TIMEOUT", 10}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        if (option != settings[i].option) continue;
+        int64_t ms;
+        int bad = settings[i].min ? cli_args_number(value, settings[i].min, 3600000, &ms) != 0
+                                  : !*value || strlen(value) > 253 || strpbrk(value, "/ \t");
+        if (bad) {
+            if (settings[i].min)
+                fprintf(stderr, "zcluster %s: %s must be at least %d ms (and at most 3600000)\n",
+                        command, settings[i].name, (int)settings[i].min);
+            else
+                fprintf(stderr, "zcluster %s: %s takes a host name or IP address\n", command,
+                        settings[i].name);
+            return CLI_USAGE;
+        }
+        setenv(settings[i].env, value, 1);
+        return 1;
+    }
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  Secrets
 

@@ -111,6 +111,42 @@ enum { CLI_OPT_REDIS_FILE = 0x1100 };
         "keys", required_argument, NULL, CLI_OPT_KEYS                                              \
     }
 
+//  The membership settings of every command that starts a node: --bind,
+//  --advertise, --lease-ttl, --heartbeat-interval, --heartbeat-timeout.
+enum {
+    CLI_OPT_BIND = 0x1200,
+    CLI_OPT_ADVERTISE,
+    CLI_OPT_LEASE_TTL,
+    CLI_OPT_HEARTBEAT_IVL,
+    CLI_OPT_HEARTBEAT_TIMEOUT
+};
+#define CLI_OPTION_MEMBERSHIP                                                                      \
+    {"bind", required_argument, NULL, CLI_OPT_BIND},                                               \
+        {"advertise", required_argument, NULL, CLI_OPT_ADVERTISE},                                 \
+        {"lease-ttl", required_argument, NULL, CLI_OPT_LEASE_TTL},                                 \
+        {"heartbeat-interval", required_argument, NULL, CLI_OPT_HEARTBEAT_IVL},                    \
+    {                                                                                              \
+        "heartbeat-timeout", required_argument, NULL, CLI_OPT_HEARTBEAT_TIMEOUT                    \
+    }
+//  Their lines in a command's usage.
+#define CLI_USAGE_MEMBERSHIP                                                                       \
+    "      --bind HOST          address the node binds (IP, name or interface; 0.0.0.0:\n"         \
+    "                           every interface; default 127.0.0.1, or $ZC_BIND)\n"                \
+    "      --advertise HOST     host name or IP peers connect to (default: the bound\n"            \
+    "                           address, or $ZC_ADVERTISE)\n"                                      \
+    "      --lease-ttl MS       registry lease (default 2000, or $ZC_LEASE_TTL)\n"                 \
+    "      --heartbeat-interval MS, --heartbeat-timeout MS\n"                                      \
+    "                           heartbeats to each peer (default 10000 / 20000, or\n"              \
+    "                           $ZC_HEARTBEAT_INTERVAL / $ZC_HEARTBEAT_TIMEOUT)\n"
+
+//  Takes one of the membership options: checks its value and puts it in
+//  the environment ($ZC_BIND, $ZC_ADVERTISE, $ZC_LEASE_TTL,
+//  $ZC_HEARTBEAT_INTERVAL, $ZC_HEARTBEAT_TIMEOUT), where every node this
+//  process creates, and every worker it starts, takes it as its default.
+//  Returns 1 if taken, 0 if option is another one, or CLI_USAGE after
+//  saying what is wrong.
+int cli_membership_option(const char *command, int option, const char *value);
+
 //  Takes option (as getopt_long returned it, with its value) into *self
 //  if it is one of the four: by its CLI_OPT_ code, or by the short letter
 //  the command gives it in letters, in the order redis, cluster, id, keys

@@ -585,11 +585,13 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: zcluster demo [--workers N (2..%d, default 4)] [--count N (default "
             "1000)]\n"
-            "                     [--tasks N (default 200)] [--redis URL] [--keys FILE]\n\n"
+            "                     [--tasks N (default 200)] [--redis URL] [--keys FILE]\n"
+            "                     [membership settings, passed on to the workers]\n\n"
             "Runs a master (as `zcluster start` would) with a private redis-server "
             "unless\n--redis is given, and N workers that exchange public, group and "
             "private\nmessages and share a task queue; then kills one worker, reloads "
-            "them all\nand shuts down, and prints a summary: OK (exit 0) or FAILED.\n",
+            "them all\nand shuts down, and prints a summary: OK (exit 0) or "
+            "FAILED.\n\n" CLI_USAGE_MEMBERSHIP,
             DEMO_MAX_WORKERS);
 }
 
@@ -605,6 +607,8 @@ typedef struct {
 static int s_option(void *self, int option, const char *value)
 {
     s_options_t *o = (s_options_t *)self;
+    int taken = cli_membership_option("demo", option, value);
+    if (taken) return taken == 1 ? -1 : taken;
     int64_t *number = option == 'n' ? &o->workers : option == 'c' ? &o->count : &o->tasks;
     if (option == 'W')
         o->worker = 1;
@@ -622,6 +626,7 @@ int cli_demo(int argc, char **argv)
                                       CLI_OPTION_REDIS,
                                       CLI_OPTION_KEYS,
                                       {"worker", no_argument, 0, 'W'},
+                                      CLI_OPTION_MEMBERSHIP,
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     s_options_t o = {{NULL, NULL, NULL, NULL}, 4, 1000, 200, 0};

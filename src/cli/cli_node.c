@@ -147,7 +147,9 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: zcluster node [--id ID] [--pub ENDPOINT] [--router ENDPOINT]\n"
             "                     [--max-msg-size BYTES] [--group NAME]...\n"
-            "                     [--redis URL] [--cluster NAME] [--lease-ttl MS]\n"
+            "                     [--redis URL] [--cluster NAME] [--bind HOST]\n"
+            "                     [--advertise HOST] [--lease-ttl MS]\n"
+            "                     [--heartbeat-interval MS] [--heartbeat-timeout MS]\n"
             "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n"
             "                     [--metrics-port PORT]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
@@ -164,6 +166,7 @@ static void s_usage(FILE *out)
             "GET /metrics and for zcluster top); --metrics-port serves\n"
             "them itself, GET http://127.0.0.1:PORT/metrics (0: any free port), and prints\n"
             "`metrics PORT` after the ready line.\n"
+            "Membership settings (with the registry):\n" CLI_USAGE_MEMBERSHIP
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
             "  publish TYPE TEXT               public message to every node\n"
@@ -193,7 +196,9 @@ static void s_usage(FILE *out)
             "built-in ping, info and methods.\n"
             "Received messages print as `msg KIND SENDER GROUP|- TYPE SEQ TEXT`,\n"
             "dropped peer connections as `lost ID`; with the registry, membership as\n"
-            "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`.\n");
+            "`added ID`, `removed ID left|expired|crashed`, `promoted EPOCH`, `demoted EPOCH`,\n"
+            "and a member whose connection from here dropped as `unreachable ID` (it stays a\n"
+            "member; whisper and call to it fail at once) and `reachable ID` when it is back.\n");
 }
 
 static void s_print_msg(const zc_msg_t *msg)
@@ -240,6 +245,25 @@ static void s_on_demoted(zc_node_t *node, uint64_t epoch, void *arg)
 {
     printf("demoted %" PRIu64 "\n", epoch);
     fflush(stdout);
+}
+
+//  Prints the change; under a master, the worker's status (the admin API's
+//  worker list) says which members are unreachable from here.
+static void s_on_unreachable(zc_node_t *node, const char *peer, int unreachable, void *arg)
+{
+    printf("%s %s\n", unreachable ? "unreachable" : "reachable", peer);
+    fflush(stdout);
+    if (!zc_supervisor_managed()) return;
+    zlist_t *ids = zc_node_unreachable(node);
+    char status[256] = "all members reachable";
+    if (zlist_size(ids)) {
+        size_t used = (size_t)snprintf(status, sizeof status, "unreachable from here:");
+        for (char *id = (char *)zlist_first(ids); id && used < sizeof status;
+             id = (char *)zlist_next(ids))
+            used += (size_t)snprintf(status + used, sizeof status - used, " %s", id);
+    }
+    zc_supervisor_status(status);
+    zlist_destroy(&ids);
 }
 
 static zc_msg_t *s_recv(s_node_t *self, int timeout_ms)
@@ -333,12 +357,19 @@ static int s_cmd_join_or_leave(cli_console_t *console, void *self, int argc, cha
 static int s_cmd_send(cli_console_t *console, void *self, int argc, char **argv)
 {
     zc_mesh_t *mesh = ((s_node_t *)self)->mesh;
+    zc_node_t *node = ((s_node_t *)self)->node;
     int publish = strcmp(argv[0], "publish") == 0;
     const char *text = argc > 3 - publish ? argv[argc - 1] : "";
     if (publish) return s_answer(console, zc_mesh_publish(mesh, argv[1], text, strlen(text)));
     if (strcmp(argv[0], "shout") == 0)
         return s_answer(console, zc_mesh_shout(mesh, argv[1], argv[2], text, strlen(text)));
-    return s_answer(console, zc_mesh_whisper(mesh, argv[1], argv[2], text, strlen(text)));
+    int rc = node ? zc_node_whisper(node, argv[1], argv[2], text, strlen(text))
+                  : zc_mesh_whisper(mesh, argv[1], argv[2], text, strlen(text));
+    if (rc && errno == ENOTCONN) {
+        cli_console_error(console, "peer %s is unreachable from this node", argv[1]);
+        return 0;
+    }
+    return s_answer(console, rc);
 }
 
 //  flood public TYPE COUNT SIZE | flood group|private TARGET TYPE COUNT SIZE
@@ -553,7 +584,7 @@ typedef struct {
     const char *pub, *router;
     const char *headers[64], *groups[64];
     int header_count, group_count, election;
-    int64_t lease_ttl, max_msg_size;
+    int64_t max_msg_size;
     int64_t metrics_port; //  -1: none
 } s_options_t;
 
@@ -563,6 +594,8 @@ static int s_option(void *self, int option, const char *value)
 {
     s_options_t *o = (s_options_t *)self;
     const char *error = NULL;
+    int taken = cli_membership_option("node", option, value);
+    if (taken) return taken == 1 ? -1 : taken;
     if (option == 'p')
         o->pub = value;
     else if (option == 'r')
@@ -575,9 +608,6 @@ static int s_option(void *self, int option, const char *value)
             error = "at most 64 --group options";
         else
             o->groups[o->group_count++] = value;
-    } else if (option == 'L') {
-        if (cli_args_number(value, 300, INT_MAX, &o->lease_ttl))
-            error = "--lease-ttl must be at least 300 ms";
     } else if (option == 'H') {
         if (o->header_count == 64 || !strchr(value, '=') || value[0] == '=')
             error = "--header takes KEY=VALUE (at most 64)";
@@ -606,7 +636,7 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {"router", required_argument, 0, 'r'},
                                       {"max-msg-size", required_argument, 0, 'm'},
                                       {"group", required_argument, 0, 'g'},
-                                      {"lease-ttl", required_argument, 0, 'L'},
+                                      CLI_OPTION_MEMBERSHIP,
                                       {"header", required_argument, 0, 'H'},
                                       {"no-election", no_argument, 0, 'E'},
                                       {"metrics-port", required_argument, 0, 'M'},
@@ -640,7 +670,6 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     zc_node_t *node = self->node;
     zc_node_set_redis(node, cli_cluster_redis(&o->where));
     if (o->where.cluster) zc_node_set_cluster(node, o->where.cluster);
-    if (o->lease_ttl) zc_node_set_lease_ttl(node, (int)o->lease_ttl);
     zc_node_set_election(node, o->election);
     for (int i = 0; i < o->header_count; i++) {
         const char *equals = strchr(o->headers[i], '=');
@@ -652,6 +681,7 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
         if (zc_node_join(node, o->groups[i])) return -1;
     zc_node_events_t events = {s_on_added, s_on_removed, s_on_promoted, s_on_demoted};
     zc_node_set_events(node, &events, NULL);
+    zc_node_on_reach(node, s_on_unreachable, NULL);
     if (zc_node_start(node)) return 1;
     self->rpc = zc_rpc_new(node);
     zc_rpc_register(self->rpc, "echo", s_method_echo, NULL);

@@ -77,7 +77,9 @@ static void s_usage(FILE *out)
         "      --transient          a worker that exits 0 is done, not respawned\n"
         "      --print-events       print every event on stdout:\n"
         "                           `event TYPE WORKER|- REASON|- JSON`\n"
-        "      --cluster-X[=VALUE]  passed on to every worker\n\n"
+        "      --cluster-X[=VALUE]  passed on to every worker\n"
+        "Membership settings, passed on to every worker that starts a node:\n" CLI_USAGE_MEMBERSHIP
+        "\n"
         "Exit code: 0 clean stop, 1 could not start, 2 some worker needed SIGKILL at\n"
         "shutdown, 3 a group hit its restart limit. See also: zcluster workers, health,\n"
         "restart, shutdown, upgrade, events, admin.\n");
@@ -214,6 +216,8 @@ static int s_number_option(s_settings_t *s, int option, const char *arg)
 static int s_option(void *self, int option, const char *arg)
 {
     s_settings_t *s = (s_settings_t *)self;
+    int taken = cli_membership_option("start", option, arg);
+    if (taken) return taken == 1 ? -1 : taken;
     if (option == 'n' || option == O_PORT || option == O_MAX_RESTARTS ||
         (option >= O_READY_TIMEOUT && option <= O_WINDOW))
         return s_number_option(s, option, arg);
@@ -298,6 +302,7 @@ static int s_parse(s_settings_t *s)
                                       {"transient", no_argument, 0, O_TRANSIENT},
                                       {"print-events", no_argument, 0, O_PRINT_EVENTS},
                                       {"redis-replicas", required_argument, 0, O_REDIS_REPLICAS},
+                                      CLI_OPTION_MEMBERSHIP,
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     cli_args_t args = {"+n:h", options, s_usage, &s->where, NULL, s_option, s};

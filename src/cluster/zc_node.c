@@ -42,7 +42,8 @@
 typedef struct {
     char inc[40];
     json_t *record;
-    int reached; //  it answered a probe: our publishes reach it
+    int reached;     //  it answered a probe: our publishes reach it
+    int unreachable; //  its connection dropped and has not come back: suspected from here
 } s_peer_info_t;
 
 struct _zc_node_t {
@@ -72,12 +73,16 @@ struct _zc_node_t {
     void *events_arg;
     zc_node_kill_fn *kill_fn;
     void *kill_arg;
+    zc_node_reach_fn *reach_fn;
+    void *reach_arg;
     int kill_code, kill_requested;
     int leader;
     uint64_t epoch;
     int redis_up;
     int started;
-    zc_failure_t failure; //  the last call's outcome
+    int heartbeat_ivl, heartbeat_timeout;
+    uint64_t unreachable_events; //  peers this node lost its connection to, since start
+    zc_failure_t failure;        //  the last call's outcome
     zc_node_stats_t stats;
 };
 
@@ -108,6 +113,35 @@ static void s_set_destroy(void **item)
     zhashx_destroy((zhashx_t **)item);
 }
 
+//  Reads a setting in ms from the environment; an invalid value is logged
+//  and the default kept. Returns 0 if set, -1 if absent or invalid.
+static int s_env_ms(const char *name, int min, int *out)
+{
+    const char *text = getenv(name);
+    if (!text || !*text) return -1;
+    char *end;
+    long value = strtol(text, &end, 10);
+    if (*end || value < min || value > 3600000) {
+        zc_log(ZC_LOG_WARNING, NULL, "ignored %s='%.40s': not %d..3600000 ms", name, text, min);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+//  The settings a supervisor passes to its workers (zcluster start), or a
+//  deployment sets for every node: lease TTL, heartbeats, bind and
+//  advertised address. The setters override them.
+static void s_settings_from_env(zc_node_t *self)
+{
+    s_env_ms("ZC_LEASE_TTL", 300, &self->config.lease_ttl_ms);
+    s_env_ms("ZC_HEARTBEAT_INTERVAL", 10, &self->heartbeat_ivl);
+    s_env_ms("ZC_HEARTBEAT_TIMEOUT", 10, &self->heartbeat_timeout);
+    const char *bind = getenv("ZC_BIND"), *advertise = getenv("ZC_ADVERTISE");
+    if (bind && *bind) zc_node_set_bind(self, bind);
+    if (advertise && *advertise) zc_mesh_set_advertise_host(self->mesh, advertise);
+}
+
 zc_node_t *zc_node_new(const char *id)
 {
     const char *given = getenv("ZC_NODE_ID"); //  set by the supervisor for its workers
@@ -117,8 +151,11 @@ zc_node_t *zc_node_new(const char *id)
     assert(self);
     self->mesh = mesh;
     zc_node_set_cluster(self, NULL);
-    self->config.lease_ttl_ms = 3000;
+    self->config.lease_ttl_ms = ZC_NODE_LEASE_TTL_DEFAULT;
+    self->heartbeat_ivl = ZC_NODE_HEARTBEAT_IVL_DEFAULT;
+    self->heartbeat_timeout = ZC_NODE_HEARTBEAT_TIMEOUT_DEFAULT;
     self->config.election = 1;
+    s_settings_from_env(self);
     self->headers = json_object();
     self->groups = zhashx_new();
     self->peers = zhashx_new();
@@ -189,6 +226,27 @@ void zc_node_set_lease_ttl(zc_node_t *self, int ttl_ms)
     self->config.lease_ttl_ms = ttl_ms < 300 ? 300 : ttl_ms;
 }
 
+void zc_node_set_heartbeat(zc_node_t *self, int interval_ms, int timeout_ms)
+{
+    assert(self && !self->started);
+    self->heartbeat_ivl = interval_ms < 10 ? 10 : interval_ms;
+    self->heartbeat_timeout = timeout_ms < self->heartbeat_ivl ? self->heartbeat_ivl : timeout_ms;
+}
+
+int zc_node_set_bind(zc_node_t *self, const char *host)
+{
+    assert(self && !self->started);
+    char endpoint[300];
+    if (!host || !*host || strlen(host) > 253 || strpbrk(host, "/ \t"))
+        return zc_failure_set(&self->failure, ZC_ERR_INVALID, "invalid bind address '%.100s'",
+                              host ? host : "");
+    //  An IPv6 address goes in brackets: tcp://[::1]:*
+    snprintf(endpoint, sizeof endpoint, strchr(host, ':') ? "tcp://[%s]:*" : "tcp://%s:*",
+             strcmp(host, "0.0.0.0") == 0 ? "*" : host);
+    zc_mesh_set_endpoints(self->mesh, endpoint, endpoint);
+    return zc_failure_clear(&self->failure);
+}
+
 void zc_node_set_election(zc_node_t *self, int enabled)
 {
     assert(self && !self->started);
@@ -210,6 +268,13 @@ void zc_node_set_events(zc_node_t *self, const zc_node_events_t *events, void *a
     else
         memset(&self->events, 0, sizeof self->events);
     self->events_arg = arg;
+}
+
+void zc_node_on_reach(zc_node_t *self, zc_node_reach_fn *fn, void *arg)
+{
+    assert(self);
+    self->reach_fn = fn;
+    self->reach_arg = arg;
 }
 
 void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg)
@@ -295,6 +360,17 @@ static int s_credentials_match(zc_node_t *self, const char *id, const char *curv
     return 0;
 }
 
+//  Returns 1 if a record with these endpoints is the process we know: the
+//  same endpoints, and the connection to it never dropped meanwhile (a
+//  restarted process drops it, even when it binds the same ports again).
+static int s_same_process(s_peer_info_t *info, const char *pub, const char *router)
+{
+    const char *known_pub = json_string_value(json_object_get(info->record, "pub"));
+    const char *known_router = json_string_value(json_object_get(info->record, "router"));
+    return !info->unreachable && known_pub && known_router && strcmp(known_pub, pub) == 0 &&
+           strcmp(known_router, router) == 0;
+}
+
 static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const char *pub,
                        const char *router, const char *curve, const char *record_text)
 {
@@ -303,8 +379,10 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
     if (!s_credentials_match(self, id, curve)) return;
     s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
     json_t *record = json_loads(record_text, 0, NULL);
-    if (info && strcmp(info->inc, inc) == 0) {
-        //  Same incarnation: a record update (groups).
+    if (info && (strcmp(info->inc, inc) == 0 || s_same_process(info, pub, router))) {
+        //  A record update (groups), or the same process registered anew
+        //  (its record was lost from Redis) while its connection held.
+        snprintf(info->inc, sizeof info->inc, "%s", inc);
         json_decref(info->record);
         info->record = record;
         return;
@@ -346,6 +424,8 @@ static void s_registry_event(zc_node_t *self)
         s_add_peer(self, frames[1], frames[2], frames[3], frames[4], frames[5], frames[6]);
     else if (strcmp(event, "REMOVE") == 0 && n == 4)
         s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]), 1);
+    else if (strcmp(event, "DROP") == 0 && n == 4)
+        s_remove_peer(self, frames[1], frames[2], s_reason(frames[3]), 0);
     else if (strcmp(event, "LEADER") == 0 && n == 3) {
         self->leader = strcmp(frames[1], "1") == 0;
         self->stats.leader_changes++;
@@ -365,15 +445,35 @@ static void s_registry_event(zc_node_t *self)
     zmsg_destroy(&msg);
 }
 
+//  The connection to a peer dropped: it died, froze, or only the path
+//  between the two is broken. One node cannot tell which, so it does not
+//  remove the peer: it marks it unreachable from here and votes for its
+//  removal in the registry, which removes it once more than half of the
+//  other members cannot reach it either (a killed process: at once, as
+//  every peer sees its connection close).
 static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 {
     zc_node_t *self = (zc_node_t *)arg;
     s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, peer_id);
-    if (!info) return;
-    char inc[40];
-    snprintf(inc, sizeof inc, "%s", info->inc);
-    zstr_sendx(self->registry, "DEAD", peer_id, inc, "crashed", NULL);
-    s_remove_peer(self, peer_id, inc, ZC_REMOVED_CRASHED, 0);
+    if (!info || info->unreachable) return;
+    info->unreachable = 1;
+    self->unreachable_events++;
+    zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s unreachable from here", peer_id);
+    zstr_sendx(self->registry, "SUSPECT", peer_id, info->inc, NULL);
+    if (self->ext && self->hook.peer_unreachable) self->hook.peer_unreachable(self->ext, peer_id);
+    if (self->reach_fn) self->reach_fn(self, peer_id, 1, self->reach_arg);
+}
+
+//  The connection to a peer is up again: withdraw the vote.
+static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
+{
+    zc_node_t *self = (zc_node_t *)arg;
+    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, peer_id);
+    if (!info || !info->unreachable) return;
+    info->unreachable = 0;
+    zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s reachable again", peer_id);
+    zstr_sendx(self->registry, "TRUST", peer_id, NULL);
+    if (self->reach_fn) self->reach_fn(self, peer_id, 0, self->reach_arg);
 }
 
 //  --------------------------------------------------------------------------
@@ -497,14 +597,15 @@ int zc_node_start(zc_node_t *self)
         }
         zc_node_set_security(self, self->owned_security);
     }
-    //  Heartbeats make a silent peer's connection drop within 1.5-2 s.
-    zc_mesh_set_heartbeat(self->mesh, 500, 1500);
+    //  Heartbeats make a silent peer's connection drop within the timeout.
+    zc_mesh_set_heartbeat(self->mesh, self->heartbeat_ivl, self->heartbeat_timeout);
     if (zc_mesh_start(self->mesh))
         return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot bind the node's sockets: %s",
                               strerror(errno));
     for (void *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
         zc_mesh_join(self->mesh, (const char *)zhashx_cursor(self->groups));
     zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
+    zc_mesh_on_peer_back(self->mesh, s_on_peer_back, self);
     zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
     zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
     zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
@@ -573,6 +674,10 @@ int zc_node_whisper(zc_node_t *self, const char *peer, const char *type, const v
                     size_t size)
 {
     assert(self);
+    if (!zc_node_peer_reachable(self, peer) && zc_node_peer_exists(self, peer)) {
+        errno = ENOTCONN; //  at once, rather than queued for a peer that cannot be reached
+        return -1;
+    }
     return zc_mesh_whisper(self->mesh, peer, type, data, size);
 }
 
@@ -758,6 +863,30 @@ int zc_node_peer_exists(zc_node_t *self, const char *id)
     return id && zhashx_lookup(self->peers, id) != NULL;
 }
 
+int zc_node_peer_reachable(zc_node_t *self, const char *id)
+{
+    assert(self);
+    s_peer_info_t *info = id ? (s_peer_info_t *)zhashx_lookup(self->peers, id) : NULL;
+    return info && !info->unreachable;
+}
+
+zlist_t *zc_node_unreachable(zc_node_t *self)
+{
+    assert(self);
+    zlist_t *ids = zlist_new();
+    zlist_autofree(ids);
+    for (s_peer_info_t *info = (s_peer_info_t *)zhashx_first(self->peers); info;
+         info = (s_peer_info_t *)zhashx_next(self->peers))
+        if (info->unreachable) zlist_append(ids, (void *)zhashx_cursor(self->peers));
+    return ids;
+}
+
+uint64_t zc_node_unreachable_events(zc_node_t *self)
+{
+    assert(self);
+    return self->unreachable_events;
+}
+
 size_t zc_node_peer_count(zc_node_t *self)
 {
     assert(self);
@@ -830,9 +959,17 @@ char *zc_node_cluster_info(zc_node_t *self)
                                             "pid", json_object_get(record, "pid")));
         }
     }
-    json_t *info = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "cluster", self->cluster, "self",
-                             self->config.identity.node_id, "leader", self->leader, "epoch",
-                             (json_int_t)self->epoch, "nodes", nodes, "groups", groups);
+    json_t *unreachable = json_array();
+    for (s_peer_info_t *peer = (s_peer_info_t *)zhashx_first(self->peers); peer;
+         peer = (s_peer_info_t *)zhashx_next(self->peers))
+        if (peer->unreachable)
+            json_array_append_new(unreachable,
+                                  json_string((const char *)zhashx_cursor(self->peers)));
+    json_t *info =
+        json_pack("{s:s, s:s, s:b, s:I, s:o, s:o, s:o, s:I}", "cluster", self->cluster, "self",
+                  self->config.identity.node_id, "leader", self->leader, "epoch",
+                  (json_int_t)self->epoch, "nodes", nodes, "groups", groups, "unreachable",
+                  unreachable, "unreachable_events", (json_int_t)self->unreachable_events);
     char *text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
     return text;

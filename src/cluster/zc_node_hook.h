@@ -12,7 +12,9 @@
     - tick:         called on every pass: does the work that is due and
                     returns the ms until its next deadline, or -1;
     - closed:       the node is being destroyed: the extension lets go of
-                    it (it may still be destroyed later on its own).
+                    it (it may still be destroyed later on its own);
+    - peer_unreachable: a member's connection from here dropped (it stays a
+                    member): what waits on it from here will not come.
 
     Why private: only libzcluster's own classes extend a node; keeping the
     seam out of include/ leaves it free to change with them. An extension
@@ -36,6 +38,7 @@ typedef struct {
     int (*pollitem)(void *ext, zmq_pollitem_t *item); //  fills item; returns 1, or 0 if none
     int (*tick)(void *ext);
     void (*closed)(void *ext);
+    void (*peer_unreachable)(void *ext, const char *peer_id);
 } zc_node_hook_t;
 
 //  Attaches an extension: hook (copied) and its object ext, passed to every

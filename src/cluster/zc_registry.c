@@ -6,8 +6,10 @@
     CZMQ actor pipe (inproc), so the node sees membership as events it
     handles between messages.
 
-    Keys (all under zc:{CLUSTER}: so a cluster's keys share one Redis Cluster
-    slot and the Lua scripts below are legal there):
+    Keys (all under zc:{CLUSTER}:, so a cluster's keys share one Redis
+    Cluster slot and the Lua scripts are legal there; zc_registry_scripts.c
+    has the scripts and the keys only they use: leases, suspects:<id>,
+    gone:<id>):
 
         nodes          set of registered node ids
         node:<id>      hash: the node's record (id, inc, host, pid, pub, router,
@@ -22,11 +24,21 @@
                        "leave <id> <reason> <incarnation>"
 
     Each change is one Lua script, so a record, its set entry and its lease
-    never disagree and the announcement goes out with the change. Removing a
-    record is conditional on the incarnation the remover saw, so a survivor
-    that reports a crash can never delete the record of the node's restarted
-    successor. Any node reaps expired leases (nodes silent past their TTL)
-    on its timer: the reap is idempotent, so there is no single reaper.
+    never disagree and the announcement goes out with the change.
+
+    Self-healing: every refresh (PRESENCE) puts back whatever of the node's
+    own presence is missing or damaged (record, fields, set entry, lease,
+    deadline) under the same incarnation, unless the cluster removed that
+    incarnation (gone:<id>): then the node registers anew. A known peer
+    missing from the set is given a lease TTL to put itself back before it
+    is taken as gone, so a damaged set removes nobody.
+
+    Removal needs more than one voice: a node that loses its connection to
+    a peer votes (SUSPECT) and renews its vote every tick while the peer
+    stays unreachable; more than half of the other members remove it. A
+    killed process is voted out at once by all; one bad link removes
+    nobody. A node whose lease lapsed is reaped by any node (the reap reads
+    only the deadlines that are due, so it is O(expired), not O(n)).
 
     Redis: two zc_redis_t connections, one for commands and scripts (run
     by SHA, zc_script_t) and one subscribed to the announcements, which
@@ -43,102 +55,26 @@
 #include "zc_registry.h"
 #include "zc_log.h"
 #include "zc_registry_record.h"
+#include "zc_registry_scripts.h"
 
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    SCRIPT_REGISTER,
-    SCRIPT_REFRESH,
-    SCRIPT_UPDATE,
-    SCRIPT_REMOVE,
-    SCRIPT_REAP,
-    SCRIPT_ELECT,
-    SCRIPT_COUNT
-};
-
-static const char *s_sources[SCRIPT_COUNT] = {
-    //  REGISTER  KEYS: nodes node:id lease:id  ARGV: id ttl channel inc field value...
-    "redis.call('DEL', KEYS[2])\n"
-    "redis.call('HSET', KEYS[2], unpack(ARGV, 5))\n"
-    "redis.call('SADD', KEYS[1], ARGV[1])\n"
-    "redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[2])\n"
-    "redis.call('PUBLISH', ARGV[3], 'join ' .. ARGV[1])\n"
-    "return 1\n",
-    //  REFRESH  KEYS: node:id lease:id  ARGV: inc ttl
-    "if redis.call('HGET', KEYS[1], 'inc') ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
-    "return 1\n",
-    //  UPDATE  KEYS: node:id  ARGV: inc field value channel id
-    "if redis.call('HGET', KEYS[1], 'inc') ~= ARGV[1] then return 0 end\n"
-    "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
-    "redis.call('PUBLISH', ARGV[4], 'update ' .. ARGV[5])\n"
-    "return 1\n",
-    //  REMOVE  KEYS: nodes node:id lease:id leader node:reporter
-    //          ARGV: id inc channel reason reporter-inc
-    //  Only a reporter in good standing may remove: a node that was itself
-    //  frozen sees every peer's connection time out when it wakes, and must
-    //  not remove the healthy peers that already removed it.
-    "if redis.call('HGET', KEYS[5], 'inc') ~= ARGV[5] then return 0 end\n"
-    "if redis.call('HGET', KEYS[2], 'inc') ~= ARGV[2] then return 0 end\n"
-    "redis.call('SREM', KEYS[1], ARGV[1])\n"
-    "redis.call('DEL', KEYS[2], KEYS[3])\n"
-    "local holder = redis.call('GET', KEYS[4])\n"
-    "if holder and string.match(holder, '^(%S+)') == ARGV[1] then redis.call('DEL', KEYS[4]) end\n"
-    "redis.call('PUBLISH', ARGV[3], 'leave ' .. ARGV[1] .. ' ' .. ARGV[4] .. ' ' .. ARGV[2])\n"
-    "return 1\n",
-    //  REAP  KEYS: nodes leader  ARGV: prefix channel
-    "local removed = 0\n"
-    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-    "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. id) == 0 then\n"
-    "    local inc = redis.call('HGET', ARGV[1] .. 'node:' .. id, 'inc') or ''\n"
-    "    redis.call('SREM', KEYS[1], id)\n"
-    "    redis.call('DEL', ARGV[1] .. 'node:' .. id)\n"
-    "    local holder = redis.call('GET', KEYS[2])\n"
-    "    if holder and string.match(holder, '^(%S+)') == id then redis.call('DEL', KEYS[2]) end\n"
-    "    redis.call('PUBLISH', ARGV[2], 'leave ' .. id .. ' expired ' .. inc)\n"
-    "    removed = removed + 1\n"
-    "  end\n"
-    "end\n"
-    "return removed\n",
-    //  ELECT  KEYS: leader epoch  ARGV: id ttl seen  -> {is_leader, epoch, holder}
-    //  A value that is not "<id> <epoch>" is corrupt and taken over. seen is
-    //  the highest epoch the caller ever saw: a Redis that lost writes in a
-    //  failover (an older leader value, a lower counter) never makes the
-    //  epoch go back. A lease below seen is stale and taken over, and a new
-    //  epoch is above both the counter and seen.
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "local seen = tonumber(ARGV[3]) or 0\n"
-    "local holder, epoch\n"
-    "if cur then holder, epoch = string.match(cur, '^(%S+) (%d+)$') end\n"
-    "if holder and tonumber(epoch) < seen then holder = nil end\n"
-    "if not holder then\n"
-    "  local e = redis.call('INCR', KEYS[2])\n"
-    "  if e <= seen then\n"
-    "    e = seen + 1\n"
-    "    redis.call('SET', KEYS[2], e)\n"
-    "  end\n"
-    "  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])\n"
-    "  return {1, e, ARGV[1]}\n"
-    "end\n"
-    "if holder == ARGV[1] then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "  return {1, tonumber(epoch), holder}\n"
-    "end\n"
-    "return {0, tonumber(epoch), holder}\n",
-};
-
 //  The scripts with their SHAs, shared by every node of the process.
-static zc_script_t s_scripts[SCRIPT_COUNT];
+static zc_script_t s_scripts[ZC_SCRIPT_COUNT];
 static pthread_once_t s_scripts_once = PTHREAD_ONCE_INIT;
 
 static void s_scripts_init(void)
 {
-    for (int i = 0; i < SCRIPT_COUNT; i++)
-        zc_script_init(&s_scripts[i], s_sources[i]);
+    for (int i = 0; i < ZC_SCRIPT_COUNT; i++)
+        zc_script_init(&s_scripts[i], zc_registry_script_sources[i]);
 }
+
+//  How long a removed incarnation is remembered (gone:<id>), as the node's
+//  tombstones: a node that finds its own there comes back anew.
+#define GONE_MS "60000"
 
 typedef struct {
     zsock_t *pipe;
@@ -159,6 +95,12 @@ typedef struct {
     int64_t last_renew;
     int64_t grace_until; //  after (re)connecting, peers missing from Redis are not removed yet
     int64_t reincarnated_at;
+    int registered; //  registered once: later registrations restore, never overwrite
+    unsigned ticks;
+    int64_t reap_at;      //  when the next lease is due (0: at the tick)
+    long long suspicions; //  peers that said they cannot reach this node, at the last refresh
+    zhashx_t *missing;    //  known peer id -> when it was first missing from the set (ms)
+    zhashx_t *suspects;   //  peer id -> incarnation: peers this node cannot reach
     int terminated;
 } s_registry_t;
 
@@ -171,6 +113,12 @@ static const char *s_key(s_registry_t *self, char *out, size_t cap, const char *
     char suffix[16 + ZC_NAME_MAX + 1];
     snprintf(suffix, sizeof suffix, "%s%s", kind, id ? id : "");
     return zc_identity_key(&self->config.identity, out, cap, suffix);
+}
+
+static void s_free(void **item)
+{
+    free(*item);
+    *item = NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -224,36 +172,94 @@ static long long s_script_int(s_registry_t *self, int script, int numkeys, const
     return value;
 }
 
-static int s_register(s_registry_t *self)
+//  Registers (fresh: the record written whole) or refreshes and repairs
+//  this node's presence: record, groups, lease, membership set entry.
+//  Returns 1 present, 0 this incarnation is not ours to keep (peers
+//  removed it): register anew; -1 Redis down or refused.
+static int s_presence(s_registry_t *self, int fresh)
 {
     zc_registry_config_t *c = &self->config;
-    char nodes[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], ttl[16], pid[16], started[24];
+    char nodes[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], leases[KEY_MAX], gone[KEY_MAX],
+        suspects[KEY_MAX], ttl[16], pid[16], started[24];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
     s_key(self, node, sizeof node, "node:", self->id);
     s_key(self, lease, sizeof lease, "lease:", self->id);
+    s_key(self, leases, sizeof leases, "leases", NULL);
+    s_key(self, gone, sizeof gone, "gone:", self->id);
+    s_key(self, suspects, sizeof suspects, "suspects:", self->id);
     snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
     snprintf(pid, sizeof pid, "%d", c->pid);
     snprintf(started, sizeof started, "%" PRId64, c->started_ms);
-    const char *args[] = {nodes,      node,      lease,    self->id,  ttl,       self->channel,
-                          c->inc,     "id",      self->id, "inc",     c->inc,    "host",
-                          c->host,    "pid",     pid,      "pub",     c->pub,    "router",
-                          c->router,  "curve",   c->curve, "groups",  c->groups, "headers",
-                          c->headers, "started", started,  "version", c->version};
-    int ok = s_script_int(self, SCRIPT_REGISTER, 3, args, sizeof args / sizeof args[0]) == 1;
-    if (ok) self->last_renew = zclock_mono();
-    return ok ? 0 : -1;
+    const char *args[] = {nodes,
+                          node,
+                          lease,
+                          leases,
+                          gone,
+                          suspects,
+                          self->id,
+                          ttl,
+                          self->channel,
+                          c->inc,
+                          fresh ? "1" : "0",
+                          "id",
+                          self->id,
+                          "inc",
+                          c->inc,
+                          "host",
+                          c->host,
+                          "pid",
+                          pid,
+                          "pub",
+                          c->pub,
+                          "router",
+                          c->router,
+                          "curve",
+                          c->curve,
+                          "groups",
+                          c->groups,
+                          "headers",
+                          c->headers,
+                          "started",
+                          started,
+                          "version",
+                          c->version};
+    redisReply *reply =
+        s_script(self, ZC_SCRIPT_PRESENCE, 6, args, (int)(sizeof args / sizeof args[0]));
+    int rc = -1;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        const char *what = reply->element[1]->str;
+        rc = zc_redis_reply_int(reply->element[0], 0) == 1;
+        if (rc == 0)
+            zc_log(ZC_LOG_WARNING, self->id, "registry: this incarnation is gone (%s)", what);
+        else if (*what)
+            zc_log(ZC_LOG_WARNING, self->id, "registry: put back this node's %s", what);
+        long long voices = reply->elements >= 3 ? zc_redis_reply_int(reply->element[2], 0) : 0;
+        if (rc == 1 && voices != self->suspicions)
+            zc_log(ZC_LOG_INFO, self->id,
+                   "%lld peer(s) cannot reach this node; its lease, renewed, keeps it a member",
+                   voices);
+        if (rc == 1) self->suspicions = voices;
+    }
+    if (reply) freeReplyObject(reply);
+    if (rc == 1) {
+        self->last_renew = zclock_mono();
+        self->registered = 1;
+    }
+    return rc;
 }
 
 //  Registers again under a new incarnation, after peers removed this node
-//  (it went silent): they remember the old one as dead.
-static void s_reincarnate(s_registry_t *self)
+//  (it went silent): they remember the old one as dead. Returns as
+//  s_presence.
+static int s_reincarnate(s_registry_t *self)
 {
     zuuid_t *uuid = zuuid_new();
     snprintf(self->config.inc, sizeof self->config.inc, "%s", zuuid_str(uuid));
     zuuid_destroy(&uuid);
     zstr_sendx(self->pipe, "INC", self->config.inc, NULL);
     self->reincarnated_at = zclock_mono();
-    s_register(self);
+    return s_presence(self, 1);
 }
 
 static void s_sync(s_registry_t *self);
@@ -283,7 +289,10 @@ static void s_connect(s_registry_t *self)
 {
     if (s_subscribe(self)) return;
     self->up = 1;
-    if (s_register(self) != 0) {
+    //  Back after an outage: the same incarnation, unless peers removed it.
+    int present = s_presence(self, !self->registered);
+    if (present == 0) present = s_reincarnate(self);
+    if (present != 1) {
         if (self->up) {
             //  Redis answered but refused: try again at the next tick.
             s_down(self, "registration failed");
@@ -318,13 +327,17 @@ static void s_tell_add(s_registry_t *self, json_t *record)
 
 //  Tells the node a peer is gone, if it is the incarnation we know (any, if
 //  removed_inc is NULL): a late announcement about an earlier one is stale.
-static void s_tell_remove(s_registry_t *self, const char *id, const char *removed_inc,
-                          const char *reason)
+//  verb: REMOVE, the registry removed it (the node keeps a tombstone), or
+//  DROP, it only went missing (it may come back as the same incarnation).
+static void s_tell_remove(s_registry_t *self, const char *verb, const char *id,
+                          const char *removed_inc, const char *reason)
 {
     const char *inc = (const char *)zhashx_lookup(self->known, id);
     if (!inc || (removed_inc && strcmp(inc, removed_inc) != 0)) return;
-    zstr_sendx(self->pipe, "REMOVE", id, inc, reason, NULL);
+    zstr_sendx(self->pipe, verb, id, inc, reason, NULL);
     zhashx_delete(self->known, id);
+    zhashx_delete(self->missing, id);
+    zhashx_delete(self->suspects, id);
 }
 
 //  Fetches one peer's record and tells the node. The lease must be live:
@@ -356,6 +369,34 @@ static void s_fetch(s_registry_t *self, const char *id)
     freeReplyObject(replies[1]);
 }
 
+//  Takes a known peer that stays missing from the set for a lease TTL as
+//  gone (its leave announcement was missed). Not sooner: a live node puts
+//  itself back within a refresh interval when the set was damaged, and a
+//  Redis that restarted empty fills up again as every node re-registers.
+static void s_missing(s_registry_t *self, zhashx_t *present)
+{
+    int64_t now = zclock_mono();
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (void *inc = zhashx_first(self->known); inc; inc = zhashx_next(self->known)) {
+        const char *id = (const char *)zhashx_cursor(self->known);
+        int64_t *since = (int64_t *)zhashx_lookup(self->missing, id);
+        if (zhashx_lookup(present, id))
+            zhashx_delete(self->missing, id);
+        else if (!since) {
+            since = (int64_t *)malloc(sizeof *since);
+            assert(since);
+            *since = now;
+            zhashx_insert(self->missing, id, since);
+        } else if (now - *since > self->config.lease_ttl_ms && now >= self->grace_until)
+            zlist_append(gone, (void *)id);
+    }
+    for (char *id = (char *)zlist_first(gone); id; id = (char *)zlist_next(gone)) {
+        s_tell_remove(self, "DROP", id, NULL, "expired");
+    }
+    zlist_destroy(&gone);
+}
+
 //  Reads the whole membership and tells the node what changed since it
 //  last knew: catches announcements missed while Redis was unreachable.
 static void s_sync(s_registry_t *self)
@@ -369,7 +410,7 @@ static void s_sync(s_registry_t *self)
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) {
-        zc_log(ZC_LOG_ERROR, self->id, "registry key %s is not a set", nodes);
+        //  Damaged: the next refresh of any node replaces it (and says so).
         freeReplyObject(reply);
         return;
     }
@@ -383,17 +424,7 @@ static void s_sync(s_registry_t *self)
             s_fetch(self, id);
     }
     freeReplyObject(reply);
-    zlist_t *gone = zlist_new();
-    zlist_autofree(gone);
-    //  A Redis that restarted empty fills up again as every node re-registers
-    //  within its lease TTL: until then, absence from the set proves nothing.
-    int grace = zclock_mono() < self->grace_until;
-    for (void *inc = zhashx_first(self->known); inc && !grace; inc = zhashx_next(self->known))
-        if (!zhashx_lookup(present, zhashx_cursor(self->known)))
-            zlist_append(gone, (void *)zhashx_cursor(self->known));
-    for (char *id = (char *)zlist_first(gone); id; id = (char *)zlist_next(gone))
-        s_tell_remove(self, id, NULL, "expired");
-    zlist_destroy(&gone);
+    s_missing(self, present);
     zhashx_destroy(&present);
 }
 
@@ -413,9 +444,11 @@ static void s_announcement(s_registry_t *self, redisReply *reply)
         }
         return;
     }
-    if (a.verb == ZC_ANNOUNCE_LEAVE)
-        s_tell_remove(self, a.id, a.inc, a.reason);
-    else
+    if (a.verb == ZC_ANNOUNCE_LEAVE) {
+        s_tell_remove(self, "REMOVE", a.id, a.inc, a.reason);
+        //  The leader is gone (its lease went with it): contend at once.
+        if (strcmp(a.id, self->leader_id) == 0) s_elect(self);
+    } else
         s_fetch(self, a.id);
 }
 
@@ -437,20 +470,34 @@ static void s_read_announcements(s_registry_t *self)
 //  --------------------------------------------------------------------------
 //  Timers
 
+//  Runs ELECT; returns its reply (caller frees) or NULL. A leader or epoch
+//  key ELECT cannot read (another type, an epoch that is not a counter) is
+//  replaced once and ELECT tried again, so damage costs one logged error.
+static redisReply *s_elect_script(s_registry_t *self)
+{
+    char leader[KEY_MAX], epoch[KEY_MAX], ttl[16], seen[24];
+    s_key(self, leader, sizeof leader, "leader", NULL);
+    s_key(self, epoch, sizeof epoch, "epoch", NULL);
+    snprintf(ttl, sizeof ttl, "%d", self->config.lease_ttl_ms);
+    snprintf(seen, sizeof seen, "%" PRIu64, self->epoch);
+    const char *args[] = {leader, epoch, self->id, ttl, seen};
+    redisReply *reply = s_script(self, ZC_SCRIPT_ELECT, 2, args, 5);
+    if (reply || !self->up) return reply; //  answered, or Redis is down
+    const char *heal[] = {leader, epoch, seen};
+    reply = s_script(self, ZC_SCRIPT_LEADER_HEAL, 2, heal, 3);
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len)
+        zc_log(ZC_LOG_WARNING, self->id, "registry: replaced the damaged %s key(s)", reply->str);
+    if (reply) freeReplyObject(reply);
+    return s_script(self, ZC_SCRIPT_ELECT, 2, args, 5);
+}
+
 static void s_elect(s_registry_t *self)
 {
     zc_registry_config_t *c = &self->config;
     int was_leader = self->leader;
     uint64_t was_epoch = self->epoch;
     if (c->election && self->up) {
-        char leader[KEY_MAX], epoch[KEY_MAX], ttl[16];
-        s_key(self, leader, sizeof leader, "leader", NULL);
-        s_key(self, epoch, sizeof epoch, "epoch", NULL);
-        snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
-        char seen[24];
-        snprintf(seen, sizeof seen, "%" PRIu64, self->epoch);
-        const char *args[] = {leader, epoch, self->id, ttl, seen};
-        redisReply *reply = s_script(self, SCRIPT_ELECT, 2, args, 5);
+        redisReply *reply = s_elect_script(self);
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
             self->leader = reply->element[0]->integer == 1;
@@ -476,46 +523,128 @@ static void s_elect(s_registry_t *self)
     }
 }
 
+//  Past a deadline, so that the lease key has expired in Redis too.
+#define REAP_SLACK_MS 5
+
+//  Removes the nodes whose lease expired: the deadlines that are due, and
+//  for the leader also members with no deadline at all.
+static void s_reap(s_registry_t *self)
+{
+    char nodes[KEY_MAX], leases[KEY_MAX], leader[KEY_MAX];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    s_key(self, leases, sizeof leases, "leases", NULL);
+    s_key(self, leader, sizeof leader, "leader", NULL);
+    const char *args[] = {
+        nodes, leases, leader, self->config.identity.prefix, GONE_MS, self->leader ? "1" : "0"};
+    redisReply *reply = s_script(self, ZC_SCRIPT_REAP, 3, args, 6);
+    self->reap_at = 0;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
+        if (reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len)
+            zc_log(ZC_LOG_WARNING, self->id, "registry: %s; replaced", reply->element[1]->str);
+        //  Reap again just after the next lease is due: a silent node goes at
+        //  its lease TTL, not up to TTL/3 later, and while every lease is
+        //  renewed in time a node reaps about once a TTL, not every tick.
+        long long next = zc_redis_reply_int(reply->element[2], -1);
+        if (next >= 0) self->reap_at = zclock_mono() + next + REAP_SLACK_MS;
+    }
+    if (reply) freeReplyObject(reply);
+}
+
+//  Says (again) that this node cannot reach peer id, incarnation inc: one
+//  vote for its removal, which takes more than half of the other members.
+//  Votes lapse after a lease TTL, so they are renewed every tick while the
+//  peer stays unreachable. Returns the script's answer (SUSPECT), or -1.
+static long long s_suspect(s_registry_t *self, const char *id, const char *inc)
+{
+    char nodes[KEY_MAX], leases[KEY_MAX], node[KEY_MAX], suspects[KEY_MAX], reporter[KEY_MAX],
+        leader[KEY_MAX], window[16];
+    s_key(self, nodes, sizeof nodes, "nodes", NULL);
+    s_key(self, leases, sizeof leases, "leases", NULL);
+    s_key(self, node, sizeof node, "node:", id);
+    s_key(self, suspects, sizeof suspects, "suspects:", id);
+    s_key(self, reporter, sizeof reporter, "node:", self->id);
+    s_key(self, leader, sizeof leader, "leader", NULL);
+    snprintf(window, sizeof window, "%d", self->config.lease_ttl_ms);
+    const char *args[] = {
+        nodes,   leases, node, suspects, reporter,         leader, self->config.identity.prefix,
+        GONE_MS, id,     inc,  self->id, self->config.inc, window};
+    return s_script_int(self, ZC_SCRIPT_SUSPECT, 6, args, 13);
+}
+
+//  Renews this node's votes against the peers it cannot reach.
+static void s_suspect_all(s_registry_t *self)
+{
+    zlistx_t *ids = zhashx_keys(self->suspects);
+    for (char *id = (char *)zlistx_first(ids); id && self->up; id = (char *)zlistx_next(ids)) {
+        const char *inc = (const char *)zhashx_lookup(self->suspects, id);
+        if (s_suspect(self, id, inc) == 0) zhashx_delete(self->suspects, id); //  gone already
+    }
+    zlistx_destroy(&ids);
+}
+
 static void s_tick(s_registry_t *self)
 {
-    zc_registry_config_t *c = &self->config;
-    char node[KEY_MAX], lease[KEY_MAX], ttl[16];
-    s_key(self, node, sizeof node, "node:", self->id);
-    s_key(self, lease, sizeof lease, "lease:", self->id);
-    snprintf(ttl, sizeof ttl, "%d", c->lease_ttl_ms);
-    const char *args[] = {node, lease, c->inc, ttl};
-    long long refreshed = self->up ? s_script_int(self, SCRIPT_REFRESH, 2, args, 4) : -1;
-    if (refreshed == 0) {
-        zc_log(ZC_LOG_WARNING, self->id, "registry record lost (lease expired?); re-registering");
-        s_reincarnate(self);
-    }
-    if (self->up) {
-        char nodes[KEY_MAX], leader[KEY_MAX];
-        s_key(self, nodes, sizeof nodes, "nodes", NULL);
-        s_key(self, leader, sizeof leader, "leader", NULL);
-        const char *reap[] = {nodes, leader, self->config.identity.prefix, self->channel};
-        s_script_int(self, SCRIPT_REAP, 2, reap, 4);
-    }
-    if (self->up) s_sync(self);
-    s_elect(self);
+    if (self->up && s_presence(self, 0) == 0) s_reincarnate(self);
+    //  The leader's reap also sweeps members without a deadline, each tick.
+    if (self->up && (self->leader || !self->reap_at)) s_reap(self);
+    if (self->up) s_suspect_all(self);
+    //  Announcements carry every change; the full read only catches those
+    //  missed, so once a TTL is enough (it reads n ids: O(n) per node).
+    if (self->up && ++self->ticks % 3 == 0) s_sync(self);
+    //  The leader renews every tick; the others contend at once when the
+    //  leader is removed (its leave announcement), else once a TTL, for a
+    //  lease that lapsed without a removal.
+    if (self->leader || self->ticks % 3 == 1 || !*self->leader_id) s_elect(self);
 }
 
 //  --------------------------------------------------------------------------
 //  Commands from the node
 
-//  Removes node id (incarnation inc) from the registry, reported by this
-//  node. Returns 1 if removed, 0 if refused, -1 if Redis is down.
-static long long s_remove(s_registry_t *self, const char *id, const char *inc, const char *reason)
+//  Removes this node from the registry as it leaves. Returns 1 if removed,
+//  0 if its record was not this incarnation's, -1 if Redis is down.
+static long long s_leave(s_registry_t *self)
 {
-    char nodes[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], leader[KEY_MAX], reporter[KEY_MAX];
+    char nodes[KEY_MAX], leases[KEY_MAX], node[KEY_MAX], lease[KEY_MAX], leader[KEY_MAX];
     s_key(self, nodes, sizeof nodes, "nodes", NULL);
-    s_key(self, node, sizeof node, "node:", id);
-    s_key(self, lease, sizeof lease, "lease:", id);
+    s_key(self, leases, sizeof leases, "leases", NULL);
+    s_key(self, node, sizeof node, "node:", self->id);
+    s_key(self, lease, sizeof lease, "lease:", self->id);
     s_key(self, leader, sizeof leader, "leader", NULL);
-    s_key(self, reporter, sizeof reporter, "node:", self->id);
-    const char *args[] = {nodes, node, lease,         leader, reporter,
-                          id,    inc,  self->channel, reason, self->config.inc};
-    return s_script_int(self, SCRIPT_REMOVE, 5, args, 10);
+    const char *args[] = {
+        nodes,    leases,           node,  lease, leader, self->config.identity.prefix, GONE_MS,
+        self->id, self->config.inc, "left"};
+    return s_script_int(self, ZC_SCRIPT_REMOVE, 5, args, 10);
+}
+
+//  SUSPECT <id> <inc>: this node lost its connection to the peer.
+static void s_command_suspect(s_registry_t *self, zmsg_t *msg)
+{
+    char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg);
+    //  Peers remove a node that froze, and it re-registers anew when it
+    //  wakes; the connection losses it sees on waking are its own doing.
+    int own_doing = zclock_mono() - self->reincarnated_at < 2 * self->config.lease_ttl_ms;
+    if (id && inc && !own_doing && zc_wire_name_valid(id)) {
+        zhashx_update(self->suspects, id, strdup(inc));
+        if (s_suspect(self, id, inc) == 2)
+            s_elect(self); //  it may have been the leader: contend at once
+    }
+    zstr_free(&id);
+    zstr_free(&inc);
+}
+
+//  TRUST <id>: the connection to the peer is up again: withdraw the vote.
+static void s_command_trust(s_registry_t *self, zmsg_t *msg)
+{
+    char *id = zmsg_popstr(msg);
+    if (id && zhashx_lookup(self->suspects, id)) {
+        zhashx_delete(self->suspects, id);
+        char suspects[KEY_MAX];
+        s_key(self, suspects, sizeof suspects, "suspects:", id);
+        redisReply *reply =
+            self->up ? zc_redis_command(self->cmd, "ZREM %s %s", suspects, self->id) : NULL;
+        if (reply) freeReplyObject(reply); //  a wrong type: the owner's refresh replaces it
+    }
+    zstr_free(&id);
 }
 
 static void s_command(s_registry_t *self)
@@ -536,23 +665,11 @@ static void s_command(s_registry_t *self)
         char node[KEY_MAX];
         s_key(self, node, sizeof node, "node:", self->id);
         const char *args[] = {node, c->inc, "groups", c->groups, self->channel, self->id};
-        s_script_int(self, SCRIPT_UPDATE, 1, args, 6);
-    } else if (strcmp(command, "DEAD") == 0) {
-        char *id = zmsg_popstr(msg), *inc = zmsg_popstr(msg), *reason = zmsg_popstr(msg);
-        if (id && inc && reason) {
-            zhashx_delete(self->known, id);
-            //  Peers remove a node that froze, and it re-registers anew when it
-            //  wakes; the connection losses it sees on waking are its own doing.
-            int suspect = zclock_mono() - self->reincarnated_at < 2 * c->lease_ttl_ms;
-            if (!suspect && s_remove(self, id, inc, reason) == 1)
-                s_elect(self); //  the dead node may have been the leader: contend at once
-            else
-                s_fetch(self, id); //  refused: if it is still registered, the node re-adds it
-        }
-        zstr_free(&id);
-        zstr_free(&inc);
-        zstr_free(&reason);
-    }
+        s_script_int(self, ZC_SCRIPT_UPDATE, 1, args, 6);
+    } else if (strcmp(command, "SUSPECT") == 0)
+        s_command_suspect(self, msg);
+    else if (strcmp(command, "TRUST") == 0)
+        s_command_trust(self, msg);
     zstr_free(&command);
     zmsg_destroy(&msg);
 }
@@ -576,6 +693,10 @@ static s_registry_t *s_registry_new(zsock_t *pipe, const zc_registry_config_t *c
     zc_redis_set_backoff(self->sub, 100, 5000);
     self->known = zhashx_new();
     zhashx_set_destructor(self->known, (zhashx_destructor_fn *)zstr_free);
+    self->suspects = zhashx_new();
+    zhashx_set_destructor(self->suspects, (zhashx_destructor_fn *)zstr_free);
+    self->missing = zhashx_new();
+    zhashx_set_destructor(self->missing, (zhashx_destructor_fn *)s_free);
     return self;
 }
 
@@ -587,6 +708,8 @@ static void s_registry_destroy(s_registry_t **self_p)
     zc_redis_args_free(&self->fetch[0]);
     zc_redis_args_free(&self->fetch[1]);
     zhashx_destroy(&self->known);
+    zhashx_destroy(&self->suspects);
+    zhashx_destroy(&self->missing);
     free(self);
     *self_p = NULL;
 }
@@ -601,6 +724,7 @@ void zc_registry_actor(zsock_t *pipe, void *args)
         int64_t now = zclock_mono();
         int64_t wake =
             self->up || self->next_tick < self->retry_at ? self->next_tick : self->retry_at;
+        if (self->up && self->reap_at && self->reap_at < wake) wake = self->reap_at;
         redisContext *sub = self->up ? zc_redis_context(self->sub) : NULL;
         zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
                                    {NULL, sub ? sub->fd : -1, ZMQ_POLLIN, 0}};
@@ -615,8 +739,9 @@ void zc_registry_actor(zsock_t *pipe, void *args)
         } else if (now >= self->next_tick) {
             s_tick(self); //  while Redis is down this only checks leader fencing
             self->next_tick = now + self->tick_ms;
-        }
+        } else if (self->up && self->reap_at && now >= self->reap_at)
+            s_reap(self);
     }
-    s_remove(self, self->id, self->config.inc, "left");
+    s_leave(self);
     s_registry_destroy(&self);
 }

@@ -4,11 +4,14 @@
     Pipe protocol (CZMQ zstr frames):
 
     node -> actor:  GROUPS <space-separated groups>   record update, announced
-                    DEAD <id> <inc> <reason>           a peer's connection dropped:
-                                                       remove its record atomically
+                    SUSPECT <id> <inc>                 a peer's connection dropped: vote
+                                                       for its removal (renewed every tick)
+                    TRUST <id>                         its connection is back: withdraw it
                     $TERM                              deregister and exit
     actor -> node:  ADD <id> <inc> <pub> <router> <curve> <record-json>
                     REMOVE <id> <inc> <reason>         reason: left, expired, crashed
+                    DROP <id> <inc> <reason>           missing from the registry for a
+                                                       TTL: removed, no tombstone
                     LEADER <1|0> <epoch>               this node was promoted/demoted
                     REDIS <up|down>                    the registry connection changed
                     INC <incarnation>                  this node re-registered anew

@@ -198,13 +198,15 @@ static void s_peer_removed(void *ext, const char *peer);
 static int s_pollitem(void *ext, zmq_pollitem_t *item);
 static int s_process(void *ext);
 static void s_node_closed(void *ext);
+static void s_peer_unreachable(void *ext, const char *peer);
 
 static const zc_node_hook_t s_hook = {(1u << ZC_KIND_REQUEST) | (1u << ZC_KIND_REPLY),
                                       s_consume,
                                       s_peer_removed,
                                       s_pollitem,
                                       s_process,
-                                      s_node_closed};
+                                      s_node_closed,
+                                      s_peer_unreachable};
 
 zc_rpc_t *zc_rpc_new(zc_node_t *node)
 {
@@ -531,7 +533,16 @@ static void s_consume(void *ext, const zc_msg_t *msg)
 //  Hook: a peer left the node's view.
 static void s_peer_removed(void *ext, const char *peer)
 {
-    zc_rpc_calls_peer_removed((zc_rpc_t *)ext, peer);
+    zc_rpc_calls_peer_failed((zc_rpc_t *)ext, peer, ZC_ERR_PEER_GONE, "the node left or died");
+}
+
+//  Hook: a peer became unreachable from here; its replies cannot come
+//  back, so for the calls waiting on it the peer is gone (a new call to it
+//  fails as no route).
+static void s_peer_unreachable(void *ext, const char *peer)
+{
+    zc_rpc_calls_peer_failed((zc_rpc_t *)ext, peer, ZC_ERR_PEER_GONE,
+                             "unreachable from this node: its connection dropped");
 }
 
 //  Hook: sends the replies of finished handlers and expires calls past

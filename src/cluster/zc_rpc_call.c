@@ -144,7 +144,7 @@ void zc_rpc_deliver(zc_rpc_t *self, const char *from, uint64_t corr, zc_error_t 
     s_maybe_complete(self, call, status == ZC_OK);
 }
 
-void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer)
+void zc_rpc_calls_peer_failed(zc_rpc_t *self, const char *peer, zc_error_t status, const char *why)
 {
     zlist_t *affected = zlist_new();
     for (zc_rpc_call_t *call = (zc_rpc_call_t *)zhashx_first(self->pending); call;
@@ -153,7 +153,7 @@ void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer)
     for (zc_rpc_call_t *call = (zc_rpc_call_t *)zlist_first(affected); call;
          call = (zc_rpc_call_t *)zlist_next(affected))
         if (s_unwait(call, peer)) {
-            s_add_reply(call, peer, ZC_ERR_PEER_GONE, 0, "the node left or died", NULL, 0);
+            s_add_reply(call, peer, status, 0, why, NULL, 0);
             s_maybe_complete(self, call, 0);
         }
     zlist_destroy(&affected);
@@ -235,8 +235,13 @@ static void s_send_requests(zc_rpc_t *self, zc_rpc_call_t *call, zlist_t *target
     for (char *id = (char *)zlist_first(targets); id; id = (char *)zlist_next(targets)) {
         if (strcmp(id, me) == 0)
             zc_rpc_serve(self, id, method, call->corr, args, size);
-        else if (zc_mesh_send_to(zc_node_mesh(self->node), id, ZC_KIND_REQUEST, method, call->corr,
-                                 args, size)) {
+        else if (zc_node_peer_exists(self->node, id) && !zc_node_peer_reachable(self->node, id)) {
+            //  A member whose connection from here dropped: fail now, not at the timeout.
+            char why[128];
+            snprintf(why, sizeof why, "%s is unreachable from this node", id);
+            if (s_unwait(call, id)) s_add_reply(call, id, ZC_ERR_NO_ROUTE, 0, why, NULL, 0);
+        } else if (zc_mesh_send_to(zc_node_mesh(self->node), id, ZC_KIND_REQUEST, method,
+                                   call->corr, args, size)) {
             zc_error_t status = errno == EHOSTUNREACH ? ZC_ERR_NO_ROUTE : ZC_ERR_INVALID;
             char why[128];
             snprintf(why, sizeof why, "cannot send to %s: %s", id, strerror(errno));

@@ -46,8 +46,9 @@ void zc_rpc_serve(zc_rpc_t *self, const char *caller, const char *method, uint64
 void zc_rpc_deliver(zc_rpc_t *self, const char *from, uint64_t corr, zc_error_t status, int code,
                     const char *error, const void *data, size_t size);
 
-//  Fails the pending calls that wait on a removed peer.
-void zc_rpc_calls_peer_removed(zc_rpc_t *self, const char *peer);
+//  Fails the pending calls that wait on peer (removed, or unreachable
+//  from here) with status and why.
+void zc_rpc_calls_peer_failed(zc_rpc_t *self, const char *peer, zc_error_t status, const char *why);
 
 //  Completes the calls past their deadline. Returns ms until the next
 //  deadline, or -1 if none.

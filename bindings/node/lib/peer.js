@@ -9,6 +9,8 @@
 
     Events: 'message' (msg: {kind, type, sender, group, seq, corr, payload}),
     'added' (id, record), 'removed' (id, reason: left | expired | crashed),
+    'unreachable' (id) and 'reachable' (id): a member whose connection from
+    here dropped stays a member (only the registry removes it), and is back,
     'kill' (from, code), 'confirm' (from, name), 'warning' (error).
 */
 const { EventEmitter } = require('node:events')
@@ -46,8 +48,9 @@ class s_Sender {
 
 class Peer extends EventEmitter {
   //  options: {id, redis (URL), cluster, bind (host, default 127.0.0.1),
-  //  groups, headers, leaseTtl, maxPayload, keys (the cluster credentials
-  //  file, else $ZC_KEYS; none: plaintext)}.
+  //  groups, headers, leaseTtl, heartbeatInterval, heartbeatTimeout (ms;
+  //  the C nodes' settings and defaults), maxPayload, keys (the cluster
+  //  credentials file, else $ZC_KEYS; none: plaintext)}.
   constructor (options = {}) {
     super()
     this.id = options.id || process.env.ZC_NODE_ID || 'node-' + crypto.randomBytes(4).toString('hex')
@@ -55,7 +58,11 @@ class Peer extends EventEmitter {
     this.redisUrl = options.redis || process.env.ZC_REDIS_URL
     this.cluster = options.cluster || process.env.ZC_CLUSTER || 'zcluster'
     this.bindHost = options.bind || '127.0.0.1'
-    this.leaseTtl = options.leaseTtl || 3000
+    this.leaseTtl = options.leaseTtl || Number(process.env.ZC_LEASE_TTL) || 2000
+    //  Heartbeats only time "unreachable from here" (a cut link, both ends
+    //  alive): removal does not wait for them, and each one is a wake-up.
+    this.heartbeatInterval = options.heartbeatInterval || Number(process.env.ZC_HEARTBEAT_INTERVAL) || 10000
+    this.heartbeatTimeout = options.heartbeatTimeout || Number(process.env.ZC_HEARTBEAT_TIMEOUT) || 20000
     this.maxPayload = options.maxPayload || MAX_PAYLOAD_DEFAULT
     this.headers = { ...(options.headers || {}) }
     this.groups = new Set()
@@ -102,7 +109,10 @@ class Peer extends EventEmitter {
     this.pub = new zmq.Publisher(this.s_options(true, false, { linger: LEAVE_LINGER_MS, ...server }))
     this.router = new zmq.Router(this.s_options(true, true, { handover: true, ...server }))
     this.sub = new zmq.Subscriber(this.s_options(false, true, {
-      heartbeatInterval: 500, heartbeatTimeout: 1500, heartbeatTimeToLive: 1500, handshakeInterval: 1500,
+      heartbeatInterval: this.heartbeatInterval,
+      heartbeatTimeout: this.heartbeatTimeout,
+      heartbeatTimeToLive: this.heartbeatTimeout,
+      handshakeInterval: this.heartbeatTimeout,
       ...security.clientOptions(this.keys)
     }))
     await this.pub.bind(`tcp://${this.bindHost}:*`)
@@ -121,7 +131,7 @@ class Peer extends EventEmitter {
     this.registry = new Registry({ url: this.redisUrl, cluster: this.cluster, id: this.id, leaseTtl: this.leaseTtl })
     this.registry.on('add', record => this.s_add(record))
     this.registry.on('update', record => { const m = this.members.get(record.id); if (m) m.record = record })
-    this.registry.on('remove', (id, inc, reason) => this.s_remove(id, inc, reason, true))
+    this.registry.on('remove', (id, inc, reason, tombstone) => this.s_remove(id, inc, reason, tombstone))
     this.registry.on('warning', e => this.emit('warning', e))
     this.started = true
     try {
@@ -187,7 +197,8 @@ class Peer extends EventEmitter {
     if (known && known.inc === record.inc) return
     if (known) this.s_remove(id, null, 'crashed', true) //  it restarted
     const dealer = new zmq.Dealer(this.s_options(true, true, {
-      routingId: this.id, heartbeatInterval: 500, heartbeatTimeout: 1500, handshakeInterval: 1500,
+      //  No heartbeats: the SUB's connection to the same peer watches it.
+      routingId: this.id, handshakeInterval: this.heartbeatTimeout,
       ...security.clientOptions(this.keys)
     }))
     try {
@@ -198,7 +209,7 @@ class Peer extends EventEmitter {
       this.emit('warning', new Error(`cannot add peer ${id}: ${e.message}`))
       return
     }
-    this.members.set(id, { inc: record.inc, record, dealer, sender: new s_Sender(dealer), connected: false, seq: 0 })
+    this.members.set(id, { inc: record.inc, record, dealer, sender: new s_Sender(dealer), connected: false, unreachable: false, seq: 0 })
     this.emit('added', id, record)
   }
 
@@ -231,23 +242,36 @@ class Peer extends EventEmitter {
   }
 
   //  The SUB's connection to a peer's PUB came up or dropped. A drop of a
-  //  connection that was up means the peer closed, died or went silent.
+  //  connection that was up means the peer died, went silent, or only the
+  //  link from here is bad: so it is not removed here but voted against
+  //  (docs/REGISTRY.md), and it stays a member, unreachable from here, until
+  //  the registry removes it or the connection is back. Meanwhile messages
+  //  and calls to it fail at once, and those waiting on it as peer gone.
   s_connection (address, up) {
     const entry = [...this.members.entries()].find(([, m]) => m.record.pub === address)
     if (!entry) return
     const [id, m] = entry
     if (up) {
       m.connected = true
+      if (!m.unreachable) return
+      m.unreachable = false
+      if (this.registry) this.registry.trust(id).catch(e => this.emit('warning', e))
+      this.emit('reachable', id)
       return
     }
     if (!m.connected) return
     m.connected = false
+    m.unreachable = true
     this.counters.peers_lost++
-    if (this.registry) this.registry.reportCrash(id).catch(e => this.emit('warning', e))
-    this.s_remove(id, m.inc, 'crashed', false)
+    this.rpc.peerRemoved(id, 'unreachable from this node')
+    if (this.registry) this.registry.suspect(id).catch(e => this.emit('warning', e))
+    this.emit('unreachable', id)
   }
 
   peers () { return [...this.members.keys()] }
+
+  //  The members whose connection from here dropped (they stay members).
+  unreachable () { return [...this.members].filter(([, m]) => m.unreachable).map(([id]) => id) }
 
   //  ------------------------------------------------------------------------
   //  Groups
@@ -301,10 +325,11 @@ class Peer extends EventEmitter {
   }
 
   //  Sends a private-plane message (private, request, reply) to a peer.
-  //  Returns the send's promise, or null if id is not a peer.
+  //  Returns the send's promise, or null if id is not a peer or is
+  //  unreachable from here.
   sendTo (id, kind, type, corr, payload) {
     const m = this.members.get(id)
-    if (!m) {
+    if (!m || m.unreachable) {
       this.counters.no_route++
       return null
     }
@@ -318,7 +343,12 @@ class Peer extends EventEmitter {
 
   whisper (id, type, data) {
     const sent = this.sendTo(id, KIND.private, type, 0, s_payload(data))
-    if (!sent) return Promise.reject(new Error(`no route to node '${id}'`))
+    if (!sent) {
+      const m = this.members.get(id)
+      const e = new Error(m ? `peer '${id}' is unreachable from this node` : `no route to node '${id}'`)
+      if (m) e.code = 'ENOTCONN'
+      return Promise.reject(e)
+    }
     return sent
   }
 

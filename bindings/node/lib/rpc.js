@@ -206,7 +206,8 @@ class Rpc {
         this.s_answer(id, method, payload).then(a => this.s_deliver(id, call.corr,
           a.result ? { status: STATUS.ok, data: a.result } : { status: a.status, code: a.code, error: a.message }))
       } else if (!this.peer.sendTo(id, KIND.request, method, call.corr, payload)) {
-        this.s_deliver(id, call.corr, { status: STATUS.noRoute, code: 0, error: `cannot send to ${id}: not a peer` })
+        const why = this.peer.unreachable().includes(id) ? 'unreachable from this node' : 'not a peer'
+        this.s_deliver(id, call.corr, { status: STATUS.noRoute, code: 0, error: `cannot send to ${id}: ${why}` })
       }
     }
   }
@@ -227,10 +228,11 @@ class Rpc {
     if (call.waiting.size === 0 || (call.first && answer.status === STATUS.ok)) this.s_complete(call)
   }
 
-  //  A peer left: the calls still waiting on it fail for it at once.
-  peerRemoved (id) {
+  //  A peer left (or turned unreachable from here: the reply cannot come):
+  //  the calls still waiting on it fail for it at once.
+  peerRemoved (id, why = 'the node left or died') {
     for (const call of [...this.pending.values()]) {
-      if (call.waiting.has(id)) this.s_deliver(id, call.corr, { status: STATUS.peerGone, code: 0, error: 'the node left or died' })
+      if (call.waiting.has(id)) this.s_deliver(id, call.corr, { status: STATUS.peerGone, code: 0, error: why })
     }
   }
 

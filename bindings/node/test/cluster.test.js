@@ -6,7 +6,9 @@
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert')
 const path = require('node:path')
+const Redis = require('ioredis')
 const { Peer, STATUS } = require('..')
+const { redisOptions } = require('../lib/registry')
 const { until, cleanup, startRedis, startCNode, Console, recorder } = require('./helpers')
 
 const CLUSTER = 'xl'
@@ -28,6 +30,12 @@ async function sendUntil (send, cond, what) {
 
 function received (r, kind, type, text) {
   return ms => until(() => r.messages.find(m => m.kind === kind && m.type === type && m.payload.toString() === text), ms, `${kind} ${type} ${text}`)
+}
+
+//  Waits until n1's SUB has a connection up (handshake done) to the
+//  peer's PUB: only the loss of such a connection is a vote.
+function connected (peer, id) {
+  return until(() => { const m = peer.members.get(id); return m && m.connected }, 5000, `${peer.id}'s connection to ${id}`)
 }
 
 function methods (peer) {
@@ -199,6 +207,11 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     const c2 = await startCNode(redis, 'c2', CLUSTER)
     await until(() => rec.added.includes('c2'), 5000, 'n1 to add c2')
     await c1.expect('added c2')
+    //  A crash is removed at once only by a majority of votes (c1's and
+    //  n1's), and only a connection that was up is a vote: both SUBs must
+    //  hear c2 before it dies, else the lease decides (expired).
+    assert.match(await c2.command('reach 2 5000', 7000), /^ok reach/)
+    await connected(n1, 'c2')
     const pending = n1.call('c2', 'sleep', 5000, { timeout: 4000 })
     await c2.kill('SIGKILL')
     const outcome = await pending
@@ -218,6 +231,9 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.match(await cli.command('whisper c1 pt from-cli'), /^ok whisper/)
     await c1.expect('msg private n3 - pt 2 from-cli') //  the call took seq 1
     assert.match(await cli.command('bogus'), /^error bogus: /)
+    //  As for c2 above: c1's and n1's connections to n3's PUB must be up.
+    await sendUntil(() => cli.command('publish pt from-n3'), ms => c1.expect(/^msg public n3 - pt \d+ from-n3$/, ms), 'n3 publish')
+    await connected(n1, 'n3')
     await sendUntil(() => c1.command('confirm ready-1'), async ms => {
       const answer = await cli.command(`wait ready-1 1 ${ms}`)
       if (answer !== 'ok wait c1') throw new Error(answer)
@@ -225,6 +241,47 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     await cli.kill('SIGKILL')
     await c1.expect('removed n3 crashed')
     await until(() => rec.removed.includes('n3 crashed'), 5000, 'n1 to see n3 crash')
+  })
+
+  it('puts its presence back when the registry\'s keys are deleted, and nobody is removed', async () => {
+    const client = new Redis(redisOptions(redis.url))
+    try {
+      const key = suffix => `zc:{${CLUSTER}}:${suffix}`
+      const present = async id => (await client.sismember(key('nodes'), id)) === 1 &&
+        (await client.hget(key('node:' + id), 'id')) === id && (await client.zscore(key('leases'), id)) !== null
+      assert.ok(await present('n1'), 'n1 has a record, a set entry and a lease deadline')
+      const inc = await client.hget(key('node:n1'), 'inc')
+      const lost = c1.lines.length
+      await client.del(...await client.keys(key('*')))
+      await until(async () => (await present('n1')) && (await present('c1')), 5000, 'n1 and c1 to put themselves back')
+      assert.strictEqual(await client.hget(key('node:n1'), 'inc'), inc, 'the same incarnation')
+      //  A known peer missing from the set is taken as gone after a lease
+      //  TTL (2000 ms): wait past it, then nobody may have been removed.
+      await new Promise(resolve => setTimeout(resolve, 3000))
+      assert.deepStrictEqual(rec.removed.filter(r => r.startsWith('c1 ')), [])
+      assert.deepStrictEqual(c1.lines.slice(lost).filter(l => l.startsWith('removed n1')), [])
+      assert.deepStrictEqual(n1.peers(), ['c1'])
+    } finally {
+      client.disconnect()
+    }
+  })
+
+  it('a frozen peer is removed at its lease\'s expiry, and comes back as a new incarnation', async () => {
+    const cli = new Console(process.execPath, [path.join(__dirname, '..', 'peer-cli.js'), '--id', 'n4', '--redis', redis.url, '--cluster', CLUSTER])
+    await cli.expect('ready ')
+    await c1.expect('added n4')
+    await until(() => rec.added.includes('n4'), 5000, 'n1 to add n4')
+    cli.child.kill('SIGSTOP')
+    //  Its connections stay up (heartbeats time out after 20 s): nobody
+    //  votes, and the lease (2000 ms) decides.
+    await c1.expect('removed n4 expired', 8000)
+    await until(() => rec.removed.includes('n4 expired'), 5000, 'n1 to see n4 expire')
+    cli.child.kill('SIGCONT')
+    await c1.expect('added n4', 8000)
+    await until(() => rec.added.filter(id => id === 'n4').length === 2, 5000, 'n1 to add n4 again')
+    assert.deepStrictEqual(await cli.close(), { code: 0, signal: null })
+    await c1.expect('removed n4 left')
+    await until(() => rec.removed.includes('n4 left'), 5000, 'n1 to see n4 leave')
   })
 
   it('asks a C node to exit: it leaves with the code', async () => {

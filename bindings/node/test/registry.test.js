@@ -41,3 +41,57 @@ test('Redis URLs as the C nodes take them, and never shown with credentials', ()
   assert.throws(() => redisOptions('http://h'))
   assert.strictEqual(redact('redis://user:pw@h:1/0'), 'redis://***@h:1/0')
 })
+
+//  Three registries of this peer in one cluster, over a real Redis: the
+//  votes, their withdrawal, the majority, and the lease's expiry.
+test('votes remove a peer only with a majority of the others; a silent one expires', async () => {
+  const { Registry } = require('../lib/registry')
+  const Redis = require('ioredis')
+  const { startRedis, until, cleanup } = require('./helpers')
+  const redis = await startRedis()
+  const client = new Redis(redisOptions(redis.url))
+  const started = []
+  const start = async id => {
+    const r = new Registry({ url: redis.url, cluster: 'votes', id, leaseTtl: 600 })
+    r.removed = []
+    r.warnings = []
+    r.on('remove', (peer, inc, reason, tombstone) => r.removed.push(`${peer} ${reason} ${tombstone}`))
+    r.on('warning', e => r.warnings.push(e.message))
+    await r.start({ pub: 'tcp://127.0.0.1:1', router: 'tcp://127.0.0.1:2' })
+    started.push(r)
+    return r
+  }
+  try {
+    const [a, b, c] = [await start('a'), await start('b'), await start('c')]
+    await until(() => a.known.has('c') && b.known.has('c') && c.known.has('a'), 5000, 'all three to know each other')
+    assert.notStrictEqual(await client.zscore('zc:{votes}:leases', 'c'), null, 'c has a lease deadline')
+    //  One voice of two: c stays, and hears that it is suspected.
+    await a.suspect('c')
+    assert.deepStrictEqual(await client.zrange('zc:{votes}:suspects:c', 0, -1), ['a'])
+    await until(() => c.warnings.some(w => w.startsWith('1 peer(s) cannot reach this node')), 5000, 'c to hear of the vote')
+    await a.tick() //  the vote is renewed, never counted twice
+    assert.deepStrictEqual([a.known.has('c'), b.known.has('c'), await client.sismember('zc:{votes}:nodes', 'c')], [true, true, 1])
+    //  Withdrawn when the connection is back.
+    await a.trust('c')
+    assert.deepStrictEqual(await client.zrange('zc:{votes}:suspects:c', 0, -1), [])
+    //  Two of two: removed as crashed, for everyone, and c comes back anew.
+    const inc = c.inc
+    await a.suspect('c')
+    await b.suspect('c')
+    await until(() => a.removed.includes('c crashed true') && b.removed.includes('c crashed true'), 5000, 'a and b to see c removed')
+    assert.strictEqual(await client.get('zc:{votes}:gone:c'), inc, 'the removed incarnation is kept')
+    await until(() => c.inc !== inc && a.known.get('c') === c.inc, 5000, 'c to come back as a new incarnation')
+    //  A node that dies (no refresh, no Redis; its record left) expires.
+    clearInterval(c.timer)
+    c.timer = null
+    c.sub.disconnect()
+    c.cmd.disconnect()
+    await until(() => a.removed.includes('c expired true') && b.removed.includes('c expired true'), 5000, 'c to expire')
+    assert.strictEqual(await client.sismember('zc:{votes}:nodes', 'c'), 0)
+  } finally {
+    for (const r of started) await r.stop().catch(() => {})
+    client.disconnect()
+    await redis.stop()
+    await cleanup()
+  }
+})
