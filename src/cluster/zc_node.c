@@ -4,10 +4,12 @@
     the Redis connections. Membership flows actor -> node as ADD / REMOVE
     events, which the node applies to the mesh between messages. Failure
     signs the node sees itself flow the other way: when the mesh reports a
-    peer's connection dropped, the node removes the peer at once (that is
-    what makes a killed process disappear everywhere within a second or so)
-    and asks the actor to delete the record, conditionally on the
-    incarnation, so the first survivor's removal is announced to all.
+    peer's connection dropped, the node marks the peer unreachable from here
+    (whisper and RPC to it fail at once) and the actor casts a vote in
+    Redis; the peer is removed for everyone when more than half of the other
+    members voted (a killed process: within a second or so), when its lease
+    expires (a frozen or cut-off host), or when it leaves. One node's bad
+    link removes nobody (docs/REGISTRY.md).
 
     A removed incarnation is remembered for a while (a tombstone), so a
     registry read that raced with the removal cannot bring a dead peer back;
@@ -17,6 +19,10 @@
     travels ahead of the socket close on the same connection so peers never
     mistake a leave for a crash, and the registry's leave announcement.
 
+    The reserved control messages (kill, confirmations, the reachability
+    probe) are in zc_node_control.c; the state both share is in
+    zc_node_internal.h.
+
     Extensions (zc_node_hook.h; RPC is one) attach to the node rather than
     the node knowing them: it hands them the message kinds they claim, tells
     them of removed peers, polls their socket and ticks their timers.
@@ -25,12 +31,12 @@
 #include "zc_log.h"
 #include "zc_failure.h"
 #include "zc_node_hook.h"
+#include "zc_node_internal.h"
 #include "zc_registry.h"
 #include "zc_version.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <msgpack.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,53 +44,6 @@
 
 #define TOMBSTONE_MS   60000
 #define MISMATCHED_MAX 1024 //  peers with other credentials remembered for log-once
-
-typedef struct {
-    char inc[40];
-    json_t *record;
-    int reached;     //  it answered a probe: our publishes reach it
-    int unreachable; //  its connection dropped and has not come back: suspected from here
-} s_peer_info_t;
-
-struct _zc_node_t {
-    zc_mesh_t *mesh;
-    zactor_t *registry;
-    zc_node_hook_t hook;         //  the attached extension's callbacks
-    int warned_no_rpc;           //  a request came with no extension to take it
-    void *ext;                   //  the attached extension, or NULL
-    int64_t registry_looked;     //  when the data path last asked the registry actor (ms)
-    int registry_ready;          //  the node's last poll saw the registry actor readable
-    zc_registry_config_t config; //  its identity is filled by zc_node_start
-    //  As set, one byte longer than zc_identity_t takes, so that a name or
-    //  URL too long is refused at start rather than cut short here.
-    char cluster[ZC_NAME_MAX + 2];
-    char redis_url[1025];          //  "" for the default
-    zc_security_t *security;       //  as set, or owned_security
-    zc_security_t *owned_security; //  the default: $ZC_KEYS
-    zhashx_t *mismatched;          //  ids of peers with other credentials, logged (set)
-    json_t *headers;
-    zhashx_t *groups;        //  set
-    zhashx_t *peers;         //  id -> s_peer_info_t
-    zhashx_t *tombstones;    //  incarnation -> expiry (ms, as intptr)
-    zhashx_t *confirmations; //  name -> set of ids
-    zlist_t *backlog;        //  zc_msg_t copies kept during waits
-    zc_msg_t *current;       //  the backlog message last returned
-    zc_node_events_t events;
-    void *events_arg;
-    zc_node_kill_fn *kill_fn;
-    void *kill_arg;
-    zc_node_reach_fn *reach_fn;
-    void *reach_arg;
-    int kill_code, kill_requested;
-    int leader;
-    uint64_t epoch;
-    int redis_up;
-    int started;
-    int heartbeat_ivl, heartbeat_timeout;
-    uint64_t unreachable_events; //  peers this node lost its connection to, since start
-    zc_failure_t failure;        //  the last call's outcome
-    zc_node_stats_t stats;
-};
 
 zc_error_t zc_node_error(zc_node_t *self)
 {
@@ -100,7 +59,7 @@ const char *zc_node_errstr(zc_node_t *self)
 
 static void s_peer_info_destroy(void **item)
 {
-    s_peer_info_t *info = (s_peer_info_t *)*item;
+    node_peer_t *info = (node_peer_t *)*item;
     if (info) {
         json_decref(info->record);
         free(info);
@@ -325,7 +284,7 @@ static void s_tombstone(zc_node_t *self, const char *inc)
 static int s_remove_peer(zc_node_t *self, const char *id, const char *inc, zc_removed_t reason,
                          int tombstone)
 {
-    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
+    node_peer_t *info = (node_peer_t *)zhashx_lookup(self->peers, id);
     if (!info || (inc && strcmp(info->inc, inc) != 0)) return 0;
     char peer_id[ZC_NAME_MAX + 1];
     snprintf(peer_id, sizeof peer_id, "%s", id);
@@ -363,7 +322,7 @@ static int s_credentials_match(zc_node_t *self, const char *id, const char *curv
 //  Returns 1 if a record with these endpoints is the process we know: the
 //  same endpoints, and the connection to it never dropped meanwhile (a
 //  restarted process drops it, even when it binds the same ports again).
-static int s_same_process(s_peer_info_t *info, const char *pub, const char *router)
+static int s_same_process(node_peer_t *info, const char *pub, const char *router)
 {
     const char *known_pub = json_string_value(json_object_get(info->record, "pub"));
     const char *known_router = json_string_value(json_object_get(info->record, "router"));
@@ -377,7 +336,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
     if (zhashx_lookup(self->tombstones, inc))
         return; //  a removal already seen for this incarnation
     if (!s_credentials_match(self, id, curve)) return;
-    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, id);
+    node_peer_t *info = (node_peer_t *)zhashx_lookup(self->peers, id);
     json_t *record = json_loads(record_text, 0, NULL);
     if (info && (strcmp(info->inc, inc) == 0 || s_same_process(info, pub, router))) {
         //  A record update (groups), or the same process registered anew
@@ -393,7 +352,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
         json_decref(record);
         return;
     }
-    info = (s_peer_info_t *)calloc(1, sizeof(s_peer_info_t));
+    info = (node_peer_t *)calloc(1, sizeof(node_peer_t));
     assert(info);
     snprintf(info->inc, sizeof info->inc, "%s", inc);
     info->record = record;
@@ -454,7 +413,7 @@ static void s_registry_event(zc_node_t *self)
 static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 {
     zc_node_t *self = (zc_node_t *)arg;
-    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, peer_id);
+    node_peer_t *info = (node_peer_t *)zhashx_lookup(self->peers, peer_id);
     if (!info || info->unreachable) return;
     info->unreachable = 1;
     self->unreachable_events++;
@@ -468,7 +427,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
 static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
 {
     zc_node_t *self = (zc_node_t *)arg;
-    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, peer_id);
+    node_peer_t *info = (node_peer_t *)zhashx_lookup(self->peers, peer_id);
     if (!info || !info->unreachable) return;
     info->unreachable = 0;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s reachable again", peer_id);
@@ -482,64 +441,6 @@ static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
 static void s_on_leave(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
     s_remove_peer((zc_node_t *)arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT, 1);
-}
-
-static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
-{
-    zc_node_t *self = (zc_node_t *)arg;
-    msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
-    size_t offset = 0;
-    int code = -1;
-    if (msgpack_unpack_next(&result, (const char *)zc_msg_data(msg), zc_msg_size(msg), &offset) ==
-            MSGPACK_UNPACK_SUCCESS &&
-        result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && result.data.via.u64 <= 255)
-        code = (int)result.data.via.u64;
-    msgpack_unpacked_destroy(&result);
-    if (code < 0) {
-        zc_log(ZC_LOG_WARNING, zc_node_id(self), "ignored a malformed kill request from %s",
-               zc_msg_sender(msg));
-        return;
-    }
-    zc_log(ZC_LOG_INFO, zc_node_id(self), "%s asked this node to exit with code %d",
-           zc_msg_sender(msg), code);
-    if (self->kill_fn)
-        self->kill_fn(self, zc_msg_sender(msg), code, self->kill_arg);
-    else {
-        self->kill_requested = 1;
-        self->kill_code = code;
-    }
-}
-
-//  A peer that hears our probe has its SUB subscribed to our PUB; it says
-//  so privately, since the DEALER queues the answer until it is connected.
-static void s_on_probe(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
-{
-    zc_mesh_whisper(mesh, zc_msg_sender(msg), "zc.reached", "", 0);
-}
-
-static void s_on_reached(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
-{
-    zc_node_t *self = (zc_node_t *)arg;
-    s_peer_info_t *info = (s_peer_info_t *)zhashx_lookup(self->peers, zc_msg_sender(msg));
-    if (info) info->reached = 1;
-}
-
-static void s_on_confirm(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
-{
-    zc_node_t *self = (zc_node_t *)arg;
-    char name[ZC_NAME_MAX + 1];
-    size_t size = zc_msg_size(msg);
-    if (size == 0 || size > ZC_NAME_MAX) return;
-    memcpy(name, zc_msg_data(msg), size);
-    name[size] = 0;
-    if (!zc_wire_name_valid(name)) return;
-    zhashx_t *set = (zhashx_t *)zhashx_lookup(self->confirmations, name);
-    if (!set) {
-        set = zhashx_new();
-        zhashx_insert(self->confirmations, name, set);
-    }
-    zhashx_update(set, zc_msg_sender(msg), (void *)1);
 }
 
 //  --------------------------------------------------------------------------
@@ -607,10 +508,7 @@ int zc_node_start(zc_node_t *self)
     zc_mesh_on_peer_lost(self->mesh, s_on_peer_lost, self);
     zc_mesh_on_peer_back(self->mesh, s_on_peer_back, self);
     zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
-    zc_mesh_on(self->mesh, "zc.kill", s_on_kill, self);
-    zc_mesh_on(self->mesh, "zc.confirm", s_on_confirm, self);
-    zc_mesh_on(self->mesh, "zc.probe", s_on_probe, self);
-    zc_mesh_on(self->mesh, "zc.reached", s_on_reached, self);
+    node_control_attach(self);
     s_record_config(self);
     self->registry = zactor_new(zc_registry_actor, &self->config);
     if (!self->registry)
@@ -866,7 +764,7 @@ int zc_node_peer_exists(zc_node_t *self, const char *id)
 int zc_node_peer_reachable(zc_node_t *self, const char *id)
 {
     assert(self);
-    s_peer_info_t *info = id ? (s_peer_info_t *)zhashx_lookup(self->peers, id) : NULL;
+    node_peer_t *info = id ? (node_peer_t *)zhashx_lookup(self->peers, id) : NULL;
     return info && !info->unreachable;
 }
 
@@ -875,8 +773,8 @@ zlist_t *zc_node_unreachable(zc_node_t *self)
     assert(self);
     zlist_t *ids = zlist_new();
     zlist_autofree(ids);
-    for (s_peer_info_t *info = (s_peer_info_t *)zhashx_first(self->peers); info;
-         info = (s_peer_info_t *)zhashx_next(self->peers))
+    for (node_peer_t *info = (node_peer_t *)zhashx_first(self->peers); info;
+         info = (node_peer_t *)zhashx_next(self->peers))
         if (info->unreachable) zlist_append(ids, (void *)zhashx_cursor(self->peers));
     return ids;
 }
@@ -936,8 +834,8 @@ char *zc_node_cluster_info(zc_node_t *self)
     json_t *nodes = json_array();
     json_t *groups = json_object();
     json_array_append_new(nodes, s_self_record(self));
-    for (s_peer_info_t *info = (s_peer_info_t *)zhashx_first(self->peers); info;
-         info = (s_peer_info_t *)zhashx_next(self->peers))
+    for (node_peer_t *info = (node_peer_t *)zhashx_first(self->peers); info;
+         info = (node_peer_t *)zhashx_next(self->peers))
         if (info->record) json_array_append(nodes, info->record);
     size_t i;
     json_t *record;
@@ -960,8 +858,8 @@ char *zc_node_cluster_info(zc_node_t *self)
         }
     }
     json_t *unreachable = json_array();
-    for (s_peer_info_t *peer = (s_peer_info_t *)zhashx_first(self->peers); peer;
-         peer = (s_peer_info_t *)zhashx_next(self->peers))
+    for (node_peer_t *peer = (node_peer_t *)zhashx_first(self->peers); peer;
+         peer = (node_peer_t *)zhashx_next(self->peers))
         if (peer->unreachable)
             json_array_append_new(unreachable,
                                   json_string((const char *)zhashx_cursor(self->peers)));
@@ -973,96 +871,4 @@ char *zc_node_cluster_info(zc_node_t *self)
     char *text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
     return text;
-}
-
-//  --------------------------------------------------------------------------
-//  Kill and confirmations
-
-int zc_node_kill(zc_node_t *self, const char *peer, int exit_code)
-{
-    assert(self);
-    if (exit_code < 0 || exit_code > 255) {
-        errno = EINVAL;
-        return -1;
-    }
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_int(&pk, exit_code);
-    int rc = zc_mesh_whisper(self->mesh, peer, "zc.kill", sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy(&sbuf);
-    return rc;
-}
-
-int zc_node_confirm(zc_node_t *self, const char *name)
-{
-    assert(self);
-    if (!zc_wire_name_valid(name)) {
-        errno = EINVAL;
-        return -1;
-    }
-    return zc_mesh_publish(self->mesh, "zc.confirm", name, strlen(name));
-}
-
-zlist_t *zc_node_wait_confirmations(zc_node_t *self, const char *name, size_t count, int timeout_ms)
-{
-    assert(self && self->started);
-    int64_t deadline = zclock_mono() + timeout_ms;
-    while (1) {
-        zhashx_t *set = name ? (zhashx_t *)zhashx_lookup(self->confirmations, name) : NULL;
-        if (set && zhashx_size(set) >= count) {
-            zlist_t *ids = zlist_new();
-            zlist_autofree(ids);
-            for (void *v = zhashx_first(set); v; v = zhashx_next(set))
-                zlist_append(ids, (void *)zhashx_cursor(set));
-            zc_failure_clear(&self->failure);
-            return ids;
-        }
-        long wait = (long)(deadline - zclock_mono());
-        if (wait <= 0) {
-            zc_failure_set(&self->failure, ZC_ERR_TIMEOUT,
-                           "%zu of %zu peers confirmed '%.100s' in time",
-                           set ? zhashx_size(set) : 0, count, name ? name : "");
-            return NULL;
-        }
-        zc_node_run(self, (int)wait);
-    }
-}
-
-//  --------------------------------------------------------------------------
-//  Waiting for peers (the slow joiner)
-
-//  Probes are published this often while a wait lasts.
-#define PROBE_IVL_MS 100
-
-static size_t s_reached_count(zc_node_t *self)
-{
-    size_t count = 0;
-    for (void *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        count += ((s_peer_info_t *)p)->reached ? 1 : 0;
-    return count;
-}
-
-int zc_node_wait_peers(zc_node_t *self, size_t count, int timeout_ms)
-{
-    assert(self && self->started);
-    int64_t deadline = zclock_mono() + timeout_ms;
-    int64_t next_probe = 0;
-    while (s_reached_count(self) < count) {
-        int64_t now = zclock_mono();
-        if (now >= deadline)
-            return zc_failure_set(&self->failure, ZC_ERR_TIMEOUT,
-                                  "%zu of %zu peers reachable in time (%zu known)",
-                                  s_reached_count(self), count, zhashx_size(self->peers));
-        if (now >= next_probe && zhashx_size(self->peers) > s_reached_count(self)) {
-            zc_mesh_publish(self->mesh, "zc.probe", "", 0);
-            next_probe = now + PROBE_IVL_MS;
-        }
-        //  Never longer than a probe interval: a peer added inside the run
-        //  wakes nothing, and it needs a probe.
-        int64_t until = now + PROBE_IVL_MS < deadline ? now + PROBE_IVL_MS : deadline;
-        zc_node_run(self, (int)(until - now));
-    }
-    return zc_failure_clear(&self->failure);
 }
