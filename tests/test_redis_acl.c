@@ -253,6 +253,30 @@ static void s_check_logs(FILE *file, int saved)
     free(logs);
 }
 
+//  A grant missing from the ACL line must fail the registry's scripts with
+//  the error, never make them "repair" the key they could not use: a user
+//  without ZADD once deleted the lease deadlines of every node.
+static void s_missing_grant(void)
+{
+    zt_section("a grant missing: the scripts fail, and delete nothing");
+    ZT_CHECK(s_create_user("zc-nozadd", "aclz"));
+    ZT_CHECK(zh_command_ok(zh_port(s_server), "ACL SETUSER zc-nozadd -zadd"));
+    ZT_CHECK(zh_command_ok(zh_port(s_server), "ZADD zc:{aclz}:leases 99999999999999 keep-me"));
+    char url[256];
+    snprintf(url, sizeof url, "redis://zc-nozadd:%s@127.0.0.1:%d", PASSWORD, zh_port(s_server));
+    setenv("ZC_REDIS_URL", url, 1);
+    setenv("ZC_CLUSTER", "aclz", 1);
+    zt_proc_t *node = zt_cli_start("node", "--id", "nozadd", "--lease-ttl", "600", NULL);
+    ZT_CHECK(node && zt_proc_expect(node, "ready ", 10000));
+    usleep(1500000); //  several presence attempts (every TTL/3), each refused
+    zt_proc_destroy(&node);
+    zc_redis_t *admin = zh_connect(zh_port(s_server));
+    redisReply *reply = zc_redis_command(admin, "ZSCORE zc:{aclz}:leases keep-me");
+    ZT_CHECK(reply && reply->type == REDIS_REPLY_STRING);
+    if (reply) freeReplyObject(reply);
+    zc_redis_destroy(&admin);
+}
+
 int main(void)
 {
     FILE *logs = tmpfile();
@@ -263,6 +287,7 @@ int main(void)
         s_check_logs(logs, saved_stderr);
         return zt_done();
     }
+    s_missing_grant();
     ZT_CHECK(s_create_user("zc-acl", CLUSTER));
     //  Only the ACL user may do anything: the default user is switched off.
     ZT_CHECK(zh_command_ok(zh_port(s_server), "ACL SETUSER default off"));

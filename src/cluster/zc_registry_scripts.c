@@ -5,7 +5,9 @@
     a key of the wrong type fails on every node, every tick, for ever; so
     every read that could meet one goes through safe(), which replaces the
     damaged key and names it in the script's answer (the actor logs that
-    once), and every removal goes through forget().
+    once; only for WRONGTYPE: any other error, such as an ACL's NOPERM,
+    fails the script and deletes nothing), and every removal goes through
+    forget().
 
     Keys under the prefix P ("zc:{CLUSTER}:"), besides those the registry
     always had (nodes, node:<id>, lease:<id>, leader, epoch, events):
@@ -35,6 +37,7 @@
     "local function safe(what, cmd, k, ...)\n"                                                     \
     "  local r = redis.pcall(cmd, k, ...)\n"                                                       \
     "  if type(r) == 'table' and r.err then\n"                                                     \
+    "    if string.sub(r.err, 1, 9) ~= 'WRONGTYPE' then error(r) end\n"                            \
     "    redis.call('DEL', k)\n"                                                                   \
     "    table.insert(repaired, what .. ' ' .. k .. ' had the wrong type')\n"                      \
     "    r = redis.call(cmd, k, ...)\n"                                                            \

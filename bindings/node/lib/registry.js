@@ -31,6 +31,7 @@ const LUA_COMMON = 'local repaired = {}\n' +
   'local function safe(what, cmd, k, ...)\n' +
   '  local r = redis.pcall(cmd, k, ...)\n' +
   "  if type(r) == 'table' and r.err then\n" +
+  "    if string.sub(r.err, 1, 9) ~= 'WRONGTYPE' then error(r) end\n" +
   "    redis.call('DEL', k)\n" +
   "    table.insert(repaired, what .. ' ' .. k .. ' had the wrong type')\n" +
   '    r = redis.call(cmd, k, ...)\n' +
