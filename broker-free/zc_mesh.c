@@ -1063,6 +1063,13 @@ int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
     return self->fd_count;
 }
 
+uint64_t zc_mesh_received(zc_mesh_t *self)
+{
+    assert(self);
+    const zc_mesh_stats_t *s = &self->stats;
+    return s->recv_public + s->recv_group + s->recv_private + s->recv_request + s->recv_reply;
+}
+
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats)
 {
     assert(self && stats);

@@ -200,8 +200,14 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms);
 //  of items.
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items);
 
-//  Copies the counters into *stats.
+//  Copies the counters into *stats. Reads the refusal monitors first (a
+//  system call or two).
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats);
+
+//  Returns the number of messages received and delivered so far, to a
+//  handler or to the caller (the recv_ counters summed): for a loop that
+//  asks after every receive whether anything arrived, at no system call.
+uint64_t zc_mesh_received(zc_mesh_t *self);
 
 //  Received message accessors. Strings are NUL-terminated and owned by msg.
 int zc_msg_kind(const zc_msg_t *msg);
