@@ -714,11 +714,15 @@ static uint64_t s_track(uint64_t *next, uint64_t seq)
 
 static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *group)
 {
+    //  A header that repeats the last one's head has its sender.
     s_sender_t *sender = self->last_sender;
-    if (!sender || strcmp(self->last_sender_id, header->sender) != 0)
+    if (!sender || (!self->memo.repeated && strcmp(self->last_sender_id, header->sender) != 0))
         sender = (s_sender_t *)zhashx_lookup(self->senders, header->sender);
     if (!sender) {
-        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) return;
+        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) {
+            self->last_sender = NULL;
+            return;
+        }
         sender = (s_sender_t *)calloc(1, sizeof(s_sender_t));
         assert(sender);
         zhashx_insert(self->senders, header->sender, sender);
@@ -859,21 +863,27 @@ static int s_accept(zc_mesh_t *self, int router, int frames)
     int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
     //  On the ROUTER, the routing id is the sender's DEALER identity: a
     //  header that names another sender is spoofed.
-    if (rc == ZC_WIRE_OK && router &&
-        (zmq_msg_size(&self->routing_id) != strlen(header->sender) ||
-         memcmp(zmq_msg_data(&self->routing_id), header->sender, zmq_msg_size(&self->routing_id))))
-        rc = ZC_WIRE_MALFORMED;
-    if (rc != ZC_WIRE_OK || !kind_ok)
+    if (rc == ZC_WIRE_OK && router) {
+        size_t id_len = zmq_msg_size(&self->routing_id);
+        if (id_len != strlen(header->sender) ||
+            memcmp(zmq_msg_data(&self->routing_id), header->sender, id_len) != 0)
+            rc = ZC_WIRE_MALFORMED;
+    }
+    if (rc != ZC_WIRE_OK || !kind_ok) {
+        self->memo.len = 0; //  what the stream caches hold is not this head's
         return s_drop(self, router, &self->stats.malformed, "a message with a malformed header");
+    }
     s_sequence(self, header, msg->group);
     msg->offset = (size_t)(data + used - frame);
-    size_t size = left - used;
+    msg->data = data + used;
+    size_t size = msg->size = left - used;
     if (size > self->max_msg_size) {
         self->stats.oversized++;
         char what[96];
         snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", size,
                  s_kind_name(header->kind), self->max_msg_size);
         s_report(self, header->sender, what);
+        self->memo.len = 0; //  the handler cache is not this head's
         return 0;
     }
     s_count(self, header->kind, size);
@@ -1005,7 +1015,9 @@ static int s_wait(zc_mesh_t *self, long wait)
 static s_handler_t *s_handler(zc_mesh_t *self)
 {
     if (self->msg.header.kind > ZC_KIND_PRIVATE || !zhashx_size(self->handlers)) return NULL;
-    if (strcmp(self->last_type, self->msg.header.type) != 0) {
+    //  A header that repeats the last one's head has its type.
+    if (!(self->memo.repeated && *self->last_type) &&
+        strcmp(self->last_type, self->msg.header.type) != 0) {
         self->last_handler = (s_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
         memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
     }

@@ -316,10 +316,12 @@ int zc_wire_header_decode_next(const uint8_t *data, size_t size, zc_header_t *h,
         s_reader_t r = {data + known, data + size};
         if (!s_read_tail(&r, h, memo->count)) {
             *consumed = (size_t)(r.p - data);
+            memo->repeated = 1;
             return ZC_WIRE_OK;
         }
     }
     memo->len = 0;
+    memo->repeated = 0;
     size_t head;
     uint64_t count;
     int rc = s_decode(data, size, h, consumed, &head, &count);
