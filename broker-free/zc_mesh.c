@@ -93,6 +93,7 @@ struct _zc_mesh_t {
     zc_refusals_t *refusals; //  failed handshakes on every socket
 
     zhashx_t *peers;     //  id -> s_peer_t
+    s_peer_t *last_peer; //  the last one sent to: private sends come in runs
     zhashx_t *groups;    //  joined groups (set)
     zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
     uint64_t public_seq;
@@ -465,6 +466,7 @@ int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
     if (!peer) return -1;
     zmq_disconnect(self->sub_handle, peer->pub_endpoint);
     self->drained[SOCK_SUB] = 0; //  that ran the SUB's pending commands
+    self->last_peer = NULL;
     zhashx_delete(self->peers, id);
     zhashx_delete(self->senders, id);
     self->last_sender = NULL;
@@ -628,7 +630,11 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EMSGSIZE;
         return -1;
     }
-    s_peer_t *peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
+    s_peer_t *peer = self->last_peer;
+    if (!peer || !peer_id || strcmp(peer->id, peer_id) != 0) {
+        peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
+        self->last_peer = peer;
+    }
     if (!peer) {
         self->stats.no_route++;
         errno = EHOSTUNREACH;
