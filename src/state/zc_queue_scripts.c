@@ -73,6 +73,10 @@ static const char s_prelude[] =
     "local function jkey(id) return P .. 'job:' .. id end\n"
     "local function nkey(node) return P .. 'q:node:' .. node end\n"
     "local function num(v, default) return tonumber(v) or default end\n"
+    //  Small numbers as strings: a number passed to redis.call or joined to
+    //  a string is formatted with sprintf, which costs more per job than
+    //  the command it goes to.
+    "local DIGITS = {'1', '2', '3', '4', '5', '6', '7', '8', '9'}\n"
     //  The first problem met that did not stop the script, for its reply.
     "local problem\n"
     "local function note(text) if not problem then problem = text end end\n"
@@ -276,9 +280,9 @@ static const char s_enqueue[] =
 //  be used is skipped, a job whose hash cannot be read parked. Returns
 //  (id queue task args attempt timeout_ms)..., then the problem met if any.
 static const char s_claim[] =
-    "local node, lease, want = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local node, lease, want = ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
     "local now = now_ms()\n"
-    "local deadline = now + lease\n"
+    "local deadline = string.format('%d', now + tonumber(lease))\n"
     "local e = check(INFLIGHT, 'zset', nkey(node), 'set', DELAYED, 'zset')\n"
     "if e then return refuse(e) end\n"
     "local out, scored, ids = {}, {}, {}\n"
@@ -290,15 +294,16 @@ static const char s_claim[] =
     "  local popped = false\n"
     "  if qe then note(qe) else popped = redis.call('RPOP', ready, want) end\n"
     "  if popped then\n"
-    "    local got = 0\n"
+    "    local got, drained = 0, #popped < want\n"
     "    for _, id in ipairs(popped) do\n"
     "      local f = job_fields(id, 'task', 'args', 'attempt', 'timeout_ms', 'state')\n"
     "      if not f then\n"
     "        park(id, now)\n"
     "      elseif f[1] and f[5] == 'queued' then\n"
     "        local attempt = num(f[3], 0) + 1\n"
-    "        redis.call('HSET', jkey(id), 'state', 'active', 'attempt', attempt,\n"
-    "                   'claim', node .. '#' .. attempt, 'node', node, 'lease', lease)\n"
+    "        local a = DIGITS[attempt] or tostring(attempt)\n"
+    "        redis.call('HSET', jkey(id), 'state', 'active', 'attempt', a,\n"
+    "                   'claim', node .. '#' .. a, 'node', node, 'lease', lease)\n"
     "        scored[#scored + 1] = deadline\n"
     "        scored[#scored + 1] = id\n"
     "        ids[#ids + 1] = id\n"
@@ -313,7 +318,7 @@ static const char s_claim[] =
     "    end\n"
     "    want = want - got\n"
     "    if got > 0 then redis.call('HINCRBY', qkey(queue, 'stats'), 'inflight', got) end\n"
-    "    if redis.call('LLEN', ready) > 0 then signal(queue) end\n"
+    "    if not drained and redis.call('LLEN', ready) > 0 then signal(queue) end\n"
     "  end\n"
     "end\n"
     "if #ids > 0 then\n"
@@ -440,22 +445,23 @@ static const char s_release[] =
 //  Renews the leases still held; a lease whose job hash cannot be read is
 //  renewed too (nothing says it was taken back). Returns the 1-based index
 //  of each lost claim, then the problem met if any.
-static const char s_extend[] = "local node = ARGV[2]\n"
-                               "local deadline = now_ms() + tonumber(ARGV[3])\n"
-                               "local e = check(INFLIGHT, 'zset')\n"
-                               "if e then return refuse(e) end\n"
-                               "local out, k = {}, 0\n"
-                               "for i = 4, #ARGV, 2 do\n"
-                               "  k = k + 1\n"
-                               "  local f = job_fields(ARGV[i], 'claim')\n"
-                               "  if not f or f[1] == node .. '#' .. ARGV[i + 1] then\n"
-                               "    redis.call('ZADD', INFLIGHT, 'XX', deadline, ARGV[i])\n"
-                               "  else\n"
-                               "    out[#out + 1] = k\n"
-                               "  end\n"
-                               "end\n"
-                               "if problem then out[#out + 1] = problem end\n"
-                               "return out\n";
+static const char s_extend[] =
+    "local node = ARGV[2]\n"
+    "local deadline = string.format('%d', now_ms() + tonumber(ARGV[3]))\n"
+    "local e = check(INFLIGHT, 'zset')\n"
+    "if e then return refuse(e) end\n"
+    "local out, k = {}, 0\n"
+    "for i = 4, #ARGV, 2 do\n"
+    "  k = k + 1\n"
+    "  local f = job_fields(ARGV[i], 'claim')\n"
+    "  if not f or f[1] == node .. '#' .. ARGV[i + 1] then\n"
+    "    redis.call('ZADD', INFLIGHT, 'XX', deadline, ARGV[i])\n"
+    "  else\n"
+    "    out[#out + 1] = k\n"
+    "  end\n"
+    "end\n"
+    "if problem then out[#out + 1] = problem end\n"
+    "return out\n";
 
 //  ARGV: P node scheduler_lease_ms limit lease_ms sweep_count
 //  The periodic work any node may do, safely at the same time as others,
