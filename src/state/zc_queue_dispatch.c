@@ -18,8 +18,10 @@
     claimed before a round trip are still waiting for a thread when it is
     back (the handlers are the limit, not Redis), the window halves, so a
     job claimed ahead waits about one round trip, and slow jobs are not
-    hoarded: they run with at most a job or two ahead. While results are
-    put off it closes. Jobs claimed ahead are leased, renewed and given
+    hoarded: they run with at most a job or two ahead. It grows only while
+    claims take all they ask for, and closes when a claim finds nothing
+    (an idle worker starts small on the next jobs, which may be slow) and
+    while results are put off. Jobs claimed ahead are leased, renewed and given
     back at stop like any other.
 
     When a claim finds nothing the dispatcher goes idle ("hungry") and
@@ -67,6 +69,7 @@ typedef struct {
     zc_redis_args_t claim;
     int ahead;              //  jobs claimed beyond the concurrency (the window)
     int idle;               //  the last claim found nothing
+    int got;                //  jobs the last claim took
     int failures;           //  consecutive round trips that could not reach Redis
     int claim_failures;     //  consecutive claims Redis refused
     int64_t claim_after;    //  no claim before this time (zclock_mono ms)
@@ -118,6 +121,7 @@ static void s_apply_claim(zc_queue_worker_t *self, s_dispatch_t *d, const redisR
                           int want, int64_t sent_ms)
 {
     int64_t now = zclock_mono();
+    d->got = 0;
     if (reply->type == REDIS_REPLY_ERROR) {
         d->claim_after = now + zc_queue_backoff(d->claim_failures++, S_RETRY_MAX_MS);
         zc_queue_worker_alarm(self, &d->claim_alarm, reply->str, "claim refused: %s (retrying)",
@@ -128,6 +132,7 @@ static void s_apply_claim(zc_queue_worker_t *self, s_dispatch_t *d, const redisR
     int got = s_take_claims(self, reply, sent_ms);
     self->stats.claimed += (uint64_t)got;
     d->idle = want > 0 && got == 0;
+    d->got = got;
     const char *problem = zc_qs_reply_problem(reply, 6);
     if (problem)
         zc_queue_worker_alarm(self, &d->claim_alarm, problem, "claim: %s (skipped)", problem);
@@ -337,9 +342,13 @@ static void s_apply(zc_queue_worker_t *self, s_dispatch_t *d, redisReply **repli
 }
 
 //  Sizes the window of jobs claimed ahead after a round trip that claimed
-//  and settled settled results; the jobs claimed before it have seq up to
-//  before. Call with the lock held.
-static void s_size_window(zc_queue_worker_t *self, s_dispatch_t *d, int settled, uint64_t before)
+//  want jobs and settled settled results; the jobs claimed before it have
+//  seq up to before. It grows only while the claims take all they ask for
+//  (else the queue, not the window, was the limit), and closes when a claim
+//  finds nothing, so that an idle worker starts small on the next jobs
+//  (which may be slow). Call with the lock held.
+static void s_size_window(zc_queue_worker_t *self, s_dispatch_t *d, int want, int settled,
+                          uint64_t before)
 {
     int max = zc_queue_worker_ahead_max(self);
     int waiting = 0, put_off = 0;
@@ -348,11 +357,11 @@ static void s_size_window(zc_queue_worker_t *self, s_dispatch_t *d, int settled,
         put_off |= job->tries > 0;
         waiting += job->state == ZC_JOB_CLAIMED && job->seq <= before;
     }
-    if (put_off || max == 0)
+    if (put_off || max == 0 || d->got == 0)
         d->ahead = 0;
     else if (waiting)
         d->ahead /= 2;
-    else if (settled > 0 && self->executing < self->threads)
+    else if (settled > 0 && d->got == want && self->executing < self->threads)
         d->ahead = d->ahead == 0 ? 1 : d->ahead * 2 > max ? max : d->ahead * 2;
 }
 
@@ -392,7 +401,7 @@ static void s_cycle(zc_queue_worker_t *self, s_dispatch_t *d)
     pthread_mutex_lock(&self->lock);
     if (n >= 0) {
         s_apply(self, d, replies, kinds, n, want, sent_ms);
-        if (want) s_size_window(self, d, settling, before);
+        if (want) s_size_window(self, d, want, settling, before);
     } else
         s_recover(self, d);
     //  No handler threads: run what was claimed here, in order.
