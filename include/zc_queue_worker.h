@@ -10,11 +10,12 @@
     finish their jobs faster than a round trip to Redis, it holds up to 256
     more, claimed and acked in batches; once jobs wait for a thread it
     claims ahead at most what its threads finish in a round trip (slow jobs
-    are not hoarded). While it holds a job it keeps renewing the job's lease, so a slow
-    handler is never mistaken for a dead worker; a run that passes its
-    timeout is reported failed and cancelled (zc_job_cancelled). Every
-    worker also moves the cluster's delayed jobs and lost claims back to
-    their queues and, one at a time, enqueues recurring tasks.
+    are not hoarded). While it holds a job it keeps renewing the job's
+    lease, so a slow handler is never mistaken for a dead worker; a run
+    that passes its timeout is reported failed and cancelled
+    (zc_job_cancelled). Every worker also moves the cluster's delayed jobs
+    and lost claims back to their queues and, one at a time, enqueues
+    recurring tasks.
 
     Stopping (zc_queue_worker_stop or destroy) finishes the running
     handlers and gives the jobs not yet started back to their queues, so no

@@ -21,8 +21,8 @@
     hoarded: they run with at most a job or two ahead. It grows only while
     claims take all they ask for, and closes when a claim finds nothing
     (an idle worker starts small on the next jobs, which may be slow) and
-    while results are put off. Jobs claimed ahead are leased, renewed and given
-    back at stop like any other.
+    while results are put off. Jobs claimed ahead are leased, renewed and
+    given back at stop like any other.
 
     When a claim finds nothing the dispatcher goes idle ("hungry") and
     leaves the waiting to the keeper, which blocks on the queues' signal
