@@ -6,11 +6,16 @@
     `concurrency` jobs at once and runs their handlers on `threads` threads
     (a shared zc_pool; 0 runs them one after another on the claiming
     thread); a job it holds beyond its threads waits, leased, for a free
-    one. While it holds a job it keeps renewing the job's lease, so a slow
-    handler is never mistaken for a dead worker; a run that passes its
-    timeout is reported failed and cancelled (zc_job_cancelled). Every
-    worker also moves the cluster's delayed jobs and lost claims back to
-    their queues and, one at a time, enqueues recurring tasks.
+    one. With handler threads it also claims ahead: while its threads
+    finish their jobs faster than a round trip to Redis, it holds up to 256
+    more, claimed and acked in batches; once jobs wait for a thread it
+    claims ahead at most what its threads finish in a round trip (slow jobs
+    are not hoarded). While it holds a job it keeps renewing the job's
+    lease, so a slow handler is never mistaken for a dead worker; a run
+    that passes its timeout is reported failed and cancelled
+    (zc_job_cancelled). Every worker also moves the cluster's delayed jobs
+    and lost claims back to their queues and, one at a time, enqueues
+    recurring tasks.
 
     Stopping (zc_queue_worker_stop or destroy) finishes the running
     handlers and gives the jobs not yet started back to their queues, so no
@@ -103,8 +108,9 @@ int zc_queue_worker_register(zc_queue_worker_t *self, const char *task, zc_task_
 int zc_queue_worker_add_queue(zc_queue_worker_t *self, const char *queue);
 
 //  Sets how many jobs the worker holds at once (claimed in one round trip
-//  when free), 1..1000; default 1. 0 drains nothing: the worker only
-//  promotes delayed jobs, returns lost claims and runs the scheduler.
+//  when free), besides those claimed ahead for its threads (see above),
+//  1..1000; default 1. 0 drains nothing: the worker only promotes delayed
+//  jobs, returns lost claims and runs the scheduler.
 void zc_queue_worker_set_concurrency(zc_queue_worker_t *self, int concurrency);
 
 //  Sets the handler threads, 0..256; default: as many as the concurrency.

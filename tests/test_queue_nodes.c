@@ -160,6 +160,21 @@ int main(void)
     ZT_EQ(WEXITSTATUS(zt_proc_wait(p, 5000)), 1);
     zt_proc_destroy(&p);
 
+    zt_section("ready is printed before the first run's line");
+    //  A driver that waits for `ready` must not miss the runs of jobs that
+    //  were queued before the worker started.
+    zc_queue_item_t items[200];
+    for (int i = 0; i < 200; i++)
+        items[i] = (zc_queue_item_t){NULL, 0, NULL};
+    ZT_EQ(zc_queue_enqueue_many(queue, "first", "noop", items, 200, NULL, NULL), 200);
+    p = zt_cli_start("worker", "--redis", s_url, "--cluster", CLUSTER, "--id", "first", "--queue",
+                     "first", NULL);
+    const char *first = p ? zt_proc_expect(p, "", 10000) : NULL;
+    ZT_CHECK(first && strncmp(first, "ready first", 11) == 0);
+    ZT_CHECK(zt_proc_expect(p, "done ", 5000) != NULL);
+    zt_proc_destroy(&p);
+    ZT_CHECK(zc_queue_delete(queue, "first") >= 0);
+
     //  An admin console that drains nothing, and three workers.
     s_node_t admin = {0};
     ZT_EQ(s_start(&admin, "admin", "jobs", "0"), 0);

@@ -619,7 +619,12 @@ int cli_worker(int argc, char **argv)
     sigaction(SIGINT, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    //  `ready` comes before any run's line: a driver that waits for it must
+    //  not miss the runs of the first jobs. Handlers print under the stdout
+    //  lock (s_print), held here until it is printed.
+    flockfile(stdout);
     if (zc_queue_worker_start(worker)) {
+        funlockfile(stdout);
         fprintf(stderr, "zcluster worker: %s\n", zc_queue_worker_errstr(worker));
         zc_queue_worker_destroy(&worker);
         zc_queue_destroy(&queue);
@@ -629,6 +634,7 @@ int cli_worker(int argc, char **argv)
     self.metrics =
         cli_metrics_new("worker", &options.where, zc_queue_worker_id(worker), options.metrics_port);
     if (!self.metrics) {
+        funlockfile(stdout); //  before destroy, which waits for the handlers
         zc_queue_worker_destroy(&worker);
         zc_queue_destroy(&queue);
         return 1;
@@ -636,6 +642,7 @@ int cli_worker(int argc, char **argv)
     zc_metrics_set_worker(self.metrics, worker);
     s_print("ready %s", zc_queue_worker_id(worker));
     if (zc_metrics_port(self.metrics) >= 0) s_print("metrics %d", zc_metrics_port(self.metrics));
+    funlockfile(stdout);
     zc_supervisor_ready(); //  under `zcluster start`: tell the master
     s_serve(&self);
     zc_metrics_destroy(&self.metrics);

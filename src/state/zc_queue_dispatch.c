@@ -8,6 +8,22 @@
     Runs that finish while a round trip is out travel together in the next,
     so acks batch themselves under load.
 
+    Claiming ahead: a claim takes the slots free at the time it is sent,
+    so with handler threads that finish their jobs before the round trip
+    is back, the threads would wait for every round trip, one job each at
+    concurrency 1. So while they run out of work (after a round trip that
+    settled results, the jobs claimed before it have all started and a
+    thread is idle) the worker claims more than its concurrency: a window
+    of jobs ahead, doubled each time, up to ZC_QUEUE_AHEAD_MAX. Once jobs
+    claimed before a round trip are still waiting for a thread when it is
+    back (the handlers are the limit, not Redis), the window halves, so a
+    job claimed ahead waits about one round trip, and slow jobs are not
+    hoarded: they run with at most a job or two ahead. It grows only while
+    claims take all they ask for, and closes when a claim finds nothing
+    (an idle worker starts small on the next jobs, which may be slow) and
+    while results are put off. Jobs claimed ahead are leased, renewed and
+    given back at stop like any other.
+
     When a claim finds nothing the dispatcher goes idle ("hungry") and
     leaves the waiting to the keeper, which blocks on the queues' signal
     lists and wakes it; an idle dispatcher claims nothing until woken, so an
@@ -51,7 +67,9 @@ enum { S_ACK, S_FAIL, S_RELEASE, S_SETTLE_CALLS };
 typedef struct {
     s_call_t settle[S_SETTLE_CALLS];
     zc_redis_args_t claim;
+    int ahead;              //  jobs claimed beyond the concurrency (the window)
     int idle;               //  the last claim found nothing
+    int got;                //  jobs the last claim took
     int failures;           //  consecutive round trips that could not reach Redis
     int claim_failures;     //  consecutive claims Redis refused
     int64_t claim_after;    //  no claim before this time (zclock_mono ms)
@@ -103,6 +121,7 @@ static void s_apply_claim(zc_queue_worker_t *self, s_dispatch_t *d, const redisR
                           int want, int64_t sent_ms)
 {
     int64_t now = zclock_mono();
+    d->got = 0;
     if (reply->type == REDIS_REPLY_ERROR) {
         d->claim_after = now + zc_queue_backoff(d->claim_failures++, S_RETRY_MAX_MS);
         zc_queue_worker_alarm(self, &d->claim_alarm, reply->str, "claim refused: %s (retrying)",
@@ -113,6 +132,7 @@ static void s_apply_claim(zc_queue_worker_t *self, s_dispatch_t *d, const redisR
     int got = s_take_claims(self, reply, sent_ms);
     self->stats.claimed += (uint64_t)got;
     d->idle = want > 0 && got == 0;
+    d->got = got;
     const char *problem = zc_qs_reply_problem(reply, 6);
     if (problem)
         zc_queue_worker_alarm(self, &d->claim_alarm, problem, "claim: %s (skipped)", problem);
@@ -321,6 +341,30 @@ static void s_apply(zc_queue_worker_t *self, s_dispatch_t *d, redisReply **repli
         d->settle[call].count = 0;
 }
 
+//  Sizes the window of jobs claimed ahead after a round trip that claimed
+//  want jobs and settled settled results; the jobs claimed before it have
+//  seq up to before. It grows only while the claims take all they ask for
+//  (else the queue, not the window, was the limit), and closes when a claim
+//  finds nothing, so that an idle worker starts small on the next jobs
+//  (which may be slow). Call with the lock held.
+static void s_size_window(zc_queue_worker_t *self, s_dispatch_t *d, int want, int settled,
+                          uint64_t before)
+{
+    int max = zc_queue_worker_ahead_max(self);
+    int waiting = 0, put_off = 0;
+    for (int i = 0; i < self->held_count; i++) {
+        zc_job_t *job = self->held[i];
+        put_off |= job->tries > 0;
+        waiting += job->state == ZC_JOB_CLAIMED && job->seq <= before;
+    }
+    if (put_off || max == 0 || d->got == 0)
+        d->ahead = 0;
+    else if (waiting)
+        d->ahead /= 2;
+    else if (settled > 0 && d->got == want && self->executing < self->threads)
+        d->ahead = d->ahead == 0 ? 1 : d->ahead * 2 > max ? max : d->ahead * 2;
+}
+
 //  Runs one cycle. Call with the lock held; releases it during the round
 //  trip and the handlers it runs.
 static void s_cycle(zc_queue_worker_t *self, s_dispatch_t *d)
@@ -331,9 +375,10 @@ static void s_cycle(zc_queue_worker_t *self, s_dispatch_t *d)
     //  The claim takes the slots of the results on their way too, so that
     //  the next jobs arrive with the acks; if some results are put off
     //  instead, the worker holds more than its concurrency for a while, up
-    //  to its capacity.
-    int free_slots = self->stopping ? 0 : self->concurrency - (self->held_count - settling);
-    int room = zc_queue_worker_capacity(self) - self->held_count;
+    //  to twice its window (the window is closed while results are put off).
+    int limit = self->concurrency > 0 ? self->concurrency + d->ahead : 0;
+    int free_slots = self->stopping ? 0 : limit - (self->held_count - settling);
+    int room = 2 * (limit > 0 ? limit : 1) - self->held_count;
     if (free_slots > room) free_slots = room;
     int may_claim = free_slots > 0 && zclock_mono() >= d->claim_after;
     int want = may_claim && (!d->idle || self->wake) ? free_slots : 0;
@@ -347,15 +392,17 @@ static void s_cycle(zc_queue_worker_t *self, s_dispatch_t *d)
         return;
     }
     if (want) self->wake = self->hungry = 0;
+    uint64_t before = self->next_seq;
     pthread_mutex_unlock(&self->lock);
     redisReply *replies[S_SETTLE_CALLS + 1];
     int kinds[S_SETTLE_CALLS + 1];
     int64_t sent_ms = zclock_mono();
     int n = s_round_trip(self, d, want, replies, kinds);
     pthread_mutex_lock(&self->lock);
-    if (n >= 0)
+    if (n >= 0) {
         s_apply(self, d, replies, kinds, n, want, sent_ms);
-    else
+        if (want) s_size_window(self, d, want, settling, before);
+    } else
         s_recover(self, d);
     //  No handler threads: run what was claimed here, in order.
     if (!self->pool) {

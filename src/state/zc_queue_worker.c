@@ -8,7 +8,8 @@
       during a round trip, the next one carries all of them, so acks batch
       themselves under load and Redis, not round trips, sets the pace. With
       zero handler threads it also runs the handlers, one after another,
-      between round trips.
+      between round trips. With handler threads it claims ahead of the
+      concurrency while they run out of work between round trips.
     - handler threads (a zc_pool, as many threads as the concurrency by
       default) run handlers: each claimed job is one item submitted to the
       pool. The handler API is a plain function returning 0 or -1, so no
@@ -261,9 +262,15 @@ void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alar
     alarm->kind[0] = 0;
 }
 
+int zc_queue_worker_ahead_max(zc_queue_worker_t *self)
+{
+    //  Inline handlers run between round trips: nothing to keep busy then.
+    return self->threads > 0 && self->concurrency > 0 ? ZC_QUEUE_AHEAD_MAX : 0;
+}
+
 int zc_queue_worker_capacity(zc_queue_worker_t *self)
 {
-    return 2 * (self->concurrency > 0 ? self->concurrency : 1);
+    return 2 * ((self->concurrency > 0 ? self->concurrency : 1) + zc_queue_worker_ahead_max(self));
 }
 
 int64_t zc_queue_backoff(int failures, int64_t cap_ms)

@@ -136,9 +136,19 @@ void zc_queue_worker_alarm_clear(zc_queue_worker_t *self, zc_queue_alarm_t *alar
 //  ones in a row: 50 ms doubled per failure, at most cap_ms.
 int64_t zc_queue_backoff(int failures, int64_t cap_ms);
 
-//  Returns the most claims the worker may hold at once: its concurrency,
-//  and as many again whose results were put off while the claims that
-//  replaced them were on their way (see zc_queue_dispatch.c).
+//  Most jobs a worker with handler threads claims ahead of its concurrency
+//  while its threads run out of work between round trips (see
+//  zc_queue_dispatch.c).
+#define ZC_QUEUE_AHEAD_MAX 256
+
+//  Returns how many jobs the worker may claim ahead at most: ZC_QUEUE_AHEAD_MAX
+//  with handler threads, 0 with handlers inline or concurrency 0.
+int zc_queue_worker_ahead_max(zc_queue_worker_t *self);
+
+//  Returns the most claims the worker may hold at once: its concurrency
+//  and the most it claims ahead, and as many again whose results were put
+//  off while the claims that replaced them were on their way (see
+//  zc_queue_dispatch.c).
 int zc_queue_worker_capacity(zc_queue_worker_t *self);
 
 //  Hands a claimed job to a handler thread, or to the run queue when

@@ -135,4 +135,5 @@ def test_a_python_worker_killed_mid_job_loses_nothing(queue, env, spawned):
         doomed.close()
     c = spawned("worker", "--id", "c-rescuer", "--queue", "shared", env=env)
     c.expect(rf"^done {job_id} sleep 2$")
-    assert queue.stats("shared")["processed"] == 1
+    # The worker prints "done" before it sends the result to Redis.
+    wait_until(lambda: queue.stats("shared")["processed"] == 1)
