@@ -173,7 +173,7 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     await evil.send(Buffer.from('960103a6736563726574a5616c7068610700', 'hex'))
     await evil.send([Buffer.from('9601', 'hex'), Buffer.from('00', 'hex')])
     await evil.send(Buffer.from('ddffffffff0101', 'hex'))
-    await evil.send(Buffer.from('9602', 'hex'))
+    await evil.send(Buffer.from('9603', 'hex'))
     await until(() => n1.stats().malformed === before.malformed + 3 && n1.stats().bad_version === before.bad_version + 1, 5000, 'the drops to be counted')
     evil.close()
     assert.strictEqual(await n1.request('c1', 'echo', 'still here'), 'still here')
