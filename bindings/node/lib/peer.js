@@ -5,7 +5,9 @@
 
     One PUB and one ROUTER bound; one SUB connected to every peer's PUB and
     one DEALER per peer connected to its ROUTER (routing id = this node's
-    id). Every message is one frame: topic (PUB path), header, payload.
+    id). Every message it sends is one frame: topic (PUB path), header,
+    payload; it reads batch frames too (docs/PROTOCOL.md section 8.1), and
+    says so in its registry record (`wire`), so C nodes may batch to it.
 
     Events: 'message' (msg: {kind, type, sender, group, seq, corr, payload}),
     'added' (id, record), 'removed' (id, reason: left | expired | crashed),
@@ -156,7 +158,8 @@ class Peer extends EventEmitter {
       groups: [...this.groups].join(' '),
       headers: JSON.stringify(this.headers),
       started: String(Date.now()),
-      version: 'node-' + require('../package.json').version
+      version: 'node-' + require('../package.json').version,
+      wire: String(wire.READS)
     })
   }
 
@@ -394,13 +397,16 @@ class Peer extends EventEmitter {
     this.expected.set(key, typeof seq === 'bigint' ? seq + 1n : seq + 1)
   }
 
+  //  One read from a socket: a message, or a batch of them, each counted
+  //  and delivered on its own.
   s_accept (frames, via) {
-    const d = wire.decodeMessage(frames, via)
-    if (d.result !== 'ok') {
-      this.counters[d.result]++
-      return
+    for (const d of wire.decodeFrames(frames, via)) {
+      if (d.result !== 'ok') this.counters[d.result]++
+      else this.s_deliver(d.msg)
     }
-    const msg = d.msg
+  }
+
+  s_deliver (msg) {
     const stream = msg.kind === KIND.public ? 'P' : msg.kind === KIND.group ? 'G' + msg.group : 'D'
     this.s_track(msg.sender, stream, msg.seq)
     if (msg.payload.length > this.maxPayload) {

@@ -163,6 +163,22 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.strictEqual(r.result, 'result t11 status=ok replies=2 missing=')
   })
 
+  it('reads a batch frame on its ROUTER, each message counted alone', async () => {
+    const zmq = require('zeromq')
+    const wire = require('../lib/wire')
+    const batcher = new zmq.Dealer({ routingId: 'batcher', linger: 0 })
+    batcher.connect(n1.routerEndpoint)
+    const before = n1.stats()
+    const message = (seq, text) => Buffer.concat([wire.encodeHeader({ kind: wire.KIND.private, type: 'batched', sender: 'batcher', seq }), Buffer.from(text)])
+    //  Two good messages around a bad one (a map, not a header).
+    await batcher.send(wire.encodeBatch('batcher', [message(1, 'one'), Buffer.from('810101', 'hex'), message(2, 'two')]))
+    await until(() => rec.messages.filter(m => m.type === 'batched').length === 2, 5000, 'the batched messages')
+    assert.deepStrictEqual(rec.messages.filter(m => m.type === 'batched').map(m => m.payload.toString()), ['one', 'two'])
+    const after = n1.stats()
+    assert.deepStrictEqual([after.recv_private - before.recv_private, after.malformed - before.malformed, after.lost - before.lost], [2, 1, 0])
+    batcher.close()
+  })
+
   it('counts bad frames on its ROUTER and goes on serving', async () => {
     const zmq = require('zeromq')
     const evil = new zmq.Dealer({ routingId: 'evil', linger: 0 })
