@@ -325,15 +325,16 @@ static int s_read_bin(s_reader_t *r, uint64_t *len)
     return s_len(r, *t == 0xc4 ? 1 : *t == 0xc5 ? 2 : 4, len);
 }
 
-//  Reads the batch header after its version: kind, type, sender, count and
-//  any extra elements. Returns 0 or -1.
-static int s_batch_fields(s_reader_t *r, uint64_t elements, zc_wire_batch_t *batch)
+//  Reads the batch header after its version: kind, type, sender (into
+//  sender), count and any extra elements. Returns 0 or -1.
+static int s_batch_fields(s_reader_t *r, uint64_t elements, char sender[ZC_NAME_MAX + 1],
+                          uint64_t *count)
 {
     uint64_t kind;
     char type[ZC_NAME_MAX + 1];
     if (elements < 5 || s_read_uint(r, &kind) || kind != ZC_WIRE_BATCH_KIND ||
-        s_read_name(r, type) || strcmp(type, ZC_WIRE_BATCH_TYPE) != 0 ||
-        s_read_name(r, batch->sender) || s_read_uint(r, &batch->left) || s_skip(r, elements - 5))
+        s_read_name(r, type) || strcmp(type, ZC_WIRE_BATCH_TYPE) != 0 || s_read_name(r, sender) ||
+        s_read_uint(r, count) || s_skip(r, elements - 5))
         return -1;
     return 0;
 }
@@ -341,7 +342,8 @@ static int s_batch_fields(s_reader_t *r, uint64_t elements, zc_wire_batch_t *bat
 int zc_wire_batch_open(zc_wire_batch_t *batch, const uint8_t *data, size_t size)
 {
     s_reader_t r = {data, data + size};
-    uint64_t elements, version;
+    uint64_t elements, version, count;
+    //  Nothing to take unless the whole frame is good.
     batch->sender[0] = 0;
     batch->left = 0;
     batch->next = batch->end = data + size;
@@ -350,18 +352,21 @@ int zc_wire_batch_open(zc_wire_batch_t *batch, const uint8_t *data, size_t size)
     if (version != ZC_WIRE_BATCH_VERSION) return ZC_WIRE_VERSION_BAD;
     //  Every entry takes at least two bytes (a bin8 of nothing): a count
     //  beyond that is refused before anything is walked.
-    if (s_batch_fields(&r, elements, batch) || batch->left == 0 ||
-        batch->left > (uint64_t)(r.end - r.p) / 2)
+    char sender[ZC_NAME_MAX + 1];
+    if (s_batch_fields(&r, elements, sender, &count) || count == 0 ||
+        count > (uint64_t)(r.end - r.p) / 2)
         return ZC_WIRE_MALFORMED;
     //  Each entry is walked now, so that a frame is taken whole or not at all.
     s_reader_t walk = r;
-    for (uint64_t i = 0; i < batch->left; i++) {
+    for (uint64_t i = 0; i < count; i++) {
         const uint8_t *skipped;
         uint64_t len;
         if (s_read_bin(&walk, &len) || s_take(&walk, (size_t)len, &skipped))
             return ZC_WIRE_MALFORMED;
     }
     if (walk.p != walk.end) return ZC_WIRE_MALFORMED; //  bytes after the last entry
+    memcpy(batch->sender, sender, sizeof batch->sender);
+    batch->left = count;
     batch->next = r.p;
     return ZC_WIRE_OK;
 }

@@ -142,7 +142,8 @@ int zc_wire_batch_entry_prefix(uint8_t *buf, size_t len);
 //  frame. Returns ZC_WIRE_OK (batch ready for zc_wire_batch_next, its
 //  sender set), ZC_WIRE_MALFORMED, or ZC_WIRE_VERSION_BAD if the frame does
 //  not begin with an array whose version is ZC_WIRE_BATCH_VERSION (it is
-//  not a batch: judge it with zc_wire_header_decode). Allocates nothing.
+//  not a batch: judge it with zc_wire_header_decode); on either, batch has
+//  nothing to take. Allocates nothing.
 int zc_wire_batch_open(zc_wire_batch_t *batch, const uint8_t *data, size_t size);
 
 //  Takes the next message of an open batch: *message points at its bytes

@@ -64,7 +64,10 @@ static void s_batch(const uint8_t *data, size_t size)
     zc_wire_batch_t batch;
     int rc = zc_wire_batch_open(&batch, data, size);
     s_check(rc == ZC_WIRE_OK || rc == ZC_WIRE_MALFORMED || rc == ZC_WIRE_VERSION_BAD);
-    if (rc != ZC_WIRE_OK) return;
+    if (rc != ZC_WIRE_OK) {
+        s_check(batch.left == 0); //  a refused frame has nothing to take
+        return;
+    }
     s_check(batch.left >= 1 && zc_wire_name_valid(batch.sender));
     uint64_t count = batch.left, taken = 0;
     const uint8_t *message, *end = batch.next;

@@ -402,8 +402,12 @@ static void s_test_mutations(void)
             }
             ZT_CHECK(taken == count && last_end == frame + size);
             entries += (long)taken;
-        } else
+        } else {
             refused++;
+            const uint8_t *bytes;
+            size_t len;
+            ZT_CHECK(batch.left == 0 && !zc_wire_batch_next(&batch, &bytes, &len));
+        }
         free(frame);
     }
     printf("   accepted %ld (%ld messages), refused %ld\n", accepted, entries, refused);
