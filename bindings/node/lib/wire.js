@@ -316,11 +316,13 @@ function s_judge (bytes, pos, topic, router, sender) {
   return { result: OK, msg: { ...h, group: topic.group, payload: bytes.subarray(decoded.end) } }
 }
 
-//  The version-2 receiver of sections 8.1 and 9: what one read from the SUB
-//  or the ROUTER (routing id first) holds, as a list of outcomes, one per
-//  message ({result: 'ok', msg} or {result: 'malformed' | 'bad_version',
-//  sender?}); a batch frame whose framing is broken is one 'malformed'.
-function decodeFrames (frames, via) {
+//  The receiver of sections 8.1 and 9: what one read from the SUB or the
+//  ROUTER (routing id first) holds, as a list of outcomes, one per message
+//  ({result: 'ok', msg} or {result: 'malformed' | 'bad_version', sender?});
+//  a batch frame whose framing is broken is one 'malformed'. The list has
+//  batch: true when the frame was a batch. reads: the highest version the
+//  receiver reads; 1 refuses batch frames as a version-1 receiver does.
+function decodeFrames (frames, via, reads = READS) {
   const router = via === 'router'
   if (frames.length !== (router ? 2 : 1)) return [{ result: MALFORMED }]
   const frame = frames[frames.length - 1]
@@ -329,12 +331,12 @@ function decodeFrames (frames, via) {
     topic = decodeTopic(frame)
     if (topic.result !== OK) return [topic]
   }
-  const batch = decodeBatch(frame, topic.end)
+  const batch = reads >= BATCH_VERSION ? decodeBatch(frame, topic.end) : { result: BAD_VERSION }
   if (batch.result === BAD_VERSION) return [s_judge(frame, topic.end, topic, router, router ? frames[0] : null)]
-  if (batch.result !== OK) return [batch]
+  if (batch.result !== OK) return Object.assign([batch], { batch: true })
   const sender = Buffer.from(batch.sender)
-  if (router && !frames[0].equals(sender)) return [{ result: MALFORMED, sender: batch.sender }]
-  return batch.entries.map(entry => s_judge(entry, 0, topic, router, sender))
+  if (router && !frames[0].equals(sender)) return Object.assign([{ result: MALFORMED, sender: batch.sender }], { batch: true })
+  return Object.assign(batch.entries.map(entry => s_judge(entry, 0, topic, router, sender)), { batch: true })
 }
 
 module.exports = {

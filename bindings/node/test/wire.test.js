@@ -103,6 +103,14 @@ for (const v of vectors.filter(x => x.batch === 'yes')) {
   })
 }
 
+test('a version-1 receiver refuses a batch frame whole, as a foreign version', () => {
+  const v = vectors.find(x => x.name === 'batch-public')
+  const outs = wire.decodeFrames([hexBytes(v.frames[0]).bytes], 'sub', 1)
+  assert.deepStrictEqual(outs.map(o => o.result), ['bad_version'])
+  assert.ok(!outs.batch)
+  assert.ok(wire.decodeFrames([hexBytes(v.frames[0]).bytes], 'sub').batch)
+})
+
 test('zc.error payloads: the vectors of section 14.8, written and read', () => {
   for (const v of vectors.filter(x => (x.rpc || '').startsWith('error '))) {
     const { first } = receive(v)
