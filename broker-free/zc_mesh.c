@@ -6,9 +6,17 @@
     single frame on the PUB or a DEALER, a receive is one zmq_msg_recv on
     the SUB (two on the ROUTER, which prefixes the routing id), and
     the only per-message work beside that is encoding or decoding a header
-    of a few dozen bytes into a fixed buffer. The receive path first tries
-    every socket without waiting and calls zmq_poll only when all are empty,
-    so a busy receiver makes no poll system call per message.
+    of a few dozen bytes into a fixed buffer; a received frame is read into
+    the message handed out and not copied.
+
+    Waiting. A socket read until it is empty (drained) is not asked again
+    until its file descriptor fires: libzmq signals that descriptor when a
+    drained socket has news, so a busy receiver makes no poll system call
+    per message, and an idle one waits in a single poll() on the data
+    sockets' and the connection monitors' descriptors. zmq_poll would ask
+    every socket for its events, a system call each, before and after the
+    wait, and the monitors, which hardly ever have anything, would cost
+    that on every wait.
 
     Sequence numbers. A sender numbers each stream a receiver sees whole:
     its public messages, its messages to each group, and its private-plane
@@ -32,6 +40,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +48,9 @@
 #define ENDPOINT_MAX        256
 #define MAX_TRACKED_SENDERS 4096 //  sequence state kept for at most this many senders
 #define MAX_REPORTED        1024 //  sources remembered for log-once
+
+//  The data sockets a node receives on, in the order of self->fds.
+enum { SOCK_SUB, SOCK_ROUTER, SOCK_DATA };
 
 typedef struct {
     char id[ZC_NAME_MAX + 1];
@@ -81,6 +93,7 @@ struct _zc_mesh_t {
     zc_refusals_t *refusals; //  failed handshakes on every socket
 
     zhashx_t *peers;     //  id -> s_peer_t
+    s_peer_t *last_peer; //  the last one sent to: private sends come in runs
     zhashx_t *groups;    //  joined groups (set)
     zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
     uint64_t public_seq;
@@ -97,10 +110,15 @@ struct _zc_mesh_t {
     void *peer_back_arg;
 
     zc_mesh_stats_t stats;
-    zc_msg_t msg;
-    int msg_open;
-    int current; //  socket being drained: 0 SUB, 1 ROUTER
-    int burst;   //  messages taken from it in a row
+    zc_msg_t msg;           //  the message last received (its payload: that frame)
+    zmq_msg_t routing_id;   //  the ROUTER's frame before it
+    zc_wire_memo_t memo;    //  the head of msg's header: streams repeat it
+    int current;            //  socket being read: SOCK_SUB or SOCK_ROUTER
+    int burst;              //  messages taken from it in a row
+    int drained[SOCK_DATA]; //  read empty since: its descriptor signals news
+    //  What a wait polls: the data sockets' descriptors, then the monitors'.
+    struct pollfd fds[ZC_MESH_POLLITEMS_MAX];
+    int fd_count;
 };
 
 //  --------------------------------------------------------------------------
@@ -169,6 +187,8 @@ zc_mesh_t *zc_mesh_new(const char *id)
     self->senders = s_hash_new(s_sender_destroy);
     self->handlers = s_hash_new(s_free);
     self->reported = s_hash_new(NULL);
+    zmq_msg_init(&self->msg.payload);
+    zmq_msg_init(&self->routing_id);
     return self;
 }
 
@@ -177,7 +197,8 @@ void zc_mesh_destroy(zc_mesh_t **self_p)
     assert(self_p);
     zc_mesh_t *self = *self_p;
     if (!self) return;
-    if (self->msg_open) zmq_msg_close(&self->msg.payload);
+    zmq_msg_close(&self->msg.payload);
+    zmq_msg_close(&self->routing_id);
     zhashx_destroy(&self->peers);
     zhashx_destroy(&self->groups);
     zhashx_destroy(&self->group_seq);
@@ -284,6 +305,26 @@ static int s_default_security(zc_mesh_t *self)
     return -1;
 }
 
+static void s_monitor_events(zc_mesh_t *self);
+
+//  Collects the descriptors a wait polls, then reads the monitors empty so
+//  that theirs signal the next event. Returns 0 (started), or -1.
+static int s_fds(zc_mesh_t *self)
+{
+    zsock_t *sockets[] = {self->sub, self->router, self->monitor};
+    int n = 0;
+    for (; n < 3; n++)
+        self->fds[n] = (struct pollfd){.fd = zsock_fd(sockets[n]), .events = POLLIN};
+    zmq_pollitem_t items[ZC_REFUSALS_SOCKETS_MAX];
+    int watched = zc_refusals_pollitems(self->refusals, items);
+    for (int i = 0; i < watched; i++)
+        self->fds[n++] = (struct pollfd){.fd = items[i].fd, .events = POLLIN};
+    self->fd_count = n;
+    self->started = 1;
+    s_monitor_events(self);
+    return 0;
+}
+
 int zc_mesh_start(zc_mesh_t *self)
 {
     assert(self && !self->started);
@@ -340,8 +381,7 @@ int zc_mesh_start(zc_mesh_t *self)
     self->monitor = zsock_new_pair(self->monitor_endpoint);
     if (!self->monitor) return -1;
     self->monitor_handle = zsock_resolve(self->monitor);
-    self->started = 1;
-    return 0;
+    return s_fds(self);
 }
 
 const char *zc_mesh_pub_endpoint(zc_mesh_t *self)
@@ -400,6 +440,8 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
     //  No heartbeats here: the SUB's connection to the same peer already
     //  watches it, and every heartbeat costs both ends a wake-up.
     zsock_set_handshake_ivl(peer->dealer, self->heartbeat_timeout);
+    //  Connecting runs the SUB's pending commands: read it before waiting.
+    self->drained[SOCK_SUB] = 0;
     //  The SUB's CURVE server key is taken per connection at connect time.
     if (zc_security_apply_client(self->security, peer->dealer_handle, curve_key) ||
         zc_security_apply_client(self->security, self->sub_handle, curve_key) ||
@@ -423,6 +465,8 @@ int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
     s_peer_t *peer = (s_peer_t *)zhashx_lookup(self->peers, id);
     if (!peer) return -1;
     zmq_disconnect(self->sub_handle, peer->pub_endpoint);
+    self->drained[SOCK_SUB] = 0; //  that ran the SUB's pending commands
+    self->last_peer = NULL;
     zhashx_delete(self->peers, id);
     zhashx_delete(self->senders, id);
     self->last_sender = NULL;
@@ -586,7 +630,11 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EMSGSIZE;
         return -1;
     }
-    s_peer_t *peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
+    s_peer_t *peer = self->last_peer;
+    if (!peer || !peer_id || strcmp(peer->id, peer_id) != 0) {
+        peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
+        self->last_peer = peer;
+    }
     if (!peer) {
         self->stats.no_route++;
         errno = EHOSTUNREACH;
@@ -672,11 +720,15 @@ static uint64_t s_track(uint64_t *next, uint64_t seq)
 
 static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *group)
 {
+    //  A header that repeats the last one's head has its sender.
     s_sender_t *sender = self->last_sender;
-    if (!sender || strcmp(self->last_sender_id, header->sender) != 0)
+    if (!sender || (!self->memo.repeated && strcmp(self->last_sender_id, header->sender) != 0))
         sender = (s_sender_t *)zhashx_lookup(self->senders, header->sender);
     if (!sender) {
-        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) return;
+        if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) {
+            self->last_sender = NULL;
+            return;
+        }
         sender = (s_sender_t *)calloc(1, sizeof(s_sender_t));
         assert(sender);
         zhashx_insert(self->senders, header->sender, sender);
@@ -701,36 +753,60 @@ static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *g
     }
 }
 
-//  Receives one whole multipart message into parts[0..2] (initialised by
-//  the caller) without waiting. Returns the number of frames, with frames
-//  past the third read and discarded and the count capped at 4; 0 if
-//  nothing was waiting, -1 on interruption.
-static int s_recv_parts(void *socket, zmq_msg_t *parts)
+//  Reads one message from a data socket without waiting: on the ROUTER the
+//  routing id into self->routing_id first, then the frame into
+//  self->msg.payload, where it stays, uncopied, until the next read (libzmq
+//  releases the previous frame as it reads). Frames past those are read and
+//  discarded. Returns the number of frames (3 for any more), 0 if nothing
+//  was waiting, -1 on interruption.
+static int s_read(zc_mesh_t *self, int which)
 {
-    int count = 0, more = 1;
-    while (more) {
-        zmq_msg_t extra;
-        zmq_msg_t *part = count < 3 ? &parts[count] : &extra;
-        if (part == &extra) zmq_msg_init(&extra);
-        int rc = zmq_msg_recv(part, socket, count == 0 ? ZMQ_DONTWAIT : 0);
-        more = rc >= 0 && zmq_msg_more(part);
-        if (part == &extra) zmq_msg_close(&extra);
-        if (rc < 0) return count > 0 ? count : zmq_errno() == EAGAIN ? 0 : -1;
-        if (count < 4) count++;
+    void *socket = which == SOCK_ROUTER ? self->router_handle : self->sub_handle;
+    zmq_msg_t *first = which == SOCK_ROUTER ? &self->routing_id : &self->msg.payload;
+    if (zmq_msg_recv(first, socket, ZMQ_DONTWAIT) < 0) return zmq_errno() == EAGAIN ? 0 : -1;
+    int frames = 1;
+    if (!zmq_msg_more(first)) return frames;
+    if (which == SOCK_ROUTER) {
+        if (zmq_msg_recv(&self->msg.payload, socket, 0) < 0) return frames;
+        frames++;
+        if (!zmq_msg_more(&self->msg.payload)) return frames;
     }
-    return count;
+    //  Not this protocol (a message is one frame): the rest is dropped.
+    zmq_msg_t extra;
+    zmq_msg_init(&extra);
+    int more = 1;
+    while (more && zmq_msg_recv(&extra, socket, 0) >= 0)
+        more = zmq_msg_more(&extra);
+    zmq_msg_close(&extra);
+    return 3;
 }
 
-static void s_parts_init(zmq_msg_t *parts)
+//  Names where the message being read came from, for a log line: the
+//  ROUTER's routing id (whatever the connecting side declared: only visible
+//  ASCII is printed, so that it cannot forge log lines), or "unknown".
+static void s_source(zc_mesh_t *self, int router, char source[ZC_NAME_MAX + 1])
 {
-    for (int i = 0; i < 3; i++)
-        zmq_msg_init(&parts[i]);
+    if (!router) {
+        snprintf(source, ZC_NAME_MAX + 1, "unknown");
+        return;
+    }
+    size_t len = zmq_msg_size(&self->routing_id);
+    const uint8_t *id = (const uint8_t *)zmq_msg_data(&self->routing_id);
+    size_t n = (size_t)snprintf(source, ZC_NAME_MAX + 1, "routing id ");
+    for (size_t i = 0; i < len && i < 64; i++)
+        source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char)id[i] : '?';
+    source[n] = 0;
 }
 
-static void s_parts_close(zmq_msg_t *parts)
+//  Counts a dropped message in *counter and reports it once per source.
+//  Returns 0 (not delivered).
+static int s_drop(zc_mesh_t *self, int router, uint64_t *counter, const char *what)
 {
-    for (int i = 0; i < 3; i++)
-        zmq_msg_close(&parts[i]);
+    (*counter)++;
+    char source[ZC_NAME_MAX + 1];
+    s_source(self, router, source);
+    s_report(self, source, what);
+    return 0;
 }
 
 static const char *s_kind_name(int kind)
@@ -739,73 +815,10 @@ static const char *s_kind_name(int kind)
     return kind >= 1 && kind <= 5 ? names[kind] : names[0];
 }
 
-//  Validates one received message and fills self->msg. Returns 1 to deliver,
-//  0 if dropped (and counted). router is 1 for the ROUTER socket.
-static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
+//  Counts a delivered message.
+static void s_count(zc_mesh_t *self, int kind, size_t size)
 {
-    zc_msg_t *msg = &self->msg;
-    char source[ZC_NAME_MAX + 1] = "unknown";
-    if (router) {
-        //  The routing id is whatever the connecting side declared: print
-        //  only visible ASCII so that it cannot forge log lines.
-        size_t len = zmq_msg_size(&parts[0]);
-        const uint8_t *id = (const uint8_t *)zmq_msg_data(&parts[0]);
-        size_t n = (size_t)snprintf(source, sizeof source, "routing id ");
-        for (size_t i = 0; i < len && i < 64; i++)
-            source[n++] = id[i] > 0x20 && id[i] < 0x7f ? (char)id[i] : '?';
-        source[n] = 0;
-    }
-    if (count != 1 + router) {
-        self->stats.malformed++;
-        s_report(self, source, "a message with the wrong number of frames");
-        return 0;
-    }
-    zmq_msg_t *body = &parts[router];
-    const uint8_t *data = (const uint8_t *)zmq_msg_data(body);
-    size_t left = zmq_msg_size(body), used = 0;
-    int kind = 0;
-    msg->group[0] = 0;
-    if (!router && zc_wire_topic_decode(data, left, &kind, msg->group, &used)) {
-        self->stats.malformed++;
-        s_report(self, source, "a message with a malformed topic");
-        return 0;
-    }
-    data += used;
-    left -= used;
-    int rc = zc_wire_header_decode(data, left, &msg->header, &used);
-    if (rc == ZC_WIRE_VERSION_BAD) {
-        self->stats.bad_version++;
-        char what[64];
-        snprintf(what, sizeof what, "a message of protocol version %d", msg->header.version);
-        //  On the ROUTER the connection is known; a header's sender is a claim.
-        s_report(self, !router && *msg->header.sender ? msg->header.sender : source, what);
-        return 0;
-    }
-    const zc_header_t *header = &msg->header;
-    int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
-    //  On the ROUTER, the routing id is the sender's DEALER identity: a
-    //  header that names another sender is spoofed.
-    if (rc == ZC_WIRE_OK && router &&
-        (zmq_msg_size(&parts[0]) != strlen(header->sender) ||
-         memcmp(zmq_msg_data(&parts[0]), header->sender, zmq_msg_size(&parts[0])) != 0))
-        rc = ZC_WIRE_MALFORMED;
-    if (rc != ZC_WIRE_OK || !kind_ok) {
-        self->stats.malformed++;
-        s_report(self, source, "a message with a malformed header");
-        return 0;
-    }
-    s_sequence(self, header, msg->group);
-    msg->offset = (size_t)(data + used - (const uint8_t *)zmq_msg_data(body));
-    size_t size = left - used;
-    if (size > self->max_msg_size) {
-        self->stats.oversized++;
-        char what[96];
-        snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", size,
-                 s_kind_name(header->kind), self->max_msg_size);
-        s_report(self, header->sender, what);
-        return 0;
-    }
-    switch (header->kind) {
+    switch (kind) {
     case ZC_KIND_PUBLIC:
         self->stats.recv_public++;
         break;
@@ -823,129 +836,213 @@ static int s_accept(zc_mesh_t *self, zmq_msg_t *parts, int count, int router)
         break;
     }
     self->stats.bytes_received += size;
+}
+
+//  Validates the message s_read read (frames of it) and fills self->msg.
+//  Returns 1 to deliver, 0 if dropped (and counted). router is 1 for the
+//  ROUTER socket. Nothing is formatted unless the message is dropped.
+static int s_accept(zc_mesh_t *self, int router, int frames)
+{
+    zc_msg_t *msg = &self->msg;
+    if (frames != 1 + router)
+        return s_drop(self, router, &self->stats.malformed,
+                      "a message with the wrong number of frames");
+    const uint8_t *frame = (const uint8_t *)zmq_msg_data(&msg->payload);
+    size_t left = zmq_msg_size(&msg->payload), used = 0;
+    int kind = 0;
+    msg->group[0] = 0;
+    if (!router && zc_wire_topic_decode(frame, left, &kind, msg->group, &used))
+        return s_drop(self, router, &self->stats.malformed, "a message with a malformed topic");
+    const uint8_t *data = frame + used;
+    left -= used;
+    int rc = zc_wire_header_decode_next(data, left, &msg->header, &self->memo, &used);
+    const zc_header_t *header = &msg->header;
+    if (rc == ZC_WIRE_VERSION_BAD) {
+        self->stats.bad_version++;
+        char what[64], source[ZC_NAME_MAX + 1];
+        snprintf(what, sizeof what, "a message of protocol version %d", header->version);
+        //  On the ROUTER the connection is known; a header's sender is a claim.
+        s_source(self, router, source);
+        s_report(self, !router && *header->sender ? header->sender : source, what);
+        return 0;
+    }
+    int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
+    //  On the ROUTER, the routing id is the sender's DEALER identity: a
+    //  header that names another sender is spoofed.
+    if (rc == ZC_WIRE_OK && router) {
+        size_t id_len = zmq_msg_size(&self->routing_id);
+        if (id_len != strlen(header->sender) ||
+            memcmp(zmq_msg_data(&self->routing_id), header->sender, id_len) != 0)
+            rc = ZC_WIRE_MALFORMED;
+    }
+    if (rc != ZC_WIRE_OK || !kind_ok) {
+        self->memo.len = 0; //  what the stream caches hold is not this head's
+        return s_drop(self, router, &self->stats.malformed, "a message with a malformed header");
+    }
+    s_sequence(self, header, msg->group);
+    msg->offset = (size_t)(data + used - frame);
+    msg->data = data + used;
+    size_t size = msg->size = left - used;
+    if (size > self->max_msg_size) {
+        self->stats.oversized++;
+        char what[96];
+        snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", size,
+                 s_kind_name(header->kind), self->max_msg_size);
+        s_report(self, header->sender, what);
+        self->memo.len = 0; //  the handler cache is not this head's
+        return 0;
+    }
+    s_count(self, header->kind, size);
     return 1;
 }
 
-//  Reads monitor events, each naming the endpoint of a peer's PUB. A peer
-//  counts as lost only when a connection that was up (its handshake
-//  succeeded) drops: events about an earlier connection to the same
-//  endpoint (a peer removed and added again) can arrive after the new peer
-//  entry exists, and must not count. Failed handshakes are refusals.
+//  Handles one monitor event about the connection to the peer at endpoint.
+static void s_monitor_event(zc_mesh_t *self, uint16_t event, uint32_t value, const char *endpoint)
+{
+    s_peer_t *peer = (s_peer_t *)zhashx_first(self->peers);
+    while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
+        peer = (s_peer_t *)zhashx_next(self->peers);
+    if (!peer) return;
+    char where[ZC_NAME_MAX + 32];
+    snprintf(where, sizeof where, "to peer %s", peer->id);
+    if (zc_refusals_note(self->refusals, where, event, value)) return;
+    char id[ZC_NAME_MAX + 1];
+    memcpy(id, peer->id, sizeof id);
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        int back = peer->lost;
+        peer->connected = 1;
+        peer->lost = 0;
+        if (back) zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s up again", id);
+        if (back && self->peer_back_fn) self->peer_back_fn(self, id, self->peer_back_arg);
+        return;
+    }
+    if (!peer->connected) return;
+    peer->connected = 0;
+    peer->lost = 1;
+    self->stats.peers_lost++;
+    zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", id);
+    if (self->peer_lost_fn) self->peer_lost_fn(self, id, self->peer_lost_arg); //  may remove it
+}
+
+//  Reads the monitors' events until none is left (so that their file
+//  descriptors signal the next one), each naming the endpoint of a peer's
+//  PUB. A peer counts as lost only when a connection that was up (its
+//  handshake succeeded) drops: events about an earlier connection to the
+//  same endpoint (a peer removed and added again) can arrive after the new
+//  peer entry exists, and must not count. Failed handshakes are refusals.
 static void s_monitor_events(zc_mesh_t *self)
 {
     zc_refusals_drain(self->refusals);
-    zmq_msg_t parts[3];
-    s_parts_init(parts);
-    while (s_recv_parts(self->monitor_handle, parts) == 2) {
-        if (zmq_msg_size(&parts[0]) != 6) continue;
-        uint16_t event;
-        uint32_t value;
-        memcpy(&event, zmq_msg_data(&parts[0]), sizeof event);
-        memcpy(&value, (uint8_t *)zmq_msg_data(&parts[0]) + 2, sizeof value);
-        char endpoint[ENDPOINT_MAX];
-        size_t len = zmq_msg_size(&parts[1]);
-        len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
-        memcpy(endpoint, zmq_msg_data(&parts[1]), len);
-        endpoint[len] = 0;
-        s_peer_t *peer = (s_peer_t *)zhashx_first(self->peers);
-        while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
-            peer = (s_peer_t *)zhashx_next(self->peers);
-        if (!peer) continue;
-        char where[ZC_NAME_MAX + 32];
-        snprintf(where, sizeof where, "to peer %s", peer->id);
-        if (zc_refusals_note(self->refusals, where, event, value)) continue;
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            int back = peer->lost;
-            peer->connected = 1;
-            peer->lost = 0;
-            if (back) zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s up again", peer->id);
-            if (back && self->peer_back_fn) {
-                char id[ZC_NAME_MAX + 1];
-                memcpy(id, peer->id, sizeof id);
-                self->peer_back_fn(self, id, self->peer_back_arg);
-            }
+    zmq_msg_t event, address;
+    zmq_msg_init(&event);
+    zmq_msg_init(&address);
+    while (1) {
+        if (zmq_msg_recv(&event, self->monitor_handle, ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno() == EINTR) continue;
+            break;
+        }
+        //  An event is two frames: 6 bytes (event, value), then the endpoint.
+        if (!zmq_msg_more(&event) || zmq_msg_recv(&address, self->monitor_handle, 0) < 0 ||
+            zmq_msg_size(&event) != 6)
             continue;
-        }
-        if (!peer->connected) continue;
-        peer->connected = 0;
-        peer->lost = 1;
-        self->stats.peers_lost++;
-        zc_log(ZC_LOG_DEBUG, self->id, "connection to peer %s dropped", peer->id);
-        if (self->peer_lost_fn) {
-            char id[ZC_NAME_MAX + 1];
-            memcpy(id, peer->id, sizeof id);
-            self->peer_lost_fn(self, id, self->peer_lost_arg); //  may remove the peer
-        }
+        uint16_t id;
+        uint32_t value;
+        memcpy(&id, zmq_msg_data(&event), sizeof id);
+        memcpy(&value, (uint8_t *)zmq_msg_data(&event) + 2, sizeof value);
+        char endpoint[ENDPOINT_MAX];
+        size_t len = zmq_msg_size(&address);
+        len = len < ENDPOINT_MAX - 1 ? len : ENDPOINT_MAX - 1;
+        memcpy(endpoint, zmq_msg_data(&address), len);
+        endpoint[len] = 0;
+        s_monitor_event(self, id, value, endpoint);
     }
-    s_parts_close(parts);
+    zmq_msg_close(&event);
+    zmq_msg_close(&address);
 }
 
-//  Tries each socket once without waiting. Returns 1 with self->msg filled,
-//  0 if nothing was deliverable, -1 on interruption.
 //  A socket that has messages is drained up to this many in a row before
 //  the other gets a turn: fair under load, and an empty socket is not asked
 //  between every two messages of a busy one.
 #define RECV_BURST 64
 
+//  Reads the data sockets without waiting until a message is deliverable
+//  or both were read empty (drained: from then on their file descriptors
+//  say when more comes, and they are not asked again until then). Returns
+//  1 with self->msg filled, 0 if both are drained, -1 on interruption.
 static int s_recv_nowait(zc_mesh_t *self)
 {
-    void *sockets[2] = {self->sub_handle, self->router_handle};
-    if (self->burst >= RECV_BURST) {
-        self->current = !self->current;
-        self->burst = 0;
+    while (1) {
+        if (self->burst >= RECV_BURST) {
+            //  The other socket's turn: asked even if drained, since its
+            //  descriptor is only looked at when this one runs dry.
+            self->current = !self->current;
+            self->drained[self->current] = 0;
+            self->burst = 0;
+        }
+        int which = self->current;
+        if (self->drained[which]) which = !which;
+        if (self->drained[which]) return 0;
+        int frames = s_read(self, which);
+        if (frames < 0) return -1;
+        if (frames == 0) {
+            self->drained[which] = 1;
+            continue;
+        }
+        if (which != self->current) self->burst = 0;
+        self->current = which;
+        self->burst++;
+        if (s_accept(self, which == SOCK_ROUTER, frames)) return 1;
     }
-    for (int i = 0; i < 2; i++) {
-        int which = (self->current + i) % 2;
-        zmq_msg_t parts[3];
-        s_parts_init(parts);
-        int count = s_recv_parts(sockets[which], parts);
-        if (count < 0) {
-            s_parts_close(parts);
-            return -1;
+}
+
+//  Waits up to wait ms (-1 for ever, 0 to look only) for a file descriptor
+//  of the mesh to be readable: libzmq signals one when a drained socket has
+//  news, or a monitor an event. One poll() system call, where zmq_poll
+//  would ask each socket for its events, a system call each, before and
+//  after. A data socket whose descriptor fired is read again; fired
+//  monitors are read at once. Returns 0, or -1 on interruption.
+static int s_wait(zc_mesh_t *self, long wait)
+{
+    for (int i = 0; i < self->fd_count; i++)
+        self->fds[i].revents = 0;
+    if (poll(self->fds, (nfds_t)self->fd_count, (int)wait) < 0) return -1;
+    for (int i = 0; i < SOCK_DATA; i++)
+        if (self->fds[i].revents) self->drained[i] = 0;
+    for (int i = SOCK_DATA; i < self->fd_count; i++)
+        if (self->fds[i].revents) {
+            s_monitor_events(self);
+            break;
         }
-        int deliver = count > 0 && s_accept(self, parts, count, which == 1);
-        if (deliver) {
-            zmq_msg_move(&self->msg.payload, &parts[which]);
-        }
-        s_parts_close(parts);
-        if (count > 0) {
-            if (which != self->current) self->burst = 0;
-            self->current = which;
-            self->burst++;
-            return deliver;
-        }
-    }
-    self->burst = 0;
     return 0;
+}
+
+//  Returns the handler for the message in self->msg, or NULL: RPC requests
+//  and replies go to the caller. Types come in runs: the last one is kept.
+static s_handler_t *s_handler(zc_mesh_t *self)
+{
+    if (self->msg.header.kind > ZC_KIND_PRIVATE || !zhashx_size(self->handlers)) return NULL;
+    //  A header that repeats the last one's head has its type.
+    if (!(self->memo.repeated && *self->last_type) &&
+        strcmp(self->last_type, self->msg.header.type) != 0) {
+        self->last_handler = (s_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
+        memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
+    }
+    return self->last_handler;
 }
 
 zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
 {
     assert(self && self->started);
     int64_t deadline = 0; //  set on the first wait: a busy receiver never reads the clock
+    int looked = 0;       //  the descriptors were looked at since the sockets drained
     while (1) {
-        if (self->msg_open) {
-            zmq_msg_close(&self->msg.payload);
-            self->msg_open = 0;
-        }
-        zmq_msg_init(&self->msg.payload);
-        self->msg_open = 1;
         int rc = s_recv_nowait(self);
         if (rc < 0) {
             errno = EINTR;
             return NULL;
         }
         if (rc > 0) {
-            //  Handlers take messages; RPC requests and replies go to the caller.
-            s_handler_t *handler = NULL;
-            if (self->msg.header.kind <= ZC_KIND_PRIVATE && zhashx_size(self->handlers)) {
-                if (strcmp(self->last_type, self->msg.header.type) != 0) {
-                    self->last_handler =
-                        (s_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
-                    memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
-                }
-                handler = self->last_handler;
-            }
+            s_handler_t *handler = s_handler(self);
             if (!handler) return &self->msg;
             handler->fn(self, &self->msg, handler->arg);
             continue;
@@ -953,32 +1050,42 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
         if (timeout_ms > 0 && deadline == 0) deadline = zclock_mono() + timeout_ms;
         long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long)(deadline - zclock_mono());
         if (timeout_ms >= 0 && wait <= 0) {
-            //  One last look at the monitor so a poll-free caller sees losses.
-            s_monitor_events(self);
-            errno = EAGAIN;
-            return NULL;
+            //  One look without waiting (a caller that polls the descriptors
+            //  itself, the monitors) before giving up.
+            if (looked) {
+                errno = EAGAIN;
+                return NULL;
+            }
+            wait = 0;
         }
-        zmq_pollitem_t items[ZC_MESH_POLLITEMS_MAX];
-        int n = zc_mesh_pollitems(self, items);
-        if (zmq_poll(items, n, wait) < 0) {
+        looked = wait == 0;
+        if (s_wait(self, wait)) {
             errno = EINTR;
             return NULL;
         }
-        for (int i = 2; i < n; i++)
-            if (items[i].revents & ZMQ_POLLIN) {
-                s_monitor_events(self);
-                break;
-            }
     }
 }
 
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
 {
     assert(self && self->started);
-    void *sockets[3] = {self->sub_handle, self->router_handle, self->monitor_handle};
-    for (int i = 0; i < 3; i++)
-        items[i] = (zmq_pollitem_t){.socket = sockets[i], .events = ZMQ_POLLIN};
-    return 3 + zc_refusals_pollitems(self->refusals, items + 3);
+    void *sockets[SOCK_DATA] = {self->sub_handle, self->router_handle};
+    for (int i = 0; i < self->fd_count; i++) {
+        //  A socket read empty signals its descriptor when more comes; one
+        //  that may still hold messages is polled as a socket (level).
+        if (i < SOCK_DATA && !self->drained[i])
+            items[i] = (zmq_pollitem_t){.socket = sockets[i], .events = ZMQ_POLLIN};
+        else
+            items[i] = (zmq_pollitem_t){.fd = self->fds[i].fd, .events = ZMQ_POLLIN};
+    }
+    return self->fd_count;
+}
+
+uint64_t zc_mesh_received(zc_mesh_t *self)
+{
+    assert(self);
+    const zc_mesh_stats_t *s = &self->stats;
+    return s->recv_public + s->recv_group + s->recv_private + s->recv_request + s->recv_reply;
 }
 
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats)

@@ -37,12 +37,12 @@ uint64_t zc_msg_corr(const zc_msg_t *msg)
 
 const void *zc_msg_data(const zc_msg_t *msg)
 {
-    return (const uint8_t *)zmq_msg_data((zmq_msg_t *)&msg->payload) + msg->offset;
+    return msg->data;
 }
 
 size_t zc_msg_size(const zc_msg_t *msg)
 {
-    return zmq_msg_size((zmq_msg_t *)&msg->payload) - msg->offset;
+    return msg->size;
 }
 
 zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
@@ -54,6 +54,9 @@ zc_msg_t *zc_msg_dup(const zc_msg_t *msg)
     memcpy(copy->group, msg->group, sizeof copy->group);
     zmq_msg_init(&copy->payload);
     zmq_msg_copy(&copy->payload, (zmq_msg_t *)&msg->payload);
+    //  A small frame lives inside the zmq_msg_t itself: the copy has its own.
+    copy->data = (const uint8_t *)zmq_msg_data(&copy->payload) + copy->offset;
+    copy->size = msg->size;
     return copy;
 }
 

@@ -13,8 +13,10 @@
 struct _zc_msg_t {
     zc_header_t header;
     char group[ZC_NAME_MAX + 1];
-    zmq_msg_t payload; //  the whole frame, kept until the next receive: not copied
-    size_t offset;     //  where the payload starts in it
+    zmq_msg_t payload;   //  the whole frame, kept until the next receive: not copied
+    size_t offset;       //  where the payload starts in it
+    const uint8_t *data; //  the payload (in payload's frame), and its size: set once,
+    size_t size;         //  read by the accessors without asking libzmq again
 };
 
 #endif

@@ -70,8 +70,7 @@ int zc_refusals_pollitems(zc_refusals_t *self, zmq_pollitem_t *items)
 {
     assert(self);
     for (int i = 0; i < self->watch_count; i++)
-        items[i] = (zmq_pollitem_t){.socket = zsock_resolve(self->watches[i].monitor),
-                                    .events = ZMQ_POLLIN};
+        items[i] = (zmq_pollitem_t){.fd = zsock_fd(self->watches[i].monitor), .events = ZMQ_POLLIN};
     return self->watch_count;
 }
 
@@ -141,7 +140,8 @@ void zc_refusals_drain(zc_refusals_t *self)
             }
             zmq_msg_close(&event);
             zmq_msg_close(&address);
-            if (rc < 0) break;
+            //  Read to empty, so that the descriptor signals the next event.
+            if (rc < 0 && zmq_errno() != EINTR) break;
         }
     }
     s_summary(self, zclock_mono());

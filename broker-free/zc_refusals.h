@@ -34,7 +34,9 @@ void zc_refusals_destroy(zc_refusals_t **self_p);
 //  the monitor cannot be set up.
 int zc_refusals_watch(zc_refusals_t *self, void *socket, const char *name);
 
-//  Fills items with the monitors to poll; returns how many.
+//  Fills items with the monitors' file descriptors to poll; returns how
+//  many. A descriptor is readable when its monitor has news since
+//  zc_refusals_drain, which reads each monitor until it is empty.
 int zc_refusals_pollitems(zc_refusals_t *self, zmq_pollitem_t *items);
 
 //  Reads the monitors' events without waiting, counting and logging the

@@ -248,34 +248,93 @@ static int s_skip(s_reader_t *r, uint64_t pending)
     return 0;
 }
 
-int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h, size_t *consumed)
+//  Reads the header's head: the array's count, version, kind, type and
+//  sender (into h, cleared first). Returns ZC_WIRE_OK, ZC_WIRE_MALFORMED
+//  or ZC_WIRE_VERSION_BAD.
+static int s_read_head(s_reader_t *r, zc_header_t *h, uint64_t *count)
 {
-    s_reader_t r = {data, data + size};
-    uint64_t count, version, kind;
+    uint64_t version, kind;
     h->version = 0;
     h->kind = 0;
     h->type[0] = 0;
     h->sender[0] = 0;
     h->seq = h->corr = 0;
-    if (s_read_array(&r, &count) || count < 1 || s_read_uint(&r, &version))
-        return ZC_WIRE_MALFORMED;
+    if (s_read_array(r, count) || *count < 1 || s_read_uint(r, &version)) return ZC_WIRE_MALFORMED;
     h->version = version > 255 ? 255 : (uint8_t)version;
     if (version != ZC_WIRE_VERSION) {
         //  Best effort: name the sender in the report if the shape allows.
         zc_header_t probe;
-        s_reader_t again = r;
-        if (count >= 4 && !s_read_uint(&again, &kind) && !s_read_name(&again, probe.type) &&
+        s_reader_t again = *r;
+        if (*count >= 4 && !s_read_uint(&again, &kind) && !s_read_name(&again, probe.type) &&
             !s_read_name(&again, probe.sender))
             memcpy(h->sender, probe.sender, sizeof h->sender);
         return ZC_WIRE_VERSION_BAD;
     }
-    if (count < 6 || s_read_uint(&r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY ||
-        s_read_name(&r, h->type) || s_read_name(&r, h->sender) || s_read_uint(&r, &h->seq) ||
-        s_read_uint(&r, &h->corr) || s_skip(&r, count - 6))
+    if (*count < 6 || s_read_uint(r, &kind) || kind < ZC_KIND_PUBLIC || kind > ZC_KIND_REPLY ||
+        s_read_name(r, h->type) || s_read_name(r, h->sender)) {
+        h->type[0] = h->sender[0] = 0;
         return ZC_WIRE_MALFORMED;
+    }
     h->kind = (uint8_t)kind;
+    return ZC_WIRE_OK;
+}
+
+//  Reads the rest: seq, corr and the extra elements of an array of count.
+static int s_read_tail(s_reader_t *r, zc_header_t *h, uint64_t count)
+{
+    return s_read_uint(r, &h->seq) || s_read_uint(r, &h->corr) || s_skip(r, count - 6);
+}
+
+//  Decodes a whole header; *head gets the length of its head, *count its
+//  array's count.
+static int s_decode(const uint8_t *data, size_t size, zc_header_t *h, size_t *consumed,
+                    size_t *head, uint64_t *count)
+{
+    s_reader_t r = {data, data + size};
+    int rc = s_read_head(&r, h, count);
+    if (rc != ZC_WIRE_OK) return rc;
+    *head = (size_t)(r.p - data);
+    if (s_read_tail(&r, h, *count)) {
+        h->kind = 0;
+        h->type[0] = h->sender[0] = 0;
+        h->seq = h->corr = 0;
+        return ZC_WIRE_MALFORMED;
+    }
     *consumed = (size_t)(r.p - data);
     return ZC_WIRE_OK;
+}
+
+int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *h, size_t *consumed)
+{
+    size_t head;
+    uint64_t count;
+    return s_decode(data, size, h, consumed, &head, &count);
+}
+
+int zc_wire_header_decode_next(const uint8_t *data, size_t size, zc_header_t *h,
+                               zc_wire_memo_t *memo, size_t *consumed)
+{
+    size_t known = memo->len;
+    if (known && size >= known && memcmp(data, memo->head, known) == 0) {
+        //  The head of the last header decoded, which h still holds.
+        s_reader_t r = {data + known, data + size};
+        if (!s_read_tail(&r, h, memo->count)) {
+            *consumed = (size_t)(r.p - data);
+            memo->repeated = 1;
+            return ZC_WIRE_OK;
+        }
+    }
+    memo->len = 0;
+    memo->repeated = 0;
+    size_t head;
+    uint64_t count;
+    int rc = s_decode(data, size, h, consumed, &head, &count);
+    if (rc == ZC_WIRE_OK && head <= sizeof memo->head) {
+        memcpy(memo->head, data, head);
+        memo->len = head;
+        memo->count = count;
+    }
+    return rc;
 }
 
 //  --------------------------------------------------------------------------

@@ -193,11 +193,21 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms);
 
 //  Fills items (room for ZC_MESH_POLLITEMS_MAX) with what zc_mesh_recv
 //  polls, for callers that run their own zmq_poll loop; call
-//  zc_mesh_recv(self, 0) when any is readable. Returns the number of items.
+//  zc_mesh_recv(self, 0) when any is readable. Fill them anew before every
+//  poll: a socket that may still hold messages is an item as a socket, one
+//  read empty is its file descriptor (which libzmq signals when it has
+//  news; polling it costs no system call of its own). Returns the number
+//  of items.
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items);
 
-//  Copies the counters into *stats.
+//  Copies the counters into *stats. Reads the refusal monitors first (a
+//  system call or two).
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats);
+
+//  Returns the number of messages received and delivered so far, to a
+//  handler or to the caller (the recv_ counters summed): for a loop that
+//  asks after every receive whether anything arrived, at no system call.
+uint64_t zc_mesh_received(zc_mesh_t *self);
 
 //  Received message accessors. Strings are NUL-terminated and owned by msg.
 int zc_msg_kind(const zc_msg_t *msg);

@@ -117,6 +117,26 @@ int zc_wire_header_write(uint8_t *buf, size_t cap, uint8_t version, int kind, co
 //  revisions may append fields.
 int zc_wire_header_decode(const uint8_t *data, size_t size, zc_header_t *header, size_t *consumed);
 
+//  What zc_wire_header_decode_next remembers of the last header it decoded:
+//  its head, the bytes up to seq (array, version, kind, type, sender).
+typedef struct {
+    uint8_t head[ZC_WIRE_HEADER_MAX];
+    size_t len; //  0: nothing remembered (initialise so)
+    uint64_t count;
+    int repeated; //  the last header decoded began with the remembered head
+} zc_wire_memo_t;
+
+//  The receive path's decoder: zc_wire_header_decode, for a run of headers
+//  decoded into the same header, with memo kept between calls. Messages of
+//  a stream (one sender, one type) begin with the same head; when this one
+//  does, the type and sender that header already holds are not read,
+//  checked and copied again, and only seq, corr and any extra elements
+//  are (memo->repeated says so: a caller may keep more per stream). Same results as
+//  zc_wire_header_decode, which is this with an empty memo; header must not change between calls
+//  otherwise.
+int zc_wire_header_decode_next(const uint8_t *data, size_t size, zc_header_t *header,
+                               zc_wire_memo_t *memo, size_t *consumed);
+
 //  A batch frame being read: zc_wire_batch_open checks it whole, then
 //  zc_wire_batch_next hands out its messages one by one.
 typedef struct {

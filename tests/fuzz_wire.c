@@ -7,9 +7,11 @@
     back, in no more bytes, and the decoder read again unchanged; a header
     must end exactly where the decoder said (its bytes alone decode the
     same, one byte fewer does not), and an accepted topic must be the one
-    encoding of its kind and group. A batch frame (docs/PROTOCOL.md 8.1)
-    that the reader accepts must be its entries exactly, end to end, and
-    each entry is decoded as a header too. Build with clang:
+    encoding of its kind and group. zc_wire_header_decode_next, with its
+    header and memo kept from input to input, must agree with it. A batch
+    frame (docs/PROTOCOL.md 8.1) that the reader accepts must be its entries
+    exactly, end to end, and each entry is decoded as a header too. Build
+    with clang:
 
         clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -Iinclude tests/fuzz_wire.c broker-free/zc_wire.c broker-free/zc_msgpack_check.c \
@@ -56,6 +58,16 @@ static void s_header(const uint8_t *data, size_t size)
     } else if (rc == ZC_WIRE_VERSION_BAD)
         s_check(header.version != ZC_WIRE_VERSION &&
                 (!*header.sender || zc_wire_name_valid(header.sender)));
+    //  The receive path's decoder, its header and memo kept from input to
+    //  input (as a mesh keeps them from frame to frame), says the same.
+    static zc_header_t kept;
+    static zc_wire_memo_t memo;
+    size_t kept_used = 0;
+    s_check(zc_wire_header_decode_next(data, size, &kept, &memo, &kept_used) == rc);
+    if (rc == ZC_WIRE_OK)
+        s_check(kept_used == used && kept.version == header.version && kept.kind == header.kind &&
+                kept.seq == header.seq && kept.corr == header.corr &&
+                strcmp(kept.type, header.type) == 0 && strcmp(kept.sender, header.sender) == 0);
 }
 
 //  Reads a batch frame at the start of data and checks what was accepted.

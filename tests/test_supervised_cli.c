@@ -409,7 +409,7 @@ static int s_wait_registry(const char *url, const char *name, zs_master_t *maste
 static int s_ping_all(zt_proc_t *probe, const char *tag)
 {
     if (zt_proc_send(probe, "call %s * ping 5000", tag)) return -1;
-    char prefix[64];
+    char prefix[96]; //  "result " + a tag of up to 63 bytes + " "
     snprintf(prefix, sizeof prefix, "result %s ", tag);
     const char *line = zt_proc_expect(probe, prefix, 15000);
     return line ? (int)zt_field(line, "replies") : -1;
