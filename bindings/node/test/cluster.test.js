@@ -49,7 +49,7 @@ function methods (peer) {
 describe('a Node.js peer and C nodes in one cluster', () => {
   before(async () => {
     redis = await startRedis()
-    c1 = await startCNode(redis, 'c1', CLUSTER, ['--group', 'g1'])
+    c1 = await startCNode(redis, 'c1', CLUSTER, ['--group', 'g1', '--batch'])
     n1 = new Peer({ id: 'n1', redis: redis.url, cluster: CLUSTER, groups: ['g1'] })
     rec = recorder(n1)
     methods(n1)
@@ -95,6 +95,33 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     }
     assert.strictEqual(n1.stats().lost, 0)
     rec.messages = rec.messages.filter(m => m.type !== 'fp' && m.type !== 'fq')
+  })
+
+  it('batches only to peers that read batch frames: a version-1 peer beside it', async () => {
+    //  c1 batches (--batch); n2 says it reads version 1 and refuses batch
+    //  frames as such a peer would. While n2 is a member, c1's PUB sends no
+    //  batch (it would reach n2); its DEALER still batches to n1.
+    const n2 = new Peer({ id: 'n2', redis: redis.url, cluster: CLUSTER, wire: 1 })
+    const rec2 = recorder(n2)
+    const count = (r, type) => r.messages.filter(m => m.type === type).length
+    await n2.start()
+    try {
+      await c1.expect('added n2')
+      await sendUntil(() => c1.command('publish warm x'), received(rec2, 'public', 'warm', 'x'), 'c1 to reach n2')
+      const batches = n1.stats().recv_batches
+      assert.match(await c1.command('flood public vq 3000 64', 30000), /^ok flood/)
+      assert.match(await c1.command('flood private n2 vp 3000 64', 30000), /^ok flood/)
+      assert.match(await c1.command('flood private n1 vp1 3000 64', 30000), /^ok flood/)
+      await until(() => count(rec2, 'vq') === 3000 && count(rec2, 'vp') === 3000 && count(rec, 'vq') === 3000 && count(rec, 'vp1') === 3000, 30000, 'the floods')
+      const s2 = n2.stats()
+      assert.deepStrictEqual([s2.recv_batches, s2.bad_version, s2.malformed, s2.lost], [0, 0, 0, 0])
+      assert.ok(n1.stats().recv_batches > batches, 'c1 batched to n1')
+      assert.strictEqual(n1.stats().lost, 0)
+    } finally {
+      await n2.stop()
+      rec.messages = rec.messages.filter(m => !['vq', 'vp1', 'warm'].includes(m.type))
+    }
+    await c1.expect('removed n2')
   })
 
   it('joins a group after it started: the C node sees it in the record and reaches it', async () => {
