@@ -95,13 +95,16 @@ int zc_batch_add(zc_batch_t *self, void *socket, const uint8_t *prefix, size_t p
     return 0;
 }
 
-//  Sends the parts one after the other as one frame. Returns 0 or -1.
-static int s_send(void *socket, const uint8_t *parts[3], const size_t sizes[3], int flags)
+int zc_batch_frame_send(void *socket, const void *const *parts, const size_t *sizes, int count,
+                        int flags)
 {
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += sizes[i];
     zmq_msg_t frame;
-    if (zmq_msg_init_size(&frame, sizes[0] + sizes[1] + sizes[2])) return -1;
+    if (zmq_msg_init_size(&frame, total)) return -1;
     uint8_t *p = (uint8_t *)zmq_msg_data(&frame);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < count; i++) {
         if (sizes[i]) memcpy(p, parts[i], sizes[i]);
         p += sizes[i];
     }
@@ -117,7 +120,7 @@ int zc_batch_send(zc_batch_t *self, int flags)
     assert(self);
     if (self->count == 0) return 0;
     uint8_t header[ZC_WIRE_BATCH_HEADER_MAX];
-    const uint8_t *parts[3] = {self->prefix, header, self->entries};
+    const void *parts[3] = {self->prefix, header, self->entries};
     size_t sizes[3] = {self->prefix_len, 0, self->used};
     if (self->count == 1) {
         //  A lone message goes as the version-1 frame it would have been.
@@ -130,7 +133,7 @@ int zc_batch_send(zc_batch_t *self, int flags)
         assert(len > 0);
         sizes[1] = (size_t)len;
     }
-    if (s_send(self->socket, parts, sizes, flags)) return -1;
+    if (zc_batch_frame_send(self->socket, parts, sizes, 3, flags)) return -1;
     zc_batch_discard(self);
     return 0;
 }

@@ -55,4 +55,10 @@ int zc_batch_send(zc_batch_t *self, int flags);
 //  Drops what is held (its socket is going away).
 void zc_batch_discard(zc_batch_t *self);
 
+//  Sends count parts (sizes[i] bytes at parts[i], a size may be 0) as one
+//  frame with zmq flags, built in the message libzmq will own, so that
+//  each part is copied once. Returns 0, or -1 with errno.
+int zc_batch_frame_send(void *socket, const void *const *parts, const size_t *sizes, int count,
+                        int flags);
+
 #endif

@@ -98,20 +98,13 @@ static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, u
                                 self->id_len, seq, corr);
 }
 
-//  Sends prefix + payload as one frame. The frame is built in place in the
-//  message libzmq will own, so the payload is copied exactly once.
+//  Sends prefix + payload as one frame; the payload is copied once.
 static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, const void *data,
                         size_t size, int flags)
 {
-    zmq_msg_t frame;
-    if (zmq_msg_init_size(&frame, prefix_len + size)) return -1;
-    memcpy(zmq_msg_data(&frame), prefix, prefix_len);
-    if (size) memcpy((uint8_t *)zmq_msg_data(&frame) + prefix_len, data, size);
-    if (zmq_msg_send(&frame, socket, flags) < 0) {
-        zmq_msg_close(&frame);
-        return -1;
-    }
-    return 0;
+    const void *parts[2] = {prefix, data};
+    size_t sizes[2] = {prefix_len, size};
+    return zc_batch_frame_send(socket, parts, sizes, 2, flags);
 }
 
 //  Holds a message (topic_len bytes of topic, then header_len of header at
