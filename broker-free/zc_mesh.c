@@ -30,8 +30,14 @@
     Bad input is dropped, counted, and logged once per source (sender id,
     or the ROUTER routing id, or "unknown" for SUB frames whose header
     cannot be read). The log-once set is bounded.
+
+    Batch frames (docs/PROTOCOL.md section 8.1) are checked whole when
+    read, then handed out one message per receive, each judged and counted
+    as if it had come alone; the frame stays in self->msg.payload until
+    its last message is taken. Sending, and when to batch, is
+    zc_mesh_send.c; the state both halves share is zc_mesh_internal.h.
 */
-#include "zc_mesh.h"
+#include "zc_mesh_internal.h"
 #include "zc_inproc.h"
 #include "zc_log.h"
 #include "zc_msg.h"
@@ -45,90 +51,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ENDPOINT_MAX        256
-#define MAX_TRACKED_SENDERS 4096 //  sequence state kept for at most this many senders
-#define MAX_REPORTED        1024 //  sources remembered for log-once
-
-//  The data sockets a node receives on, in the order of self->fds.
-enum { SOCK_SUB, SOCK_ROUTER, SOCK_DATA };
-
-typedef struct {
-    char id[ZC_NAME_MAX + 1];
-    char pub_endpoint[ENDPOINT_MAX];
-    char router_endpoint[ENDPOINT_MAX];
-    zsock_t *dealer;
-    void *dealer_handle;
-    uint64_t private_seq; //  last sequence number sent to this peer
-    int connected;        //  our SUB's connection to its PUB is up
-    int lost;             //  it was up and dropped, and has not come back yet
-} s_peer_t;
-
-//  What a receiver remembers of one sender's streams: next expected numbers.
-typedef struct {
-    uint64_t next_public;
-    uint64_t next_private;
-    zhashx_t *next_group; //  group name -> uint64_t *
-} s_sender_t;
-
-typedef struct {
-    zc_mesh_handler_fn *fn;
-    void *arg;
-} s_handler_t;
-
-struct _zc_mesh_t {
-    char id[ZC_NAME_MAX + 1];
-    size_t id_len; //  measured once: every header carries the id
-    char bind_pub[ENDPOINT_MAX], bind_router[ENDPOINT_MAX];
-    char pub_endpoint[ENDPOINT_MAX], router_endpoint[ENDPOINT_MAX];
-    char advertise_host[ENDPOINT_MAX];
-    char monitor_endpoint[64];
-    zc_security_t *security; //  borrowed, or owned_security
-    zc_security_t *owned_security;
-    size_t max_msg_size;
-    int hwm, heartbeat_ivl, heartbeat_timeout;
-    int started;
-
-    zsock_t *pub, *router, *sub, *monitor;
-    void *pub_handle, *router_handle, *sub_handle, *monitor_handle;
-    zc_refusals_t *refusals; //  failed handshakes on every socket
-
-    zhashx_t *peers;     //  id -> s_peer_t
-    s_peer_t *last_peer; //  the last one sent to: private sends come in runs
-    zhashx_t *groups;    //  joined groups (set)
-    zhashx_t *group_seq; //  group -> uint64_t *, last number this node sent there
-    uint64_t public_seq;
-    zhashx_t *senders;       //  sender id -> s_sender_t
-    s_sender_t *last_sender; //  the last one looked up: streams come in runs
-    char last_sender_id[ZC_NAME_MAX + 1];
-    s_handler_t *last_handler; //  the handler (or none) of the last type seen
-    char last_type[ZC_NAME_MAX + 1];
-    zhashx_t *handlers; //  type -> s_handler_t
-    zhashx_t *reported; //  sources already logged (set)
-    zc_mesh_peer_fn *peer_lost_fn;
-    void *peer_lost_arg;
-    zc_mesh_peer_fn *peer_back_fn;
-    void *peer_back_arg;
-
-    zc_mesh_stats_t stats;
-    zc_msg_t msg;           //  the message last received (its payload: that frame)
-    zmq_msg_t routing_id;   //  the ROUTER's frame before it
-    zc_wire_memo_t memo;    //  the head of msg's header: streams repeat it
-    int current;            //  socket being read: SOCK_SUB or SOCK_ROUTER
-    int burst;              //  messages taken from it in a row
-    int drained[SOCK_DATA]; //  read empty since: its descriptor signals news
-    //  What a wait polls: the data sockets' descriptors, then the monitors'.
-    struct pollfd fds[ZC_MESH_POLLITEMS_MAX];
-    int fd_count;
-};
-
 //  --------------------------------------------------------------------------
 //  Containers
 
 static void s_peer_destroy(void **item)
 {
-    s_peer_t *peer = (s_peer_t *)*item;
+    mesh_peer_t *peer = (mesh_peer_t *)*item;
     if (peer) {
         zsock_destroy(&peer->dealer);
+        zc_batch_destroy(&peer->batch);
         free(peer);
         *item = NULL;
     }
@@ -136,7 +67,7 @@ static void s_peer_destroy(void **item)
 
 static void s_sender_destroy(void **item)
 {
-    s_sender_t *sender = (s_sender_t *)*item;
+    mesh_sender_t *sender = (mesh_sender_t *)*item;
     if (sender) {
         zhashx_destroy(&sender->next_group);
         free(sender);
@@ -197,6 +128,8 @@ void zc_mesh_destroy(zc_mesh_t **self_p)
     assert(self_p);
     zc_mesh_t *self = *self_p;
     if (!self) return;
+    if (self->started) zc_mesh_flush(self); //  what is held goes, as far as it can
+    zc_batch_destroy(&self->pub_batch);
     zmq_msg_close(&self->msg.payload);
     zmq_msg_close(&self->routing_id);
     zhashx_destroy(&self->peers);
@@ -417,14 +350,17 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
         errno = ENOTSUP; //  a key promises CURVE: never connect in plaintext instead
         return -1;
     }
-    s_peer_t *known = (s_peer_t *)zhashx_lookup(self->peers, id);
+    mesh_peer_t *known = (mesh_peer_t *)zhashx_lookup(self->peers, id);
     if (known) {
         if (strcmp(known->pub_endpoint, pub_endpoint) == 0 &&
             strcmp(known->router_endpoint, router_endpoint) == 0)
             return 0;
         zc_mesh_peer_remove(self, id);
     }
-    s_peer_t *peer = (s_peer_t *)calloc(1, sizeof(s_peer_t));
+    //  It reads version 1 until told otherwise: what the PUB holds in a
+    //  batch goes before it can subscribe.
+    if (self->pub_batch) zc_batch_send(self->pub_batch, 0);
+    mesh_peer_t *peer = (mesh_peer_t *)calloc(1, sizeof(mesh_peer_t));
     assert(peer);
     snprintf(peer->id, sizeof peer->id, "%s", id);
     snprintf(peer->pub_endpoint, ENDPOINT_MAX, "%s", pub_endpoint);
@@ -454,6 +390,8 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
         free(peer);
         return -1;
     }
+    peer->wire = 1; //  until zc_mesh_peer_set_wire says more
+    self->peers_v1++;
     zhashx_insert(self->peers, id, peer);
     zc_log(ZC_LOG_DEBUG, self->id, "peer %s added (%s, %s)", id, pub_endpoint, router_endpoint);
     return 0;
@@ -462,11 +400,12 @@ int zc_mesh_peer_add(zc_mesh_t *self, const char *id, const char *pub_endpoint,
 int zc_mesh_peer_remove(zc_mesh_t *self, const char *id)
 {
     assert(self);
-    s_peer_t *peer = (s_peer_t *)zhashx_lookup(self->peers, id);
+    mesh_peer_t *peer = (mesh_peer_t *)zhashx_lookup(self->peers, id);
     if (!peer) return -1;
     zmq_disconnect(self->sub_handle, peer->pub_endpoint);
     self->drained[SOCK_SUB] = 0; //  that ran the SUB's pending commands
     self->last_peer = NULL;
+    zc_mesh_send_forget(self, peer);
     zhashx_delete(self->peers, id);
     zhashx_delete(self->senders, id);
     self->last_sender = NULL;
@@ -521,8 +460,8 @@ int zc_mesh_leave(zc_mesh_t *self, const char *group)
     uint8_t topic[ZC_WIRE_TOPIC_MAX];
     int len = zc_wire_topic_encode(ZC_KIND_GROUP, group, topic, sizeof topic);
     zhashx_delete(self->groups, group);
-    for (s_sender_t *s = (s_sender_t *)zhashx_first(self->senders); s;
-         s = (s_sender_t *)zhashx_next(self->senders))
+    for (mesh_sender_t *s = (mesh_sender_t *)zhashx_first(self->senders); s;
+         s = (mesh_sender_t *)zhashx_next(self->senders))
         if (s->next_group) zhashx_delete(s->next_group, group);
     return zmq_setsockopt(self->sub_handle, ZMQ_UNSUBSCRIBE, topic, (size_t)len);
 }
@@ -531,140 +470,6 @@ int zc_mesh_in_group(zc_mesh_t *self, const char *group)
 {
     assert(self);
     return group && zhashx_lookup(self->groups, group) != NULL;
-}
-
-//  --------------------------------------------------------------------------
-//  Sending
-
-//  Writes a message's header into buf (ZC_WIRE_HEADER_MAX bytes): the type
-//  is checked and measured in one pass, the mesh's id was at zc_mesh_new.
-//  Returns its length, or -1 for an invalid type.
-static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
-                    uint8_t *buf)
-{
-    size_t len = zc_wire_name_length(type);
-    if (!len) return -1;
-    return zc_wire_header_write(buf, ZC_WIRE_HEADER_MAX, ZC_WIRE_VERSION, kind, type, len, self->id,
-                                self->id_len, seq, corr);
-}
-
-//  Sends prefix + payload as one frame. The frame is built in place in the
-//  message libzmq will own, so the payload is copied exactly once.
-static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, const void *data,
-                        size_t size, int flags)
-{
-    zmq_msg_t frame;
-    if (zmq_msg_init_size(&frame, prefix_len + size)) return -1;
-    memcpy(zmq_msg_data(&frame), prefix, prefix_len);
-    if (size) memcpy((uint8_t *)zmq_msg_data(&frame) + prefix_len, data, size);
-    if (zmq_msg_send(&frame, socket, flags) < 0) {
-        zmq_msg_close(&frame);
-        return -1;
-    }
-    return 0;
-}
-
-//  Sends topic + header + payload on the PUB socket.
-static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type, uint64_t seq,
-                      const void *data, size_t size)
-{
-    uint8_t prefix[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
-    int topic_len = zc_wire_topic_encode(kind, group, prefix, ZC_WIRE_TOPIC_MAX);
-    int header_len = topic_len < 0 ? -1 : s_header(self, kind, type, seq, 0, prefix + topic_len);
-    if (header_len < 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (s_send_frame(self->pub_handle, prefix, (size_t)(topic_len + header_len), data, size, 0))
-        return -1;
-    self->stats.bytes_sent += size;
-    return 0;
-}
-
-int zc_mesh_publish(zc_mesh_t *self, const char *type, const void *data, size_t size)
-{
-    assert(self && self->started);
-    if (size > self->max_msg_size) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    if (s_send_pub(self, ZC_KIND_PUBLIC, NULL, type, self->public_seq + 1, data, size)) return -1;
-    self->public_seq++;
-    self->stats.sent_public++;
-    return 0;
-}
-
-int zc_mesh_shout(zc_mesh_t *self, const char *group, const char *type, const void *data,
-                  size_t size)
-{
-    assert(self && self->started);
-    if (size > self->max_msg_size) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    if (!zc_wire_name_valid(group)) {
-        errno = EINVAL;
-        return -1;
-    }
-    uint64_t *seq = (uint64_t *)zhashx_lookup(self->group_seq, group);
-    if (!seq) {
-        seq = (uint64_t *)calloc(1, sizeof(uint64_t));
-        assert(seq);
-        zhashx_insert(self->group_seq, group, seq);
-    }
-    if (s_send_pub(self, ZC_KIND_GROUP, group, type, *seq + 1, data, size)) return -1;
-    (*seq)++;
-    self->stats.sent_group++;
-    return 0;
-}
-
-int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *type, uint64_t corr,
-                    const void *data, size_t size)
-{
-    assert(self && self->started);
-    if (kind != ZC_KIND_PRIVATE && kind != ZC_KIND_REQUEST && kind != ZC_KIND_REPLY) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (size > self->max_msg_size) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    s_peer_t *peer = self->last_peer;
-    if (!peer || !peer_id || strcmp(peer->id, peer_id) != 0) {
-        peer = peer_id ? (s_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
-        self->last_peer = peer;
-    }
-    if (!peer) {
-        self->stats.no_route++;
-        errno = EHOSTUNREACH;
-        return -1;
-    }
-    uint8_t header[ZC_WIRE_HEADER_MAX];
-    int header_len = s_header(self, kind, type, peer->private_seq + 1, corr, header);
-    if (header_len < 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (s_send_frame(peer->dealer_handle, header, (size_t)header_len, data, size, ZMQ_DONTWAIT)) {
-        if (errno == EAGAIN) self->stats.send_dropped++;
-        return -1;
-    }
-    peer->private_seq++;
-    self->stats.bytes_sent += size;
-    if (kind == ZC_KIND_PRIVATE)
-        self->stats.sent_private++;
-    else if (kind == ZC_KIND_REQUEST)
-        self->stats.sent_request++;
-    else
-        self->stats.sent_reply++;
-    return 0;
-}
-
-int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const void *data,
-                    size_t size)
-{
-    return zc_mesh_send_to(self, peer, ZC_KIND_PRIVATE, type, 0, data, size);
 }
 
 //  --------------------------------------------------------------------------
@@ -679,7 +484,7 @@ int zc_mesh_on(zc_mesh_t *self, const char *type, zc_mesh_handler_fn *fn, void *
         zhashx_delete(self->handlers, type);
         return 0;
     }
-    s_handler_t *handler = (s_handler_t *)malloc(sizeof(s_handler_t));
+    mesh_handler_t *handler = (mesh_handler_t *)malloc(sizeof(mesh_handler_t));
     assert(handler);
     handler->fn = fn;
     handler->arg = arg;
@@ -721,15 +526,15 @@ static uint64_t s_track(uint64_t *next, uint64_t seq)
 static void s_sequence(zc_mesh_t *self, const zc_header_t *header, const char *group)
 {
     //  A header that repeats the last one's head has its sender.
-    s_sender_t *sender = self->last_sender;
+    mesh_sender_t *sender = self->last_sender;
     if (!sender || (!self->memo.repeated && strcmp(self->last_sender_id, header->sender) != 0))
-        sender = (s_sender_t *)zhashx_lookup(self->senders, header->sender);
+        sender = (mesh_sender_t *)zhashx_lookup(self->senders, header->sender);
     if (!sender) {
         if (zhashx_size(self->senders) >= MAX_TRACKED_SENDERS) {
             self->last_sender = NULL;
             return;
         }
-        sender = (s_sender_t *)calloc(1, sizeof(s_sender_t));
+        sender = (mesh_sender_t *)calloc(1, sizeof(mesh_sender_t));
         assert(sender);
         zhashx_insert(self->senders, header->sender, sender);
     }
@@ -838,25 +643,32 @@ static void s_count(zc_mesh_t *self, int kind, size_t size)
     self->stats.bytes_received += size;
 }
 
-//  Validates the message s_read read (frames of it) and fills self->msg.
-//  Returns 1 to deliver, 0 if dropped (and counted). router is 1 for the
-//  ROUTER socket. Nothing is formatted unless the message is dropped.
-static int s_accept(zc_mesh_t *self, int router, int frames)
+//  Returns 1 if the ROUTER's message came from the DEALER of sender: its
+//  routing id is the sender's node id.
+static int s_routed_from(zc_mesh_t *self, const char *sender)
+{
+    size_t len = zmq_msg_size(&self->routing_id);
+    return len == strlen(sender) && memcmp(zmq_msg_data(&self->routing_id), sender, len) == 0;
+}
+
+static int s_batch_open(zc_mesh_t *self, int router, int kind, const uint8_t *data, size_t size);
+
+//  Judges one message (a header, then its payload, up to end) read from
+//  the ROUTER (router 1) or from the SUB under a topic of kind, as
+//  section 9 does from the header on, and fills self->msg. batch_sender is
+//  the batch's sender for a message inside a batch frame (which must be
+//  its sender too), else NULL: then a header of version 2 opens a batch
+//  frame (docs/PROTOCOL.md section 8.1). Returns 1 to deliver, 0 if
+//  dropped (and counted).
+static int s_judge(zc_mesh_t *self, int router, int kind, const uint8_t *data, const uint8_t *end,
+                   const char *batch_sender)
 {
     zc_msg_t *msg = &self->msg;
-    if (frames != 1 + router)
-        return s_drop(self, router, &self->stats.malformed,
-                      "a message with the wrong number of frames");
-    const uint8_t *frame = (const uint8_t *)zmq_msg_data(&msg->payload);
-    size_t left = zmq_msg_size(&msg->payload), used = 0;
-    int kind = 0;
-    msg->group[0] = 0;
-    if (!router && zc_wire_topic_decode(frame, left, &kind, msg->group, &used))
-        return s_drop(self, router, &self->stats.malformed, "a message with a malformed topic");
-    const uint8_t *data = frame + used;
-    left -= used;
+    size_t left = (size_t)(end - data), used = 0;
     int rc = zc_wire_header_decode_next(data, left, &msg->header, &self->memo, &used);
     const zc_header_t *header = &msg->header;
+    if (rc == ZC_WIRE_VERSION_BAD && !batch_sender && header->version == ZC_WIRE_BATCH_VERSION)
+        return s_batch_open(self, router, kind, data, left);
     if (rc == ZC_WIRE_VERSION_BAD) {
         self->stats.bad_version++;
         char what[64], source[ZC_NAME_MAX + 1];
@@ -868,20 +680,18 @@ static int s_accept(zc_mesh_t *self, int router, int frames)
     }
     int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
     //  On the ROUTER, the routing id is the sender's DEALER identity: a
-    //  header that names another sender is spoofed.
-    if (rc == ZC_WIRE_OK && router) {
-        size_t id_len = zmq_msg_size(&self->routing_id);
-        if (id_len != strlen(header->sender) ||
-            memcmp(zmq_msg_data(&self->routing_id), header->sender, id_len) != 0)
-            rc = ZC_WIRE_MALFORMED;
-    }
+    //  header that names another sender is spoofed. In a batch, every
+    //  message is the batch's sender's.
+    if (rc == ZC_WIRE_OK && ((router && !s_routed_from(self, header->sender)) ||
+                             (batch_sender && strcmp(batch_sender, header->sender) != 0)))
+        rc = ZC_WIRE_MALFORMED;
     if (rc != ZC_WIRE_OK || !kind_ok) {
         self->memo.len = 0; //  what the stream caches hold is not this head's
         return s_drop(self, router, &self->stats.malformed, "a message with a malformed header");
     }
     s_sequence(self, header, msg->group);
-    msg->offset = (size_t)(data + used - frame);
     msg->data = data + used;
+    msg->offset = (size_t)(msg->data - (const uint8_t *)zmq_msg_data(&msg->payload));
     size_t size = msg->size = left - used;
     if (size > self->max_msg_size) {
         self->stats.oversized++;
@@ -896,12 +706,57 @@ static int s_accept(zc_mesh_t *self, int router, int frames)
     return 1;
 }
 
+//  Takes the next message of the batch frame being received. Returns 1
+//  to deliver it, 0 if it was dropped (and counted).
+static int s_batch_take(zc_mesh_t *self)
+{
+    const uint8_t *message;
+    size_t size;
+    if (!zc_wire_batch_next(&self->inbatch, &message, &size)) return 0;
+    return s_judge(self, self->inbatch_router, self->inbatch_kind, message, message + size,
+                   self->inbatch.sender);
+}
+
+//  A batch frame at data: checked whole, then its first message taken.
+//  The frame stays in self->msg.payload while its messages are taken, one
+//  per receive. Returns as s_judge.
+static int s_batch_open(zc_mesh_t *self, int router, int kind, const uint8_t *data, size_t size)
+{
+    if (zc_wire_batch_open(&self->inbatch, data, size) != ZC_WIRE_OK)
+        return s_drop(self, router, &self->stats.malformed, "a malformed batch frame");
+    if (router && !s_routed_from(self, self->inbatch.sender)) {
+        self->inbatch.left = 0;
+        return s_drop(self, router, &self->stats.malformed, "a batch frame of another sender");
+    }
+    self->inbatch_router = router;
+    self->inbatch_kind = kind;
+    return s_batch_take(self);
+}
+
+//  Validates the message s_read read (frames of it) and fills self->msg.
+//  Returns 1 to deliver, 0 if dropped (and counted). router is 1 for the
+//  ROUTER socket. Nothing is formatted unless the message is dropped.
+static int s_accept(zc_mesh_t *self, int router, int frames)
+{
+    zc_msg_t *msg = &self->msg;
+    if (frames != 1 + router)
+        return s_drop(self, router, &self->stats.malformed,
+                      "a message with the wrong number of frames");
+    const uint8_t *frame = (const uint8_t *)zmq_msg_data(&msg->payload);
+    size_t size = zmq_msg_size(&msg->payload), used = 0;
+    int kind = 0;
+    msg->group[0] = 0;
+    if (!router && zc_wire_topic_decode(frame, size, &kind, msg->group, &used))
+        return s_drop(self, router, &self->stats.malformed, "a message with a malformed topic");
+    return s_judge(self, router, kind, frame + used, frame + size, NULL);
+}
+
 //  Handles one monitor event about the connection to the peer at endpoint.
 static void s_monitor_event(zc_mesh_t *self, uint16_t event, uint32_t value, const char *endpoint)
 {
-    s_peer_t *peer = (s_peer_t *)zhashx_first(self->peers);
+    mesh_peer_t *peer = (mesh_peer_t *)zhashx_first(self->peers);
     while (peer && strcmp(peer->pub_endpoint, endpoint) != 0)
-        peer = (s_peer_t *)zhashx_next(self->peers);
+        peer = (mesh_peer_t *)zhashx_next(self->peers);
     if (!peer) return;
     char where[ZC_NAME_MAX + 32];
     snprintf(where, sizeof where, "to peer %s", peer->id);
@@ -972,6 +827,11 @@ static void s_monitor_events(zc_mesh_t *self)
 static int s_recv_nowait(zc_mesh_t *self)
 {
     while (1) {
+        //  A batch frame's messages come before anything else is read.
+        if (self->inbatch.left > 0) {
+            if (s_batch_take(self)) return 1;
+            continue;
+        }
         if (self->burst >= RECV_BURST) {
             //  The other socket's turn: asked even if drained, since its
             //  descriptor is only looked at when this one runs dry.
@@ -1018,13 +878,13 @@ static int s_wait(zc_mesh_t *self, long wait)
 
 //  Returns the handler for the message in self->msg, or NULL: RPC requests
 //  and replies go to the caller. Types come in runs: the last one is kept.
-static s_handler_t *s_handler(zc_mesh_t *self)
+static mesh_handler_t *s_handler(zc_mesh_t *self)
 {
     if (self->msg.header.kind > ZC_KIND_PRIVATE || !zhashx_size(self->handlers)) return NULL;
     //  A header that repeats the last one's head has its type.
     if (!(self->memo.repeated && *self->last_type) &&
         strcmp(self->last_type, self->msg.header.type) != 0) {
-        self->last_handler = (s_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
+        self->last_handler = (mesh_handler_t *)zhashx_lookup(self->handlers, self->msg.header.type);
         memcpy(self->last_type, self->msg.header.type, sizeof self->last_type);
     }
     return self->last_handler;
@@ -1035,6 +895,8 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
     assert(self && self->started);
     int64_t deadline = 0; //  set on the first wait: a busy receiver never reads the clock
     int looked = 0;       //  the descriptors were looked at since the sockets drained
+    //  The owner's thread is back: what it sent in a burst goes now.
+    if (zc_mesh_holding(self)) zc_mesh_flush(self);
     while (1) {
         int rc = s_recv_nowait(self);
         if (rc < 0) {
@@ -1042,7 +904,7 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             return NULL;
         }
         if (rc > 0) {
-            s_handler_t *handler = s_handler(self);
+            mesh_handler_t *handler = s_handler(self);
             if (!handler) return &self->msg;
             handler->fn(self, &self->msg, handler->arg);
             continue;
@@ -1069,6 +931,7 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
 {
     assert(self && self->started);
+    if (zc_mesh_holding(self)) zc_mesh_flush(self); //  before the caller waits
     void *sockets[SOCK_DATA] = {self->sub_handle, self->router_handle};
     for (int i = 0; i < self->fd_count; i++) {
         //  A socket read empty signals its descriptor when more comes; one
@@ -1078,6 +941,10 @@ int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
         else
             items[i] = (zmq_pollitem_t){.fd = self->fds[i].fd, .events = ZMQ_POLLIN};
     }
+    //  Messages of a batch frame wait in memory, where no poll sees them:
+    //  the PUB, always writable, makes the caller's poll return at once.
+    if (self->inbatch.left > 0)
+        items[0] = (zmq_pollitem_t){.socket = self->pub_handle, .events = ZMQ_POLLOUT};
     return self->fd_count;
 }
 

@@ -90,6 +90,11 @@ static void s_actor(zsock_t *pipe, void *args)
         }
     }
     zpoller_destroy(&poller);
+    //  Unbound now, not when libzmq's reaper gets to the closed socket: a
+    //  node started right after the last one went (a test, a restart in
+    //  the same process) binds the same endpoint, and on a busy machine
+    //  the reaper can still hold it (EADDRINUSE).
+    zsock_unbind(rep, ZAP_ENDPOINT);
     zsock_destroy(&rep);
 }
 

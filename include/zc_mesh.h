@@ -176,6 +176,27 @@ int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const v
 int zc_mesh_send_to(zc_mesh_t *self, const char *peer, int kind, const char *type, uint64_t corr,
                     const void *data, size_t size);
 
+//  Batching (docs/PROTOCOL.md section 8.1): with on, small messages sent
+//  in a burst to the same socket are held and sent as one batch frame (to
+//  peers that read them: zc_mesh_peer_set_wire), many more per second. A
+//  send that does not follow another within microseconds goes at once;
+//  held messages go within 50 us while sends go on, when the batch is
+//  full, and whenever this thread calls zc_mesh_recv, zc_mesh_pollitems
+//  or zc_mesh_flush. Off by default. Off again: what is held goes now.
+void zc_mesh_set_batch(zc_mesh_t *self, int on);
+
+//  Says which protocol version peer id reads, as its registry record's
+//  wire field does (docs/REGISTRY.md): 2 or more reads batch frames. A
+//  peer reads version 1 until told. Returns 0, or -1 (errno EINVAL) if id
+//  is not a peer or version < 1.
+int zc_mesh_peer_set_wire(zc_mesh_t *self, const char *id, int version);
+
+//  Sends every message held in a batch now. An application that keeps
+//  this thread away from the mesh after a burst calls it. Returns 0, or -1
+//  with errno EAGAIN if a peer's queue is full (those stay held and go at
+//  the next flush).
+int zc_mesh_flush(zc_mesh_t *self);
+
 //  Registers fn for public, group and private messages of this type (NULL
 //  fn removes it). Handled messages are passed to fn inside zc_mesh_recv
 //  and not returned by it; RPC requests and replies are always returned.

@@ -150,7 +150,9 @@ void zc_node_on_reach(zc_node_t *self, zc_node_reach_fn *fn, void *arg);
 void zc_node_on_kill(zc_node_t *self, zc_node_kill_fn *fn, void *arg);
 
 //  The node's mesh, to set endpoints, limits and handlers before start or
-//  to send and receive directly.
+//  to send and receive directly; batching too (zc_mesh_set_batch, on
+//  from the start with $ZC_BATCH=1): the node tells its mesh which peers
+//  read batch frames from their registry records.
 zc_mesh_t *zc_node_mesh(zc_node_t *self);
 
 //  Binds the sockets and starts the registry actor. Returns 0, or -1 if

@@ -1,4 +1,4 @@
-/*  zc_wire — the zcluster wire codec (protocol version 1).
+/*  zc_wire — the zcluster wire codec (protocol versions 1 and 2).
 
     A message is one ZeroMQ frame (the ROUTER adds the sender's routing id
     as a frame before it):
@@ -14,6 +14,13 @@
     and the payload is every byte after it:
 
         [version, kind, type, sender, seq, corr]
+
+    A batch frame (protocol version 2) carries several such messages, of
+    one sender and one stream, in one frame: the topic (PUB path), a batch
+    header [2, 6, "zc.batch", sender, count], then count msgpack bins, each
+    a whole version-1 message without its topic (header + payload). A
+    version-1 receiver refuses it as a foreign version; senders send it
+    only to peers that read version 2.
 
     docs/PROTOCOL.md is the normative description with hex test vectors.
     The codec never allocates; decoding validates every byte of untrusted
@@ -35,6 +42,15 @@ extern "C" {
 //  Largest encoded header and topic; a buffer this size always suffices.
 #define ZC_WIRE_HEADER_MAX (1 + 1 + 1 + 2 * (2 + ZC_NAME_MAX) + 2 * 9)
 #define ZC_WIRE_TOPIC_MAX  (1 + ZC_NAME_MAX + 1)
+
+//  Batch frames: the version, kind and type their header carries, and its
+//  longest encoding (array, version, kind, type, sender, a uint32 count).
+#define ZC_WIRE_BATCH_VERSION    2
+#define ZC_WIRE_BATCH_KIND       6
+#define ZC_WIRE_BATCH_TYPE       "zc.batch"
+#define ZC_WIRE_BATCH_HEADER_MAX (1 + 1 + 1 + 9 + 2 + ZC_NAME_MAX + 5)
+//  Most bytes in front of one entry of a batch (a bin32's tag and length).
+#define ZC_WIRE_BATCH_ENTRY_PREFIX_MAX 5
 
 typedef enum {
     ZC_KIND_PUBLIC = 1,  //  to every node (PUB/SUB)
@@ -120,6 +136,41 @@ typedef struct {
 //  otherwise.
 int zc_wire_header_decode_next(const uint8_t *data, size_t size, zc_header_t *header,
                                zc_wire_memo_t *memo, size_t *consumed);
+
+//  A batch frame being read: zc_wire_batch_open checks it whole, then
+//  zc_wire_batch_next hands out its messages one by one.
+typedef struct {
+    const uint8_t *next; //  the next entry
+    const uint8_t *end;  //  the end of the frame
+    uint64_t left;       //  entries not yet handed out
+    char sender[ZC_NAME_MAX + 1];
+} zc_wire_batch_t;
+
+//  Writes a batch header for count (>= 1) messages of sender (sender_len
+//  bytes, a valid name) into buf (cap >= ZC_WIRE_BATCH_HEADER_MAX). Returns
+//  its length, or -1.
+int zc_wire_batch_header_write(uint8_t *buf, size_t cap, const char *sender, size_t sender_len,
+                               uint32_t count);
+
+//  Writes the bytes in front of one entry of len bytes (a msgpack bin's tag
+//  and length, in its shortest form) into buf, which has room for
+//  ZC_WIRE_BATCH_ENTRY_PREFIX_MAX. Returns how many it wrote.
+int zc_wire_batch_entry_prefix(uint8_t *buf, size_t len);
+
+//  Reads the batch header at the start of data (after the topic on the PUB
+//  path) and checks that exactly its count of entries fills the rest of the
+//  frame. Returns ZC_WIRE_OK (batch ready for zc_wire_batch_next, its
+//  sender set), ZC_WIRE_MALFORMED, or ZC_WIRE_VERSION_BAD if the frame does
+//  not begin with an array whose version is ZC_WIRE_BATCH_VERSION (it is
+//  not a batch: judge it with zc_wire_header_decode); on either, batch has
+//  nothing to take. Allocates nothing.
+int zc_wire_batch_open(zc_wire_batch_t *batch, const uint8_t *data, size_t size);
+
+//  Takes the next message of an open batch: *message points at its bytes
+//  in the frame (a version-1 header, then its payload), *size is their
+//  length. Returns 1, or 0 when every message was taken. Each message is
+//  untrusted still: decode it with zc_wire_header_decode.
+int zc_wire_batch_next(zc_wire_batch_t *batch, const uint8_t **message, size_t *size);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""zcluster bench must not rot: every scenario at tiny counts, --rate, the
-summary table and a --rate plot. Checks the fields and that every --json
+"""zcluster bench must not rot: every scenario at tiny counts, --rate, --batch,
+the summary table and a --rate plot. Checks the fields and that every --json
 line parses; never how fast anything was (the machine may be busy).
 
 usage: bench_smoke.py ZCLUSTER_BINARY"""
@@ -88,6 +88,20 @@ for scenario in ("publish", "shout", "whisper", "rpc"):
     for side in (row, row["baseline"]):
         check_side(side, line, COUNT, latency=True)
         check(side.get("offered_rate") == 2000, "offered_rate is not 2000", line)
+
+# --batch: the sending node batches; the same comparisons, the project side
+# named for it, the raw baseline unchanged.
+for scenario, rate in (("publish", None), ("shout", None), ("whisper", None), ("publish", "2000")):
+    extra = ("--rate", rate) if rate else ()
+    rows = json_lines(scenario, "--batch", "--count", str(COUNT), *extra)
+    check([r["scenario"] for r, _ in rows] == (EXPECTED[scenario] if not rate else [scenario]),
+          f"--batch {scenario}: comparisons", "\n".join(line for _, line in rows))
+    for row, line in rows:
+        check(row["name"].startswith("zcluster") and row["baseline"]["name"].startswith("zmq"),
+              "sides", line)
+        check_side(row, line, COUNT if row["scenario"] in LOSSY else None,
+                   row["scenario"] in LATENCY or rate is not None)
+    check(rows[0][0]["name"] == "zcluster-batch", "the project side is zcluster-batch", rows[0][1])
 
 # What --rate does not apply to, and a payload too small for the send time.
 run("cache", "--rate", "100", expect=64)

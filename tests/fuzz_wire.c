@@ -8,10 +8,14 @@
     must end exactly where the decoder said (its bytes alone decode the
     same, one byte fewer does not), and an accepted topic must be the one
     encoding of its kind and group. zc_wire_header_decode_next, with its
-    header and memo kept from input to input, must agree with it. Build with clang:
+    header and memo kept from input to input, must agree with it. A batch
+    frame (docs/PROTOCOL.md 8.1) that the reader accepts must be its entries
+    exactly, end to end, and each entry is decoded as a header too. Build
+    with clang:
 
         clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-            -Iinclude tests/fuzz_wire.c broker-free/zc_wire.c -lmsgpackc -o fuzz_wire
+            -Iinclude tests/fuzz_wire.c broker-free/zc_wire.c broker-free/zc_msgpack_check.c \
+            -o fuzz_wire
         ./fuzz_wire -max_len=4096 -max_total_time=60 CORPUS_DIR
 
     or configure with -DZC_FUZZ=ON -DCMAKE_C_COMPILER=clang. The frames of
@@ -66,11 +70,35 @@ static void s_header(const uint8_t *data, size_t size)
                 strcmp(kept.type, header.type) == 0 && strcmp(kept.sender, header.sender) == 0);
 }
 
+//  Reads a batch frame at the start of data and checks what was accepted.
+static void s_batch(const uint8_t *data, size_t size)
+{
+    zc_wire_batch_t batch;
+    int rc = zc_wire_batch_open(&batch, data, size);
+    s_check(rc == ZC_WIRE_OK || rc == ZC_WIRE_MALFORMED || rc == ZC_WIRE_VERSION_BAD);
+    if (rc != ZC_WIRE_OK) {
+        s_check(batch.left == 0); //  a refused frame has nothing to take
+        return;
+    }
+    s_check(batch.left >= 1 && zc_wire_name_valid(batch.sender));
+    uint64_t count = batch.left, taken = 0;
+    const uint8_t *message, *end = batch.next;
+    size_t len;
+    while (zc_wire_batch_next(&batch, &message, &len)) {
+        s_check(message > end && message + len <= data + size);
+        end = message + len;
+        taken++;
+        s_header(message, len);
+    }
+    s_check(taken == count && end == data + size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     s_header(data, size);
+    s_batch(data, size);
 
     int kind;
     char group[ZC_NAME_MAX + 1];
@@ -81,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int len = zc_wire_topic_encode(kind, group, topic, sizeof topic);
         s_check(len == (int)used && memcmp(topic, data, used) == 0);
         s_header(data + used, size - used);
+        s_batch(data + used, size - used);
     }
     return 0;
 }

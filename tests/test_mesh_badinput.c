@@ -417,7 +417,7 @@ int main(void)
 
     zt_section("foreign versions on the SUB path are bad_version, not malformed");
     s_read_counters(&before);
-    len = s_header(header, 2, 1, "future", "evil", evil.public_seq + 1, 0);
+    len = s_header(header, 3, 1, "future", "evil", evil.public_seq + 1, 0);
     s_pub_send(&evil, "P", 1, header, len, "x", 1);
     len = s_header(header, 0, 1, "past", "evil", evil.public_seq + 1, 0);
     s_pub_send(&evil, "P", 1, header, len, "x", 1);
@@ -545,7 +545,7 @@ int main(void)
 
     zt_section("foreign versions on the ROUTER path");
     s_read_counters(&before);
-    len = s_header(header, 2, 3, "future", "evil", evil.private_seq + 1, 0);
+    len = s_header(header, 3, 3, "future", "evil", evil.private_seq + 1, 0);
     s_dealer_send(&evil, header, len, "x", 1);
     s_dealer_send(&evil, "\x91\x07", 2, "x", 1);
     s_good_private(&evil);
@@ -640,9 +640,9 @@ int main(void)
     for (int i = 0; i < 1100; i++) {
         char name[32];
         snprintf(name, sizeof name, "claimed-%d", i);
-        len = s_header(header, 2, 3, "t", name, 1, 0);
+        len = s_header(header, 3, 3, "t", name, 1, 0);
         s_dealer_send(&evil, header, len, "x", 1);
-        len = s_header(header, 2, 1, "t", name, 1, 0);
+        len = s_header(header, 3, 1, "t", name, 1, 0);
         s_pub_send(&evil, "P", 1, header, len, "x", 1);
     }
     s_good_private(&evil);

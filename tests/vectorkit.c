@@ -116,7 +116,12 @@ int zt_vectors_load(zt_vector_t *vectors, int max)
             snprintf(vector->decoded, sizeof vector->decoded, "%s", value);
         else if (strcmp(key, "rpc") == 0)
             snprintf(vector->rpc, sizeof vector->rpc, "%s", value);
-        else {
+        else if (strcmp(key, "batch") == 0)
+            vector->batch = strcmp(value, "yes") == 0;
+        else if (strcmp(key, "entry") == 0) {
+            if (ZT_CHECK(vector->entries < ZT_ENTRY_MAX))
+                snprintf(vector->entry[vector->entries++], sizeof vector->entry[0], "%s", value);
+        } else {
             fprintf(stderr, "  unknown vector key '%s' at line %d\n", key, line_number);
             ZT_CHECK(0);
         }

@@ -2,8 +2,8 @@
     document itself (the fenced blocks marked `vector`, format in its
     section 14), so that the document and the code that the tests check
     against it cannot drift apart. test_wire checks every vector against
-    the wire codec; test_rpc_wire plays section 14.8's conversation against
-    a C node.
+    the wire codec (test_wire_batch the batch frames); test_rpc_wire plays
+    section 14.8's conversation against a C node.
 */
 #ifndef ZC_VECTORKIT_H_INCLUDED
 #define ZC_VECTORKIT_H_INCLUDED
@@ -13,8 +13,9 @@
 
 #define ZT_VECTOR_MAX    128
 #define ZT_VECTOR_BYTES  1024
-#define ZT_VECTOR_FRAMES 4 //  frames of one message, for the wrong-count vectors
-#define ZT_MARK_MAX      4
+#define ZT_VECTOR_FRAMES 4  //  frames of one message, for the wrong-count vectors
+#define ZT_MARK_MAX      16 //  a batch frame marks each of its entries
+#define ZT_ENTRY_MAX     8  //  messages in one batch vector
 
 typedef struct {
     uint8_t data[ZT_VECTOR_BYTES];
@@ -33,8 +34,11 @@ typedef struct {
     char result[16];
     int canonical;
     char decoded[512];
-    char rpc[512]; //  "" unless the vector has an `rpc` line
-    int line;      //  where its block starts in the document
+    char rpc[512];                 //  "" unless the vector has an `rpc` line
+    int batch;                     //  a batch frame (`batch: yes`, section 14.9)
+    char entry[ZT_ENTRY_MAX][512]; //  its `entry` lines, in order
+    int entries;
+    int line; //  where its block starts in the document
 } zt_vector_t;
 
 //  Reads the vectors of docs/PROTOCOL.md ($ZC_SOURCE_DIR/docs, else found

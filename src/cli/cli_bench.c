@@ -412,11 +412,14 @@ static const s_scenario_t s_scenarios[] = {
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zcluster bench [SCENARIO|all] [--size BYTES] [--count N] [--nodes K] "
-                 "[--rate N] [--json] [--redis URL] [--plot FILE.png] [--curve | --keys FILE]\n\n"
+                 "[--rate N] [--batch] [--json] [--redis URL] [--plot FILE.png] "
+                 "[--curve | --keys FILE]\n\n"
                  "Without a scenario: every scenario, then one table.\n"
                  "--rate N: N messages or calls per second offered (publish, shout, whisper, "
                  "rpc);\n  latency from each one's intended send time, and the fraction "
                  "delivered.\n"
+                 "--batch: publish, shout and whisper with batching on in the sending node "
+                 "(the\n  raw baselines still send each message as a frame).\n"
                  "--plot FILE.png: rate against size; with --rate N, latency against offered "
                  "load\n  up to N.\n"
                  "--curve or --keys FILE (or $ZC_KEYS): meshes, nodes and raw baselines use "
@@ -428,6 +431,7 @@ static void s_usage(FILE *out)
 static int s_run(const char *scenario, const bench_options_t *opt)
 {
     bench_result_t project = BENCH_RESULT("zcluster"), baseline = BENCH_RESULT("raw");
+    if (opt->batch) project.name = "zcluster-batch";
     int rc = -1;
     if (strcmp(scenario, "publish") == 0 || strcmp(scenario, "shout") == 0) {
         int group = strcmp(scenario, "shout") == 0;
@@ -508,6 +512,8 @@ static int s_option(void *self, int option, const char *value)
         parsed->plot = value;
     else if (option == 'C')
         parsed->curve = 1;
+    else if (option == 'B')
+        parsed->opt->batch = 1;
     return -1;
 }
 
@@ -532,6 +538,7 @@ static int s_parse(int argc, char **argv, bench_options_t *opt, const char **sce
                                       {"curve", no_argument, 0, 'C'},
                                       {"plot", required_argument, 0, 'p'},
                                       {"rate", required_argument, 0, 'r'},
+                                      {"batch", no_argument, 0, 'B'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     s_parsed_t parsed = {opt, 64, S_NOT_GIVEN, 1, S_NOT_GIVEN, NULL, 0};
@@ -677,7 +684,7 @@ static void s_run_keys_remove(const char *dir)
 
 int cli_bench(int argc, char **argv)
 {
-    bench_options_t opt = {64, 1000000, 1, 0, NULL, 0, 0};
+    bench_options_t opt = {64, 1000000, 1, 0, NULL, 0, 0, 0};
     const char *scenario = NULL, *plot = NULL;
     int curve = 0;
     int rc = s_parse(argc, argv, &opt, &scenario, &plot, &curve);

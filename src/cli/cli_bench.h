@@ -25,6 +25,7 @@ typedef struct {
     const char *redis_url; //  for scenarios that need Redis
     double rate;           //  --rate: messages or calls offered per second; 0: as fast as possible
     int summary;           //  no scenario named: one table at the end, notes on stderr
+    int batch;             //  --batch: the sending mesh batches (docs/PROTOCOL.md 8.1)
 } bench_options_t;
 
 //  One measured path: a rate, and latency percentiles where they apply.

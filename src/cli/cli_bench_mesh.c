@@ -125,10 +125,12 @@ typedef struct {
     int group; //  shout (to the group "bench") rather than publish
 } s_sender_t;
 
-//  Naps for timeout_ms (bench_wait_fn): a sender has nothing to take.
+//  Naps for timeout_ms (bench_wait_fn over the sending mesh, or NULL): a
+//  sender has nothing to take. A mesh that batches is flushed first, as an
+//  application that waits outside the mesh does (docs/PROTOCOL.md 8.1).
 static void s_nap(void *arg, int timeout_ms)
 {
-    (void)arg;
+    if (arg) zc_mesh_flush((zc_mesh_t *)arg);
     if (timeout_ms > 0) zclock_sleep(timeout_ms);
 }
 
@@ -142,11 +144,13 @@ static void s_send_n(s_sender_t *sender, const bench_options_t *opt, bench_send_
     for (long i = 0; i < n; i++) {
         if (opt->rate > 0) {
             int64_t intended = bench_intended(opt, start, i);
-            bench_pace(intended, s_nap, NULL);
+            bench_pace(intended, s_nap, sender->end.mesh);
             bench_stamp(sender->payload, intended);
         }
         send(sender);
     }
+    //  With --batch, the end of the burst: what the node holds goes now.
+    if (sender->end.mesh) zc_mesh_flush(sender->end.mesh);
 }
 
 //  --------------------------------------------------------------------------
@@ -206,6 +210,7 @@ static int s_publish_once(const bench_options_t *opt, int raw, int group, bench_
     s_sender_t sender = {.size = opt->size, .group = group};
     char endpoints[512] = "- -"; //  if the sender cannot open: the children give up
     int rc = s_end_open(&sender.end, raw ? ZMQ_PUB : 0, "bench-s", endpoints, sizeof endpoints);
+    if (rc == 0 && !raw) zc_mesh_set_batch(sender.end.mesh, opt->batch);
     for (int i = 0; i < children.count; i++)
         bench_write_line(children.to[i], "%s", endpoints);
     sender.payload = (char *)calloc(1, opt->size);
@@ -317,6 +322,11 @@ static int s_whisper_once(const bench_options_t *opt, int raw, bench_result_t *o
     if (raw) zsock_set_identity(sender.end.sock, "bench-s");
     bench_write_line(children.to[0], "%s", endpoints);
     if (rc == 0) rc = s_whisper_connect(&sender, &children);
+    //  The echoing peer is a zcluster mesh: it reads batch frames.
+    if (rc == 0 && !raw && opt->batch) {
+        zc_mesh_set_batch(sender.end.mesh, 1);
+        rc = zc_mesh_peer_set_wire(sender.end.mesh, "bench-r", ZC_WIRE_BATCH_VERSION);
+    }
     sender.payload = (char *)calloc(1, opt->size);
     sender.payload[0] = 'w';
     if (rc == 0) rc = bench_warm_up(&children, s_whisper_send, &sender);

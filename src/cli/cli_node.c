@@ -151,7 +151,7 @@ static void s_usage(FILE *out)
             "                     [--advertise HOST] [--lease-ttl MS]\n"
             "                     [--heartbeat-interval MS] [--heartbeat-timeout MS]\n"
             "                     [--header KEY=VALUE]... [--no-election] [--keys FILE]\n"
-            "                     [--metrics-port PORT]\n\n"
+            "                     [--metrics-port PORT] [--batch]\n\n"
             "Starts a node, prints `ready ID PUB-ENDPOINT ROUTER-ENDPOINT`, then reads\n"
             "commands on stdin, one per line; each answers one line, `ok ...` or `error ...`.\n"
             "With --redis (or ZC_REDIS_URL) the node joins the cluster through the Redis\n"
@@ -166,6 +166,8 @@ static void s_usage(FILE *out)
             "GET /metrics and for zcluster top); --metrics-port serves\n"
             "them itself, GET http://127.0.0.1:PORT/metrics (0: any free port), and prints\n"
             "`metrics PORT` after the ready line.\n"
+            "--batch (or ZC_BATCH=1): small messages sent in a burst travel in batch frames\n"
+            "to the peers that read them (docs/PROTOCOL.md section 8.1).\n"
             "Membership settings (with the registry):\n" CLI_USAGE_MEMBERSHIP
             "  peer ID PUB ROUTER [KEY]        add a peer          unpeer ID     remove it\n"
             "  join GROUP | leave GROUP        group membership\n"
@@ -586,6 +588,7 @@ typedef struct {
     int header_count, group_count, election;
     int64_t max_msg_size;
     int64_t metrics_port; //  -1: none
+    int batch;            //  --batch: zc_mesh_set_batch
 } s_options_t;
 
 //  Takes one option other than --redis, --cluster and --id into *o.
@@ -615,6 +618,8 @@ static int s_option(void *self, int option, const char *value)
             o->headers[o->header_count++] = value;
     } else if (option == 'E')
         o->election = 0;
+    else if (option == 'B')
+        o->batch = 1;
     else if (option == 'M') {
         if (cli_args_number(value, 0, 65535, &o->metrics_port))
             error = "--metrics-port must be 0..65535";
@@ -640,6 +645,7 @@ static int s_parse(int argc, char **argv, s_options_t *o)
                                       {"header", required_argument, 0, 'H'},
                                       {"no-election", no_argument, 0, 'E'},
                                       {"metrics-port", required_argument, 0, 'M'},
+                                      {"batch", no_argument, 0, 'B'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -671,6 +677,7 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
     zc_node_set_redis(node, cli_cluster_redis(&o->where));
     if (o->where.cluster) zc_node_set_cluster(node, o->where.cluster);
     zc_node_set_election(node, o->election);
+    if (o->batch) zc_mesh_set_batch(zc_node_mesh(node), 1);
     for (int i = 0; i < o->header_count; i++) {
         const char *equals = strchr(o->headers[i], '=');
         char key[256];
@@ -694,6 +701,7 @@ static int s_node_start(s_node_t *self, const s_options_t *o)
 //  group name.
 static int s_mesh_start(s_node_t *self, const s_options_t *o)
 {
+    if (o->batch) zc_mesh_set_batch(self->mesh, 1);
     if (zc_mesh_start(self->mesh)) return 1;
     for (int i = 0; i < o->group_count; i++)
         if (zc_mesh_join(self->mesh, o->groups[i])) return -1;

@@ -90,7 +90,7 @@ static int s_env_ms(const char *name, int min, int *out)
 
 //  The settings a supervisor passes to its workers (zcluster start), or a
 //  deployment sets for every node: lease TTL, heartbeats, bind and
-//  advertised address. The setters override them.
+//  advertised address, batching. The setters override them.
 static void s_settings_from_env(zc_node_t *self)
 {
     s_env_ms("ZC_LEASE_TTL", 300, &self->config.lease_ttl_ms);
@@ -99,6 +99,8 @@ static void s_settings_from_env(zc_node_t *self)
     const char *bind = getenv("ZC_BIND"), *advertise = getenv("ZC_ADVERTISE");
     if (bind && *bind) zc_node_set_bind(self, bind);
     if (advertise && *advertise) zc_mesh_set_advertise_host(self->mesh, advertise);
+    const char *batch = getenv("ZC_BATCH");
+    if (batch && strcmp(batch, "1") == 0) zc_mesh_set_batch(self->mesh, 1);
 }
 
 zc_node_t *zc_node_new(const char *id)
@@ -330,6 +332,16 @@ static int s_same_process(node_peer_t *info, const char *pub, const char *router
            strcmp(known_router, router) == 0;
 }
 
+//  Tells the mesh which protocol version a peer reads, from its record's
+//  wire field (docs/REGISTRY.md): batch frames go only to those that read
+//  them. A record without one reads version 1.
+static void s_peer_wire(zc_node_t *self, const char *id, const json_t *record)
+{
+    const char *wire = json_string_value(json_object_get(record, "wire"));
+    long version = wire ? strtol(wire, NULL, 10) : 1;
+    zc_mesh_peer_set_wire(self->mesh, id, version >= 1 && version <= 255 ? (int)version : 1);
+}
+
 static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const char *pub,
                        const char *router, const char *curve, const char *record_text)
 {
@@ -344,6 +356,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
         snprintf(info->inc, sizeof info->inc, "%s", inc);
         json_decref(info->record);
         info->record = record;
+        s_peer_wire(self, id, record);
         return;
     }
     if (info) s_remove_peer(self, id, NULL, ZC_REMOVED_CRASHED, 1); //  it restarted
@@ -357,6 +370,7 @@ static void s_add_peer(zc_node_t *self, const char *id, const char *inc, const c
     snprintf(info->inc, sizeof info->inc, "%s", inc);
     info->record = record;
     zhashx_insert(self->peers, id, info);
+    s_peer_wire(self, id, record);
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s added", id);
     self->stats.peers_added++;
     if (self->events.peer_added) self->events.peer_added(self, id, self->events_arg);

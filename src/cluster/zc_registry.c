@@ -222,7 +222,9 @@ static int s_presence(s_registry_t *self, int fresh)
                           "started",
                           started,
                           "version",
-                          c->version};
+                          c->version,
+                          "wire", //  the highest protocol version it reads: batch frames
+                          "2"};
     redisReply *reply =
         s_script(self, ZC_SCRIPT_PRESENCE, 6, args, (int)(sizeof args / sizeof args[0]));
     int rc = -1;

@@ -5,7 +5,9 @@
 
     One PUB and one ROUTER bound; one SUB connected to every peer's PUB and
     one DEALER per peer connected to its ROUTER (routing id = this node's
-    id). Every message is one frame: topic (PUB path), header, payload.
+    id). Every message it sends is one frame: topic (PUB path), header,
+    payload; it reads batch frames too (docs/PROTOCOL.md section 8.1), and
+    says so in its registry record (`wire`), so C nodes may batch to it.
 
     Events: 'message' (msg: {kind, type, sender, group, seq, corr, payload}),
     'added' (id, record), 'removed' (id, reason: left | expired | crashed),
@@ -50,7 +52,9 @@ class Peer extends EventEmitter {
   //  options: {id, redis (URL), cluster, bind (host, default 127.0.0.1),
   //  groups, headers, leaseTtl, heartbeatInterval, heartbeatTimeout (ms;
   //  the C nodes' settings and defaults), maxPayload, keys (the cluster
-  //  credentials file, else $ZC_KEYS; none: plaintext)}.
+  //  credentials file, else $ZC_KEYS; none: plaintext), wire (the highest
+  //  protocol version it reads and says it reads: 2, or 1 to behave as a
+  //  version-1 peer that refuses batch frames)}.
   constructor (options = {}) {
     super()
     this.id = options.id || process.env.ZC_NODE_ID || 'node-' + crypto.randomBytes(4).toString('hex')
@@ -64,6 +68,7 @@ class Peer extends EventEmitter {
     this.heartbeatInterval = options.heartbeatInterval || Number(process.env.ZC_HEARTBEAT_INTERVAL) || 10000
     this.heartbeatTimeout = options.heartbeatTimeout || Number(process.env.ZC_HEARTBEAT_TIMEOUT) || 20000
     this.maxPayload = options.maxPayload || MAX_PAYLOAD_DEFAULT
+    this.wire = options.wire || wire.READS
     this.headers = { ...(options.headers || {}) }
     this.groups = new Set()
     for (const g of options.groups || []) this.s_checkName(g, 'group name')
@@ -76,7 +81,8 @@ class Peer extends EventEmitter {
     this.confirmations = new Map() //  name -> Set of ids
     this.counters = {
       sent_public: 0, sent_group: 0, sent_private: 0, recv_public: 0, recv_group: 0, recv_private: 0,
-      lost: 0, malformed: 0, bad_version: 0, oversized: 0, no_route: 0, peers_lost: 0
+      lost: 0, malformed: 0, bad_version: 0, oversized: 0, no_route: 0, peers_lost: 0,
+      recv_batches: 0
     }
     this.keysPath = options.keys !== undefined ? options.keys : process.env.ZC_KEYS
     this.keys = null //  {publicKey, secretKey} once loaded
@@ -156,7 +162,8 @@ class Peer extends EventEmitter {
       groups: [...this.groups].join(' '),
       headers: JSON.stringify(this.headers),
       started: String(Date.now()),
-      version: 'node-' + require('../package.json').version
+      version: 'node-' + require('../package.json').version,
+      wire: String(this.wire)
     })
   }
 
@@ -394,13 +401,18 @@ class Peer extends EventEmitter {
     this.expected.set(key, typeof seq === 'bigint' ? seq + 1n : seq + 1)
   }
 
+  //  One read from a socket: a message, or a batch of them, each counted
+  //  and delivered on its own.
   s_accept (frames, via) {
-    const d = wire.decodeMessage(frames, via)
-    if (d.result !== 'ok') {
-      this.counters[d.result]++
-      return
+    const outcomes = wire.decodeFrames(frames, via, this.wire)
+    if (outcomes.batch) this.counters.recv_batches++
+    for (const d of outcomes) {
+      if (d.result !== 'ok') this.counters[d.result]++
+      else this.s_deliver(d.msg)
     }
-    const msg = d.msg
+  }
+
+  s_deliver (msg) {
     const stream = msg.kind === KIND.public ? 'P' : msg.kind === KIND.group ? 'G' + msg.group : 'D'
     this.s_track(msg.sender, stream, msg.seq)
     if (msg.payload.length > this.maxPayload) {

@@ -1,6 +1,7 @@
 'use strict'
-/*  wire — the zcluster wire protocol, version 1 (docs/PROTOCOL.md): names,
-    topics, headers and frames.
+/*  wire — the zcluster wire protocol (docs/PROTOCOL.md): names, topics,
+    headers and frames of version 1, and the batch frames of version 2
+    (section 8.1), which this peer reads (it sends one message per frame).
 
     Why a hand-written reader: a generic msgpack decoder cannot tell a
     signed int from an unsigned one or bin from str (the protocol refuses
@@ -10,6 +11,12 @@
 */
 
 const VERSION = 1
+//  Batch frames: [2, 6, "zc.batch", sender, count] then count bins.
+const BATCH_VERSION = 2
+const BATCH_KIND = 6
+const BATCH_TYPE = 'zc.batch'
+//  The highest version this peer reads, advertised in its registry record.
+const READS = BATCH_VERSION
 const KIND = { public: 1, group: 2, private: 3, request: 4, reply: 5 }
 const KIND_NAMES = [null, 'public', 'group', 'private', 'request', 'reply']
 const NAME_MAX = 255
@@ -71,6 +78,24 @@ function encodeFrame (header, payload = Buffer.alloc(0), group) {
   return Buffer.concat(parts)
 }
 
+//  A batch frame of version-1 messages (each a header and payload, as
+//  encodeFrame writes them without a topic) for one sender and stream,
+//  behind topic (a Buffer from encodeTopic; none on the DEALER path).
+function encodeBatch (sender, messages, topic) {
+  if (!nameValid(sender)) throw new RangeError(`invalid sender '${sender}'`)
+  const parts = [Buffer.from([0x95, BATCH_VERSION, BATCH_KIND]), s_str(BATCH_TYPE), s_str(sender),
+    s_uint(messages.length)]
+  for (const m of messages) {
+    const len = m.length
+    if (len <= 0xff) parts.push(Buffer.from([0xc4, len]))
+    else if (len <= 0xffff) parts.push(Buffer.from([0xc5, len >> 8, len & 0xff]))
+    else { const b = Buffer.alloc(5); b[0] = 0xc6; b.writeUInt32BE(len, 1); parts.push(b) }
+    parts.push(m)
+  }
+  if (topic) parts.unshift(topic)
+  return Buffer.concat(parts)
+}
+
 //  --------------------------------------------------------------------------
 //  Decoding: a cursor over untrusted bytes. Every read returns undefined
 //  when the bytes run out or the type is not the one asked for.
@@ -106,6 +131,17 @@ class Reader {
     const v = n ? this.be(n) : undefined
     if (v === undefined) return undefined
     return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v
+  }
+
+  //  A bin's bytes (c4, c5, c6), or undefined.
+  bin () {
+    const t = this.byte()
+    const n = { 0xc4: 1, 0xc5: 2, 0xc6: 4 }[t]
+    const len = n ? this.be(n) : undefined
+    if (len === undefined || len > BigInt(this.left())) return undefined
+    const bytes = this.buf.subarray(this.pos, this.pos + Number(len))
+    this.pos += Number(len)
+    return bytes
   }
 
   str () {
@@ -213,6 +249,34 @@ function decodeTopic (frame) {
   return { result: OK, kind: KIND.group, group: name.toString(), end: nul + 2 }
 }
 
+//  Reads a batch frame at buf[pos] (after the topic) and checks it whole
+//  (section 8.1). Returns {result: 'ok', sender, entries: [Buffer...]},
+//  {result: 'bad_version'} when it is not a batch (version not 2: judge it
+//  as a message), or {result: 'malformed'}.
+function decodeBatch (buf, pos = 0) {
+  const r = new Reader(buf, pos)
+  const count = r.array()
+  const version = count === undefined || count < 1 ? undefined : r.uint()
+  if (version === undefined) return { result: MALFORMED }
+  if (version !== BATCH_VERSION) return { result: BAD_VERSION, version }
+  if (count < 5) return { result: MALFORMED }
+  const kind = r.uint()
+  const type = kind === BATCH_KIND ? r.str() : undefined
+  const sender = type !== undefined && type.toString() === BATCH_TYPE ? r.str() : undefined
+  const entries = sender !== undefined && nameValid(sender) ? r.uint() : undefined
+  //  Every entry takes two bytes at least: a larger count is refused first.
+  if (!(typeof entries === 'number' && entries >= 1 && entries <= r.left() / 2)) return { result: MALFORMED }
+  for (let i = 5; i < count; i++) if (!r.skip()) return { result: MALFORMED }
+  const out = []
+  for (let i = 0; i < entries; i++) {
+    const entry = r.bin()
+    if (entry === undefined) return { result: MALFORMED }
+    out.push(entry)
+  }
+  if (r.left() !== 0) return { result: MALFORMED }
+  return { result: OK, sender: sender.toString(), entries: out }
+}
+
 //  Applies the receiver's checks of section 9 to one message as read from a
 //  socket: `frames` (an array of Buffers) from the SUB, or from the ROUTER
 //  (routing id first). Returns {result: 'ok', msg} with msg {kind, type,
@@ -240,8 +304,45 @@ function decodeMessage (frames, via) {
   }
 }
 
+//  The header and payload of one message (a frame without its topic, or a
+//  batch entry) judged for its path: the topic's kind on the SUB, the
+//  private-plane kinds and the routing id (or batch sender) on the ROUTER.
+function s_judge (bytes, pos, topic, router, sender) {
+  const decoded = decodeHeader(bytes, pos)
+  if (decoded.result !== OK) return decoded
+  const h = decoded.header
+  if (sender !== null && !sender.equals(Buffer.from(h.sender))) return { result: MALFORMED, sender: h.sender }
+  if (router ? h.kind < KIND.private : h.kind !== topic.kind) return { result: MALFORMED, sender: h.sender }
+  return { result: OK, msg: { ...h, group: topic.group, payload: bytes.subarray(decoded.end) } }
+}
+
+//  The receiver of sections 8.1 and 9: what one read from the SUB or the
+//  ROUTER (routing id first) holds, as a list of outcomes, one per message
+//  ({result: 'ok', msg} or {result: 'malformed' | 'bad_version', sender?});
+//  a batch frame whose framing is broken is one 'malformed'. The list has
+//  batch: true when the frame was a batch. reads: the highest version the
+//  receiver reads; 1 refuses batch frames as a version-1 receiver does.
+function decodeFrames (frames, via, reads = READS) {
+  const router = via === 'router'
+  if (frames.length !== (router ? 2 : 1)) return [{ result: MALFORMED }]
+  const frame = frames[frames.length - 1]
+  let topic = { kind: null, group: null, end: 0 }
+  if (!router) {
+    topic = decodeTopic(frame)
+    if (topic.result !== OK) return [topic]
+  }
+  const batch = reads >= BATCH_VERSION ? decodeBatch(frame, topic.end) : { result: BAD_VERSION }
+  if (batch.result === BAD_VERSION) return [s_judge(frame, topic.end, topic, router, router ? frames[0] : null)]
+  if (batch.result !== OK) return Object.assign([batch], { batch: true })
+  const sender = Buffer.from(batch.sender)
+  if (router && !frames[0].equals(sender)) return Object.assign([{ result: MALFORMED, sender: batch.sender }], { batch: true })
+  return Object.assign(batch.entries.map(entry => s_judge(entry, 0, topic, router, sender)), { batch: true })
+}
+
 module.exports = {
   VERSION,
+  BATCH_VERSION,
+  READS,
   KIND,
   KIND_NAMES,
   NAME_MAX,
@@ -252,5 +353,8 @@ module.exports = {
   decodeHeader,
   decodeTopic,
   decodeMessage,
+  encodeBatch,
+  decodeBatch,
+  decodeFrames,
   Reader
 }

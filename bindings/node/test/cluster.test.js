@@ -49,7 +49,7 @@ function methods (peer) {
 describe('a Node.js peer and C nodes in one cluster', () => {
   before(async () => {
     redis = await startRedis()
-    c1 = await startCNode(redis, 'c1', CLUSTER, ['--group', 'g1'])
+    c1 = await startCNode(redis, 'c1', CLUSTER, ['--group', 'g1', '--batch'])
     n1 = new Peer({ id: 'n1', redis: redis.url, cluster: CLUSTER, groups: ['g1'] })
     rec = recorder(n1)
     methods(n1)
@@ -95,6 +95,33 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     }
     assert.strictEqual(n1.stats().lost, 0)
     rec.messages = rec.messages.filter(m => m.type !== 'fp' && m.type !== 'fq')
+  })
+
+  it('batches only to peers that read batch frames: a version-1 peer beside it', async () => {
+    //  c1 batches (--batch); n2 says it reads version 1 and refuses batch
+    //  frames as such a peer would. While n2 is a member, c1's PUB sends no
+    //  batch (it would reach n2); its DEALER still batches to n1.
+    const n2 = new Peer({ id: 'n2', redis: redis.url, cluster: CLUSTER, wire: 1 })
+    const rec2 = recorder(n2)
+    const count = (r, type) => r.messages.filter(m => m.type === type).length
+    await n2.start()
+    try {
+      await c1.expect('added n2')
+      await sendUntil(() => c1.command('publish warm x'), received(rec2, 'public', 'warm', 'x'), 'c1 to reach n2')
+      const batches = n1.stats().recv_batches
+      assert.match(await c1.command('flood public vq 3000 64', 30000), /^ok flood/)
+      assert.match(await c1.command('flood private n2 vp 3000 64', 30000), /^ok flood/)
+      assert.match(await c1.command('flood private n1 vp1 3000 64', 30000), /^ok flood/)
+      await until(() => count(rec2, 'vq') === 3000 && count(rec2, 'vp') === 3000 && count(rec, 'vq') === 3000 && count(rec, 'vp1') === 3000, 30000, 'the floods')
+      const s2 = n2.stats()
+      assert.deepStrictEqual([s2.recv_batches, s2.bad_version, s2.malformed, s2.lost], [0, 0, 0, 0])
+      assert.ok(n1.stats().recv_batches > batches, 'c1 batched to n1')
+      assert.strictEqual(n1.stats().lost, 0)
+    } finally {
+      await n2.stop()
+      rec.messages = rec.messages.filter(m => !['vq', 'vp1', 'warm'].includes(m.type))
+    }
+    await c1.expect('removed n2')
   })
 
   it('joins a group after it started: the C node sees it in the record and reaches it', async () => {
@@ -163,6 +190,22 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     assert.strictEqual(r.result, 'result t11 status=ok replies=2 missing=')
   })
 
+  it('reads a batch frame on its ROUTER, each message counted alone', async () => {
+    const zmq = require('zeromq')
+    const wire = require('../lib/wire')
+    const batcher = new zmq.Dealer({ routingId: 'batcher', linger: 0 })
+    batcher.connect(n1.routerEndpoint)
+    const before = n1.stats()
+    const message = (seq, text) => Buffer.concat([wire.encodeHeader({ kind: wire.KIND.private, type: 'batched', sender: 'batcher', seq }), Buffer.from(text)])
+    //  Two good messages around a bad one (a map, not a header).
+    await batcher.send(wire.encodeBatch('batcher', [message(1, 'one'), Buffer.from('810101', 'hex'), message(2, 'two')]))
+    await until(() => rec.messages.filter(m => m.type === 'batched').length === 2, 5000, 'the batched messages')
+    assert.deepStrictEqual(rec.messages.filter(m => m.type === 'batched').map(m => m.payload.toString()), ['one', 'two'])
+    const after = n1.stats()
+    assert.deepStrictEqual([after.recv_private - before.recv_private, after.malformed - before.malformed, after.lost - before.lost], [2, 1, 0])
+    batcher.close()
+  })
+
   it('counts bad frames on its ROUTER and goes on serving', async () => {
     const zmq = require('zeromq')
     const evil = new zmq.Dealer({ routingId: 'evil', linger: 0 })
@@ -173,7 +216,7 @@ describe('a Node.js peer and C nodes in one cluster', () => {
     await evil.send(Buffer.from('960103a6736563726574a5616c7068610700', 'hex'))
     await evil.send([Buffer.from('9601', 'hex'), Buffer.from('00', 'hex')])
     await evil.send(Buffer.from('ddffffffff0101', 'hex'))
-    await evil.send(Buffer.from('9602', 'hex'))
+    await evil.send(Buffer.from('9603', 'hex'))
     await until(() => n1.stats().malformed === before.malformed + 3 && n1.stats().bad_version === before.bad_version + 1, 5000, 'the drops to be counted')
     evil.close()
     assert.strictEqual(await n1.request('c1', 'echo', 'still here'), 'still here')

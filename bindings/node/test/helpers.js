@@ -157,6 +157,7 @@ function loadVectors () {
       const key = line.slice(0, i)
       const value = line.slice(i + 1).trim()
       if (key === 'frame') v.frames.push(value)
+      else if (key === 'entry') (v.entries = v.entries || []).push(value)
       else v[key] = value
     }
     vectors.push(v)

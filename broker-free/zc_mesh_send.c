@@ -1,0 +1,262 @@
+/*  zc_mesh_send — a mesh's sending half: public, group and private-plane
+    messages, and batching. See zc_mesh.h; the state is zc_mesh_internal.h.
+
+    Batching (docs/PROTOCOL.md section 8.1), when zc_mesh_set_batch turned
+    it on. libzmq's cost is per frame, so small messages bound for one
+    socket in a burst are held and sent as one batch frame. The rules keep
+    latency where there is no burst: a send that does not follow another
+    within BATCH_BURST_US goes out at once (with whatever was held), and
+    nothing is held longer than BATCH_HOLD_US while sends go on. Held
+    messages also go when the batch is full, when the next message for the
+    PUB has another topic, before a message too large to batch, and
+    whenever the owner's thread comes back to receive or poll
+    (zc_mesh_recv, zc_mesh_pollitems) or calls zc_mesh_flush. No timer
+    sends them: libzmq sockets belong to one thread, so no other thread
+    may. PUB messages are batched only while every peer reads version 2
+    (a PUB frame reaches every subscriber); a DEALER's only to a peer that
+    does (zc_mesh_peer_set_wire). Each peer has a batch of its own, so a
+    full queue to one peer never holds back another.
+*/
+#include "zc_mesh_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+//  A send this soon after the previous one is part of a burst and may be
+//  held; held messages go out once the first of them is this old.
+#define BATCH_BURST_US 20
+#define BATCH_HOLD_US  50
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void zc_mesh_set_batch(zc_mesh_t *self, int on)
+{
+    assert(self);
+    if (!on) zc_mesh_flush(self);
+    self->batch = on != 0;
+}
+
+int zc_mesh_peer_set_wire(zc_mesh_t *self, const char *id, int version)
+{
+    assert(self);
+    mesh_peer_t *peer = id ? (mesh_peer_t *)zhashx_lookup(self->peers, id) : NULL;
+    if (!peer || version < 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    int before = peer->wire >= ZC_WIRE_BATCH_VERSION, after = version >= ZC_WIRE_BATCH_VERSION;
+    if (before && !after) {
+        //  What was held for it in a batch goes now, while it still reads them.
+        zc_mesh_flush(self);
+        self->peers_v1++;
+    } else if (!before && after)
+        self->peers_v1--;
+    peer->wire = version;
+    return 0;
+}
+
+void zc_mesh_send_forget(zc_mesh_t *self, mesh_peer_t *peer)
+{
+    if (peer->wire < ZC_WIRE_BATCH_VERSION) self->peers_v1--;
+    if (peer->batch) zc_batch_discard(peer->batch);
+}
+
+int zc_mesh_flush(zc_mesh_t *self)
+{
+    assert(self);
+    int rc = 0;
+    if (self->pub_batch && zc_batch_send(self->pub_batch, 0)) rc = -1;
+    if (self->dealer_held) {
+        self->dealer_held = 0;
+        for (mesh_peer_t *peer = (mesh_peer_t *)zhashx_first(self->peers); peer;
+             peer = (mesh_peer_t *)zhashx_next(self->peers))
+            if (peer->batch && zc_batch_send(peer->batch, ZMQ_DONTWAIT)) {
+                self->dealer_held = 1; //  its queue is full: still held
+                rc = -1;
+            }
+    }
+    return rc;
+}
+
+//  Writes a message's header into buf (ZC_WIRE_HEADER_MAX bytes): the type
+//  is checked and measured in one pass, the mesh's id was at zc_mesh_new.
+//  Returns its length, or -1 for an invalid type.
+static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
+                    uint8_t *buf)
+{
+    size_t len = zc_wire_name_length(type);
+    if (!len) return -1;
+    return zc_wire_header_write(buf, ZC_WIRE_HEADER_MAX, ZC_WIRE_VERSION, kind, type, len, self->id,
+                                self->id_len, seq, corr);
+}
+
+//  Sends prefix + payload as one frame; the payload is copied once.
+static int s_send_frame(void *socket, const uint8_t *prefix, size_t prefix_len, const void *data,
+                        size_t size, int flags)
+{
+    const void *parts[2] = {prefix, data};
+    size_t sizes[2] = {prefix_len, size};
+    return zc_batch_frame_send(socket, parts, sizes, 2, flags);
+}
+
+//  Holds a message (topic_len bytes of topic, then header_len of header at
+//  prefix, then the payload) in batch for socket, and sends the batch if
+//  the burst is over (burst 0), or it is full or old. Returns 0 (sent or
+//  held), or -1 if the batch was full and the socket refused it (errno
+//  EAGAIN: this message is not taken).
+static int s_hold(zc_mesh_t *self, zc_batch_t *batch, int64_t *since, int burst, void *socket,
+                  const uint8_t *prefix, size_t topic_len, size_t header_len, const void *data,
+                  size_t size, int flags)
+{
+    int64_t now = self->last_send_us;
+    if (!zc_batch_bound_for(batch, socket, prefix, topic_len) && zc_batch_send(batch, flags))
+        return -1;
+    const uint8_t *header = prefix + topic_len;
+    if (zc_batch_add(batch, socket, prefix, topic_len, header, header_len, data, size)) {
+        if (zc_batch_send(batch, flags)) return -1;
+        zc_batch_add(batch, socket, prefix, topic_len, header, header_len, data, size);
+    }
+    if (zc_batch_count(batch) == 1) *since = now;
+    //  A send the socket refuses here leaves the messages held for the next.
+    if (!burst || now - *since >= BATCH_HOLD_US) zc_batch_send(batch, flags);
+    return 0;
+}
+
+//  Sends a message (topic, header, payload) on socket: held in batch if
+//  hold says it may be and it fits, else at once, after whatever batch
+//  (NULL: none) holds, so that order is kept. Returns 0 or -1.
+static int s_send(zc_mesh_t *self, zc_batch_t *batch, int hold, int64_t *since, void *socket,
+                  const uint8_t *prefix, size_t topic_len, size_t header_len, const void *data,
+                  size_t size, int flags)
+{
+    if (hold && zc_batch_takes(batch, header_len + size)) {
+        int64_t now = s_now_us();
+        int burst = now - self->last_send_us < BATCH_BURST_US;
+        self->last_send_us = now;
+        //  Out of a burst with nothing held: the plain send, no copy into the batch.
+        if (burst || zc_batch_count(batch))
+            return s_hold(self, batch, since, burst, socket, prefix, topic_len, header_len, data,
+                          size, flags);
+    } else if (batch && zc_batch_send(batch, flags))
+        return -1;
+    return s_send_frame(socket, prefix, topic_len + header_len, data, size, flags);
+}
+
+//  Sends topic + header + payload on the PUB socket.
+static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type, uint64_t seq,
+                      const void *data, size_t size)
+{
+    uint8_t prefix[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
+    int topic_len = zc_wire_topic_encode(kind, group, prefix, ZC_WIRE_TOPIC_MAX);
+    int header_len = topic_len < 0 ? -1 : s_header(self, kind, type, seq, 0, prefix + topic_len);
+    if (header_len < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    //  A PUB frame reaches every subscriber: batches only if all read them.
+    int hold = self->batch && self->peers_v1 == 0;
+    if (hold && !self->pub_batch) self->pub_batch = zc_batch_new(self->id, ZC_BATCH_BYTES_DEFAULT);
+    if (s_send(self, self->pub_batch, hold, &self->pub_held_since, self->pub_handle, prefix,
+               (size_t)topic_len, (size_t)header_len, data, size, 0))
+        return -1;
+    self->stats.bytes_sent += size;
+    return 0;
+}
+
+int zc_mesh_publish(zc_mesh_t *self, const char *type, const void *data, size_t size)
+{
+    assert(self && self->started);
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (s_send_pub(self, ZC_KIND_PUBLIC, NULL, type, self->public_seq + 1, data, size)) return -1;
+    self->public_seq++;
+    self->stats.sent_public++;
+    return 0;
+}
+
+int zc_mesh_shout(zc_mesh_t *self, const char *group, const char *type, const void *data,
+                  size_t size)
+{
+    assert(self && self->started);
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (!zc_wire_name_valid(group)) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t *seq = (uint64_t *)zhashx_lookup(self->group_seq, group);
+    if (!seq) {
+        seq = (uint64_t *)calloc(1, sizeof(uint64_t));
+        assert(seq);
+        zhashx_insert(self->group_seq, group, seq);
+    }
+    if (s_send_pub(self, ZC_KIND_GROUP, group, type, *seq + 1, data, size)) return -1;
+    (*seq)++;
+    self->stats.sent_group++;
+    return 0;
+}
+
+int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *type, uint64_t corr,
+                    const void *data, size_t size)
+{
+    assert(self && self->started);
+    if (kind != ZC_KIND_PRIVATE && kind != ZC_KIND_REQUEST && kind != ZC_KIND_REPLY) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (size > self->max_msg_size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    mesh_peer_t *peer = self->last_peer;
+    if (!peer || !peer_id || strcmp(peer->id, peer_id) != 0) {
+        peer = peer_id ? (mesh_peer_t *)zhashx_lookup(self->peers, peer_id) : NULL;
+        self->last_peer = peer;
+    }
+    if (!peer) {
+        self->stats.no_route++;
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    uint8_t header[ZC_WIRE_HEADER_MAX];
+    int header_len = s_header(self, kind, type, peer->private_seq + 1, corr, header);
+    if (header_len < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int hold = self->batch && peer->wire >= ZC_WIRE_BATCH_VERSION;
+    if (hold && !peer->batch) peer->batch = zc_batch_new(self->id, ZC_BATCH_BYTES_DEFAULT);
+    if (s_send(self, peer->batch, hold, &peer->held_since, peer->dealer_handle, header, 0,
+               (size_t)header_len, data, size, ZMQ_DONTWAIT)) {
+        if (errno == EAGAIN) self->stats.send_dropped++;
+        return -1;
+    }
+    if (peer->batch && zc_batch_count(peer->batch)) self->dealer_held = 1;
+    peer->private_seq++;
+    self->stats.bytes_sent += size;
+    if (kind == ZC_KIND_PRIVATE)
+        self->stats.sent_private++;
+    else if (kind == ZC_KIND_REQUEST)
+        self->stats.sent_request++;
+    else
+        self->stats.sent_reply++;
+    return 0;
+}
+
+int zc_mesh_whisper(zc_mesh_t *self, const char *peer, const char *type, const void *data,
+                    size_t size)
+{
+    return zc_mesh_send_to(self, peer, ZC_KIND_PRIVATE, type, 0, data, size);
+}
