@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +384,16 @@ static zc_removed_t s_reason(const char *reason)
                                             : ZC_REMOVED_CRASHED;
 }
 
+//  Sends a command (and one or two arguments) to the registry actor.
+//  Sending runs the pipe's pending commands, which may take the signal of
+//  its descriptor: the pipe is read again before the node waits on that.
+static void s_tell_registry(zc_node_t *self, const char *command, const char *arg1,
+                            const char *arg2)
+{
+    zstr_sendx(self->registry, command, arg1, arg2, NULL);
+    self->registry_drained = 0;
+}
+
 //  Applies one event from the registry actor.
 static void s_registry_event(zc_node_t *self)
 {
@@ -432,7 +443,7 @@ static void s_on_peer_lost(zc_mesh_t *mesh, const char *peer_id, void *arg)
     info->unreachable = 1;
     self->unreachable_events++;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s unreachable from here", peer_id);
-    zstr_sendx(self->registry, "SUSPECT", peer_id, info->inc, NULL);
+    s_tell_registry(self, "SUSPECT", peer_id, info->inc);
     if (self->ext && self->hook.peer_unreachable) self->hook.peer_unreachable(self->ext, peer_id);
     if (self->reach_fn) self->reach_fn(self, peer_id, 1, self->reach_arg);
 }
@@ -445,7 +456,7 @@ static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
     if (!info || !info->unreachable) return;
     info->unreachable = 0;
     zc_log(ZC_LOG_INFO, zc_node_id(self), "peer %s reachable again", peer_id);
-    zstr_sendx(self->registry, "TRUST", peer_id, NULL);
+    s_tell_registry(self, "TRUST", peer_id, NULL);
     if (self->reach_fn) self->reach_fn(self, peer_id, 0, self->reach_arg);
 }
 
@@ -539,7 +550,7 @@ static void s_groups_changed(zc_node_t *self)
     if (!self->started) return;
     char groups[sizeof self->config.groups];
     s_groups_text(self, groups, sizeof groups);
-    zstr_sendx(self->registry, "GROUPS", groups, NULL);
+    s_tell_registry(self, "GROUPS", groups, NULL);
 }
 
 int zc_node_join(zc_node_t *self, const char *group)
@@ -604,13 +615,66 @@ static void s_exit(zc_node_t *self)
     exit(code);
 }
 
-int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
+//  Fills items with what the node waits on: the registry actor's pipe
+//  first, then the mesh's items and the extension's. For the node's own
+//  wait the pipe, once read empty, is its descriptor (libzmq signals it
+//  when the pipe has news). An outside poller gets the socket, whose
+//  events it asks for; that may take the signal, so the pipe is no longer
+//  counted read empty.
+static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own)
 {
-    assert(self && self->started);
-    items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
+    if (own && self->registry_drained)
+        items[0] =
+            (zmq_pollitem_t){.fd = zsock_fd(zactor_sock(self->registry)), .events = ZMQ_POLLIN};
+    else {
+        items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
+        self->registry_drained = 0;
+    }
     int n = 1 + zc_mesh_pollitems(self->mesh, items + 1);
     if (self->ext && self->hook.pollitem) n += self->hook.pollitem(self->ext, items + n);
     return n;
+}
+
+int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
+{
+    assert(self && self->started);
+    return s_pollitems(self, items, 0);
+}
+
+//  Waits up to wait ms (-1: for ever) on items. When every item is a file
+//  descriptor this is one poll() system call; zmq_poll would first look
+//  without waiting, and ask each socket item for its events (a system call
+//  each) before and after. Returns as zmq_poll.
+static int s_poll(zmq_pollitem_t *items, int n, long wait)
+{
+    struct pollfd fds[ZC_NODE_POLLITEMS_MAX];
+    for (int i = 0; i < n; i++) {
+        if (items[i].socket) return zmq_poll(items, n, wait);
+        fds[i] = (struct pollfd){.fd = items[i].fd, .events = POLLIN};
+    }
+    int rc = poll(fds, (nfds_t)n, (int)wait);
+    for (int i = 0; i < n; i++)
+        items[i].revents = rc > 0 && fds[i].revents ? ZMQ_POLLIN : 0;
+    return rc;
+}
+
+//  Reads the registry actor's events. Asking it costs a system call
+//  (libzmq polls its mailbox), so it is asked when the node's last poll
+//  saw its descriptor readable; and, while an outside poller has its
+//  socket (zc_node_pollitems), at most once a millisecond (membership news
+//  is not that urgent; an outside poll that saw it waits that long).
+static void s_registry_events(zc_node_t *self)
+{
+    if (!self->registry_ready) {
+        if (self->registry_drained) return; //  its descriptor says when
+        int64_t now = zclock_mono();
+        if (now - self->registry_looked < 1) return;
+        self->registry_looked = now;
+    }
+    self->registry_ready = 0;
+    while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
+        s_registry_event(self);
+    self->registry_drained = 1;
 }
 
 //  Hands msg to the extension that claims its kind. Requests and replies
@@ -638,32 +702,14 @@ static int s_take(zc_node_t *self, const zc_msg_t *msg)
 //  no handler took. With once, it returns (NULL, errno EAGAIN) after the
 //  first pass that did any work, so a waiter can check whether what it
 //  waits for happened.
-//  Messages received so far, handled or not.
-static uint64_t s_received(zc_node_t *self)
-{
-    zc_mesh_stats_t stats;
-    zc_mesh_stats(self->mesh, &stats);
-    return stats.recv_public + stats.recv_group + stats.recv_private;
-}
-
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
 {
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : 0;
     int polled = 0;
     while (1) {
-        //  Asking the actor costs a system call (libzmq polls its mailbox),
-        //  once per message on a busy node: asked when the last poll saw it
-        //  readable, and otherwise at most once a millisecond (membership
-        //  news is not that urgent; an outside poll that saw it waits that long).
-        int64_t now = zclock_mono();
-        if (self->registry_ready || now - self->registry_looked >= 1) {
-            self->registry_looked = now;
-            self->registry_ready = 0;
-            while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
-                s_registry_event(self);
-        }
+        s_registry_events(self);
         int due = self->ext && self->hook.tick ? self->hook.tick(self->ext) : -1;
-        uint64_t received = once ? s_received(self) : 0;
+        uint64_t received = zc_mesh_received(self->mesh); //  handled or not
         zc_msg_t *msg = zc_mesh_recv(self->mesh, 0);
         if (self->kill_requested) s_exit(self);
         if (msg && s_take(self, msg)) {
@@ -677,7 +723,7 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
         //  Once: a handler that ran on a message already queued (a
         //  confirmation, say) may be what the caller waits for, so it looks
         //  before this polls for the rest of its time.
-        if (once && s_received(self) != received) {
+        if (once && zc_mesh_received(self->mesh) != received) {
             errno = EAGAIN;
             return NULL;
         }
@@ -689,8 +735,8 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
         }
         if (due >= 0 && (wait < 0 || due < wait)) wait = due;
         zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
-        int n = zc_node_pollitems(self, items);
-        if (zmq_poll(items, n, wait) < 0) {
+        int n = s_pollitems(self, items, 1);
+        if (s_poll(items, n, wait) < 0) {
             errno = EINTR;
             return NULL;
         }
