@@ -913,8 +913,9 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
         long wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : (long)(deadline - zclock_mono());
         if (timeout_ms >= 0 && wait <= 0) {
             //  One look without waiting (a caller that polls the descriptors
-            //  itself, the monitors) before giving up.
-            if (looked) {
+            //  itself, the monitors) before giving up, unless that caller
+            //  said what its poll saw.
+            if (looked || (timeout_ms == 0 && self->poll_reported)) {
                 errno = EAGAIN;
                 return NULL;
             }
@@ -932,6 +933,7 @@ int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
 {
     assert(self && self->started);
     if (zc_mesh_holding(self)) zc_mesh_flush(self); //  before the caller waits
+    self->poll_reported = 0;
     void *sockets[SOCK_DATA] = {self->sub_handle, self->router_handle};
     for (int i = 0; i < self->fd_count; i++) {
         //  A socket read empty signals its descriptor when more comes; one
@@ -946,6 +948,21 @@ int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items)
     if (self->inbatch.left > 0)
         items[0] = (zmq_pollitem_t){.socket = self->pub_handle, .events = ZMQ_POLLOUT};
     return self->fd_count;
+}
+
+void zc_mesh_polled(zc_mesh_t *self, const zmq_pollitem_t *items, int count)
+{
+    assert(self && self->started && count <= self->fd_count);
+    int monitors = 0;
+    for (int i = 0; i < count; i++)
+        if (items[i].revents) {
+            if (i < SOCK_DATA)
+                self->drained[i] = 0;
+            else
+                monitors = 1;
+        }
+    if (monitors) s_monitor_events(self);
+    self->poll_reported = 1;
 }
 
 uint64_t zc_mesh_received(zc_mesh_t *self)

@@ -90,6 +90,9 @@ struct _zc_mesh_t {
     //  What a wait polls: the data sockets' descriptors, then the monitors'.
     struct pollfd fds[ZC_MESH_POLLITEMS_MAX];
     int fd_count;
+    //  What an outside poll of the items saw was reported (zc_mesh_polled)
+    //  since they were handed out: a receive need not look for itself.
+    int poll_reported;
 
     //  Batching (zc_mesh_send.c; docs/PROTOCOL.md section 8.1)
     int batch;               //  batch frames may be sent (zc_mesh_set_batch)

@@ -221,6 +221,13 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms);
 //  of items.
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items);
 
+//  Optional, after such a poll: tells the mesh what it saw in the count
+//  items zc_mesh_pollitems filled (their revents). Until the items are
+//  filled again, zc_mesh_recv(self, 0) then reads what fired and does not
+//  look at the descriptors itself (a poll() system call it makes for a
+//  caller that does not say).
+void zc_mesh_polled(zc_mesh_t *self, const zmq_pollitem_t *items, int count);
+
 //  Copies the counters into *stats. Reads the refusal monitors first (a
 //  system call or two).
 void zc_mesh_stats(zc_mesh_t *self, zc_mesh_stats_t *stats);

@@ -131,6 +131,22 @@ int main(void)
     msg = zc_mesh_recv(b, 0);
     ZT_CHECK(msg && zc_msg_size(msg) == 1 && memcmp(zc_msg_data(msg), "z", 1) == 0);
 
+    zt_section("an outside poll loop that reports what it saw (zc_mesh_polled)");
+    for (int i = 0; i < 500; i++) {
+        ZT_EQ(zc_mesh_publish(a, "bulk", "x", 1), 0);
+        ZT_EQ(zc_mesh_whisper(a, "beta", "bulk", "y", 1), 0);
+    }
+    got = 0;
+    since = zt_now_ms();
+    while (got < 1000 && zt_now_ms() - since < 10000) {
+        n = zc_mesh_pollitems(b, items);
+        if (zmq_poll(items, n, 1000) <= 0) continue;
+        zc_mesh_polled(b, items, n);
+        while (zc_mesh_recv(b, 0))
+            got++;
+    }
+    ZT_EQ(got, 1000);
+
     zt_section("peer lost when the other side closes");
     ZT_EQ(zc_mesh_peer_remove(a, "beta"), 0);
     ZT_EQ(zc_mesh_peer_remove(a, "beta"), -1);
