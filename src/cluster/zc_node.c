@@ -621,7 +621,7 @@ static void s_exit(zc_node_t *self)
 //  when the pipe has news). An outside poller gets the socket, whose
 //  events it asks for; that may take the signal, so the pipe is no longer
 //  counted read empty.
-static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own)
+static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own, int *mesh_items)
 {
     if (own && self->registry_drained)
         items[0] =
@@ -630,7 +630,8 @@ static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own)
         items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
         self->registry_drained = 0;
     }
-    int n = 1 + zc_mesh_pollitems(self->mesh, items + 1);
+    *mesh_items = zc_mesh_pollitems(self->mesh, items + 1);
+    int n = 1 + *mesh_items;
     if (self->ext && self->hook.pollitem) n += self->hook.pollitem(self->ext, items + n);
     return n;
 }
@@ -638,7 +639,8 @@ static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own)
 int zc_node_pollitems(zc_node_t *self, zmq_pollitem_t *items)
 {
     assert(self && self->started);
-    return s_pollitems(self, items, 0);
+    int mesh_items;
+    return s_pollitems(self, items, 0, &mesh_items);
 }
 
 //  Waits up to wait ms (-1: for ever) on items. When every item is a file
@@ -735,11 +737,14 @@ static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)
         }
         if (due >= 0 && (wait < 0 || due < wait)) wait = due;
         zmq_pollitem_t items[ZC_NODE_POLLITEMS_MAX];
-        int n = s_pollitems(self, items, 1);
+        int mesh_items;
+        int n = s_pollitems(self, items, 1, &mesh_items);
         if (s_poll(items, n, wait) < 0) {
             errno = EINTR;
             return NULL;
         }
+        //  The mesh then reads what fired without a look of its own.
+        zc_mesh_polled(self->mesh, items + 1, mesh_items);
         self->registry_ready = (items[0].revents & ZMQ_POLLIN) != 0; //  items[0]: the registry
         polled = 1;
     }
