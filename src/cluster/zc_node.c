@@ -661,14 +661,14 @@ static int s_poll(zmq_pollitem_t *items, int n, long wait)
 }
 
 //  Reads the registry actor's events. Asking it costs a system call
-//  (libzmq polls its mailbox), so it is asked when the node's last poll
-//  saw its descriptor readable; and, while an outside poller has its
-//  socket (zc_node_pollitems), at most once a millisecond (membership news
-//  is not that urgent; an outside poll that saw it waits that long).
+//  (libzmq polls its mailbox), once per message on a busy node, so it is
+//  asked when the node's last poll saw it readable, and otherwise at most
+//  once a millisecond: a node that never waits, under a stream of
+//  messages, still applies membership news (not that urgent), and an
+//  outside poll that saw it (zc_node_pollitems) waits that long.
 static void s_registry_events(zc_node_t *self)
 {
     if (!self->registry_ready) {
-        if (self->registry_drained) return; //  its descriptor says when
         int64_t now = zclock_mono();
         if (now - self->registry_looked < 1) return;
         self->registry_looked = now;
