@@ -170,6 +170,12 @@ static int s_respawned(s_flow_t *flow, void *arg)
     return ok;
 }
 
+//  Until: more jobs were requeued than in the stats given.
+static int s_requeued(s_flow_t *flow, void *arg)
+{
+    return s_stats(flow).requeued > ((zc_queue_stats_t *)arg)->requeued;
+}
+
 //  Until: the reload after seq is over (done or aborted).
 static int s_reload_over(s_flow_t *flow, void *arg)
 {
@@ -239,10 +245,10 @@ static void s_worker_kill(s_flow_t *flow)
     s_respawn_t respawn = {id, zs_pid(master, id), zs_last_seq(master)};
     ZT_CHECK(s_kill_holding(flow, id, respawn.old_pid));
     ZT_CHECK(s_pump(flow, 20000, s_respawned, &respawn));
-    s_pump(flow, 2500, NULL, NULL); //  its claims lapse (1.5 s) and return
+    //  Its claims lapse (1.5 s) and return: counted as requeued (a loaded
+    //  machine may take longer; the 2 s target is measured, not asserted).
+    ZT_CHECK(s_pump(flow, 15000, s_requeued, &before));
     s_check_flowed(flow, "SIGKILL and respawn", &before);
-    zc_queue_stats_t after = s_stats(flow);
-    ZT_CHECK(after.requeued > before.requeued);
 }
 
 //  SIGHUP: every worker replaced, one at a time; jobs flow throughout.
