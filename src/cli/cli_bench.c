@@ -8,7 +8,8 @@
                baseline raw DEALER/ROUTER
       rpc      calls to one node: p50/p99 and calls/s; baseline raw DEALER/ROUTER echo
       rpc-all  calls to all K nodes, gathering: p50/p99; baseline K raw echoes
-      redis-pubsub, cache, tasks: the paths through Redis (cli_bench_redis.c)
+      redis-pubsub, cache, tasks, tasks-default: the paths through Redis
+               (cli_bench_redis.c)
 
     Publish and shout drop at the high-water mark, zcluster and raw alike:
     every rate counts delivered messages only, and the fraction delivered
@@ -407,6 +408,7 @@ static const s_scenario_t s_scenarios[] = {
     {"redis-pubsub", "Redis PUBLISH to K subscribers (baseline: zcluster publish, same run)"},
     {"cache", "zc_cache save/load, batches of 100 and single (baseline raw SET/GET)"},
     {"tasks", "enqueue_many and worker processing (baseline raw LPUSH / RPOP drain)"},
+    {"tasks-default", "the same, the worker at default settings, concurrency 8 (as vs BullMQ)"},
 };
 
 static void s_usage(FILE *out)
@@ -422,7 +424,7 @@ static void s_usage(FILE *out)
                  "--curve or --keys FILE (or $ZC_KEYS): meshes, nodes and raw baselines use "
                  "CURVE.\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
-        fprintf(out, "  %-12s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
+        fprintf(out, "  %-13s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
 
 static int s_run(const char *scenario, const bench_options_t *opt)
@@ -455,6 +457,8 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         rc = bench_cache(opt);
     else if (strcmp(scenario, "tasks") == 0)
         rc = bench_tasks(opt);
+    else if (strcmp(scenario, "tasks-default") == 0)
+        rc = bench_tasks_default(opt);
     else {
         fprintf(stderr, "zcluster bench: unknown scenario '%s'\n", scenario);
         return CLI_USAGE;

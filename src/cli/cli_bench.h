@@ -149,6 +149,9 @@ int bench_redis_pubsub(const bench_options_t *opt);
 int bench_cache(const bench_options_t *opt);
 //  tasks: enqueue_many and worker processing; baseline raw LPUSH / RPOP drain.
 int bench_tasks(const bench_options_t *opt);
+//  tasks-default: the same with a worker at default settings but its
+//  concurrency (8), timed from its first finished run.
+int bench_tasks_default(const bench_options_t *opt);
 
 //  --plot (cli_bench_plot.c). Begin checks for gnuplot and starts
 //  recording every bench_report; end writes FILE.dat and FILE.gp next to

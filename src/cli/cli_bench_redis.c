@@ -15,6 +15,12 @@
                   (concurrency 256, handlers inline); baseline raw LPUSH
                   pipelined in the same batches, and a raw RPOP drain
                   pipelined 256 per round trip (what one claim takes).
+    tasks-default the same with the worker as a user runs it: concurrency 8
+                  (BullMQ's in bindings/node/bench/tasks-vs-bullmq.js), a
+                  handler thread per job held (the default), default lease;
+                  its rate counts from the first finished run to the last
+                  ack, as that comparison counts BullMQ's. Comparisons
+                  default-enqueue and tasks-default.
 
     Redis moves every byte of these scenarios through one single-threaded
     server, so a million operations (the default --count) would make a run
@@ -32,23 +38,25 @@
 #include "zcluster.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_REDIS_DEPTH   100    //  cache keys per round trip, PUBLISHes per round trip
-#define BENCH_QUEUE_BATCH   1000   //  jobs per enqueue_many call / LPUSHes per round trip
-#define BENCH_DRAIN_DEPTH   256    //  RPOPs per round trip (the worker's concurrency)
-#define BENCH_PUBSUB_MAX    200000 //  messages
-#define BENCH_CACHE_MAX     200000 //  keys per batched measure
-#define BENCH_CACHE_ONE_MAX 20000  //  keys per one-at-a-time measure
-#define BENCH_TASKS_MAX     100000 //  jobs
-#define BENCH_BYTES_MAX     (64L * 1024 * 1024) //  payload bytes per measure
-#define BENCH_REDIS_CLUSTER "bench"
-#define BENCH_RAW_PREFIX    "zc-bench:raw:"
-#define BENCH_QUEUE         "bench-tasks"
+#define BENCH_REDIS_DEPTH         100    //  cache keys per round trip, PUBLISHes per round trip
+#define BENCH_QUEUE_BATCH         1000   //  jobs per enqueue_many call / LPUSHes per round trip
+#define BENCH_DRAIN_DEPTH         256    //  RPOPs per round trip (the worker's concurrency)
+#define BENCH_PUBSUB_MAX          200000 //  messages
+#define BENCH_CACHE_MAX           200000 //  keys per batched measure
+#define BENCH_CACHE_ONE_MAX       20000  //  keys per one-at-a-time measure
+#define BENCH_TASKS_MAX           100000 //  jobs
+#define BENCH_DEFAULT_CONCURRENCY 8      //  tasks-default: BullMQ's in its comparison
+#define BENCH_BYTES_MAX           (64L * 1024 * 1024) //  payload bytes per measure
+#define BENCH_REDIS_CLUSTER       "bench"
+#define BENCH_RAW_PREFIX          "zc-bench:raw:"
+#define BENCH_QUEUE               "bench-tasks"
 
 //  Caps opt->count at max operations and BENCH_BYTES_MAX bytes (at least
 //  1000 operations) and says so when it did.
@@ -431,9 +439,31 @@ static int s_raw_drain(redisContext *raw, long count, bench_result_t *result)
     return popped == count ? 0 : -1;
 }
 
-//  Processes the queued jobs with one worker; times until Redis counts them
-//  all as processed. Returns 0 or -1.
-static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
+//  How a tasks scenario runs its worker, and what it calls its comparisons.
+typedef struct {
+    const char *enqueue, *process; //  the comparisons' names
+    const char *worker;            //  the worker row's name
+    int concurrency;
+    int threads;    //  handler threads; -1 leaves the worker's default (one per job held)
+    int from_first; //  time from the first completed run, not from the worker's start
+} s_tasks_setup_t;
+
+//  The monotonic time of the first finished run, 0 before one.
+static _Atomic int64_t s_first_finish_ns;
+
+//  Notes the first finished run (zc_job_finished_fn; on handler threads).
+static void s_on_finish(zc_job_t *job, int rc, void *arg)
+{
+    int64_t none = 0;
+    if (atomic_load_explicit(&s_first_finish_ns, memory_order_relaxed) == 0)
+        atomic_compare_exchange_strong(&s_first_finish_ns, &none, bench_now_ns());
+}
+
+//  Processes the queued jobs with one worker set up as setup says; times
+//  until Redis counts them all as processed, from the worker's start or its
+//  first finished run. Returns 0 or -1.
+static int s_worker_drain(zc_queue_t *queue, long count, const s_tasks_setup_t *setup,
+                          bench_result_t *result)
 {
     zc_queue_worker_t *worker = zc_queue_worker_new(queue, "bench-worker");
     if (!worker || zc_queue_worker_register(worker, "noop", s_noop, NULL) ||
@@ -441,8 +471,10 @@ static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
         zc_queue_worker_destroy(&worker);
         return -1;
     }
-    zc_queue_worker_set_concurrency(worker, 256);
-    zc_queue_worker_set_threads(worker, 0);
+    zc_queue_worker_set_concurrency(worker, setup->concurrency);
+    if (setup->threads >= 0) zc_queue_worker_set_threads(worker, setup->threads);
+    atomic_store(&s_first_finish_ns, 0);
+    zc_queue_worker_on_finish(worker, s_on_finish, NULL);
     int64_t start = bench_now_ns();
     int rc = zc_queue_worker_start(worker);
     zc_queue_stats_t stats = {0};
@@ -459,14 +491,18 @@ static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
             rc = -1;
         }
     }
-    int64_t ns = bench_now_ns() - start;
+    int64_t end = bench_now_ns();
+    if (setup->from_first && atomic_load(&s_first_finish_ns) > 0)
+        start = atomic_load(&s_first_finish_ns);
     zc_queue_worker_destroy(&worker);
     result->received = stats.processed;
-    result->rate = ns > 0 ? stats.processed / (ns / 1e9) : 0;
+    result->rate = end > start ? stats.processed / ((end - start) / 1e9) : 0;
     return rc;
 }
 
-int bench_tasks(const bench_options_t *opt)
+//  A tasks scenario: enqueue (raw LPUSH, then enqueue_many), then drain
+//  (raw RPOP, then the worker). Returns 0 or -1.
+static int s_tasks(const bench_options_t *opt, const s_tasks_setup_t *setup)
 {
     bench_options_t used = *opt;
     used.count = s_capped(opt, BENCH_TASKS_MAX, "tasks");
@@ -480,18 +516,20 @@ int bench_tasks(const bench_options_t *opt)
     if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
     bench_result_t enqueue = BENCH_RESULT("zc-enqueue-many");
     bench_result_t lpush = BENCH_RESULT("raw-lpush-pipe");
-    bench_result_t process = BENCH_RESULT("zc-worker-c256");
+    bench_result_t process = BENCH_RESULT(setup->worker);
     bench_result_t rpop = BENCH_RESULT("raw-rpop-drain");
     if (rc == 0)
         rc = s_enqueue_pass(NULL, raw, used.count, args, opt->size, &lpush) ||
                      s_enqueue_pass(queue, NULL, used.count, args, opt->size, &enqueue)
                  ? -1
                  : 0;
-    if (rc == 0) bench_report("tasks-enqueue", &used, &enqueue, &lpush, 0);
+    if (rc == 0) bench_report(setup->enqueue, &used, &enqueue, &lpush, 0);
     if (rc == 0)
-        rc = s_raw_drain(raw, used.count, &rpop) || s_worker_drain(queue, used.count, &process) ? -1
-                                                                                                : 0;
-    if (rc == 0) bench_report("tasks-process", &used, &process, &rpop, 0);
+        rc = s_raw_drain(raw, used.count, &rpop) ||
+                     s_worker_drain(queue, used.count, setup, &process)
+                 ? -1
+                 : 0;
+    if (rc == 0) bench_report(setup->process, &used, &process, &rpop, 0);
     if (queue) zc_queue_delete(queue, BENCH_QUEUE);
     if (raw) {
         freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
@@ -500,4 +538,18 @@ int bench_tasks(const bench_options_t *opt)
     zc_queue_destroy(&queue);
     free(args);
     return rc;
+}
+
+int bench_tasks(const bench_options_t *opt)
+{
+    static const s_tasks_setup_t inline_setup = {
+        "tasks-enqueue", "tasks-process", "zc-worker-c256", 256, 0, 0};
+    return s_tasks(opt, &inline_setup);
+}
+
+int bench_tasks_default(const bench_options_t *opt)
+{
+    static const s_tasks_setup_t default_setup = {
+        "default-enqueue", "tasks-default", "zc-worker-default", BENCH_DEFAULT_CONCURRENCY, -1, 1};
+    return s_tasks(opt, &default_setup);
 }
