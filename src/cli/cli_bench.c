@@ -277,6 +277,8 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
     if (r->p50_us >= 0)
         printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f", r->p50_us, r->p99_us,
                r->p999_us);
+    if (r->cpu_us >= 0) printf(",\"cpu_us\":%.2f", r->cpu_us);
+    if (r->redis_cpu_us >= 0) printf(",\"redis_cpu_us\":%.2f", r->redis_cpu_us);
 }
 
 //  One result as a table row of bench_report.
@@ -289,6 +291,8 @@ static void s_text_result(const bench_result_t *r, const bench_options_t *opt)
         printf(" %14s", "");
     if (r->p50_us >= 0)
         printf("  p50 %8.1f us  p99 %8.1f us  p99.9 %8.1f us", r->p50_us, r->p99_us, r->p999_us);
+    if (r->cpu_us >= 0 && r->redis_cpu_us >= 0)
+        printf("  CPU %.1f + redis %.1f us/op", r->cpu_us, r->redis_cpu_us);
     if (r->sent > 0)
         printf("  (%ld of %ld delivered, %.1f %%)\n", r->received, r->sent,
                100 * bench_delivered(r));

@@ -35,11 +35,13 @@ typedef struct {
     long received;                  //  messages or calls that completed
     double p50_us, p99_us, p999_us; //  < 0 when not measured
     long sent;                      //  messages or calls offered; 0 when not counted
+    double cpu_us, redis_cpu_us;    //  CPU per operation of this process and of redis-server;
+                                    //  < 0 when not measured
 } bench_result_t;
 
 #define BENCH_RESULT(name)                                                                         \
     {                                                                                              \
-        (name), 0, 0, -1, -1, -1, 0                                                                \
+        (name), 0, 0, -1, -1, -1, 0, -1, -1                                                        \
     }
 
 //  The fraction of what was sent that was delivered, or -1 if not counted.

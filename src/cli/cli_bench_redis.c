@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -439,6 +440,40 @@ static int s_raw_drain(redisContext *raw, long count, bench_result_t *result)
     return popped == count ? 0 : -1;
 }
 
+//  CPU seconds used so far by this process (all its threads) and, from
+//  INFO, by the redis-server behind raw (-1 if it does not say: an ACL
+//  without INFO, say).
+static void s_cpu_seconds(redisContext *raw, double cpu[2])
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    cpu[0] = (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+             (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    cpu[1] = -1;
+    redisReply *reply = (redisReply *)redisCommand(raw, "INFO cpu");
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        const char *user = strstr(reply->str, "used_cpu_user:");
+        const char *sys = strstr(reply->str, "used_cpu_sys:");
+        if (user && sys)
+            cpu[1] = strtod(user + strlen("used_cpu_user:"), NULL) +
+                     strtod(sys + strlen("used_cpu_sys:"), NULL);
+    }
+    freeReplyObject(reply);
+}
+
+//  Fills result's CPU per operation since before (s_cpu_seconds), over the
+//  operations it received. Only one side runs at a time, so Redis's CPU in
+//  that time is that side's.
+static void s_cpu_per_op(redisContext *raw, const double before[2], bench_result_t *result)
+{
+    double after[2];
+    s_cpu_seconds(raw, after);
+    if (result->received <= 0) return;
+    result->cpu_us = (after[0] - before[0]) * 1e6 / (double)result->received;
+    if (before[1] >= 0 && after[1] >= 0)
+        result->redis_cpu_us = (after[1] - before[1]) * 1e6 / (double)result->received;
+}
+
 //  How a tasks scenario runs its worker, and what it calls its comparisons.
 typedef struct {
     const char *enqueue, *process; //  the comparisons' names
@@ -524,11 +559,17 @@ static int s_tasks(const bench_options_t *opt, const s_tasks_setup_t *setup)
                  ? -1
                  : 0;
     if (rc == 0) bench_report(setup->enqueue, &used, &enqueue, &lpush, 0);
-    if (rc == 0)
-        rc = s_raw_drain(raw, used.count, &rpop) ||
-                     s_worker_drain(queue, used.count, setup, &process)
-                 ? -1
-                 : 0;
+    double cpu[2];
+    if (rc == 0) {
+        s_cpu_seconds(raw, cpu);
+        rc = s_raw_drain(raw, used.count, &rpop);
+        s_cpu_per_op(raw, cpu, &rpop);
+    }
+    if (rc == 0) {
+        s_cpu_seconds(raw, cpu);
+        rc = s_worker_drain(queue, used.count, setup, &process);
+        s_cpu_per_op(raw, cpu, &process);
+    }
     if (rc == 0) bench_report(setup->process, &used, &process, &rpop, 0);
     if (queue) zc_queue_delete(queue, BENCH_QUEUE);
     if (raw) {

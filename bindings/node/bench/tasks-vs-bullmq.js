@@ -17,6 +17,10 @@
               settings (removeOnComplete, maxRetriesPerRequest null); jobs/s
               from the first 'completed' event to the last.
 
+    Each side's CPU per job is measured too, worker process (all its
+    threads) and redis-server (INFO cpu) apart, from the worker's creation
+    to its end: the machine's load stretches the times, much less the CPU.
+
     Payloads are the same size on both sides: zcluster's arguments are a
     msgpack bin of --size bytes, BullMQ's data a JSON object of --size
     bytes. docs/BENCH.md says why this is the fair comparison.
@@ -171,8 +175,27 @@ async function zclusterSide (o, url) {
   const process_ = rows.find(r => r.scenario === 'tasks-default')
   if (!enqueue || !process_) throw new Error(`zcluster bench tasks-default printed no result:\n${out}`)
   if (process_.count !== o.count) throw new Error(`zcluster bench ran ${process_.count} jobs, not ${o.count}`)
-  return { name: process_.name, processed: process_.received, rate: process_.rate, enqueue_rate: enqueue.rate }
+  return {
+    name: process_.name,
+    processed: process_.received,
+    rate: process_.rate,
+    cpu_us: process_.cpu_us ?? -1,
+    redis_cpu_us: process_.redis_cpu_us ?? -1,
+    enqueue_rate: enqueue.rate
+  }
 }
+
+//  CPU seconds redis-server has used so far (INFO cpu), or -1 if it does
+//  not say.
+async function redisCpu (client) {
+  const info = await client.info('cpu').catch(() => '')
+  const user = /^used_cpu_user:([\d.]+)/m.exec(info)
+  const sys = /^used_cpu_sys:([\d.]+)/m.exec(info)
+  return user && sys ? Number(user[1]) + Number(sys[1]) : -1
+}
+
+//  CPU seconds this process has used so far.
+const processCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
 
 //  ioredis options for BullMQ: its own connections (Queue one, Worker two),
 //  with maxRetriesPerRequest null as BullMQ requires for a Worker.
@@ -191,6 +214,7 @@ async function bullmqSide (o, url, name, count = o.count) {
   const queue = new Queue(name, { connection, defaultJobOptions: { removeOnComplete: true, removeOnFail: 5000 } })
   const data = { p: 'x'.repeat(o.size - 8) } //  JSON.stringify: exactly o.size bytes
   let worker = null
+  let client = null //  for INFO: BullMQ's own connections are its business
   try {
     await queue.waitUntilReady()
     await queue.obliterate({ force: true })
@@ -201,6 +225,11 @@ async function bullmqSide (o, url, name, count = o.count) {
     }
     const enqueueRate = count / (now() - t0)
 
+    //  CPU from the worker's creation to its close, as zcluster's is from
+    //  its worker's creation to its destruction.
+    client = new Redis(connection)
+    client.on('error', () => {})
+    const cpuBefore = [processCpu(), await redisCpu(client)]
     let completed = 0
     let failed = 0
     let first = 0
@@ -225,6 +254,7 @@ async function bullmqSide (o, url, name, count = o.count) {
     clearInterval(stalled)
     await worker.close()
     worker = null
+    const cpuAfter = [processCpu(), await redisCpu(client)]
     const left = await queue.getJobCounts('wait', 'active', 'delayed', 'failed')
     return {
       name: `bullmq-worker-c${CONCURRENCY}`,
@@ -233,13 +263,26 @@ async function bullmqSide (o, url, name, count = o.count) {
       failed,
       left: left.wait + left.active + left.delayed + left.failed,
       rate: last > first ? completed / (last - first) : 0,
+      cpu_us: completed ? (cpuAfter[0] - cpuBefore[0]) * 1e6 / completed : -1,
+      redis_cpu_us: completed && cpuBefore[1] >= 0 && cpuAfter[1] >= 0 ? (cpuAfter[1] - cpuBefore[1]) * 1e6 / completed : -1,
       enqueue_rate: enqueueRate
     }
   } finally {
     if (worker) await worker.close(true)
+    if (client) client.disconnect()
     await queue.obliterate({ force: true }).catch(() => {})
     await queue.close()
   }
+}
+
+//  BullMQ's CPU per job over zcluster's, worker process and Redis together
+//  (how many times more CPU BullMQ spends on a job), or -1 if either was not
+//  measured.
+function cpuRatio (round) {
+  const total = s => s.cpu_us >= 0 && s.redis_cpu_us >= 0 ? s.cpu_us + s.redis_cpu_us : -1
+  const zc = total(round.zcluster)
+  const bull = total(round.bullmq)
+  return zc > 0 && bull >= 0 ? fixed(bull / zc, 3) : -1
 }
 
 function median (values) {
@@ -275,7 +318,10 @@ async function compare (o, url, say) {
     for (const side of [round.zcluster, round.bullmq]) {
       side.rate = fixed(side.rate, 0)
       side.enqueue_rate = fixed(side.enqueue_rate, 0)
+      side.cpu_us = fixed(side.cpu_us, 2)
+      side.redis_cpu_us = fixed(side.redis_cpu_us, 2)
     }
+    round.cpu_ratio = cpuRatio(round)
     rounds.push(round)
     say(round)
   }
@@ -289,6 +335,7 @@ async function compare (o, url, say) {
     ratio_median: fixed(median(ratios), 3),
     ratio_max: Math.max(...ratios),
     enqueue_ratio_median: fixed(median(rounds.map(r => r.enqueue_ratio)), 3),
+    cpu_ratio_median: fixed(median(rounds.map(r => r.cpu_ratio)), 3),
     loadavg: os.loadavg().map(x => fixed(x, 2))
   }]
 }
@@ -296,19 +343,23 @@ async function compare (o, url, say) {
 function printHeader (o, url, version) {
   console.log(`zcluster tasks (bench tasks-default) vs BullMQ ${version}, worker concurrency ${CONCURRENCY} each:`)
   console.log(`${o.count} no-op jobs of ${o.size} B per side and round, one redis-server (${redact(url)})\n`)
-  console.log('                         processed jobs/s               enqueued jobs/s')
-  console.log('round  first          zcluster     BullMQ  ratio     zcluster     BullMQ  ratio')
+  console.log('                  processed jobs/s        CPU us per job, worker + Redis           enqueued jobs/s')
+  console.log('round  first     zcluster   BullMQ  ratio      zcluster         BullMQ  ratio   zcluster   BullMQ  ratio')
 }
 
 function printRound (r) {
   const n = (x, w) => String(Math.round(x)).padStart(w)
-  console.log(`${String(r.round).padStart(5)}  ${r.first.padEnd(8)}  ${n(r.zcluster.rate, 12)} ${n(r.bullmq.rate, 10)} ${r.ratio.toFixed(2).padStart(6)}` +
-    `  ${n(r.zcluster.enqueue_rate, 11)} ${n(r.bullmq.enqueue_rate, 10)} ${r.enqueue_ratio.toFixed(2).padStart(6)}`)
+  const ratio = x => (x >= 0 ? x.toFixed(2) : '-').padStart(6)
+  const cpu = s => (s.cpu_us >= 0 && s.redis_cpu_us >= 0 ? `${s.cpu_us.toFixed(1)} + ${s.redis_cpu_us.toFixed(1)}` : '-').padStart(14)
+  console.log(`${String(r.round).padStart(5)}  ${r.first.padEnd(8)} ${n(r.zcluster.rate, 9)} ${n(r.bullmq.rate, 8)} ${ratio(r.ratio)}` +
+    ` ${cpu(r.zcluster)} ${cpu(r.bullmq)} ${ratio(r.cpu_ratio)}` +
+    ` ${n(r.zcluster.enqueue_rate, 10)} ${n(r.bullmq.enqueue_rate, 8)} ${ratio(r.enqueue_ratio)}`)
 }
 
 function printSummary (s) {
-  console.log(`\nratio (zcluster jobs/s / BullMQ jobs/s, processing), min / median / max of ${s.rounds}: ` +
-    `${s.ratio_min.toFixed(2)} / ${s.ratio_median.toFixed(2)} / ${s.ratio_max.toFixed(2)}`)
+  const three = (a, b, c) => `${a.toFixed(2)} / ${b.toFixed(2)} / ${c.toFixed(2)}`
+  console.log(`\njobs/s, zcluster / BullMQ, min / median / max of ${s.rounds}: ${three(s.ratio_min, s.ratio_median, s.ratio_max)}`)
+  console.log(`CPU per job (worker + Redis), BullMQ / zcluster, median: ${s.cpu_ratio_median.toFixed(2)}`)
   console.log(`load average ${s.loadavg.join(' ')}`)
 }
 

@@ -26,9 +26,12 @@ function driver (...args) {
 }
 
 function checkSide (side, what) {
-  for (const field of ['name', 'processed', 'rate', 'enqueue_rate']) assert.ok(field in side, `${what}: no ${field}`)
+  for (const field of ['name', 'processed', 'rate', 'enqueue_rate', 'cpu_us', 'redis_cpu_us']) {
+    assert.strictEqual(typeof side[field], field === 'name' ? 'string' : 'number', `${what}: ${field}`)
+  }
   assert.strictEqual(side.processed, COUNT, `${what} processed every job`)
   assert.ok(side.rate > 0 && side.enqueue_rate > 0, `${what}: rates measured`)
+  assert.ok(side.cpu_us > 0 && side.redis_cpu_us > 0, `${what}: CPU measured (the test's Redis allows INFO)`)
 }
 
 test('--json: one object per round and a summary, every job processed on both sides', async () => {
@@ -52,11 +55,14 @@ test('--json: one object per round and a summary, every job processed on both si
     assert.strictEqual(r.bullmq.left, 0, 'nothing left on the BullMQ queue')
     assert.match(r.bullmq.version, /^\d+\.\d+\.\d+$/)
     assert.ok(Math.abs(r.ratio - r.zcluster.rate / r.bullmq.rate) < 0.01 * r.ratio + 0.001, 'ratio is zcluster / BullMQ')
+    const cpu = s => s.cpu_us + s.redis_cpu_us
+    assert.ok(Math.abs(r.cpu_ratio - cpu(r.bullmq) / cpu(r.zcluster)) < 0.01 * r.cpu_ratio + 0.001, 'cpu_ratio is BullMQ / zcluster')
   }
   assert.strictEqual(summary.summary, 'tasks-vs-bullmq')
   assert.strictEqual(summary.rounds, 2)
   assert.ok(summary.ratio_min <= summary.ratio_median && summary.ratio_median <= summary.ratio_max, 'min <= median <= max')
   assert.strictEqual(summary.ratio_min, Math.min(one.ratio, two.ratio))
+  assert.strictEqual(typeof summary.cpu_ratio_median, 'number')
   assert.strictEqual(summary.loadavg.length, 3)
 })
 
@@ -64,8 +70,10 @@ test('the table: a row per round and the ratios', async () => {
   const { code, stdout, stderr } = await driver('--count', String(COUNT), '--rounds', '1', '--size', '100')
   assert.strictEqual(code, 0, stderr)
   assert.match(stdout, /200 no-op jobs of 100 B per side/)
-  assert.match(stdout, /^\s+1 {2}zcluster\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+[\d.]+$/m)
-  assert.match(stdout, /min \/ median \/ max of 1: [\d.]+ \/ [\d.]+ \/ [\d.]+/)
+  const cpu = '[\\d.]+ \\+ [\\d.]+'
+  assert.match(stdout, new RegExp(`^\\s+1 {2}zcluster\\s+\\d+\\s+\\d+\\s+[\\d.]+\\s+${cpu}\\s+${cpu}\\s+[\\d.]+\\s+\\d+\\s+\\d+\\s+[\\d.]+$`, 'm'))
+  assert.match(stdout, /zcluster \/ BullMQ, min \/ median \/ max of 1: [\d.]+ \/ [\d.]+ \/ [\d.]+/)
+  assert.match(stdout, /CPU per job \(worker \+ Redis\), BullMQ \/ zcluster, median: [\d.]+/)
 })
 
 test('bad options are refused before anything runs', async () => {
