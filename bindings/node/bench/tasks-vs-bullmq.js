@@ -102,11 +102,22 @@ function findCli () {
 
 const now = () => Number(process.hrtime.bigint()) / 1e9 //  seconds, monotonic
 
+//  The processes this script started and that still run: none outlives it,
+//  whether it ends, fails, or is interrupted (SIGINT, SIGTERM).
+const children = new Set()
+function started (child) {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(1))
+
 //  Runs a command to its end; resolves with its stdout, rejects with its
 //  stderr if it fails.
 function run (command, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = started(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
     let out = ''
     let err = ''
     child.stdout.on('data', d => { out += d })
@@ -135,13 +146,10 @@ function freePort () {
 async function startRedis () {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-      '--appendonly', 'no'], { stdio: 'ignore' })
+    const child = started(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', 'no'], { stdio: 'ignore' }))
     const exited = new Promise(resolve => child.once('exit', () => resolve(true)))
-    const killOnExit = () => child.kill('SIGKILL')
-    process.once('exit', killOnExit)
     const stop = async () => {
-      process.removeListener('exit', killOnExit)
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM')
         await exited

@@ -5,9 +5,10 @@
     machine may be busy). */
 const test = require('node:test')
 const assert = require('node:assert')
-const { spawn } = require('node:child_process')
+const { spawn, execFileSync } = require('node:child_process')
+const net = require('node:net')
 const path = require('node:path')
-const { cliPath } = require('./helpers')
+const { cliPath, until } = require('./helpers')
 
 const DRIVER = path.join(__dirname, '..', 'bench', 'tasks-vs-bullmq.js')
 const COUNT = 200
@@ -83,4 +84,23 @@ test('bad options are refused before anything runs', async () => {
     assert.match(stderr, /^tasks-vs-bullmq: /)
     assert.doesNotMatch(stderr, /secret/, 'the password is not repeated')
   }
+})
+
+test('interrupted, it leaves no redis-server or zcluster behind', async () => {
+  const child = spawn(process.execPath, [DRIVER, '--cli', cliPath(), '--count', '20000', '--rounds', '1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
+  let out = ''
+  child.stdout.on('data', d => { out += d })
+  await until(() => /redis-server \(redis:\/\/127\.0\.0\.1:(\d+)\)/.test(out), 15000, 'the header')
+  const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)[1])
+  const pids = execFileSync('pgrep', ['-P', String(child.pid)]).toString().trim().split('\n').map(Number)
+  assert.ok(pids.length >= 1, 'its redis-server runs')
+  child.kill('SIGTERM')
+  assert.deepStrictEqual(await exited, { code: 1, signal: null })
+  await until(() => pids.every(pid => { try { process.kill(pid, 0); return false } catch (e) { return e.code === 'ESRCH' } }), 5000, 'its children to end')
+  const refused = await new Promise(resolve => {
+    const c = net.createConnection(port, '127.0.0.1', () => { c.end(); resolve(false) })
+    c.on('error', () => resolve(true))
+  })
+  assert.ok(refused, 'nothing listens on its Redis port any more')
 })
