@@ -46,18 +46,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_REDIS_DEPTH         100    //  cache keys per round trip, PUBLISHes per round trip
-#define BENCH_QUEUE_BATCH         1000   //  jobs per enqueue_many call / LPUSHes per round trip
-#define BENCH_DRAIN_DEPTH         256    //  RPOPs per round trip (the worker's concurrency)
-#define BENCH_PUBSUB_MAX          200000 //  messages
-#define BENCH_CACHE_MAX           200000 //  keys per batched measure
-#define BENCH_CACHE_ONE_MAX       20000  //  keys per one-at-a-time measure
-#define BENCH_TASKS_MAX           100000 //  jobs
-#define BENCH_DEFAULT_CONCURRENCY 8      //  tasks-default: BullMQ's in its comparison
-#define BENCH_BYTES_MAX           (64L * 1024 * 1024) //  payload bytes per measure
-#define BENCH_REDIS_CLUSTER       "bench"
-#define BENCH_RAW_PREFIX          "zc-bench:raw:"
-#define BENCH_QUEUE               "bench-tasks"
+#define BENCH_REDIS_DEPTH   100    //  cache keys per round trip, PUBLISHes per round trip
+#define BENCH_QUEUE_BATCH   1000   //  jobs per enqueue_many call / LPUSHes per round trip
+#define BENCH_DRAIN_DEPTH   256    //  RPOPs per round trip (the worker's concurrency)
+#define BENCH_PUBSUB_MAX    200000 //  messages
+#define BENCH_CACHE_MAX     200000 //  keys per batched measure
+#define BENCH_CACHE_ONE_MAX 20000  //  keys per one-at-a-time measure
+#define BENCH_TASKS_MAX     100000 //  jobs
+#define BENCH_CONCURRENCY   8      //  tasks-default's worker: BullMQ's in its comparison
+#define BENCH_BYTES_MAX     (64L * 1024 * 1024) //  payload bytes per measure
+#define BENCH_REDIS_CLUSTER "bench"
+#define BENCH_RAW_PREFIX    "zc-bench:raw:"
+#define BENCH_QUEUE         "bench-tasks"
 
 //  Caps opt->count at max operations and BENCH_BYTES_MAX bytes (at least
 //  1000 operations) and says so when it did.
@@ -509,7 +509,7 @@ static int s_worker_drain(zc_queue_t *queue, long count, const s_tasks_setup_t *
     zc_queue_worker_set_concurrency(worker, setup->concurrency);
     if (setup->threads >= 0) zc_queue_worker_set_threads(worker, setup->threads);
     atomic_store(&s_first_finish_ns, 0);
-    zc_queue_worker_on_finish(worker, s_on_finish, NULL);
+    if (setup->from_first) zc_queue_worker_on_finish(worker, s_on_finish, NULL);
     int64_t start = bench_now_ns();
     int rc = zc_queue_worker_start(worker);
     zc_queue_stats_t stats = {0};
@@ -591,6 +591,6 @@ int bench_tasks(const bench_options_t *opt)
 int bench_tasks_default(const bench_options_t *opt)
 {
     static const s_tasks_setup_t default_setup = {
-        "default-enqueue", "tasks-default", "zc-worker-default", BENCH_DEFAULT_CONCURRENCY, -1, 1};
+        "default-enqueue", "tasks-default", "zc-worker-default", BENCH_CONCURRENCY, -1, 1};
     return s_tasks(opt, &default_setup);
 }
