@@ -63,6 +63,7 @@ EXPECTED = {
     "rpc": ["rpc"], "rpc-all": ["rpc-all"], "redis-pubsub": ["redis-pubsub"],
     "cache": ["cache-save-batch", "cache-load-batch", "cache-save", "cache-load"],
     "tasks": ["tasks-enqueue", "tasks-process"],
+    "tasks-default": ["default-enqueue", "tasks-default"],
 }
 LATENCY = {"whisper-rtt", "rpc", "rpc-all"}
 LOSSY = {"publish", "shout", "whisper"}  # counted against what was sent

@@ -8,7 +8,8 @@
                baseline raw DEALER/ROUTER
       rpc      calls to one node: p50/p99 and calls/s; baseline raw DEALER/ROUTER echo
       rpc-all  calls to all K nodes, gathering: p50/p99; baseline K raw echoes
-      redis-pubsub, cache, tasks: the paths through Redis (cli_bench_redis.c)
+      redis-pubsub, cache, tasks, tasks-default: the paths through Redis
+               (cli_bench_redis.c)
 
     Publish and shout drop at the high-water mark, zcluster and raw alike:
     every rate counts delivered messages only, and the fraction delivered
@@ -276,6 +277,8 @@ static void s_json_result(const bench_result_t *r, const bench_options_t *opt)
     if (r->p50_us >= 0)
         printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f", r->p50_us, r->p99_us,
                r->p999_us);
+    if (r->cpu_us >= 0) printf(",\"cpu_us\":%.2f", r->cpu_us);
+    if (r->redis_cpu_us >= 0) printf(",\"redis_cpu_us\":%.2f", r->redis_cpu_us);
 }
 
 //  One result as a table row of bench_report.
@@ -288,6 +291,8 @@ static void s_text_result(const bench_result_t *r, const bench_options_t *opt)
         printf(" %14s", "");
     if (r->p50_us >= 0)
         printf("  p50 %8.1f us  p99 %8.1f us  p99.9 %8.1f us", r->p50_us, r->p99_us, r->p999_us);
+    if (r->cpu_us >= 0 && r->redis_cpu_us >= 0)
+        printf("  CPU %.1f + redis %.1f us/op", r->cpu_us, r->redis_cpu_us);
     if (r->sent > 0)
         printf("  (%ld of %ld delivered, %.1f %%)\n", r->received, r->sent,
                100 * bench_delivered(r));
@@ -407,6 +412,7 @@ static const s_scenario_t s_scenarios[] = {
     {"redis-pubsub", "Redis PUBLISH to K subscribers (baseline: zcluster publish, same run)"},
     {"cache", "zc_cache save/load, batches of 100 and single (baseline raw SET/GET)"},
     {"tasks", "enqueue_many and worker processing (baseline raw LPUSH / RPOP drain)"},
+    {"tasks-default", "the same, the worker at default settings, concurrency 8 (as vs BullMQ)"},
 };
 
 static void s_usage(FILE *out)
@@ -425,7 +431,7 @@ static void s_usage(FILE *out)
                  "--curve or --keys FILE (or $ZC_KEYS): meshes, nodes and raw baselines use "
                  "CURVE.\n\nscenarios:\n");
     for (size_t i = 0; i < sizeof s_scenarios / sizeof s_scenarios[0]; i++)
-        fprintf(out, "  %-12s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
+        fprintf(out, "  %-13s %s\n", s_scenarios[i].name, s_scenarios[i].summary);
 }
 
 static int s_run(const char *scenario, const bench_options_t *opt)
@@ -459,6 +465,8 @@ static int s_run(const char *scenario, const bench_options_t *opt)
         rc = bench_cache(opt);
     else if (strcmp(scenario, "tasks") == 0)
         rc = bench_tasks(opt);
+    else if (strcmp(scenario, "tasks-default") == 0)
+        rc = bench_tasks_default(opt);
     else {
         fprintf(stderr, "zcluster bench: unknown scenario '%s'\n", scenario);
         return CLI_USAGE;

@@ -36,11 +36,13 @@ typedef struct {
     long received;                  //  messages or calls that completed
     double p50_us, p99_us, p999_us; //  < 0 when not measured
     long sent;                      //  messages or calls offered; 0 when not counted
+    double cpu_us, redis_cpu_us;    //  CPU per operation of this process and of redis-server;
+                                    //  < 0 when not measured
 } bench_result_t;
 
 #define BENCH_RESULT(name)                                                                         \
     {                                                                                              \
-        (name), 0, 0, -1, -1, -1, 0                                                                \
+        (name), 0, 0, -1, -1, -1, 0, -1, -1                                                        \
     }
 
 //  The fraction of what was sent that was delivered, or -1 if not counted.
@@ -150,6 +152,9 @@ int bench_redis_pubsub(const bench_options_t *opt);
 int bench_cache(const bench_options_t *opt);
 //  tasks: enqueue_many and worker processing; baseline raw LPUSH / RPOP drain.
 int bench_tasks(const bench_options_t *opt);
+//  tasks-default: the same with a worker at default settings but its
+//  concurrency (8), timed from its first finished run.
+int bench_tasks_default(const bench_options_t *opt);
 
 //  --plot (cli_bench_plot.c). Begin checks for gnuplot and starts
 //  recording every bench_report; end writes FILE.dat and FILE.gp next to

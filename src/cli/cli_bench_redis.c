@@ -15,6 +15,12 @@
                   (concurrency 256, handlers inline); baseline raw LPUSH
                   pipelined in the same batches, and a raw RPOP drain
                   pipelined 256 per round trip (what one claim takes).
+    tasks-default the same with the worker as a user runs it: concurrency 8
+                  (BullMQ's in bindings/node/bench/tasks-vs-bullmq.js), a
+                  handler thread per job held (the default), default lease;
+                  its rate counts from the first finished run to the last
+                  ack, as that comparison counts BullMQ's. Comparisons
+                  default-enqueue and tasks-default.
 
     Redis moves every byte of these scenarios through one single-threaded
     server, so a million operations (the default --count) would make a run
@@ -32,9 +38,11 @@
 #include "zcluster.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +53,7 @@
 #define BENCH_CACHE_MAX     200000 //  keys per batched measure
 #define BENCH_CACHE_ONE_MAX 20000  //  keys per one-at-a-time measure
 #define BENCH_TASKS_MAX     100000 //  jobs
+#define BENCH_CONCURRENCY   8      //  tasks-default's worker: BullMQ's in its comparison
 #define BENCH_BYTES_MAX     (64L * 1024 * 1024) //  payload bytes per measure
 #define BENCH_REDIS_CLUSTER "bench"
 #define BENCH_RAW_PREFIX    "zc-bench:raw:"
@@ -431,9 +440,65 @@ static int s_raw_drain(redisContext *raw, long count, bench_result_t *result)
     return popped == count ? 0 : -1;
 }
 
-//  Processes the queued jobs with one worker; times until Redis counts them
-//  all as processed. Returns 0 or -1.
-static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
+//  CPU seconds used so far by this process (all its threads) and, from
+//  INFO, by the redis-server behind raw (-1 if it does not say: an ACL
+//  without INFO, say).
+static void s_cpu_seconds(redisContext *raw, double cpu[2])
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    cpu[0] = (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+             (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    cpu[1] = -1;
+    redisReply *reply = (redisReply *)redisCommand(raw, "INFO cpu");
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        const char *user = strstr(reply->str, "used_cpu_user:");
+        const char *sys = strstr(reply->str, "used_cpu_sys:");
+        if (user && sys)
+            cpu[1] = strtod(user + strlen("used_cpu_user:"), NULL) +
+                     strtod(sys + strlen("used_cpu_sys:"), NULL);
+    }
+    freeReplyObject(reply);
+}
+
+//  Fills result's CPU per operation since before (s_cpu_seconds), over the
+//  operations it received. Only one side runs at a time, so Redis's CPU in
+//  that time is that side's.
+static void s_cpu_per_op(redisContext *raw, const double before[2], bench_result_t *result)
+{
+    double after[2];
+    s_cpu_seconds(raw, after);
+    if (result->received <= 0) return;
+    result->cpu_us = (after[0] - before[0]) * 1e6 / (double)result->received;
+    if (before[1] >= 0 && after[1] >= 0)
+        result->redis_cpu_us = (after[1] - before[1]) * 1e6 / (double)result->received;
+}
+
+//  How a tasks scenario runs its worker, and what it calls its comparisons.
+typedef struct {
+    const char *enqueue, *process; //  the comparisons' names
+    const char *worker;            //  the worker row's name
+    int concurrency;
+    int threads;    //  handler threads; -1 leaves the worker's default (one per job held)
+    int from_first; //  time from the first completed run, not from the worker's start
+} s_tasks_setup_t;
+
+//  The monotonic time of the first finished run, 0 before one.
+static _Atomic int64_t s_first_finish_ns;
+
+//  Notes the first finished run (zc_job_finished_fn; on handler threads).
+static void s_on_finish(zc_job_t *job, int rc, void *arg)
+{
+    int64_t none = 0;
+    if (atomic_load_explicit(&s_first_finish_ns, memory_order_relaxed) == 0)
+        atomic_compare_exchange_strong(&s_first_finish_ns, &none, bench_now_ns());
+}
+
+//  Processes the queued jobs with one worker set up as setup says; times
+//  until Redis counts them all as processed, from the worker's start or its
+//  first finished run. Returns 0 or -1.
+static int s_worker_drain(zc_queue_t *queue, long count, const s_tasks_setup_t *setup,
+                          bench_result_t *result)
 {
     zc_queue_worker_t *worker = zc_queue_worker_new(queue, "bench-worker");
     if (!worker || zc_queue_worker_register(worker, "noop", s_noop, NULL) ||
@@ -441,8 +506,10 @@ static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
         zc_queue_worker_destroy(&worker);
         return -1;
     }
-    zc_queue_worker_set_concurrency(worker, 256);
-    zc_queue_worker_set_threads(worker, 0);
+    zc_queue_worker_set_concurrency(worker, setup->concurrency);
+    if (setup->threads >= 0) zc_queue_worker_set_threads(worker, setup->threads);
+    atomic_store(&s_first_finish_ns, 0);
+    if (setup->from_first) zc_queue_worker_on_finish(worker, s_on_finish, NULL);
     int64_t start = bench_now_ns();
     int rc = zc_queue_worker_start(worker);
     zc_queue_stats_t stats = {0};
@@ -459,14 +526,18 @@ static int s_worker_drain(zc_queue_t *queue, long count, bench_result_t *result)
             rc = -1;
         }
     }
-    int64_t ns = bench_now_ns() - start;
+    int64_t end = bench_now_ns();
+    if (setup->from_first && atomic_load(&s_first_finish_ns) > 0)
+        start = atomic_load(&s_first_finish_ns);
     zc_queue_worker_destroy(&worker);
     result->received = stats.processed;
-    result->rate = ns > 0 ? stats.processed / (ns / 1e9) : 0;
+    result->rate = end > start ? stats.processed / ((end - start) / 1e9) : 0;
     return rc;
 }
 
-int bench_tasks(const bench_options_t *opt)
+//  A tasks scenario: enqueue (raw LPUSH, then enqueue_many), then drain
+//  (raw RPOP, then the worker). Returns 0 or -1.
+static int s_tasks(const bench_options_t *opt, const s_tasks_setup_t *setup)
 {
     bench_options_t used = *opt;
     used.count = s_capped(opt, BENCH_TASKS_MAX, "tasks");
@@ -480,18 +551,26 @@ int bench_tasks(const bench_options_t *opt)
     if (raw) freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
     bench_result_t enqueue = BENCH_RESULT("zc-enqueue-many");
     bench_result_t lpush = BENCH_RESULT("raw-lpush-pipe");
-    bench_result_t process = BENCH_RESULT("zc-worker-c256");
+    bench_result_t process = BENCH_RESULT(setup->worker);
     bench_result_t rpop = BENCH_RESULT("raw-rpop-drain");
     if (rc == 0)
         rc = s_enqueue_pass(NULL, raw, used.count, args, opt->size, &lpush) ||
                      s_enqueue_pass(queue, NULL, used.count, args, opt->size, &enqueue)
                  ? -1
                  : 0;
-    if (rc == 0) bench_report("tasks-enqueue", &used, &enqueue, &lpush, 0);
-    if (rc == 0)
-        rc = s_raw_drain(raw, used.count, &rpop) || s_worker_drain(queue, used.count, &process) ? -1
-                                                                                                : 0;
-    if (rc == 0) bench_report("tasks-process", &used, &process, &rpop, 0);
+    if (rc == 0) bench_report(setup->enqueue, &used, &enqueue, &lpush, 0);
+    double cpu[2];
+    if (rc == 0) {
+        s_cpu_seconds(raw, cpu);
+        rc = s_raw_drain(raw, used.count, &rpop);
+        s_cpu_per_op(raw, cpu, &rpop);
+    }
+    if (rc == 0) {
+        s_cpu_seconds(raw, cpu);
+        rc = s_worker_drain(queue, used.count, setup, &process);
+        s_cpu_per_op(raw, cpu, &process);
+    }
+    if (rc == 0) bench_report(setup->process, &used, &process, &rpop, 0);
     if (queue) zc_queue_delete(queue, BENCH_QUEUE);
     if (raw) {
         freeReplyObject(redisCommand(raw, "DEL %s%s", BENCH_RAW_PREFIX, "list"));
@@ -500,4 +579,18 @@ int bench_tasks(const bench_options_t *opt)
     zc_queue_destroy(&queue);
     free(args);
     return rc;
+}
+
+int bench_tasks(const bench_options_t *opt)
+{
+    static const s_tasks_setup_t inline_setup = {
+        "tasks-enqueue", "tasks-process", "zc-worker-c256", 256, 0, 0};
+    return s_tasks(opt, &inline_setup);
+}
+
+int bench_tasks_default(const bench_options_t *opt)
+{
+    static const s_tasks_setup_t default_setup = {
+        "default-enqueue", "tasks-default", "zc-worker-default", BENCH_CONCURRENCY, -1, 1};
+    return s_tasks(opt, &default_setup);
 }
