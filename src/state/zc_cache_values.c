@@ -1,16 +1,23 @@
 /*  zc_cache_values — save and load: one key, or a pipelined batch.
 
-    Throughput: to Redis a script call costs about as much as several plain
-    commands, whatever the script does, so one script per key would cap a
-    batch far below raw SET/GET. A batch therefore goes in windows of up to
-    CACHE_WINDOW keys, each one round trip: saves are one script call per
-    window (one MGET reads all the window's locks, then one SET per key),
-    and loads without sliding are one MGET of every key's lock and value,
-    which reads both at the same instant with no script at all. Only keys
-    that MGET finds no value for (missing, or another type) and sliding
-    loads go through the load script. A single save or load is a batch of
-    one. The status of each key comes back in its place, and the batch's
-    error (kind and message) is the first failed key's.
+    Throughput: Redis pays for a script by its calls, arguments and the
+    commands it makes, not by its Lua (measured with callgrind on Redis 7.0:
+    a plain SET takes about 5,400 instructions of the server; a script call
+    about 10,000 before it does anything, plus 1,000-1,500 per argument and
+    4,000-9,000 per command it makes). A script per key, or a command per
+    key inside a script, would cap a batch far below raw SET/GET. A batch therefore goes in
+    windows of up to CACHE_WINDOW keys, each one round trip. A save window
+    is one script call that makes a few calls for the whole window (one
+    EXISTS of the locks, one EXISTS and maybe one MGET of the keys for their
+    type, one MSET of the keys without a TTL) and one SET per key with a
+    TTL; a TTL shared by the whole batch is sent once. A single save takes
+    a script of two calls (GET of the lock, SET ... GET). Loads without
+    sliding are one MGET of every key's lock and value, which reads both at
+    the same instant with no script at all; only keys that MGET finds no
+    value for (missing, or another type) and sliding loads go through the
+    load script. The status of each key comes back in its place (a save
+    answers only the keys it refused), and the batch's error (kind and
+    message) is the first failed key's.
 */
 #include "zc_cache_internal.h"
 #include "zc_msgpack_check.h"
