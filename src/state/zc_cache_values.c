@@ -5,8 +5,9 @@
     a plain SET takes about 5,400 instructions of the server; a script call
     about 10,000 before it does anything, plus 1,000-1,500 per argument and
     4,000-9,000 per command it makes). A script per key, or a command per
-    key inside a script, would cap a batch far below raw SET/GET. A batch therefore goes in
-    windows of up to CACHE_WINDOW keys, each one round trip. A save window
+    key inside a script, would cap a batch far below raw SET/GET. A batch
+    therefore goes in windows of up to CACHE_WINDOW keys, each one round
+    trip. A save window
     is one script call that makes a few calls for the whole window (one
     EXISTS of the locks, one EXISTS and maybe one MGET of the keys for their
     type, one MSET of the keys without a TTL) and one SET per key with a
@@ -128,6 +129,29 @@ static zc_error_t s_save_refusals(zc_cache_t *self, const redisReply *reply, siz
     return ZC_OK;
 }
 
+//  Builds the save script call for n entries with usable keys and values:
+//  KEYS the values' names then the locks', ARGV the owner, the TTL shared
+//  by every entry (most batches give all keys the same TTL: it then goes
+//  once) or 'each', the values, then with 'each' every entry's TTL.
+static void s_save_args(zc_cache_t *self, zc_cache_entry_t *const *batch, size_t n)
+{
+    zc_redis_args_eval(&self->args, cache_script(n == 1 ? CACHE_SAVE_ONE : CACHE_SAVE),
+                       (int)(2 * n));
+    s_args_names(self, batch, n);
+    cache_args_owner(self, &self->args);
+    int shared = 1;
+    for (size_t i = 1; i < n && shared; i++)
+        shared = batch[i]->ttl_ms == batch[0]->ttl_ms;
+    if (shared)
+        zc_redis_args_int(&self->args, batch[0]->ttl_ms);
+    else
+        zc_redis_args_str(&self->args, "each");
+    for (size_t i = 0; i < n; i++)
+        zc_redis_args_add(&self->args, batch[i]->value, batch[i]->size);
+    for (size_t i = 0; i < n && !shared; i++)
+        zc_redis_args_int(&self->args, batch[i]->ttl_ms);
+}
+
 //  Saves entries [0, count) (count <= CACHE_WINDOW) in one script call, and
 //  sets each entry's rc in order (so the message tells of the first failure).
 static void s_save_window(zc_cache_t *self, zc_cache_entry_t *entries, size_t count)
@@ -140,22 +164,7 @@ static void s_save_window(zc_cache_t *self, zc_cache_entry_t *entries, size_t co
     redisReply *reply = NULL;
     zc_error_t rc = ZC_OK;
     if (n) {
-        zc_redis_args_eval(&self->args, cache_script(n == 1 ? CACHE_SAVE_ONE : CACHE_SAVE),
-                           (int)(2 * n));
-        s_args_names(self, batch, n);
-        cache_args_owner(self, &self->args);
-        //  Most batches give every key the same TTL: it then goes once.
-        int shared = 1;
-        for (size_t i = 1; i < n && shared; i++)
-            shared = batch[i]->ttl_ms == batch[0]->ttl_ms;
-        if (shared)
-            zc_redis_args_int(&self->args, batch[0]->ttl_ms);
-        else
-            zc_redis_args_str(&self->args, "each");
-        for (size_t i = 0; i < n; i++)
-            zc_redis_args_add(&self->args, batch[i]->value, batch[i]->size);
-        for (size_t i = 0; i < n && !shared; i++)
-            zc_redis_args_int(&self->args, batch[i]->ttl_ms);
+        s_save_args(self, batch, n);
         rc = s_call_window(self, n, 0, batch[0]->key, "save", &reply);
         if (!rc) rc = s_save_refusals(self, reply, n, refusals);
     }
