@@ -7,12 +7,12 @@
     4,000-9,000 per command it makes). A script per key, or a command per
     key inside a script, would cap a batch far below raw SET/GET. A batch
     therefore goes in windows of up to CACHE_WINDOW keys, each one round
-    trip. A save window
-    is one script call that makes a few calls for the whole window (one
-    EXISTS of the locks, one EXISTS and maybe one MGET of the keys for their
-    type, one MSET of the keys without a TTL) and one SET per key with a
-    TTL; a TTL shared by the whole batch is sent once. A single save takes
-    a script of two calls (GET of the lock, SET ... GET). Loads without
+    trip. A save window is one script call that makes a few calls for the
+    whole window (one EXISTS of the locks, one EXISTS and maybe one MGET of
+    the keys for their type, one MSET of the keys without a TTL) and one
+    SET per key with a TTL; a TTL shared by the whole batch is sent once.
+    A single save takes a script of three calls (GET of the lock, TYPE,
+    SET). Loads without
     sliding are one MGET of every key's lock and value, which reads both at
     the same instant with no script at all; only keys that MGET finds no
     value for (missing, or another type) and sliding loads go through the
