@@ -1,8 +1,9 @@
 /*  zc_cache save and save_many on a real Redis, each path of the save
     scripts: one key; a window whose keys are all new, all present, or mixed
     with keys of another type, locked keys and damaged lock keys; a shared
-    TTL and one TTL per key; a key saved twice in one batch. Each entry must
-    get its own outcome, and a refused key must be left exactly as it was. */
+    TTL and one TTL per key; a key saved twice in one batch; large values.
+    Each entry must get its own outcome, and a refused key must be left
+    exactly as it was. */
 #include "testkit.h"
 #include "zcluster.h"
 
@@ -159,6 +160,53 @@ static void s_test_mixed(zc_cache_t *a, zc_cache_t *b)
     ZT_EQ(zc_cache_unlock(a, "mine"), 0);
 }
 
+//  Values of 8 KiB: the script asks each present key's type rather than
+//  read the old values.
+static void s_test_large(zc_cache_t *a)
+{
+    zt_section("a window of large values over present keys and a list");
+    enum { N = 6, SIZE = 8192 };
+    char *value = (char *)malloc(SIZE); //  a bin 16 of SIZE - 3 bytes
+    ZT_CHECK(value != NULL);
+    if (!value) return;
+    value[0] = (char)0xc5;
+    value[1] = (char)((SIZE - 3) >> 8);
+    value[2] = (char)((SIZE - 3) & 0xff);
+    memset(value + 3, 'v', SIZE - 3);
+    ZT_EQ(zc_cache_save(a, "big1", "\x01", 1, 0), 0);
+    ZT_EQ(zc_cache_save(a, "big3", "\x01", 1, 0), 0);
+    ZT_CHECK(s_raw_ok("RPUSH %s %s", "zc:{s}:cache:big4", "\x01"));
+    zc_cache_entry_t entries[N];
+    char keys[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "big%d", i);
+        entries[i] = (zc_cache_entry_t){keys[i], value, SIZE, 0, -99};
+    }
+    freeReplyObject(redisCommand(s_raw, "CONFIG RESETSTAT"));
+    ZT_EQ(zc_cache_save_many(a, entries, N), -1);
+    ZT_EQ(zc_cache_error(a), ZC_ERR_TYPE);
+    //  The old values were not read (no MGET): TYPE asked for each key.
+    redisReply *stats = (redisReply *)redisCommand(s_raw, "INFO commandstats");
+    ZT_CHECK(stats && stats->type == REDIS_REPLY_STRING && !strstr(stats->str, "cmdstat_mget:") &&
+             strstr(stats->str, "cmdstat_type:calls=5,"));
+    if (stats) freeReplyObject(stats);
+    int right = 1;
+    for (int i = 0; i < N; i++) {
+        right = right && entries[i].rc == (i == 4 ? ZC_ERR_TYPE : ZC_OK);
+        if (i == 4) continue;
+        void *loaded = NULL;
+        size_t size = 0;
+        right = right && zc_cache_load(a, keys[i], NULL, &loaded, &size) == 0 && size == SIZE &&
+                memcmp(loaded, value, SIZE) == 0;
+        free(loaded);
+    }
+    ZT_CHECK(right);
+    char *list = s_stored("zc:{s}:cache:big4");
+    ZT_CHECK(strcmp(list, "(list)") == 0);
+    free(list);
+    free(value);
+}
+
 static void s_test_twice(zc_cache_t *a)
 {
     zt_section("a key saved twice in one batch ends as its last save left it");
@@ -188,6 +236,7 @@ int main(void)
         s_test_shared_ttl(a);
         s_test_mixed(a, b);
         s_test_twice(a);
+        s_test_large(a);
     }
     zc_cache_destroy(&a);
     zc_cache_destroy(&b);

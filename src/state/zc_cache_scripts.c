@@ -51,9 +51,11 @@ static const char *s_sources[CACHE_SCRIPTS] = {
     //  EXISTS of the locks (and their MGET only if some exist); a value key
     //  of another type is never replaced (EXISTS counts the keys, MGET the
     //  strings among them, TYPE names the odd ones out only when the two
-    //  differ). The keys without a TTL are written by one MSET per run
-    //  between keys with one, in order, so a key saved twice in a batch ends
-    //  as its last save left it; a key with a TTL takes a SET ... PX.
+    //  differ; MGET hands the script every old value, so when the new
+    //  values average over 4 KiB, TYPE asks key by key instead). The keys
+    //  without a TTL are written by one MSET per run between keys with one,
+    //  in order, so a key saved twice in a batch ends as its last save left
+    //  it; a key with a TTL takes a SET ... PX.
     S_OWNERS_OF "local n = #KEYS / 2\n"
                 "local owners = owners_of(KEYS, n + 1, 2 * n)\n"
                 "local out, refused = {}, {}\n"
@@ -67,16 +69,19 @@ static const char *s_sources[CACHE_SCRIPTS] = {
                 "end\n"
                 "local present = redis.call('EXISTS', unpack(KEYS, 1, n))\n"
                 "if present > 0 then\n"
-                "  local olds, strings = redis.call('MGET', unpack(KEYS, 1, n)), 0\n"
-                "  for i = 1, n do if olds[i] then strings = strings + 1 end end\n"
-                "  local odd = present - strings\n"
+                "  local bytes, olds = 0, {}\n"
+                "  for i = 1, n do bytes = bytes + #ARGV[2 + i] end\n"
+                "  if bytes <= 4096 * n then\n"
+                "    olds = redis.call('MGET', unpack(KEYS, 1, n))\n"
+                "    for i = 1, n do if olds[i] then present = present - 1 end end\n"
+                "  end\n"
                 "  for i = 1, n do\n"
-                "    if odd == 0 then break end\n"
+                "    if present == 0 then break end\n"
                 "    if not olds[i] then\n"
                 "      local t = redis.call('TYPE', KEYS[i]).ok\n"
                 "      if t ~= 'none' then\n"
-                "        odd = odd - 1\n"
-                "        if not refused[i] then refuse(i, 3, t) end\n"
+                "        present = present - 1\n"
+                "        if t ~= 'string' and not refused[i] then refuse(i, 3, t) end\n"
                 "      end\n"
                 "    end\n"
                 "  end\n"
