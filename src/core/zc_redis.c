@@ -488,8 +488,31 @@ redisReply *zc_redis_eval(zc_redis_t *self, const zc_script_t *script, int numke
 //  --------------------------------------------------------------------------
 //  Argument lists and pipelines
 
+//  Every argument waits in buf framed as the protocol sends it,
+//  "$LEN\r\nDATA\r\n", after ARGS_HEAD bytes kept free for the command's
+//  "*ARGC\r\n": sending a command is one copy into hiredis's output buffer.
+//  redisAppendCommandArgv formats each argument anew with sdscatfmt, which
+//  was a third of the client's time in a batched cache save.
+#define ARGS_HEAD  24 //  room for "*ARGC\r\n"
+#define ARGS_FRAME 25 //  most bytes of "$LEN\r\n" + "\r\n" around an argument
+
+//  Writes value in decimal at out (at least 20 bytes); returns its length.
+static size_t s_decimal(char *out, uint64_t value)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
 static void s_reserve(zc_redis_args_t *self, size_t len)
 {
+    if (self->used < ARGS_HEAD) self->used = ARGS_HEAD;
     if (self->used + len > self->cap) {
         size_t cap = self->cap ? self->cap : 1024;
         while (cap < self->used + len)
@@ -508,14 +531,27 @@ static void s_reserve(zc_redis_args_t *self, size_t len)
     }
 }
 
-void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len)
+void *zc_redis_args_push(zc_redis_args_t *self, size_t len)
 {
-    s_reserve(self, len);
-    if (len) memcpy(self->buf + self->used, data, len);
-    self->offsets[self->argc] = self->used;
+    s_reserve(self, len + ARGS_FRAME);
+    char *at = self->buf + self->used;
+    *at++ = '$';
+    at += s_decimal(at, len);
+    *at++ = '\r';
+    *at++ = '\n';
+    at[len] = '\r';
+    at[len + 1] = '\n';
+    self->offsets[self->argc] = (size_t)(at - self->buf);
     self->lens[self->argc] = len;
     self->argc++;
-    self->used += len;
+    self->used = (size_t)(at - self->buf) + len + 2;
+    return at;
+}
+
+void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len)
+{
+    void *at = zc_redis_args_push(self, len);
+    if (len) memcpy(at, data, len);
 }
 
 void zc_redis_args_str(zc_redis_args_t *self, const char *str)
@@ -526,8 +562,10 @@ void zc_redis_args_str(zc_redis_args_t *self, const char *str)
 void zc_redis_args_int(zc_redis_args_t *self, int64_t value)
 {
     char text[24];
-    int len = snprintf(text, sizeof text, "%lld", (long long)value);
-    zc_redis_args_add(self, text, (size_t)len);
+    size_t len = 0;
+    if (value < 0) text[len++] = '-';
+    len += s_decimal(text + len, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
+    zc_redis_args_add(self, text, len);
 }
 
 void zc_redis_args_reset(zc_redis_args_t *self)
@@ -556,27 +594,37 @@ void zc_redis_args_free(zc_redis_args_t *self)
     memset(self, 0, sizeof *self);
 }
 
-//  Appends one command to the output buffer; eval sends a script's source
-//  (EVAL) in place of its SHA (EVALSHA).
+//  Appends one command to the output buffer: its arguments as they wait in
+//  buf, behind "*ARGC\r\n"; eval sends a script's source (EVAL) in place
+//  of its SHA (EVALSHA), formatted by hiredis (a rare path).
 static int s_append(redisContext *c, zc_redis_args_t *args, int eval)
 {
+    assert(args->argc > 0);
+    if (!eval) {
+        char head[ARGS_HEAD];
+        size_t len = 0;
+        head[len++] = '*';
+        len += s_decimal(head + len, (uint64_t)args->argc);
+        head[len++] = '\r';
+        head[len++] = '\n';
+        char *start = args->buf + ARGS_HEAD - len;
+        memcpy(start, head, len);
+        int rc = redisAppendFormattedCommand(c, start, args->used - ARGS_HEAD + len);
+        return rc == REDIS_OK ? 0 : -1;
+    }
     for (int i = 0; i < args->argc; i++)
         args->argv[i] = args->buf + args->offsets[i];
     const char *head[2];
     size_t head_lens[2];
-    if (eval) {
-        memcpy(head, args->argv, sizeof head);
-        memcpy(head_lens, args->lens, sizeof head_lens);
-        args->argv[0] = "EVAL";
-        args->lens[0] = 4;
-        args->argv[1] = args->script->source;
-        args->lens[1] = args->script->len;
-    }
+    memcpy(head, args->argv, sizeof head);
+    memcpy(head_lens, args->lens, sizeof head_lens);
+    args->argv[0] = "EVAL";
+    args->lens[0] = 4;
+    args->argv[1] = args->script->source;
+    args->lens[1] = args->script->len;
     int rc = redisAppendCommandArgv(c, args->argc, args->argv, args->lens);
-    if (eval) {
-        memcpy(args->argv, head, sizeof head);
-        memcpy(args->lens, head_lens, sizeof head_lens);
-    }
+    memcpy(args->argv, head, sizeof head);
+    memcpy(args->lens, head_lens, sizeof head_lens);
     return rc == REDIS_OK ? 0 : -1;
 }
 

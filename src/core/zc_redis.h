@@ -178,7 +178,7 @@ redisReply *zc_redis_eval(zc_redis_t *self, const zc_script_t *script, int numke
 //  A binary-safe argument list for one command, reused between calls so a
 //  hot path allocates nothing once the list has grown.
 typedef struct {
-    char *buf; //  every argument, back to back
+    char *buf; //  every argument, back to back, framed as sent (zc_redis.c)
     size_t used, cap;
     size_t *offsets, *lens;
     const char **argv;
@@ -197,6 +197,10 @@ void zc_redis_args_eval(zc_redis_args_t *self, const zc_script_t *script, int nu
 void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len);
 void zc_redis_args_str(zc_redis_args_t *self, const char *str);
 void zc_redis_args_int(zc_redis_args_t *self, int64_t value);
+
+//  Appends one argument of len bytes and returns where to write them (valid
+//  until the next change to the list): for an argument made of parts.
+void *zc_redis_args_push(zc_redis_args_t *self, size_t len);
 
 //  Frees the list's memory (the list can be used again).
 void zc_redis_args_free(zc_redis_args_t *self);

@@ -182,9 +182,18 @@ const char *cache_name(zc_cache_t *self, char *buf, const char *space, const cha
 
 void cache_args_name(zc_cache_t *self, zc_redis_args_t *args, const char *space, const char *key)
 {
-    char name[CACHE_NAME_MAX];
-    int len = snprintf(name, sizeof name, "%s%s:%s", self->identity.prefix, space, key);
-    zc_redis_args_add(args, name, (size_t)len < sizeof name ? (size_t)len : sizeof name - 1);
+    //  Written in place, part by part: a batch names two keys per entry,
+    //  and a formatted print of each was a fifth of a batched save's client time.
+    size_t prefix_len = self->identity.prefix_len;
+    size_t space_len = strlen(space);
+    size_t key_len = strnlen(key, CACHE_NAME_MAX);
+    size_t room = CACHE_NAME_MAX - 1 - prefix_len - space_len - 1; //  as cache_name truncates
+    if (key_len > room) key_len = room;
+    char *at = (char *)zc_redis_args_push(args, prefix_len + space_len + 1 + key_len);
+    memcpy(at, self->identity.prefix, prefix_len);
+    memcpy(at + prefix_len, space, space_len);
+    at[prefix_len + space_len] = ':';
+    memcpy(at + prefix_len + space_len + 1, key, key_len);
 }
 
 void cache_args_owner(zc_cache_t *self, zc_redis_args_t *args)

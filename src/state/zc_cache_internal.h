@@ -41,6 +41,7 @@
 //  The scripts (zc_cache_scripts.c).
 typedef enum {
     CACHE_SAVE,
+    CACHE_SAVE_ONE,
     CACHE_LOAD,
     CACHE_DESTROY,
     CACHE_LOCK,

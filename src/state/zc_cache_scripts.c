@@ -15,46 +15,109 @@
 
 #include <pthread.h>
 
-//  Scripts that write past locks start with this function: owners_of(locks)
-//  reads every lock with one MGET and answers, per lock, its owner, false
-//  for none, or true for a lock key of another type (damaged data: held by
-//  nobody we can name, so a write must not pass it). MGET reads such a key
-//  as absent; EXISTS, in the same call count, spots them.
+//  Scripts that write past locks start with this function: owners_of(names,
+//  first, last) reads the locks names[first..last] and answers, per lock,
+//  its owner, false for none, or true for a lock key of another type
+//  (damaged data: held by nobody we can name, so a write must not pass it);
+//  or an empty table when none of them exists, the common case, which costs
+//  one EXISTS. Otherwise one MGET reads the owners: it reads a key of
+//  another type as absent, which the EXISTS count spots.
 #define S_OWNERS_OF                                                                                \
-    "local function owners_of(locks)\n"                                                            \
-    "  local owners = redis.call('MGET', unpack(locks))\n"                                         \
+    "local function owners_of(names, first, last)\n"                                               \
+    "  local present = redis.call('EXISTS', unpack(names, first, last))\n"                         \
+    "  if present == 0 then return {} end\n"                                                       \
+    "  local owners = redis.call('MGET', unpack(names, first, last))\n"                            \
     "  local held = 0\n"                                                                           \
-    "  for i = 1, #locks do if owners[i] then held = held + 1 end end\n"                           \
-    "  if redis.call('EXISTS', unpack(locks)) > held then\n"                                       \
-    "    for i = 1, #locks do\n"                                                                   \
-    "      if not owners[i] and redis.call('EXISTS', locks[i]) == 1 then owners[i] = true end\n"   \
+    "  for i = 1, #owners do if owners[i] then held = held + 1 end end\n"                          \
+    "  if present > held then\n"                                                                   \
+    "    for i = 1, #owners do\n"                                                                  \
+    "      if not owners[i] and redis.call('EXISTS', names[first + i - 1]) == 1 then\n"            \
+    "        owners[i] = true\n"                                                                   \
+    "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  return owners\n"                                                                            \
     "end\n"
 
 static const char *s_sources[CACHE_SCRIPTS] = {
-    //  CACHE_SAVE: KEYS n values then their n locks; ARGV owner, then value and
-    //  ttl_ms (0 = none) per key. SET ... GET refuses to replace another
-    //  type, so the type check costs no extra call. Answers a status per key.
-    S_OWNERS_OF
-    "local n = #KEYS / 2\n"
-    "local owners = owners_of({unpack(KEYS, n + 1, 2 * n)})\n"
-    "local out = {}\n"
-    "for i = 1, n do\n"
-    "  local owner = owners[i]\n"
-    "  if owner == true then out[i] = {4}\n"
-    "  elseif owner and owner ~= ARGV[1] then out[i] = {2, owner}\n"
-    "  else\n"
-    "    local old\n"
-    "    if ARGV[2 * i + 1] ~= '0' then\n"
-    "      old = redis.pcall('SET', KEYS[i], ARGV[2 * i], 'PX', ARGV[2 * i + 1], 'GET')\n"
-    "    else old = redis.pcall('SET', KEYS[i], ARGV[2 * i], 'GET') end\n"
-    "    if type(old) == 'table' then out[i] = {3, redis.call('TYPE', KEYS[i]).ok}\n"
-    "    else out[i] = {0} end\n"
-    "  end\n"
+    //  CACHE_SAVE: KEYS n values then their n locks; ARGV owner, the TTL in
+    //  ms of every key (0 = none) or 'each', the n values, then with 'each'
+    //  the n TTLs. Answers only the keys it refused, each {status, info,
+    //  index}: an empty array when every key was written.
+    //
+    //  Its cost is per argument and per call it makes (to Redis a call from
+    //  a script costs about as much as a plain command, whatever it does),
+    //  so the checks are a few calls for the whole window, none per key: one
+    //  EXISTS of the locks (and their MGET only if some exist); a value key
+    //  of another type is never replaced (EXISTS counts the keys, MGET the
+    //  strings among them, TYPE names the odd ones out only when the two
+    //  differ; MGET hands the script every old value, so when the new
+    //  values average over 4 KiB, TYPE asks key by key instead). The keys
+    //  without a TTL are written by one MSET per run between keys with one,
+    //  in order, so a key saved twice in a batch ends as its last save left
+    //  it; a key with a TTL takes a SET ... PX.
+    S_OWNERS_OF "local n = #KEYS / 2\n"
+                "local owners = owners_of(KEYS, n + 1, 2 * n)\n"
+                "local out, refused = {}, {}\n"
+                "local function refuse(i, status, info)\n"
+                "  refused[i] = true\n"
+                "  out[#out + 1] = {status, info, i}\n"
+                "end\n"
+                "for i, owner in ipairs(owners) do\n"
+                "  if owner == true then refuse(i, 4, '')\n"
+                "  elseif owner and owner ~= ARGV[1] then refuse(i, 2, owner) end\n"
+                "end\n"
+                "local present = redis.call('EXISTS', unpack(KEYS, 1, n))\n"
+                "if present > 0 then\n"
+                "  local bytes, olds = 0, {}\n"
+                "  for i = 1, n do bytes = bytes + #ARGV[2 + i] end\n"
+                "  if bytes <= 4096 * n then\n"
+                "    olds = redis.call('MGET', unpack(KEYS, 1, n))\n"
+                "    for i = 1, n do if olds[i] then present = present - 1 end end\n"
+                "  end\n"
+                "  for i = 1, n do\n"
+                "    if present == 0 then break end\n"
+                "    if not olds[i] then\n"
+                "      local t = redis.call('TYPE', KEYS[i]).ok\n"
+                "      if t ~= 'none' then\n"
+                "        present = present - 1\n"
+                "        if t ~= 'string' and not refused[i] then refuse(i, 3, t) end\n"
+                "      end\n"
+                "    end\n"
+                "  end\n"
+                "end\n"
+                "local shared = ARGV[2] ~= 'each' and ARGV[2]\n"
+                "local plain, p = {}, 0\n"
+                "for i = 1, n do\n"
+                "  if not refused[i] then\n"
+                "    local ttl = shared or ARGV[2 + n + i]\n"
+                "    if ttl == '0' then\n"
+                "      plain[p + 1], plain[p + 2], p = KEYS[i], ARGV[2 + i], p + 2\n"
+                "    else\n"
+                "      if p > 0 then redis.call('MSET', unpack(plain, 1, p)); p = 0 end\n"
+                "      redis.call('SET', KEYS[i], ARGV[2 + i], 'PX', ttl)\n"
+                "    end\n"
+                "  end\n"
+                "end\n"
+                "if p > 0 then redis.call('MSET', unpack(plain, 1, p)) end\n"
+                "return out\n",
+    //  CACHE_SAVE_ONE: CACHE_SAVE for one key (KEYS value, lock; ARGV owner,
+    //  ttl_ms, value), in three calls where CACHE_SAVE makes four: GET reads
+    //  the lock (WRONGTYPE for a lock key of another type), TYPE the key,
+    //  SET writes it. (SET ... GET would check the type in the SET, but it
+    //  hands the old value to the script: as fast for 64 bytes, twice as
+    //  slow from 4 KiB.) Any error other than WRONGTYPE fails the script.
+    "local owner = redis.pcall('GET', KEYS[2])\n"
+    "if type(owner) == 'table' then\n"
+    "  if not string.find(owner.err, 'WRONGTYPE') then return owner end\n"
+    "  return {{4, '', 1}}\n"
     "end\n"
-    "return out\n",
+    "if owner and owner ~= ARGV[1] then return {{2, owner, 1}} end\n"
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "if t ~= 'string' and t ~= 'none' then return {{3, t, 1}} end\n"
+    "if ARGV[2] ~= '0' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])\n"
+    "else redis.call('SET', KEYS[1], ARGV[3]) end\n"
+    "return {}\n",
     //  CACHE_LOAD: KEYS n values then their n locks; ARGV owner, slide_ms (0 =
     //  none). A lock key of another type is no lock to a reader (as for
     //  MGET). Answers a status each, with the value when found.
@@ -93,7 +156,7 @@ static const char *s_sources[CACHE_SCRIPTS] = {
     //  CACHE_CLEAR: KEYS n values then their n locks; ARGV owner. A lock key of
     //  the wrong type counts as held by someone else: the key is kept.
     S_OWNERS_OF "local n = #KEYS / 2\n"
-                "local owners = owners_of({unpack(KEYS, n + 1, 2 * n)})\n"
+                "local owners = owners_of(KEYS, n + 1, 2 * n)\n"
                 "local gone, kept = {}, 0\n"
                 "for i = 1, n do\n"
                 "  if owners[i] and owners[i] ~= ARGV[1] then kept = kept + 1\n"
@@ -136,7 +199,7 @@ static const char *s_sources[CACHE_SCRIPTS] = {
     //  Answers {2, owner, i} for the first lock another node holds, {4, '', i}
     //  for the first lock key of another type, else {0}.
     S_OWNERS_OF "if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return {5} end\n"
-                "local owners = owners_of({unpack(KEYS, 2, #KEYS)})\n"
+                "local owners = owners_of(KEYS, 2, #KEYS)\n"
                 "for i = 1, #KEYS - 1 do\n"
                 "  if owners[i] == true then return {4, '', i} end\n"
                 "  if owners[i] and owners[i] ~= ARGV[2] then return {2, owners[i], i} end\n"
@@ -159,7 +222,7 @@ static const char *s_sources[CACHE_SCRIPTS] = {
                 "    if redis.call('EXISTS', stages[i]) == 0 then return {6, '', i} end\n"
                 "  end\n"
                 "end\n"
-                "local owners = owners_of(locks)\n"
+                "local owners = owners_of(locks, 1, n)\n"
                 "local moving, olds, kept, first, holder = {}, {}, {}, 0, ''\n"
                 "for i = 1, n do\n"
                 "  local owner = owners[i]\n"
