@@ -320,7 +320,7 @@ static void s_send_requests(zc_rpc_t *self, zc_rpc_call_t *call, const char *met
         char why[128];
         if (strcmp(id, me) == 0)
             zc_rpc_serve(self, id, method, call->corr, args, size); //  may complete the call
-        else if (zc_node_peer_exists(self->node, id) && !zc_node_peer_reachable(self->node, id)) {
+        else if (!zc_node_peer_reachable(self->node, id) && zc_node_peer_exists(self->node, id)) {
             //  A member whose connection from here dropped: fail now, not at the timeout.
             snprintf(why, sizeof why, "%s is unreachable from this node", id);
             s_unsent(call, id, ZC_ERR_NO_ROUTE, why);
