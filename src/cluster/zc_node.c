@@ -440,7 +440,6 @@ static void s_on_peer_back(zc_mesh_t *mesh, const char *peer_id, void *arg)
 
 static void s_on_leave(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
-    ((zc_node_t *)arg)->handled++;
     s_remove_peer((zc_node_t *)arg, zc_msg_sender(msg), NULL, ZC_REMOVED_LEFT, 1);
 }
 
@@ -625,13 +624,12 @@ static int s_take(zc_node_t *self, const zc_msg_t *msg)
 //  no handler took. With once, it returns (NULL, errno EAGAIN) after the
 //  first pass that did any work, so a waiter can check whether what it
 //  waits for happened.
-//  Messages the node's own handlers took so far: what a waiter in the node
-//  (a confirmation, an RPC reply through the extension) can wait for. Not
-//  the mesh's counters: reading them drains its monitors, system calls on
-//  every pass of a waiting loop.
+//  Messages received so far, handled or not.
 static uint64_t s_received(zc_node_t *self)
 {
-    return self->handled;
+    zc_mesh_stats_t stats;
+    zc_mesh_stats(self->mesh, &stats);
+    return stats.recv_public + stats.recv_group + stats.recv_private;
 }
 
 static zc_msg_t *s_recv(zc_node_t *self, int timeout_ms, int once)

@@ -16,7 +16,6 @@
 static void s_on_kill(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
     zc_node_t *self = (zc_node_t *)arg;
-    self->handled++;
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
     size_t offset = 0;
@@ -58,7 +57,6 @@ static void s_on_reached(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 static void s_on_confirm(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
 {
     zc_node_t *self = (zc_node_t *)arg;
-    self->handled++;
     char name[ZC_NAME_MAX + 1];
     size_t size = zc_msg_size(msg);
     if (size == 0 || size > ZC_NAME_MAX) return;

@@ -28,7 +28,6 @@ struct _zc_node_t {
     void *ext;                   //  the attached extension, or NULL
     int64_t registry_looked;     //  when the data path last asked the registry actor (ms)
     int registry_ready;          //  the node's last poll saw the registry actor readable
-    uint64_t handled;            //  messages the node's own mesh handlers took (zc.leave, ...)
     zc_registry_config_t config; //  its identity is filled by zc_node_start
     //  As set, one byte longer than zc_identity_t takes, so that a name or
     //  URL too long is refused at start rather than cut short here.
