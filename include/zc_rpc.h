@@ -20,7 +20,8 @@
     small pool of threads (zc_rpc_set_threads, default 2; 0 runs them inline
     on the node's thread), so a slow handler holds one thread, not the
     node's messaging, and other calls go to the free threads. The reply is
-    sent from the node's thread when the handler returns. A handler must not
+    sent from the node's thread when the handler returns (inline, a reply
+    to a peer goes out as the handler answers). A handler must not
     call zc_node_* or zc_rpc_* functions (other than the request's): the
     node belongs to its own thread.
 

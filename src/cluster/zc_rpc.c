@@ -15,17 +15,19 @@
 
     This file is the rpc and its serving side; zc_rpc_call.c is the
     calling side, zc_rpc_conn.c the connection map. Calls are kept in a
-    table by correlation id (a per-node counter carried in the header's corr
-    field). A reply whose call is gone (timed out or destroyed) is counted
-    as late and dropped, so it can never complete another call.
+    slot table that the correlation id (the header's corr field) indexes
+    (zc_rpc_internal.h). A reply whose call is gone (timed out or destroyed)
+    is counted as late and dropped, so it can never complete another call.
 
     Handlers run on a zc_pool_t (first come, first served), so a slow
     handler delays only the requests queued behind the busy threads. A
-    finished request goes back to the node's thread through an inproc
-    PUSH/PULL pair, and the node's thread sends the reply, since it owns the
-    sockets.
+    finished request goes back to the node's thread on a lock-free stack
+    (an eventfd wakes the node's thread when the stack was empty), and the
+    node's thread sends the reply, since it owns the sockets. With no
+    threads (zc_rpc_set_threads 0) a handler runs on the node's thread, on
+    the message's own bytes, and its answer to a peer is sent as it gives
+    it: no request is allocated or copied.
 */
-#include "zc_inproc.h"
 #include "zc_log.h"
 #include "zc_node_hook.h"
 #include "zc_rpc_internal.h"
@@ -36,6 +38,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define THREADS_DEFAULT 2
 #define THREADS_MAX     64
@@ -47,18 +51,21 @@ typedef struct {
 
 struct _zc_rpc_request_t {
     zc_rpc_t *rpc;
-    char caller[ZC_NAME_MAX + 1];
-    char method[ZC_NAME_MAX + 1];
+    const char *caller; //  the message's, inline; a copy in text, on the pool
+    const char *method;
     uint64_t corr;
-    uint8_t *args;
+    const uint8_t *args;
     size_t size;
     s_method_t handler;
     int answered;
+    int send_now;      //  inline for a peer: the answer goes out from zc_rpc_respond/fail
     zc_error_t status; //  ZC_OK or ZC_ERR_HANDLER
     int code;
     char *error;
     uint8_t *result;
     size_t result_size;
+    zc_rpc_request_t *next; //  on the rpc's stack of finished requests
+    char text[];            //  on the pool: caller, method and args, copied
 };
 
 static const char *s_builtins[] = {"ping", "info", "methods"};
@@ -113,16 +120,44 @@ const char *zc_rpc_errstr(zc_rpc_t *self)
 //  --------------------------------------------------------------------------
 //  Requests and the handler pool
 
+static void s_send_reply(zc_rpc_t *self, const char *caller, uint64_t corr, zc_error_t status,
+                         int code, const char *error, const void *data, size_t size);
+
+//  Frees what an answer kept (a request served inline lives on the stack).
+static void s_request_clear(zc_rpc_request_t *request)
+{
+    free(request->error);
+    free(request->result);
+    request->error = NULL;
+    request->result = NULL;
+}
+
 static void s_request_destroy(zc_rpc_request_t **request_p)
 {
     zc_rpc_request_t *request = *request_p;
     if (request) {
-        free(request->args);
-        free(request->error);
-        free(request->result);
+        s_request_clear(request);
         free(request);
         *request_p = NULL;
     }
+}
+
+//  A request for the pool: one allocation holding what the message held.
+static zc_rpc_request_t *s_request_copy(zc_rpc_t *self, const zc_rpc_request_t *from)
+{
+    size_t caller_len = strlen(from->caller) + 1, method_len = strlen(from->method) + 1;
+    zc_rpc_request_t *request =
+        (zc_rpc_request_t *)malloc(sizeof(zc_rpc_request_t) + caller_len + method_len + from->size);
+    assert(request);
+    *request = *from;
+    request->rpc = self;
+    memcpy(request->text, from->caller, caller_len);
+    memcpy(request->text + caller_len, from->method, method_len);
+    if (from->size) memcpy(request->text + caller_len + method_len, from->args, from->size);
+    request->caller = request->text;
+    request->method = request->text + caller_len;
+    request->args = (const uint8_t *)request->text + caller_len + method_len;
+    return request;
 }
 
 const char *zc_rpc_request_caller(zc_rpc_request_t *request)
@@ -150,6 +185,11 @@ void zc_rpc_respond(zc_rpc_request_t *request, const void *result, size_t size)
     if (request->answered) return;
     request->answered = 1;
     request->status = ZC_OK;
+    if (request->send_now) {
+        //  Inline, to a peer: straight from the handler's bytes, no copy kept.
+        s_send_reply(request->rpc, request->caller, request->corr, ZC_OK, 0, NULL, result, size);
+        return;
+    }
     request->result = (uint8_t *)malloc(size ? size : 1);
     assert(request->result);
     if (size) memcpy(request->result, result, size);
@@ -162,6 +202,11 @@ void zc_rpc_fail(zc_rpc_request_t *request, int code, const char *message)
     request->answered = 1;
     request->status = ZC_ERR_HANDLER;
     request->code = code;
+    if (request->send_now) {
+        s_send_reply(request->rpc, request->caller, request->corr, ZC_ERR_HANDLER, code,
+                     message ? message : "", NULL, 0);
+        return;
+    }
     request->error = strdup(message ? message : "");
 }
 
@@ -172,15 +217,27 @@ static void s_run_handler(zc_rpc_request_t *request)
 }
 
 //  Pool work: runs the handler, then hands the request back to the node's
-//  thread, which sends the reply.
+//  thread, which sends the reply. Pushing is one compare-and-swap; only a
+//  push onto an empty stack wakes the node's thread (the others find the
+//  stack non-empty, so the node's thread has a wake-up coming, or is
+//  awake), which then takes every finished request at once.
 static void s_run_pooled(void *item)
 {
     zc_rpc_request_t *request = (zc_rpc_request_t *)item;
     s_run_handler(request);
     zc_rpc_t *self = request->rpc;
-    pthread_mutex_lock(&self->done_lock);
-    zsock_send(self->done_push, "p", request);
-    pthread_mutex_unlock(&self->done_lock);
+    zc_rpc_request_t *head = atomic_load_explicit(&self->finished, memory_order_relaxed);
+    do
+        request->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&self->finished, &head, request,
+                                                  memory_order_release, memory_order_relaxed));
+    if (!head) {
+        uint64_t one = 1;
+        if (write(self->wake_fd, &one, sizeof one) < 0) {
+            //  Only if the counter were full: it is already readable then.
+        }
+        atomic_fetch_add_explicit(&self->wakes_sent, 1, memory_order_release);
+    }
 }
 
 //  Pool cancel: a request that never ran is dropped with the rpc.
@@ -188,6 +245,40 @@ static void s_drop_pooled(void *item)
 {
     zc_rpc_request_t *request = (zc_rpc_request_t *)item;
     s_request_destroy(&request);
+}
+
+//  Takes every request the pool finished and sends their replies, oldest
+//  first (only drops them once the node is gone). A wake-up sent since the
+//  last look is cleared first, so wake_fd is readable only while a push
+//  has yet to be taken: a wake-up whose push this takes is cleared on the
+//  next look, when its count is seen.
+static void s_take_finished(zc_rpc_t *self)
+{
+    unsigned long sent = atomic_load_explicit(&self->wakes_sent, memory_order_acquire);
+    if (sent != self->wakes_cleared) {
+        uint64_t count;
+        if (read(self->wake_fd, &count, sizeof count) < 0) {
+            //  EAGAIN: an earlier read took it already.
+        }
+        self->wakes_cleared = sent;
+    }
+    zc_rpc_request_t *list = atomic_exchange_explicit(&self->finished, NULL, memory_order_acquire);
+    zc_rpc_request_t *oldest = NULL;
+    while (list) { //  the stack is newest first
+        zc_rpc_request_t *next = list->next;
+        list->next = oldest;
+        oldest = list;
+        list = next;
+    }
+    while (oldest) {
+        zc_rpc_request_t *request = oldest;
+        oldest = request->next;
+        self->in_pool--;
+        if (self->node)
+            s_send_reply(self, request->caller, request->corr, request->status, request->code,
+                         request->error, request->result, request->result_size);
+        s_request_destroy(&request);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -220,21 +311,11 @@ zc_rpc_t *zc_rpc_new(zc_node_t *node)
     self->node = node;
     self->methods = zhashx_new();
     zhashx_set_destructor(self->methods, (zhashx_destructor_fn *)zstr_free);
-    self->pending = zhashx_new();
     self->threads = THREADS_DEFAULT;
-    pthread_mutex_init(&self->done_lock, NULL);
-    //  Unbounded queues: a pool thread must never block on a full pipe
-    //  while the node's thread waits for the pool to stop.
-    char endpoint[64];
-    zc_inproc_endpoint(endpoint, sizeof endpoint, "rpc-done");
-    self->done = zsock_new(ZMQ_PULL);
-    self->done_push = zsock_new(ZMQ_PUSH);
-    assert(self->done && self->done_push);
-    zsock_set_rcvhwm(self->done, 0);
-    zsock_set_sndhwm(self->done_push, 0);
-    int rc = zsock_bind(self->done, "%s", endpoint);
-    rc |= zsock_connect(self->done_push, "%s", endpoint);
-    assert(rc == 0);
+    atomic_init(&self->finished, NULL);
+    atomic_init(&self->wakes_sent, 0);
+    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert(self->wake_fd >= 0);
     self->started = zclock_mono();
     return self;
 }
@@ -249,9 +330,7 @@ static void s_close(zc_rpc_t *self)
         zc_pool_cancel(self->pool, s_drop_pooled);
         zc_pool_destroy(&self->pool);
     }
-    zc_rpc_request_t *request;
-    while (zsock_events(self->done) & ZMQ_POLLIN && zsock_recv(self->done, "p", &request) == 0)
-        s_request_destroy(&request);
+    s_take_finished(self); //  drops them: the node is gone
     zc_rpc_calls_close(self);
 }
 
@@ -270,11 +349,9 @@ void zc_rpc_destroy(zc_rpc_t **self_p)
         zc_node_detach(self->node, self);
         s_close(self);
     }
-    zhashx_destroy(&self->pending);
+    zc_rpc_calls_destroy(self);
     zhashx_destroy(&self->methods);
-    zsock_destroy(&self->done_push);
-    zsock_destroy(&self->done);
-    pthread_mutex_destroy(&self->done_lock);
+    close(self->wake_fd);
     zc_rpc_conn_destroy(&self->connections);
     free(self);
     *self_p = NULL;
@@ -451,35 +528,39 @@ void zc_rpc_serve(zc_rpc_t *self, const char *caller, const char *method, uint64
                   const void *args, size_t size)
 {
     self->stats.requests_handled++;
-    if (s_builtin_name(method)) {
-        s_serve_builtin(self, caller, method, corr);
-        return;
-    }
+    //  Built-ins cannot be registered, so a registered method is looked up first.
     s_method_t *handler = (s_method_t *)zhashx_lookup(self->methods, method);
     if (!handler) {
-        s_send_reply(self, caller, corr, ZC_ERR_UNKNOWN_METHOD, 0, "unknown method", NULL, 0);
+        if (s_builtin_name(method))
+            s_serve_builtin(self, caller, method, corr);
+        else
+            s_send_reply(self, caller, corr, ZC_ERR_UNKNOWN_METHOD, 0, "unknown method", NULL, 0);
         return;
     }
-    zc_rpc_request_t *request = (zc_rpc_request_t *)calloc(1, sizeof(zc_rpc_request_t));
-    assert(request);
-    request->rpc = self;
-    snprintf(request->caller, sizeof request->caller, "%s", caller);
-    snprintf(request->method, sizeof request->method, "%s", method);
-    request->corr = corr;
-    request->args = (uint8_t *)malloc(size ? size : 1);
-    assert(request->args);
-    if (size) memcpy(request->args, args, size);
-    request->size = size;
-    request->handler = *handler;
+    zc_rpc_request_t request = {.rpc = self,
+                                .caller = caller,
+                                .method = method,
+                                .corr = corr,
+                                .args = (const uint8_t *)args,
+                                .size = size,
+                                .handler = *handler};
     if (!self->pool && self->threads > 0) self->pool = zc_pool_new(self->threads);
-    if (self->pool && zc_pool_submit(self->pool, s_run_pooled, request) == 0) {
-        self->in_pool++;
-        return;
+    if (self->pool) {
+        zc_rpc_request_t *pooled = s_request_copy(self, &request);
+        if (zc_pool_submit(self->pool, s_run_pooled, pooled) == 0) {
+            self->in_pool++;
+            return;
+        }
+        s_request_destroy(&pooled);
     }
-    s_run_handler(request); //  inline: no threads asked for, or none could start
-    s_send_reply(self, request->caller, corr, request->status, request->code, request->error,
-                 request->result, request->result_size);
-    s_request_destroy(&request);
+    //  Inline: no threads asked for, or none could start. The answer to a
+    //  peer goes out as the handler gives it; to this node, after it returns.
+    request.send_now = strcmp(caller, zc_node_id(self->node)) != 0;
+    s_run_handler(&request);
+    if (!request.send_now)
+        s_send_reply(self, caller, corr, request.status, request.code, request.error,
+                     request.result, request.result_size);
+    s_request_clear(&request);
 }
 
 //  Parses a zc.error payload [status, code, message].
@@ -547,31 +628,27 @@ static void s_peer_unreachable(void *ext, const char *peer)
 
 //  Hook: sends the replies of finished handlers and expires calls past
 //  their deadline. Returns ms until the next deadline, or -1 if none. It
-//  runs on every pass of the node's loop: with nothing on the pool it does
-//  not ask the completion socket.
+//  runs on every pass of the node's loop, and makes no system call unless
+//  a handler finished.
 static int s_process(void *ext)
 {
     zc_rpc_t *self = (zc_rpc_t *)ext;
-    zc_rpc_request_t *request;
-    while (self->in_pool > 0 && zsock_events(self->done) & ZMQ_POLLIN &&
-           zsock_recv(self->done, "p", &request) == 0) {
-        self->in_pool--;
-        s_send_reply(self, request->caller, request->corr, request->status, request->code,
-                     request->error, request->result, request->result_size);
-        s_request_destroy(&request);
-    }
+    if (atomic_load_explicit(&self->finished, memory_order_relaxed) ||
+        atomic_load_explicit(&self->wakes_sent, memory_order_relaxed) != self->wakes_cleared)
+        s_take_finished(self);
     return zc_rpc_calls_expire(self);
 }
 
-//  Hook: the completion socket, polled with the node's sockets while
-//  requests are out on the pool (only the node's thread submits, so a poll
-//  that starts with none out cannot miss one). zmq_poll asks every zmq
-//  socket for its events with a system call of its own: one less per poll.
+//  Hook: the pool's wake-up, polled with the node's sockets while requests
+//  are out on the pool (only the node's thread submits, so a poll that
+//  starts with none out cannot miss one). A plain file descriptor: zmq_poll
+//  asks a zmq socket for its events with a system call of its own, an fd
+//  it only polls.
 static int s_pollitem(void *ext, zmq_pollitem_t *item)
 {
     zc_rpc_t *self = (zc_rpc_t *)ext;
     if (self->in_pool == 0) return 0;
-    *item = (zmq_pollitem_t){.socket = zsock_resolve(self->done), .events = ZMQ_POLLIN};
+    *item = (zmq_pollitem_t){.socket = NULL, .fd = self->wake_fd, .events = ZMQ_POLLIN};
     return 1;
 }
 

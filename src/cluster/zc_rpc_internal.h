@@ -5,30 +5,50 @@
     zc_rpc_call.c is the calling side: calls, their targets, the replies
     they collect, deadlines. A call to this node is served here, and a
     reply to this node delivered here, through the functions below.
+
+    Pending calls live in a slot table: a call's corr is its slot's index
+    (low 32 bits, never 0, so no corr is 0) and how many calls the slot
+    held before it (high 32 bits). A reply finds its call by indexing the
+    table, with no key to format or hash, and a slot's count moves on when
+    its call ends, so a late reply never matches the next call in that
+    slot.
 */
 #ifndef ZC_RPC_INTERNAL_H_INCLUDED
 #define ZC_RPC_INTERNAL_H_INCLUDED
 
 #include <czmq.h>
-#include <pthread.h>
+#include <stdatomic.h>
 
 #include "zc_failure.h"
 #include "zc_pool.h"
 #include "zc_rpc.h"
 #include "zc_rpc_conn.h"
 
+//  One entry of the pending-call table.
+typedef struct {
+    zc_rpc_call_t *call; //  NULL while free
+    uint32_t generation; //  the high half of the corr of the call in it
+} zc_rpc_slot_t;
+
 struct _zc_rpc_t {
     zc_node_t *node;       //  NULL once the node is destroyed
     zhashx_t *methods;     //  name -> s_method_t
-    zhashx_t *pending;     //  corr as hex -> zc_rpc_call_t (not owned)
+    zc_rpc_slot_t *slots;  //  pending calls, by the low half of their corr
+    uint32_t slot_count;   //  slots allocated
+    uint32_t slot_cursor;  //  the slot taken last
+    size_t pending;        //  calls in the table
     int64_t next_deadline; //  no pending call expires before (zclock_mono ms): no scan until then
-    uint64_t next_corr;
     int threads;
-    zc_pool_t *pool;            //  started by the first request a handler serves
-    zsock_t *done;              //  PULL: finished requests, read on the node's thread
-    zsock_t *done_push;         //  PUSH: shared by the pool's threads, one at a time
-    pthread_mutex_t done_lock;  //  guards done_push
-    long in_pool;               //  requests on the pool whose answer done has not given back
+    zc_pool_t *pool; //  started by the first request a handler serves
+    //  Finished requests come back from the pool on a lock-free stack; the
+    //  thread that pushes onto an empty stack wakes the node's thread with
+    //  wake_fd (an eventfd it polls), and counts that in wakes_sent so the
+    //  node's thread knows when to clear it, without a system call to ask.
+    _Atomic(zc_rpc_request_t *) finished;
+    atomic_ulong wakes_sent;
+    unsigned long wakes_cleared;
+    int wake_fd;
+    long in_pool;               //  requests on the pool not yet taken back from finished
     zc_rpc_conn_t *connections; //  the connection map, made on first use
     int64_t started;
     zc_rpc_stats_t stats;
@@ -56,6 +76,10 @@ int zc_rpc_calls_expire(zc_rpc_t *self);
 
 //  Completes every pending call as peer gone: the node is going.
 void zc_rpc_calls_close(zc_rpc_t *self);
+
+//  Frees the pending-call table (the rpc is being destroyed; no call is
+//  pending any more).
+void zc_rpc_calls_destroy(zc_rpc_t *self);
 
 //  The connection map, made on first use; NULL (ZC_ERR_STATE on the rpc)
 //  if the node is not started or is gone.
