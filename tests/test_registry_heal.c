@@ -185,6 +185,10 @@ int main(void)
     s_fault("a record of the wrong type", "SET %s not-a-hash", "zc:{h}:node:n3");
     s_fault("a membership set of the wrong type", "SET %s not-a-set", "zc:{h}:nodes");
     s_fault("a record missing its groups", "HDEL %s groups", "zc:{h}:node:n1");
+    //  Short absences a sync apart, each healed at once: a peer that saw n2
+    //  missing at two syncs must not take them for one absence of a TTL.
+    for (int i = 0; i < 5; i++)
+        s_fault("SREM of one id, again", "SREM zc:{h}:nodes %s", "n2");
     //  A record that names another incarnation: n2 registers anew, and its
     //  peers, whose connections to it never dropped, take that as an update.
     s_fault("a record of another incarnation", "HSET %s inc someone-else", "zc:{h}:node:n2");

@@ -362,6 +362,9 @@ static void s_fetch(s_registry_t *self, const char *id)
     }
     json_t *record = zc_registry_record_parse(replies[0], id);
     int live = zc_redis_reply_int(replies[1], 0) == 1;
+    //  It announced itself with its lease alive: whatever absence from the
+    //  set s_missing saw is over (two short gaps a sync apart are not one).
+    if (live) zhashx_delete(self->missing, id);
     if (record && live)
         s_tell_add(self, record);
     else
