@@ -392,6 +392,9 @@ class Registry extends EventEmitter {
     const [[, hash], [, live]] = await this.cmd.pipeline().hgetall(this.key('node:' + id))
       .exists(this.key('lease:' + id)).exec()
     const record = parseRecord(hash, id)
+    //  It announced itself with its lease alive: whatever absence from the
+    //  set was seen is over (two short gaps a sync apart are not one).
+    if (live === 1) this.missing.delete(id)
     if (!record || live !== 1) return
     const known = this.known.get(id)
     if (known && known !== record.inc) this.s_remove(id, known, 'crashed', true) //  it restarted
