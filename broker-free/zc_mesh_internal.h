@@ -95,6 +95,7 @@ struct _zc_mesh_t {
     zc_mesh_stats_t stats;
     zc_msg_t msg;           //  the message last received (its payload: that frame)
     zmq_msg_t routing_id;   //  the ROUTER's frame before it
+    const uint8_t *frame;   //  msg.payload's bytes, looked up once per frame
     zc_wire_memo_t memo;    //  the head of msg's header: streams repeat it
     int current;            //  socket being read: SOCK_SUB or SOCK_ROUTER
     int burst;              //  messages taken from it in a row
