@@ -653,6 +653,34 @@ static int s_routed_from(zc_mesh_t *self, const char *sender)
 
 static int s_batch_open(zc_mesh_t *self, int router, int kind, const uint8_t *data, size_t size);
 
+//  Drops the message in self->msg, whose header is of a protocol version
+//  this node does not read, and reports it once per source. Returns 0.
+static int s_drop_version(zc_mesh_t *self, int router)
+{
+    const zc_header_t *header = &self->msg.header;
+    self->stats.bad_version++;
+    char what[64], source[ZC_NAME_MAX + 1];
+    snprintf(what, sizeof what, "a message of protocol version %d", header->version);
+    //  On the ROUTER the connection is known; a header's sender is a claim.
+    s_source(self, router, source);
+    s_report(self, !router && *header->sender ? header->sender : source, what);
+    return 0;
+}
+
+//  Drops the message in self->msg, larger than this node takes, and
+//  reports it once per sender. Returns 0.
+static int s_drop_oversized(zc_mesh_t *self)
+{
+    const zc_msg_t *msg = &self->msg;
+    self->stats.oversized++;
+    char what[96];
+    snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", msg->size,
+             s_kind_name(msg->header.kind), self->max_msg_size);
+    s_report(self, msg->header.sender, what);
+    self->memo.len = 0; //  the handler cache is not this head's
+    return 0;
+}
+
 //  Judges one message (a header, then its payload, up to end) read from
 //  the ROUTER (router 1) or from the SUB under a topic of kind, as
 //  section 9 does from the header on, and fills self->msg. batch_sender is
@@ -669,15 +697,7 @@ static int s_judge(zc_mesh_t *self, int router, int kind, const uint8_t *data, c
     const zc_header_t *header = &msg->header;
     if (rc == ZC_WIRE_VERSION_BAD && !batch_sender && header->version == ZC_WIRE_BATCH_VERSION)
         return s_batch_open(self, router, kind, data, left);
-    if (rc == ZC_WIRE_VERSION_BAD) {
-        self->stats.bad_version++;
-        char what[64], source[ZC_NAME_MAX + 1];
-        snprintf(what, sizeof what, "a message of protocol version %d", header->version);
-        //  On the ROUTER the connection is known; a header's sender is a claim.
-        s_source(self, router, source);
-        s_report(self, !router && *header->sender ? header->sender : source, what);
-        return 0;
-    }
+    if (rc == ZC_WIRE_VERSION_BAD) return s_drop_version(self, router);
     int kind_ok = router ? header->kind >= ZC_KIND_PRIVATE : header->kind == kind;
     //  On the ROUTER, the routing id is the sender's DEALER identity: a
     //  header that names another sender is spoofed. In a batch, every
@@ -691,17 +711,9 @@ static int s_judge(zc_mesh_t *self, int router, int kind, const uint8_t *data, c
     }
     s_sequence(self, header, msg->group);
     msg->data = data + used;
-    msg->offset = (size_t)(msg->data - (const uint8_t *)zmq_msg_data(&msg->payload));
+    msg->offset = (size_t)(msg->data - self->frame);
     size_t size = msg->size = left - used;
-    if (size > self->max_msg_size) {
-        self->stats.oversized++;
-        char what[96];
-        snprintf(what, sizeof what, "a %zu-byte %s message (limit %zu)", size,
-                 s_kind_name(header->kind), self->max_msg_size);
-        s_report(self, header->sender, what);
-        self->memo.len = 0; //  the handler cache is not this head's
-        return 0;
-    }
+    if (size > self->max_msg_size) return s_drop_oversized(self);
     s_count(self, header->kind, size);
     return 1;
 }
@@ -742,7 +754,7 @@ static int s_accept(zc_mesh_t *self, int router, int frames)
     if (frames != 1 + router)
         return s_drop(self, router, &self->stats.malformed,
                       "a message with the wrong number of frames");
-    const uint8_t *frame = (const uint8_t *)zmq_msg_data(&msg->payload);
+    const uint8_t *frame = self->frame = (const uint8_t *)zmq_msg_data(&msg->payload);
     size_t size = zmq_msg_size(&msg->payload), used = 0;
     int kind = 0;
     msg->group[0] = 0;

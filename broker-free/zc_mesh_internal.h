@@ -41,6 +41,17 @@ typedef struct {
     zhashx_t *next_group; //  group name -> uint64_t *
 } mesh_sender_t;
 
+//  The start of the frames of the last kind, group and type sent on a path
+//  (the PUB, the DEALERs): the topic, then the header up to seq, and room
+//  after it for seq and corr, which each send writes (zc_mesh_send.c).
+typedef struct {
+    int kind; //  0: nothing kept
+    char group[ZC_NAME_MAX + 1];
+    char type[ZC_NAME_MAX + 1];
+    uint8_t bytes[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
+    size_t topic_len, len; //  len: topic and header head
+} mesh_start_t;
+
 typedef struct {
     zc_mesh_handler_fn *fn;
     void *arg;
@@ -68,8 +79,9 @@ struct _zc_mesh_t {
     zhashx_t *groups;       //  joined groups (set)
     zhashx_t *group_seq;    //  group -> uint64_t *, last number this node sent there
     uint64_t public_seq;
-    zhashx_t *senders;          //  sender id -> mesh_sender_t
-    mesh_sender_t *last_sender; //  the last one looked up: streams come in runs
+    mesh_start_t pub_start, dealer_start; //  what the PUB and the DEALERs last sent
+    zhashx_t *senders;                    //  sender id -> mesh_sender_t
+    mesh_sender_t *last_sender;           //  the last one looked up: streams come in runs
     char last_sender_id[ZC_NAME_MAX + 1];
     mesh_handler_t *last_handler; //  the handler (or none) of the last type seen
     char last_type[ZC_NAME_MAX + 1];
@@ -83,6 +95,7 @@ struct _zc_mesh_t {
     zc_mesh_stats_t stats;
     zc_msg_t msg;           //  the message last received (its payload: that frame)
     zmq_msg_t routing_id;   //  the ROUTER's frame before it
+    const uint8_t *frame;   //  msg.payload's bytes, looked up once per frame
     zc_wire_memo_t memo;    //  the head of msg's header: streams repeat it
     int current;            //  socket being read: SOCK_SUB or SOCK_ROUTER
     int burst;              //  messages taken from it in a row

@@ -21,6 +21,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,16 +87,39 @@ int zc_mesh_flush(zc_mesh_t *self)
     return rc;
 }
 
-//  Writes a message's header into buf (ZC_WIRE_HEADER_MAX bytes): the type
-//  is checked and measured in one pass, the mesh's id was at zc_mesh_new.
-//  Returns its length, or -1 for an invalid type.
-static int s_header(zc_mesh_t *self, int kind, const char *type, uint64_t seq, uint64_t corr,
-                    uint8_t *buf)
+//  The start of the frame a message is sent in, up to seq: its topic and
+//  its header's head. A run of messages of one kind and type (to one group)
+//  repeats it, so it is kept per path, and each send writes only seq and
+//  corr after it: no name to check, measure and encode again. Returns the
+//  frame's prefix (topic and header) with seq and corr written, its
+//  lengths in *topic_len and *header_len, or NULL for an invalid type or
+//  group.
+static const uint8_t *s_start(zc_mesh_t *self, mesh_start_t *kept, int kind, const char *group,
+                              const char *type, uint64_t seq, uint64_t corr, size_t *topic_len,
+                              size_t *header_len)
 {
-    size_t len = zc_wire_name_length(type);
-    if (!len) return -1;
-    return zc_wire_header_write(buf, ZC_WIRE_HEADER_MAX, ZC_WIRE_VERSION, kind, type, len, self->id,
-                                self->id_len, seq, corr);
+    if (kept->kind != kind || !type || strcmp(kept->type, type) != 0 ||
+        (group ? strcmp(kept->group, group) != 0 : kept->group[0] != 0)) {
+        kept->kind = 0;
+        size_t type_len = zc_wire_name_length(type);
+        int topic = kind <= ZC_KIND_GROUP
+                        ? zc_wire_topic_encode(kind, group, kept->bytes, ZC_WIRE_TOPIC_MAX)
+                        : 0;
+        if (!type_len || topic < 0) return NULL;
+        //  seq and corr 0 take a byte each: the head is all but the last two.
+        int len = zc_wire_header_write(kept->bytes + topic, ZC_WIRE_HEADER_MAX, ZC_WIRE_VERSION,
+                                       kind, type, type_len, self->id, self->id_len, 0, 0);
+        if (len < 0) return NULL;
+        kept->topic_len = (size_t)topic;
+        kept->len = (size_t)(topic + len - 2);
+        kept->kind = kind;
+        memcpy(kept->type, type, type_len + 1);
+        snprintf(kept->group, sizeof kept->group, "%s", group ? group : "");
+    }
+    *topic_len = kept->topic_len;
+    *header_len =
+        kept->len - kept->topic_len + zc_wire_header_tail_write(kept->bytes + kept->len, seq, corr);
+    return kept->bytes;
 }
 
 //  Sends prefix + payload as one frame; the payload is copied once.
@@ -154,10 +178,10 @@ static int s_send(zc_mesh_t *self, zc_batch_t *batch, int hold, int64_t *since, 
 static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *type, uint64_t seq,
                       const void *data, size_t size)
 {
-    uint8_t prefix[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX];
-    int topic_len = zc_wire_topic_encode(kind, group, prefix, ZC_WIRE_TOPIC_MAX);
-    int header_len = topic_len < 0 ? -1 : s_header(self, kind, type, seq, 0, prefix + topic_len);
-    if (header_len < 0) {
+    size_t topic_len, header_len;
+    const uint8_t *prefix =
+        s_start(self, &self->pub_start, kind, group, type, seq, 0, &topic_len, &header_len);
+    if (!prefix) {
         errno = EINVAL;
         return -1;
     }
@@ -165,7 +189,7 @@ static int s_send_pub(zc_mesh_t *self, int kind, const char *group, const char *
     int hold = self->batch && self->peers_v1 == 0;
     if (hold && !self->pub_batch) self->pub_batch = zc_batch_new(self->id, ZC_BATCH_BYTES_DEFAULT);
     if (s_send(self, self->pub_batch, hold, &self->pub_held_since, self->pub_handle, prefix,
-               (size_t)topic_len, (size_t)header_len, data, size, 0))
+               topic_len, header_len, data, size, 0))
         return -1;
     self->stats.bytes_sent += size;
     return 0;
@@ -230,16 +254,17 @@ int zc_mesh_send_to(zc_mesh_t *self, const char *peer_id, int kind, const char *
         errno = EHOSTUNREACH;
         return -1;
     }
-    uint8_t header[ZC_WIRE_HEADER_MAX];
-    int header_len = s_header(self, kind, type, peer->private_seq + 1, corr, header);
-    if (header_len < 0) {
+    size_t topic_len, header_len;
+    const uint8_t *header = s_start(self, &self->dealer_start, kind, NULL, type,
+                                    peer->private_seq + 1, corr, &topic_len, &header_len);
+    if (!header) {
         errno = EINVAL;
         return -1;
     }
     int hold = self->batch && peer->wire >= ZC_WIRE_BATCH_VERSION;
     if (hold && !peer->batch) peer->batch = zc_batch_new(self->id, ZC_BATCH_BYTES_DEFAULT);
-    if (s_send(self, peer->batch, hold, &peer->held_since, peer->dealer_handle, header, 0,
-               (size_t)header_len, data, size, ZMQ_DONTWAIT)) {
+    if (s_send(self, peer->batch, hold, &peer->held_since, peer->dealer_handle, header, topic_len,
+               header_len, data, size, ZMQ_DONTWAIT)) {
         if (errno == EAGAIN) self->stats.send_dropped++;
         return -1;
     }

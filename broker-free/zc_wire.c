@@ -138,6 +138,11 @@ int zc_wire_header_write(uint8_t *buf, size_t cap, uint8_t version, int kind, co
     return (int)(p - buf);
 }
 
+size_t zc_wire_header_tail_write(uint8_t *buf, uint64_t seq, uint64_t corr)
+{
+    return (size_t)(s_put_uint(s_put_uint(buf, seq), corr) - buf);
+}
+
 int zc_wire_header_encode(const zc_header_t *h, uint8_t *buf, size_t cap)
 {
     size_t type_len = zc_wire_name_length(h->type), sender_len = zc_wire_name_length(h->sender);

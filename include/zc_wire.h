@@ -109,6 +109,16 @@ int zc_wire_header_write(uint8_t *buf, size_t cap, uint8_t version, int kind, co
                          size_t type_len, const char *sender, size_t sender_len, uint64_t seq,
                          uint64_t corr);
 
+//  Longest header tail: seq and corr.
+#define ZC_WIRE_TAIL_MAX (2 * 9)
+
+//  The tail of a header, seq then corr, as zc_wire_header_write ends it,
+//  into buf (ZC_WIRE_TAIL_MAX bytes). Returns its length. A sender that
+//  keeps the head of a run of headers (all of zc_wire_header_write's bytes
+//  up to seq; with seq and corr 0 that is all but the last two) writes only
+//  this after it.
+size_t zc_wire_header_tail_write(uint8_t *buf, uint64_t seq, uint64_t corr);
+
 //  Decodes the header at the start of data; the bytes after it (size -
 //  *consumed) are the payload. Returns ZC_WIRE_OK, ZC_WIRE_MALFORMED or
 //  ZC_WIRE_VERSION_BAD (header->version and, if readable, header->sender

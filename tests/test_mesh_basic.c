@@ -19,6 +19,41 @@ static void s_on_ping(zc_mesh_t *mesh, const zc_msg_t *msg, void *arg)
     ZT_CHECK(arg == (void *)mesh);
 }
 
+//  Receives one frame (the last of a message) from a raw socket into buf;
+//  returns its size, or -1.
+static int s_raw_frame(void *socket, uint8_t *buf, size_t cap)
+{
+    int size, more = 1;
+    int timeout = 2000;
+    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    while (more) {
+        size = zmq_recv(socket, buf, cap, 0);
+        if (size < 0 || (size_t)size > cap) return -1;
+        more = 0;
+        size_t len = sizeof more;
+        zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &len);
+    }
+    return size;
+}
+
+//  Checks that frame is topic (topic_len bytes, may be 0), then the
+//  encoder's header for these fields, then payload.
+static void s_check_frame(const uint8_t *frame, int size, const char *topic, size_t topic_len,
+                          int kind, const char *type, uint64_t seq, uint64_t corr,
+                          const char *payload)
+{
+    zc_header_t h = {.version = ZC_WIRE_VERSION, .kind = (uint8_t)kind, .seq = seq, .corr = corr};
+    snprintf(h.type, sizeof h.type, "%s", type);
+    snprintf(h.sender, sizeof h.sender, "alpha");
+    uint8_t want[ZC_WIRE_TOPIC_MAX + ZC_WIRE_HEADER_MAX + 64];
+    memcpy(want, topic, topic_len);
+    int len = zc_wire_header_encode(&h, want + topic_len, ZC_WIRE_HEADER_MAX);
+    ZT_CHECK(len > 0);
+    memcpy(want + topic_len + len, payload, strlen(payload));
+    size_t want_size = topic_len + (size_t)len + strlen(payload);
+    ZT_CHECK(size == (int)want_size && memcmp(frame, want, want_size) == 0);
+}
+
 int main(void)
 {
     zt_section("names and construction");
@@ -102,6 +137,62 @@ int main(void)
     ZT_EQ(sb.recv_group, 1);
     ZT_EQ(sb.recv_private, 1);
     ZT_EQ(sb.lost, 0);
+
+    zt_section("the bytes a mesh sends are the encoder's, type after type");
+    {
+        void *ctx = zmq_ctx_new();
+        void *sub = zmq_socket(ctx, ZMQ_SUB), *router = zmq_socket(ctx, ZMQ_ROUTER);
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+        zmq_connect(sub, zc_mesh_pub_endpoint(a));
+        zmq_bind(router, "tcp://127.0.0.1:*");
+        char endpoint[256];
+        size_t len = sizeof endpoint;
+        zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &len);
+        ZT_EQ(zc_mesh_peer_add(a, "raw", "tcp://127.0.0.1:9", endpoint, NULL), 0);
+        uint8_t frame[1024];
+        //  The raw SUB is subscribed once it hears a publish.
+        int size = -1;
+        for (int i = 0; i < 50 && size < 0; i++) {
+            zc_mesh_publish(a, "warm", "", 0);
+            zmq_setsockopt(sub, ZMQ_RCVTIMEO, &(int){100}, sizeof(int));
+            size = zmq_recv(sub, frame, sizeof frame, 0);
+        }
+        ZT_CHECK(size > 0);
+        while (zmq_recv(sub, frame, sizeof frame, ZMQ_DONTWAIT) >= 0)
+            ;
+        zc_mesh_stats_t sent;
+        zc_mesh_stats(a, &sent);
+        uint64_t seq = sent.sent_public;
+        //  Types and kinds alternate, and seq grows past one byte.
+        for (int i = 0; i < 300; i++) {
+            const char *type = i % 3 ? "tick" : "a-much-longer-type-name-than-31-bytes";
+            ZT_EQ(zc_mesh_publish(a, type, "pp", 2), 0);
+            size = s_raw_frame(sub, frame, sizeof frame);
+            s_check_frame(frame, size, "P", 1, ZC_KIND_PUBLIC, type, ++seq, 0, "pp");
+            if (i % 50 == 0) {
+                ZT_EQ(zc_mesh_shout(a, "g9", type, "gg", 2), 0);
+                size = s_raw_frame(sub, frame, sizeof frame);
+                s_check_frame(frame, size, "Gg9", 4, ZC_KIND_GROUP, type, (uint64_t)(i / 50 + 1), 0,
+                              "gg");
+            }
+            //  Requests carry a correlation id that grows past one byte too.
+            uint64_t corr = i % 2 ? 0 : (uint64_t)i * 1000;
+            ZT_EQ(zc_mesh_send_to(a, "raw", i % 2 ? ZC_KIND_PRIVATE : ZC_KIND_REQUEST, type, corr,
+                                  "dd", 2),
+                  0);
+            size = s_raw_frame(router, frame, sizeof frame);
+            s_check_frame(frame, size, "", 0, i % 2 ? ZC_KIND_PRIVATE : ZC_KIND_REQUEST, type,
+                          (uint64_t)i + 1, corr, "dd");
+        }
+        ZT_EQ(zc_mesh_publish(a, "bad type", "x", 1), -1);
+        ZT_EQ(errno, EINVAL);
+        ZT_EQ(zc_mesh_peer_remove(a, "raw"), 0);
+        zmq_close(sub);
+        zmq_close(router);
+        zmq_ctx_term(ctx);
+        while (zc_mesh_recv(b, 300)) //  what beta heard of it
+            ;
+    }
 
     zt_section("an outside zmq_poll loop, one receive per poll, gets every message");
     for (int i = 0; i < 500; i++) {
