@@ -907,6 +907,10 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
     assert(self && self->started);
     int64_t deadline = 0; //  set on the first wait: a busy receiver never reads the clock
     int looked = 0;       //  the descriptors were looked at since the sockets drained
+    //  The caller's report of its poll (zc_mesh_polled) holds for this
+    //  receive only: what came after that poll is looked for next time.
+    int reported = self->poll_reported;
+    self->poll_reported = 0;
     //  The owner's thread is back: what it sent in a burst goes now.
     if (zc_mesh_holding(self)) zc_mesh_flush(self);
     while (1) {
@@ -927,7 +931,7 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms)
             //  One look without waiting (a caller that polls the descriptors
             //  itself, the monitors) before giving up, unless that caller
             //  said what its poll saw.
-            if (looked || (timeout_ms == 0 && self->poll_reported)) {
+            if (looked || (timeout_ms == 0 && reported)) {
                 errno = EAGAIN;
                 return NULL;
             }

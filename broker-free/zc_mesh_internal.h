@@ -103,8 +103,8 @@ struct _zc_mesh_t {
     //  What a wait polls: the data sockets' descriptors, then the monitors'.
     struct pollfd fds[ZC_MESH_POLLITEMS_MAX];
     int fd_count;
-    //  What an outside poll of the items saw was reported (zc_mesh_polled)
-    //  since they were handed out: a receive need not look for itself.
+    //  An outside poll of the items was reported (zc_mesh_polled): the
+    //  next receive need not look for itself.
     int poll_reported;
 
     //  Batching (zc_mesh_send.c; docs/PROTOCOL.md section 8.1)

@@ -222,10 +222,11 @@ zc_msg_t *zc_mesh_recv(zc_mesh_t *self, int timeout_ms);
 int zc_mesh_pollitems(zc_mesh_t *self, zmq_pollitem_t *items);
 
 //  Optional, after such a poll: tells the mesh what it saw in the count
-//  items zc_mesh_pollitems filled (their revents). Until the items are
-//  filled again, zc_mesh_recv(self, 0) then reads what fired and does not
-//  look at the descriptors itself (a poll() system call it makes for a
-//  caller that does not say).
+//  items zc_mesh_pollitems filled (their revents). The next
+//  zc_mesh_recv(self, 0) then reads what fired and does not look at the
+//  descriptors itself (a poll() system call it makes for a caller that does
+//  not say); the report is good for that one receive only, so a caller that
+//  receives again without polling first is never left blind.
 void zc_mesh_polled(zc_mesh_t *self, const zmq_pollitem_t *items, int count);
 
 //  Copies the counters into *stats. Reads the refusal monitors first (a

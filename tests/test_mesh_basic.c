@@ -237,6 +237,14 @@ int main(void)
             got++;
     }
     ZT_EQ(got, 1000);
+    //  The report held for that receive only: a caller that then receives
+    //  without polling (a paced sender's zero-timeout receives) still gets
+    //  what comes later.
+    ZT_EQ(zc_mesh_whisper(a, "beta", "bulk", "w", 1), 0);
+    msg = NULL;
+    for (since = zt_now_ms(); !msg && zt_now_ms() - since < 5000; usleep(1000))
+        msg = zc_mesh_recv(b, 0);
+    ZT_CHECK(msg && zc_msg_size(msg) == 1 && memcmp(zc_msg_data(msg), "w", 1) == 0);
 
     zt_section("peer lost when the other side closes");
     ZT_EQ(zc_mesh_peer_remove(a, "beta"), 0);
