@@ -6,6 +6,7 @@
     away leaves nothing behind in it.
 */
 #include "zc_zap.h"
+#include "zc_actor.h"
 #include "zc_log.h"
 
 #include <czmq.h>
@@ -16,7 +17,7 @@
 #define DOMAIN_PREFIX "zc.curve."
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
-static zactor_t *s_handler;
+static zc_actor_t *s_handler;
 static size_t s_users;
 
 void zc_zap_domain(const char *public_key, char *out)
@@ -68,7 +69,7 @@ static void s_answer(zsock_t *rep)
 //  until $TERM.
 static void s_actor(zsock_t *pipe, void *args)
 {
-    zsock_signal(pipe, 0); //  zactor_new waits for this one, whatever it says
+    zsock_signal(pipe, 0); //  zc_actor_new waits for this one, whatever it says
     zsock_t *rep = zsock_new(ZMQ_REP);
     if (!rep || zsock_bind(rep, ZAP_ENDPOINT) != 0) {
         zsock_destroy(&rep);
@@ -102,9 +103,9 @@ int zc_zap_acquire(void)
 {
     pthread_mutex_lock(&s_lock);
     if (!s_handler) {
-        s_handler = zactor_new(s_actor, NULL);
-        char *status = s_handler ? zstr_recv(s_handler) : NULL;
-        if (s_handler && (!status || strcmp(status, "ok") != 0)) zactor_destroy(&s_handler);
+        s_handler = zc_actor_new(s_actor, NULL);
+        char *status = s_handler ? zstr_recv(zc_actor_sock(s_handler)) : NULL;
+        if (s_handler && (!status || strcmp(status, "ok") != 0)) zc_actor_destroy(&s_handler);
         zstr_free(&status);
     }
     int rc = s_handler ? 0 : -1;
@@ -121,6 +122,6 @@ int zc_zap_acquire(void)
 void zc_zap_release(void)
 {
     pthread_mutex_lock(&s_lock);
-    if (s_users && --s_users == 0) zactor_destroy(&s_handler);
+    if (s_users && --s_users == 0) zc_actor_destroy(&s_handler);
     pthread_mutex_unlock(&s_lock);
 }

@@ -28,6 +28,7 @@
     them of removed peers, polls their socket and ticks their timers.
 */
 #include "zc_node.h"
+#include "zc_actor.h"
 #include "zc_log.h"
 #include "zc_failure.h"
 #include "zc_node_hook.h"
@@ -139,7 +140,7 @@ void zc_node_destroy(zc_node_t **self_p)
     void *ext = self->ext; //  an extension still attached lets go of the node now
     self->ext = NULL;
     if (ext && self->hook.closed) self->hook.closed(ext);
-    zactor_destroy(&self->registry); //  deregisters and announces the leave
+    zc_actor_destroy(&self->registry); //  deregisters and announces the leave
     zc_mesh_destroy(&self->mesh);
     zc_security_destroy(&self->owned_security);
     zhashx_destroy(&self->mismatched);
@@ -390,14 +391,14 @@ static zc_removed_t s_reason(const char *reason)
 static void s_tell_registry(zc_node_t *self, const char *command, const char *arg1,
                             const char *arg2)
 {
-    zstr_sendx(self->registry, command, arg1, arg2, NULL);
+    zstr_sendx(zc_actor_sock(self->registry), command, arg1, arg2, NULL);
     self->registry_drained = 0;
 }
 
 //  Applies one event from the registry actor.
 static void s_registry_event(zc_node_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->registry);
+    zmsg_t *msg = zmsg_recv(zc_actor_sock(self->registry));
     if (!msg) return;
     char *frames[7] = {0};
     size_t n = zmsg_size(msg);
@@ -535,7 +536,7 @@ int zc_node_start(zc_node_t *self)
     zc_mesh_on(self->mesh, "zc.leave", s_on_leave, self);
     node_control_attach(self);
     s_record_config(self);
-    self->registry = zactor_new(zc_registry_actor, &self->config);
+    self->registry = zc_actor_new(zc_registry_actor, &self->config);
     if (!self->registry)
         return zc_failure_set(&self->failure, ZC_ERR_SYSTEM, "cannot start the registry thread");
     self->started = 1;
@@ -625,9 +626,10 @@ static int s_pollitems(zc_node_t *self, zmq_pollitem_t *items, int own, int *mes
 {
     if (own && self->registry_drained)
         items[0] =
-            (zmq_pollitem_t){.fd = zsock_fd(zactor_sock(self->registry)), .events = ZMQ_POLLIN};
+            (zmq_pollitem_t){.fd = zsock_fd(zc_actor_sock(self->registry)), .events = ZMQ_POLLIN};
     else {
-        items[0] = (zmq_pollitem_t){.socket = zsock_resolve(self->registry), .events = ZMQ_POLLIN};
+        items[0] = (zmq_pollitem_t){.socket = zsock_resolve(zc_actor_sock(self->registry)),
+                                    .events = ZMQ_POLLIN};
         self->registry_drained = 0;
     }
     *mesh_items = zc_mesh_pollitems(self->mesh, items + 1);
@@ -674,7 +676,7 @@ static void s_registry_events(zc_node_t *self)
         self->registry_looked = now;
     }
     self->registry_ready = 0;
-    while (zsock_events(zactor_sock(self->registry)) & ZMQ_POLLIN)
+    while (zsock_events(zc_actor_sock(self->registry)) & ZMQ_POLLIN)
         s_registry_event(self);
     self->registry_drained = 1;
 }

@@ -6,6 +6,7 @@
 #ifndef ZC_NODE_INTERNAL_H_INCLUDED
 #define ZC_NODE_INTERNAL_H_INCLUDED
 
+#include "zc_actor.h"
 #include "zc_failure.h"
 #include "zc_node.h"
 #include "zc_node_hook.h"
@@ -22,7 +23,7 @@ typedef struct {
 
 struct _zc_node_t {
     zc_mesh_t *mesh;
-    zactor_t *registry;
+    zc_actor_t *registry;
     zc_node_hook_t hook;         //  the attached extension's callbacks
     int warned_no_rpc;           //  a request came with no extension to take it
     void *ext;                   //  the attached extension, or NULL

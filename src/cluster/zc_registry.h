@@ -37,7 +37,7 @@ typedef struct {
     int election; //  compete for leadership
 } zc_registry_config_t;
 
-//  The actor body for zactor_new; args is a zc_registry_config_t * that the
+//  The actor body for zc_actor_new; args is a zc_registry_config_t * that the
 //  actor copies before signalling ready.
 void zc_registry_actor(zsock_t *pipe, void *args);
 
