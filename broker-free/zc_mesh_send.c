@@ -24,19 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 //  A send this soon after the previous one is part of a burst and may be
 //  held; held messages go out once the first of them is this old.
 #define BATCH_BURST_US 20
 #define BATCH_HOLD_US  50
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void zc_mesh_set_batch(zc_mesh_t *self, int on)
 {
@@ -162,7 +154,7 @@ static int s_send(zc_mesh_t *self, zc_batch_t *batch, int hold, int64_t *since, 
                   size_t size, int flags)
 {
     if (hold && zc_batch_takes(batch, header_len + size)) {
-        int64_t now = s_now_us();
+        int64_t now = zclock_usecs();
         int burst = now - self->last_send_us < BATCH_BURST_US;
         self->last_send_us = now;
         //  Out of a burst with nothing held: the plain send, no copy into the batch.
