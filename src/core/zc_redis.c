@@ -531,27 +531,22 @@ static void s_reserve(zc_redis_args_t *self, size_t len)
     }
 }
 
-void *zc_redis_args_push(zc_redis_args_t *self, size_t len)
+void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len)
 {
+    //  Framed as it will be sent, so a command goes out as one copy.
     s_reserve(self, len + ARGS_FRAME);
     char *at = self->buf + self->used;
     *at++ = '$';
     at += s_decimal(at, len);
     *at++ = '\r';
     *at++ = '\n';
+    if (len) memcpy(at, data, len);
     at[len] = '\r';
     at[len + 1] = '\n';
     self->offsets[self->argc] = (size_t)(at - self->buf);
     self->lens[self->argc] = len;
     self->argc++;
     self->used = (size_t)(at - self->buf) + len + 2;
-    return at;
-}
-
-void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len)
-{
-    void *at = zc_redis_args_push(self, len);
-    if (len) memcpy(at, data, len);
 }
 
 void zc_redis_args_str(zc_redis_args_t *self, const char *str)

@@ -198,10 +198,6 @@ void zc_redis_args_add(zc_redis_args_t *self, const void *data, size_t len);
 void zc_redis_args_str(zc_redis_args_t *self, const char *str);
 void zc_redis_args_int(zc_redis_args_t *self, int64_t value);
 
-//  Appends one argument of len bytes and returns where to write them (valid
-//  until the next change to the list): for an argument made of parts.
-void *zc_redis_args_push(zc_redis_args_t *self, size_t len);
-
 //  Frees the list's memory (the list can be used again).
 void zc_redis_args_free(zc_redis_args_t *self);
 

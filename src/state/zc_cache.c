@@ -174,26 +174,34 @@ zc_error_t cache_check_key(zc_cache_t *self, const char *key)
     return ZC_OK;
 }
 
+//  Writes key's full name in space, "<prefix><space>:<key>" with the key
+//  cut so that the name and its NUL fit CACHE_NAME_MAX (prefix and space
+//  always do), into buf. Part by part: a batch names two keys per entry,
+//  and a formatted print of each was a fifth of a batched save's client
+//  time. Returns the name's length.
+static size_t s_name(zc_cache_t *self, char *buf, const char *space, const char *key)
+{
+    size_t prefix_len = self->identity.prefix_len, space_len = strlen(space);
+    size_t len = prefix_len + space_len + 1;
+    size_t key_len = strnlen(key, CACHE_NAME_MAX - 1 - len);
+    memcpy(buf, self->identity.prefix, prefix_len);
+    memcpy(buf + prefix_len, space, space_len);
+    buf[len - 1] = ':';
+    memcpy(buf + len, key, key_len);
+    buf[len + key_len] = 0;
+    return len + key_len;
+}
+
 const char *cache_name(zc_cache_t *self, char *buf, const char *space, const char *key)
 {
-    snprintf(buf, CACHE_NAME_MAX, "%s%s:%s", self->identity.prefix, space, key);
+    s_name(self, buf, space, key);
     return buf;
 }
 
 void cache_args_name(zc_cache_t *self, zc_redis_args_t *args, const char *space, const char *key)
 {
-    //  Written in place, part by part: a batch names two keys per entry,
-    //  and a formatted print of each was a fifth of a batched save's client time.
-    size_t prefix_len = self->identity.prefix_len;
-    size_t space_len = strlen(space);
-    size_t key_len = strnlen(key, CACHE_NAME_MAX);
-    size_t room = CACHE_NAME_MAX - 1 - prefix_len - space_len - 1; //  as cache_name truncates
-    if (key_len > room) key_len = room;
-    char *at = (char *)zc_redis_args_push(args, prefix_len + space_len + 1 + key_len);
-    memcpy(at, self->identity.prefix, prefix_len);
-    memcpy(at + prefix_len, space, space_len);
-    at[prefix_len + space_len] = ':';
-    memcpy(at + prefix_len + space_len + 1, key, key_len);
+    char name[CACHE_NAME_MAX];
+    zc_redis_args_add(args, name, s_name(self, name, space, key));
 }
 
 void cache_args_owner(zc_cache_t *self, zc_redis_args_t *args)
